@@ -1,0 +1,61 @@
+"""Caller authentication: bearer keys checked by SHA-256 in constant time, with scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.errors import ProblemError
+from app.settings import Scope, Settings
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="An API key issued to the calling service: `Authorization: Bearer <key>`.",
+)
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tesoro"'}
+
+
+def caller_scopes(settings: Settings, token: str) -> set[str] | None:
+    """The scopes of the key whose SHA-256 matches, or None. Compares against every key."""
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    found: set[str] | None = None
+    for key in settings.api_keys.values():
+        # Constant time per key, and every key is compared, so timing tells nothing.
+        if hmac.compare_digest(digest, key.sha256):
+            found = set(key.scopes)
+    return found
+
+
+def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
+    """A dependency that admits callers whose key carries `scope`."""
+
+    async def check(
+        request: Request,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope]),  # noqa: B008
+    ) -> None:
+        settings: Settings = request.app.state.settings
+        if not settings.auth_required:
+            return
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise ProblemError(
+                401,
+                "send an API key as `Authorization: Bearer <key>`",
+                kind="unauthorized",
+                headers=_CHALLENGE,
+            )
+        scopes = caller_scopes(settings, credentials.credentials)
+        if scopes is None:
+            raise ProblemError(
+                401, "the API key is not valid", kind="unauthorized", headers=_CHALLENGE
+            )
+        if scope not in scopes:
+            raise ProblemError(403, f"the API key lacks the `{scope}` scope", kind="forbidden")
+
+    return check

@@ -1,0 +1,39 @@
+"""HTTP caching of aggregated answers: ETag, If-None-Match → 304, Cache-Control max-age."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+# What changes every second without the data changing stays out of the validator.
+_VOLATILE: dict[str, Any] = {"generated_at": True, "sources": {"__all__": {"age_seconds"}}}
+
+
+def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:
+    """The model as JSON with validators; a matching If-None-Match gets a bodiless 304."""
+    etag = _etag(model.model_dump_json(exclude=_VOLATILE).encode())
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={max(0, max_age_seconds)}",
+        "Vary": "Authorization",
+    }
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(
+        model.model_dump_json().encode(), media_type="application/json", headers=headers
+    )

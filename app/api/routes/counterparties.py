@@ -1,0 +1,193 @@
+"""Counterparty routes: list, get one, create an external one."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.api.caching import cached_json
+from app.api.deps import ReadAccess, Refresh, ServicesDep, WriteAccess
+from app.api.errors import ProblemError, problem_responses
+from app.api.idempotency import IdempotencyKeyReusedError, StoredAnswer, fingerprint
+from app.domain.counterparties import filter_counterparties, paginate
+from app.domain.models import (
+    CURRENCY_PATTERN,
+    Counterparty,
+    CounterpartyDetail,
+    CounterpartyPage,
+    Kind,
+    Source,
+)
+
+router = APIRouter(tags=["counterparties"])
+
+
+class NewCounterparty(BaseModel):
+    """An external counterparty (a FinSync cuenta corriente) to create."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        description="1 to 100 characters after trimming.",
+        examples=["ACME Brokers"],
+    )
+    description: str | None = Field(
+        default=None, max_length=500, examples=["Preferred FX counterparty"]
+    )
+
+    @field_validator("description")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+@router.get(
+    "/counterparties",
+    name="list_counterparties",
+    summary="List counterparties",
+    description="Every counterparty from every configured source (FinSync clients and "
+    "Finqware bank connections), filtered and paged here, ordered by name then id.",
+    response_model=CounterpartyPage,
+    dependencies=[ReadAccess],
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_counterparties(
+    request: Request,
+    services: ServicesDep,
+    refresh: Refresh,
+    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    source: Annotated[Source | None, Query(description="Only this source.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Matches name and description, case- and accent-insensitive.",
+        ),
+    ] = None,
+    currency: Annotated[
+        str | None,
+        Query(pattern=CURRENCY_PATTERN, description="Has an account in this currency."),
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
+) -> Response:
+    gathered = await services.treasury.gather(refresh=refresh)
+    matching = filter_counterparties(
+        gathered.counterparties, kind=kind, source=source, q=q, currency=currency
+    )
+    body = CounterpartyPage(
+        items=paginate(matching, page, page_size),
+        page=page,
+        page_size=page_size,
+        total=len(matching),
+        sources=gathered.sources,
+        complete=gathered.complete,
+        warnings=gathered.warnings,
+    )
+    return cached_json(request, body, max_age_seconds=gathered.max_age_seconds)
+
+
+@router.get(
+    "/counterparties/{counterparty_id}",
+    name="get_counterparty",
+    summary="Get one counterparty",
+    description="One counterparty with its accounts and interpreted positions.",
+    response_model=CounterpartyDetail,
+    dependencies=[ReadAccess],
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_counterparty(
+    request: Request,
+    services: ServicesDep,
+    refresh: Refresh,
+    counterparty_id: Annotated[
+        str,
+        Path(
+            max_length=200,
+            description="`finsync:<client id>` or `finqware:<consent key>`.",
+            examples=["finsync:42"],
+        ),
+    ],
+) -> Response:
+    found = await services.directory.get(counterparty_id, refresh=refresh)
+    gathered = found.gathered
+    body = CounterpartyDetail(
+        **found.counterparty.model_dump(),
+        sources=gathered.sources,
+        complete=gathered.complete,
+        warnings=[w for w in gathered.warnings if w.counterparty_id in (None, counterparty_id)],
+    )
+    return cached_json(request, body, max_age_seconds=gathered.max_age_seconds)
+
+
+@router.post(
+    "/counterparties",
+    name="create_counterparty",
+    summary="Create an external counterparty",
+    description="Creates a FinSync cuenta corriente. A name that matches an existing "
+    "counterparty (case-, accent- and space-insensitive) answers 409 with its id. "
+    "Send an `Idempotency-Key` to make retries safe.",
+    status_code=201,
+    response_model=Counterparty,
+    dependencies=[WriteAccess],
+    responses={
+        201: {
+            "description": "Created",
+            "headers": {
+                "Location": {
+                    "description": "URL of the new counterparty.",
+                    "schema": {"type": "string"},
+                }
+            },
+        },
+        **problem_responses(401, 403, 409, 422, 502, 503, 504),
+    },
+)
+async def create_counterparty(
+    request: Request,
+    services: ServicesDep,
+    new: Annotated[NewCounterparty, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Makes a retry return the first answer instead of creating again.",
+        ),
+    ] = None,
+) -> Response:
+    async def produce() -> StoredAnswer:
+        created = await services.directory.create(new.name, new.description)
+        location = str(request.url_for("get_counterparty", counterparty_id=created.id).path)
+        return StoredAnswer(
+            status=201, body=created.model_dump_json().encode(), headers={"Location": location}
+        )
+
+    if idempotency_key is None:
+        answer = await produce()
+        replayed = False
+    else:
+        try:
+            answer, replayed = await services.idempotency.run(
+                idempotency_key,
+                fingerprint(new.model_dump(mode="json")),
+                produce,
+                keep=lambda stored: stored.status == 201,
+            )
+        except IdempotencyKeyReusedError:
+            raise ProblemError(
+                422,
+                "this Idempotency-Key was already used with a different body",
+                kind="idempotency-key-reused",
+            ) from None
+    headers = dict(answer.headers)
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(
+        answer.body, status_code=answer.status, media_type="application/json", headers=headers
+    )

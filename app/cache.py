@@ -1,0 +1,142 @@
+"""Per-connection snapshot cache: TTL freshness, request coalescing, stale-if-error.
+
+cachetools' ``TTLCache`` is the storage; entries live for ``ttl + stale window``
+so the last good value can still be served when the upstream fails. Loads run
+as their own tasks, so every concurrent caller shares one upstream call and a
+caller that goes away does not cancel it for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, Literal, TypeVar
+
+from cachetools import TTLCache
+
+from app.upstreams.errors import UpstreamError
+
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class _Entry(Generic[V]):
+    value: V
+    loaded_at: float  # monotonic seconds
+    fetched_at: datetime
+
+
+@dataclass(frozen=True)
+class Cached(Generic[V]):
+    """What a cache read returns: the value and how it stands."""
+
+    value: V
+    status: Literal["fresh", "stale"]
+    fetched_at: datetime
+    age_seconds: float
+    expires_in_seconds: float
+    error: UpstreamError | None = None
+
+
+class SnapshotCache(Generic[V]):
+    """One value per key (per upstream connection), loaded by the given coroutine."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        stale_if_error_seconds: float,
+        min_refresh_interval_seconds: float = 0.0,
+        failure_backoff_seconds: float = 0.0,
+        maxsize: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.stale_if_error_seconds = stale_if_error_seconds
+        self.min_refresh_interval_seconds = min_refresh_interval_seconds
+        self._clock = clock
+        self._store: TTLCache[str, _Entry[V]] = TTLCache(
+            maxsize=maxsize, ttl=ttl_seconds + stale_if_error_seconds, timer=clock
+        )
+        self._inflight: dict[str, asyncio.Task[_Entry[V]]] = {}
+        # A failed load is remembered briefly so a down upstream is not called on every request.
+        self._failures: TTLCache[str, UpstreamError] = TTLCache(
+            maxsize=maxsize, ttl=max(failure_backoff_seconds, 1e-9), timer=clock
+        )
+        self._failure_backoff_seconds = failure_backoff_seconds
+
+    def _cached(self, entry: _Entry[V], error: UpstreamError | None = None) -> Cached[V]:
+        age = max(0.0, self._clock() - entry.loaded_at)
+        fresh = age < self.ttl_seconds and error is None
+        return Cached(
+            value=entry.value,
+            status="fresh" if fresh else "stale",
+            fetched_at=entry.fetched_at,
+            age_seconds=age,
+            expires_in_seconds=max(0.0, self.ttl_seconds - age) if fresh else 0.0,
+            error=error,
+        )
+
+    def peek(self, key: str) -> Cached[V] | None:
+        """The cached value, fresh or stale, without loading."""
+        entry = self._store.get(key)
+        return None if entry is None else self._cached(entry)
+
+    def invalidate(self, key: str) -> None:
+        """Make the next read load again, but keep the value for stale-if-error."""
+        entry = self._store.get(key)
+        if entry is not None:
+            expired_at = self._clock() - self.ttl_seconds
+            self._store[key] = _Entry(
+                entry.value, min(entry.loaded_at, expired_at), entry.fetched_at
+            )
+
+    async def get(
+        self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
+    ) -> Cached[V]:
+        """Fresh value from the cache, else one (shared) load; stale on upstream error."""
+        entry = self._store.get(key)
+        if entry is not None:
+            age = self._clock() - entry.loaded_at
+            if age < self.ttl_seconds and not refresh:
+                return self._cached(entry)
+            if refresh and age < self.min_refresh_interval_seconds:
+                # Forced refreshes are rate-limited per connection: banks count every call.
+                return self._cached(entry)
+        recent_failure = self._failures.get(key)
+        try:
+            if recent_failure is not None:
+                raise recent_failure.with_traceback(None)
+            entry = await asyncio.shield(self._load(key, load))
+        except UpstreamError as exc:
+            entry = self._store.get(key)
+            if entry is None:
+                raise
+            return self._cached(entry, exc)
+        return self._cached(entry)
+
+    def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> asyncio.Task[_Entry[V]]:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._run(key, load))
+            # Every caller may have gone away: read the outcome so asyncio never logs it as lost.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._inflight[key] = task
+        return task
+
+    async def _run(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
+        try:
+            entry = _Entry(await load(), self._clock(), datetime.now(UTC))
+        except UpstreamError as exc:
+            if self._failure_backoff_seconds > 0:
+                self._failures[key] = exc
+            raise
+        else:
+            self._store[key] = entry
+            self._failures.pop(key, None)
+            return entry
+        finally:
+            self._inflight.pop(key, None)

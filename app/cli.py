@@ -1,0 +1,100 @@
+"""The `tesoro` command: serve the service, serve the simulators, export the OpenAPI spec."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.settings import ConfigurationError, Settings
+
+
+def _settings(*, sandbox: bool) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # hide_input_in_errors keeps secrets out of this message.
+        raise SystemExit(f"tesoro: invalid configuration:\n{exc}") from None
+    return settings.model_copy(update={"sandbox": True}) if sandbox else settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings(sandbox=args.sandbox)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        print(f"tesoro: cannot start: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from app.sandbox.serve import serve_simulators
+
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(serve_simulators(args.host, args.finsync_port, args.finqware_port))
+    return 0
+
+
+def openapi_document() -> dict[str, object]:
+    """The spec exactly as the sandbox-configured app serves it."""
+    from app.main import create_app
+
+    return create_app(Settings(sandbox=True, _env_file=None)).openapi()
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tesoro", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service with uvicorn")
+    serve.add_argument("--sandbox", action="store_true", help="serve the built-in simulators")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    sandbox = commands.add_parser("sandbox", help="serve the two simulators on their own ports")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--finsync-port", type=int, default=8101)
+    sandbox.add_argument("--finqware-port", type=int, default=8102)
+    sandbox.set_defaults(run=_sandbox)
+
+    spec = commands.add_parser("openapi", help="write the OpenAPI document")
+    spec.add_argument("--output", default="-", help="file to write, or - for stdout")
+    spec.set_defaults(run=_openapi)
+
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result

@@ -1,0 +1,86 @@
+"""Counterparty search: text normalisation, name matching, filtering, ordering and paging."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from app.domain.models import Counterparty, Kind, Source
+
+T = TypeVar("T")
+
+
+def normalize_text(value: str) -> str:
+    """Case-, accent- and spacing-insensitive form: `  Café  Sol ` -> `cafe sol`."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(without_marks.casefold().split())
+
+
+def _name_key(value: str) -> str:
+    return "".join(normalize_text(value).split())
+
+
+def same_name(a: str, b: str) -> bool:
+    """True when two names are the same ignoring case, accents and all whitespace
+    (`Café Sol` = `cafesol`), the duplicate rule of POST /counterparties."""
+    return _name_key(a) == _name_key(b)
+
+
+def counterparty_order(item: Counterparty) -> tuple[str, str]:
+    """Sort key of every counterparty listing: normalised name, then id."""
+    return (normalize_text(item.name), item.id)
+
+
+def filter_counterparties(
+    items: Iterable[Counterparty],
+    *,
+    kind: Kind | None = None,
+    source: Source | None = None,
+    q: str | None = None,
+    currency: str | None = None,
+) -> list[Counterparty]:
+    """The counterparties matching every given filter, ordered by name then id.
+
+    `q` is a substring of the normalised name or description (`cafe` finds `Café`); a `q`
+    that normalises to nothing filters nothing. `currency` keeps counterparties with at
+    least one account in it, case-insensitively.
+    """
+    needle = normalize_text(q) if q is not None else ""
+    wanted_currency = currency.strip().upper() if currency is not None else None
+    kept = [
+        item
+        for item in items
+        if (kind is None or item.kind == kind)
+        and (source is None or item.source == source)
+        and (not needle or _matches_text(item, needle))
+        and (
+            wanted_currency is None
+            or any(account.currency.upper() == wanted_currency for account in item.accounts)
+        )
+    ]
+    return sorted(kept, key=counterparty_order)
+
+
+def _matches_text(item: Counterparty, needle: str) -> bool:
+    if needle in normalize_text(item.name):
+        return True
+    return item.description is not None and needle in normalize_text(item.description)
+
+
+def paginate(items: Sequence[T], page: int, page_size: int) -> list[T]:
+    """Items of 1-based `page`; a page past the end is empty."""
+    if page < 1:
+        raise ValueError("page starts at 1")
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    start = (page - 1) * page_size
+    return list(items[start : start + page_size])
+
+
+def find_by_name(items: Iterable[Counterparty], name: str) -> Counterparty | None:
+    """The counterparty whose name is `same_name` as `name`; the first in listing order
+    when several match, so the answer does not depend on upstream order."""
+    matches = [item for item in items if same_name(item.name, name)]
+    return min(matches, key=counterparty_order) if matches else None

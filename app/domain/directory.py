@@ -1,0 +1,121 @@
+"""Counterparty look-up by id and safe creation of external counterparties in FinSync."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from app.domain.counterparties import same_name
+from app.domain.interpret import interpret_finsync_client
+from app.domain.models import Counterparty
+from app.domain.treasury import Connection, Gathered, Treasury, utcnow
+from app.upstreams.errors import (
+    UpstreamBadResponseError,
+    UpstreamNotFoundError,
+    UpstreamOutcomeUnknownError,
+)
+from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
+
+logger = logging.getLogger(__name__)
+
+_FINSYNC_ID = re.compile(r"^finsync:([1-9][0-9]{0,17})$")
+_FINQWARE_ID = re.compile(r"^finqware:([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+
+
+class UnknownCounterpartyError(Exception):
+    """No counterparty has that id (or the id is malformed)."""
+
+
+class DuplicateCounterpartyError(Exception):
+    def __init__(self, existing_id: str, existing_name: str) -> None:
+        super().__init__(f"a counterparty named {existing_name!r} exists: {existing_id}")
+        self.existing_id = existing_id
+        self.existing_name = existing_name
+
+
+class SourceNotConfiguredError(Exception):
+    """The write needs an upstream this deployment does not have."""
+
+
+class CreateNotConfirmedError(Exception):
+    """The create's outcome was unknown and the check found it did not land."""
+
+
+@dataclass(frozen=True)
+class Found:
+    counterparty: Counterparty
+    gathered: Gathered
+
+
+class Directory:
+    def __init__(self, treasury: Treasury, finsync: FinsyncClient | None) -> None:
+        self._treasury = treasury
+        self._finsync = finsync
+
+    async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
+        """One counterparty from its own connection only; unknown or malformed → error."""
+        connection: Connection | None = None
+        finsync_id = _FINSYNC_ID.match(counterparty_id)
+        if finsync_id:
+            connection = self._treasury.connection("finsync")
+        elif _FINQWARE_ID.match(counterparty_id):
+            connection = self._treasury.connection(counterparty_id)
+        if connection is None:
+            raise UnknownCounterpartyError(counterparty_id)
+        gathered = await self._treasury.gather(refresh=refresh, connections=[connection])
+        for counterparty in gathered.counterparties:
+            if counterparty.id == counterparty_id:
+                return Found(counterparty, gathered)
+        if finsync_id and self._finsync is not None:
+            # Created since the list was cached (perhaps by someone else): ask FinSync directly.
+            try:
+                record = await self._finsync.get_client(int(finsync_id.group(1)))
+            except UpstreamNotFoundError:
+                raise UnknownCounterpartyError(counterparty_id) from None
+            interpreted = interpret_finsync_client(record, utcnow())
+            if interpreted.counterparties:
+                found = Gathered(
+                    counterparties=list(interpreted.counterparties),
+                    warnings=list(interpreted.warnings),
+                    sources=gathered.sources,
+                    complete=gathered.complete,
+                    max_age_seconds=0,
+                )
+                return Found(interpreted.counterparties[0], found)
+        raise UnknownCounterpartyError(counterparty_id)
+
+    async def create(self, name: str, description: str | None) -> Counterparty:
+        """Create an external counterparty unless one with the same name exists.
+
+        FinSync's create is not idempotent, so a create whose outcome is unknown is
+        never resent blindly: the client list is read again to see whether it landed.
+        """
+        if self._finsync is None:
+            raise SourceNotConfiguredError("FinSync is not configured")
+        clients = await self._finsync.list_clients()
+        existing = _by_name(clients, name)
+        if existing is not None:
+            raise DuplicateCounterpartyError(f"finsync:{existing.id}", existing.name)
+        try:
+            created = await self._finsync.create_client(name, description)
+        except UpstreamOutcomeUnknownError:
+            logger.warning("FinSync create outcome unknown; checking whether it landed")
+            landed = _by_name(await self._finsync.list_clients(), name)
+            if landed is None:
+                raise CreateNotConfirmedError(name) from None
+            created = landed
+        connection = self._treasury.connection("finsync")
+        if connection is not None:
+            connection.invalidate()
+        interpreted = interpret_finsync_client(created, utcnow())
+        if not interpreted.counterparties:
+            raise UpstreamBadResponseError("finsync", "the created client could not be interpreted")
+        return interpreted.counterparties[0]
+
+
+def _by_name(clients: list[FinsyncClientRecord], name: str) -> FinsyncClientRecord | None:
+    for client in clients:
+        if same_name(client.name, name):
+            return client
+    return None

@@ -1,0 +1,256 @@
+"""The public response models: every field a caller of tesoro sees, described once."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+CURRENCY_PATTERN = r"^[A-Z0-9]{3,8}$"
+
+
+def _money_text(value: Decimal) -> str:
+    # Fixed-point always: pydantic would otherwise write Decimal("1E+2") as "1E+2".
+    return format(value, "f")
+
+
+Money = Annotated[
+    Decimal,
+    PlainSerializer(_money_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": MONEY_PATTERN,
+            "description": "Exact decimal amount as a string, never a float.",
+            "examples": ["1520.50"],
+        }
+    ),
+]
+Currency = Annotated[
+    str,
+    Field(
+        pattern=CURRENCY_PATTERN,
+        description="ISO 4217 code, or the upstream's own code when it is not ISO (e.g. USDT).",
+        examples=["ARS"],
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, use_enum_values=False)
+
+
+class Kind(StrEnum):
+    internal = "internal"
+    external = "external"
+
+
+class Source(StrEnum):
+    finsync = "finsync"
+    finqware = "finqware"
+
+
+class Side(StrEnum):
+    asset = "asset"
+    liability = "liability"
+    flat = "flat"
+
+
+class Meaning(StrEnum):
+    cash = "cash"
+    overdraft = "overdraft"
+    receivable = "receivable"
+    payable = "payable"
+    zero = "zero"
+
+
+class SourceStatus(StrEnum):
+    ok = "ok"
+    stale = "stale"
+    unavailable = "unavailable"
+
+
+class SourceErrorCode(StrEnum):
+    timeout = "timeout"
+    upstream_error = "upstream_error"
+    bad_response = "bad_response"
+    rate_limited = "rate_limited"
+    unauthorized = "unauthorized"
+    consent_expired = "consent_expired"
+    rejected = "rejected"
+    not_found = "not_found"
+    outcome_unknown = "outcome_unknown"
+
+
+class ReportedFigure(_Model):
+    """The upstream figure exactly as received, before interpretation."""
+
+    amount: Money = Field(
+        description="The upstream's figure as sent, before rounding and before tesoro's sign rule."
+    )
+    client_type: int | None = Field(
+        default=None, description="FinSync client type (0 internal, 1 external); null for Finqware."
+    )
+    credit_debit_indicator: str | None = Field(
+        default=None, description="Finqware's indicator (`credit` or `debit`); null for FinSync."
+    )
+
+
+class BalanceEntry(_Model):
+    """One Finqware balance entry of an account, interpreted."""
+
+    id: str = Field(description="Finqware's id of this balance entry.")
+    type: str = Field(
+        description="ISO 20022 balance type, e.g. `InterimBooked`.", examples=["InterimBooked"]
+    )
+    amount: Money = Field(description="Signed from the company's point of view.")
+    currency: Currency
+    credit_debit_indicator: str = Field(description="As sent: `credit` or `debit`.")
+    credit_limit_included: bool = Field(
+        description="True when the amount includes the credit line; never used for `amount`."
+    )
+    credit_line: Money | None = Field(
+        default=None, description="The credit line, when the bank sends one."
+    )
+    reported: Money = Field(description="The amount as Finqware sent it (always non-negative).")
+    native_date: date | None = Field(default=None, description="The bank's date for this balance.")
+    native_timestamp: AwareDatetime | None = Field(
+        default=None, description="The bank's time for this balance."
+    )
+    fetched_at: AwareDatetime = Field(description="When Finqware queried the bank (UTC).")
+
+
+class Position(_Model):
+    """One account's balance in one currency, already interpreted."""
+
+    counterparty_id: str = Field(examples=["finsync:42"])
+    counterparty_name: str
+    kind: Kind
+    source: Source
+    account_id: str = Field(examples=["finsync:901"])
+    account_name: str
+    currency: Currency
+    amount: Money = Field(
+        description="Signed from the company's point of view: positive is had or owed to it, "
+        "negative is owed by it. Zero is `0` scaled to the currency, never `-0`."
+    )
+    side: Side = Field(description="`asset` (amount > 0), `liability` (< 0) or `flat` (zero).")
+    meaning: Meaning
+    available: Money | None = Field(
+        default=None,
+        description="Finqware: the available balance, signed; null for FinSync or when absent.",
+    )
+    balance_type: str | None = Field(
+        default=None,
+        description="Finqware: the balance type `amount` comes from; null for FinSync.",
+    )
+    balance_type_fallback: bool = Field(
+        default=False,
+        description="True when no type of the configured current order was present and "
+        "`amount` comes from the fallback order (by default Expected, InterimAvailable, "
+        "ClosingAvailable).",
+    )
+    balances: list[BalanceEntry] = Field(
+        default_factory=list,
+        description="Finqware: every balance entry of the account, interpreted.",
+    )
+    credit_line: Money | None = Field(
+        default=None, description="The credit line the bank reports for the account, or null."
+    )
+    reported: ReportedFigure
+    as_of: AwareDatetime | None = Field(
+        default=None, description="When the upstream says the figure was true, when it says so."
+    )
+    fetched_at: AwareDatetime = Field(
+        description="When tesoro fetched the figure from the upstream."
+    )
+
+
+class Account(_Model):
+    id: str = Field(examples=["finsync:901"])
+    name: str
+    currency: Currency
+    position: Position | None = Field(
+        description="The interpreted position; null when it could not be interpreted "
+        "(see the response's `warnings`)."
+    )
+
+
+class Counterparty(_Model):
+    id: str = Field(
+        examples=["finsync:42"], description="`finsync:<client id>` or `finqware:<consent key>`."
+    )
+    source: Source
+    kind: Kind
+    name: str
+    description: str | None = None
+    accounts: list[Account]
+
+
+class SourceError(_Model):
+    code: SourceErrorCode
+    message: str = Field(description="Short and human; never contains a secret.")
+
+
+class SourceInfo(_Model):
+    source: str = Field(
+        description="`finsync` or `finqware:<consent key>`.", examples=["finqware:bt-main"]
+    )
+    status: SourceStatus
+    fetched_at: AwareDatetime | None = Field(description="When the data served was fetched.")
+    age_seconds: int | None = Field(description="Age of the data served, in whole seconds.")
+    error: SourceError | None = Field(default=None, description="Why the connection is not `ok`.")
+
+
+class ResponseWarning(_Model):
+    code: str = Field(
+        description="Stable code: `unknown_client_type`, `unknown_credit_debit_indicator`, "
+        "`invalid_amount`, `invalid_currency` or `no_usable_balance`.",
+        examples=["unknown_client_type"],
+    )
+    message: str
+    source: str = Field(examples=["finsync"])
+    counterparty_id: str | None = None
+    account_id: str | None = None
+
+
+class Meta(_Model):
+    sources: list[SourceInfo]
+    complete: bool = Field(description="False when any connection is `unavailable`.")
+    warnings: list[ResponseWarning]
+
+
+class CounterpartyPage(Meta):
+    items: list[Counterparty]
+    page: int
+    page_size: int
+    total: int = Field(description="Counterparties matching the filters, over all pages.")
+
+
+class CounterpartyDetail(Counterparty):
+    """One counterparty, with the state of the connection it came from."""
+
+    sources: list[SourceInfo]
+    complete: bool = Field(description="False when any connection is `unavailable`.")
+    warnings: list[ResponseWarning]
+
+
+class CurrencyTotal(_Model):
+    currency: Currency
+    assets: Money = Field(description="Sum of positive amounts.")
+    liabilities: Money = Field(description="Sum of negative amounts, as a positive figure.")
+    net: Money = Field(description="assets - liabilities.")
+    cash: Money = Field(description="Sum of `cash` amounts (>= 0).")
+    overdraft: Money = Field(description="Sum of `overdraft` amounts, signed (<= 0).")
+    receivable: Money = Field(description="Sum of `receivable` amounts (>= 0).")
+    payable: Money = Field(description="Sum of `payable` amounts, signed (<= 0).")
+
+
+class PositionsResponse(Meta):
+    positions: list[Position]
+    totals: list[CurrencyTotal]
+    generated_at: AwareDatetime

@@ -1,0 +1,184 @@
+"""The application factory: the one place that wires settings, clients, caches and routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from importlib.metadata import version
+
+import httpx2
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.api.errors import install_error_handlers
+from app.api.idempotency import IdempotencyStore
+from app.api.limits import BodySizeLimit
+from app.api.router import api_router
+from app.api.state import Services
+from app.cache import SnapshotCache
+from app.domain.directory import Directory
+from app.domain.interpret import BalanceOrders, Interpreted
+from app.domain.treasury import Connection, FinqwareConnection, FinsyncConnection, Treasury
+from app.settings import Settings
+from app.upstreams.finqware import FinqwareAccount, FinqwareClient
+from app.upstreams.finsync import FinsyncClient
+
+logger = logging.getLogger("app")
+
+DESCRIPTION = """\
+One HTTP API that shows every balance a company holds or owes, gathered from
+**FinSync** (cajas, wallets, banks and cuentas corrientes) and **Finqware** (bank
+accounts reached through open-banking consents), with every figure already
+interpreted from the company's point of view.
+
+Amounts are exact decimal **strings**, signed: positive is something the company
+has or is owed, negative is something it owes. Errors are RFC 9457
+`application/problem+json`.
+"""
+
+TAGS = [
+    {"name": "counterparties", "description": "Who the company holds balances with."},
+    {"name": "positions", "description": "Interpreted balances and totals per currency."},
+    {"name": "operations", "description": "Probes for orchestrators."},
+]
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Route names are the operation ids, so generated clients get `list_positions()`.
+    return route.name
+
+
+def _http_client(
+    settings: Settings, base_url: str, transport: httpx2.AsyncBaseTransport | None
+) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        base_url=base_url.rstrip("/") + "/",
+        transport=transport,
+        timeout=settings.upstream_timeout_seconds,
+        http2=settings.upstream_http2 and transport is None,
+        follow_redirects=False,
+        headers={"user-agent": f"tesoro/{version('tesoro')}"},
+    )
+
+
+def _build_services(
+    settings: Settings, stack: AsyncExitStack, transport: httpx2.AsyncBaseTransport | None
+) -> Services:
+    connections: list[Connection] = []
+    finsync: FinsyncClient | None = None
+    if settings.finsync_enabled and settings.finsync_api_key is not None:
+        http = _http_client(settings, settings.finsync_base_url, transport)
+        stack.push_async_callback(http.aclose)
+        finsync = FinsyncClient(
+            http,
+            api_key=settings.finsync_api_key,
+            page_concurrency=settings.finsync_page_concurrency,
+        )
+        connections.append(
+            FinsyncConnection(
+                client=finsync,
+                cache=SnapshotCache[Interpreted](
+                    ttl_seconds=settings.finsync_ttl_seconds,
+                    stale_if_error_seconds=settings.stale_if_error_seconds,
+                    min_refresh_interval_seconds=settings.min_refresh_interval_seconds,
+                    failure_backoff_seconds=settings.failure_backoff_seconds,
+                ),
+            )
+        )
+    if (
+        settings.finqware_enabled
+        and settings.finqware_client_id
+        and settings.finqware_client_secret
+    ):
+        http = _http_client(settings, settings.finqware_base_url, transport)
+        stack.push_async_callback(http.aclose)
+        finqware = FinqwareClient(
+            http,
+            client_id=settings.finqware_client_id,
+            client_secret=settings.finqware_client_secret,
+        )
+        orders = BalanceOrders(
+            current=tuple(settings.current_balance_types),
+            current_fallback=tuple(settings.current_fallback_balance_types),
+            available=tuple(settings.available_balance_types),
+        )
+        slots = 2 * len(settings.finqware_consents) + 8
+        balances_cache = SnapshotCache[Interpreted](
+            ttl_seconds=settings.finqware_ttl_seconds,
+            stale_if_error_seconds=settings.stale_if_error_seconds,
+            min_refresh_interval_seconds=settings.min_refresh_interval_seconds,
+            failure_backoff_seconds=settings.failure_backoff_seconds,
+            maxsize=slots,
+        )
+        accounts_cache = SnapshotCache[list[FinqwareAccount]](
+            ttl_seconds=settings.finqware_accounts_ttl_seconds,
+            stale_if_error_seconds=settings.stale_if_error_seconds,
+            failure_backoff_seconds=settings.failure_backoff_seconds,
+            maxsize=slots,
+        )
+        connections.extend(
+            FinqwareConnection(
+                consent=consent,
+                client=finqware,
+                cache=balances_cache,
+                accounts_cache=accounts_cache,
+                orders=orders,
+            )
+            for consent in settings.finqware_consents
+        )
+    treasury = Treasury(connections)
+    return Services(
+        settings=settings,
+        treasury=treasury,
+        directory=Directory(treasury, finsync),
+        idempotency=IdempotencyStore(),
+    )
+
+
+def create_app(
+    settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """Build the service. `transport` replaces the network for every upstream (tests, sandbox)."""
+    settings = settings if settings is not None else Settings()
+    if settings.sandbox:
+        from app.sandbox.wiring import sandbox_settings, sandbox_transport
+
+        settings = sandbox_settings(settings)
+        if transport is None:
+            transport = sandbox_transport()
+    settings.check_runnable()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if transport is not None:
+                stack.push_async_callback(transport.aclose)
+            app.state.services = _build_services(settings, stack, transport)
+            if settings.sandbox:
+                logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
+            if not settings.auth_required:
+                logger.warning(
+                    "callers are NOT authenticated (sandbox without keys, or TESORO_AUTH_DISABLED)"
+                )
+            try:
+                yield
+            finally:
+                app.state.services = None
+
+    app = FastAPI(
+        title="tesoro",
+        version=version("tesoro"),
+        summary="Treasury backend-for-frontend over FinSync and Finqware.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        servers=[{"url": settings.public_base_url, "description": "This deployment"}],
+        generate_unique_id_function=_operation_id,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = None
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(api_router)
+    return app

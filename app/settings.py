@@ -1,0 +1,165 @@
+"""Service configuration from the environment (prefix ``TESORO_``) or a ``.env`` file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CURRENT_ORDER: tuple[str, ...] = (
+    "InterimBooked",
+    "ClosingBooked",
+    "OpeningBooked",
+    "PreviouslyClosedBooked",
+)
+DEFAULT_CURRENT_FALLBACK_ORDER: tuple[str, ...] = (
+    "Expected",
+    "InterimAvailable",
+    "ClosingAvailable",
+)
+DEFAULT_AVAILABLE_ORDER: tuple[str, ...] = (
+    "InterimAvailable",
+    "Expected",
+    "ClosingAvailable",
+    "OpeningAvailable",
+    "ForwardAvailable",
+)
+
+Scope = Literal["read", "write"]
+
+
+class ConsentSettings(BaseModel):
+    """One Finqware consent: a bank connection of the company."""
+
+    key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    label: str | None = None
+    credentials_id: SecretStr
+    access_token: SecretStr
+    tenant_user_id: str
+
+
+class ApiKeySettings(BaseModel):
+    """A caller key, stored only as the SHA-256 of the key."""
+
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+    scopes: list[Scope] = Field(default_factory=lambda: list[Scope](["read"]))
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot run the service; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    """Every setting of tesoro. Secrets are ``SecretStr`` so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TESORO_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    sandbox: bool = False
+
+    finsync_base_url: str = "https://finsync.ar"
+    finsync_api_key: SecretStr | None = None
+
+    finqware_base_url: str = "https://api.finqware.com/v1"
+    finqware_client_id: str | None = None
+    finqware_client_secret: SecretStr | None = None
+    finqware_consents: list[ConsentSettings] = Field(default_factory=list)
+
+    api_keys: dict[str, ApiKeySettings] = Field(default_factory=dict)
+    auth_disabled: bool = False
+
+    finsync_ttl_seconds: Annotated[float, Field(gt=0)] = 30
+    finqware_ttl_seconds: Annotated[float, Field(gt=0)] = 300
+    finqware_accounts_ttl_seconds: Annotated[float, Field(gt=0)] = 3600
+    stale_if_error_seconds: Annotated[float, Field(ge=0)] = 86400
+    upstream_timeout_seconds: Annotated[float, Field(gt=0)] = 5
+    min_refresh_interval_seconds: Annotated[float, Field(ge=0)] = 10
+    failure_backoff_seconds: Annotated[float, Field(ge=0)] = 15
+    finsync_page_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    upstream_http2: bool = False
+
+    current_balance_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CURRENT_ORDER)
+    )
+    current_fallback_balance_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_CURRENT_FALLBACK_ORDER)
+    )
+    available_balance_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_AVAILABLE_ORDER)
+    )
+
+    public_base_url: str = "http://127.0.0.1:8000"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator(
+        "current_balance_types",
+        "current_fallback_balance_types",
+        "available_balance_types",
+        mode="before",
+    )
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # Orders read better as "InterimBooked,ClosingBooked" than as JSON in an env var.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_consent_keys(self) -> Settings:
+        keys = [consent.key for consent in self.finqware_consents]
+        if len(keys) != len(set(keys)):
+            raise ValueError("TESORO_FINQWARE_CONSENTS: every consent needs a distinct key")
+        return self
+
+    @property
+    def finsync_enabled(self) -> bool:
+        return self.finsync_api_key is not None
+
+    @property
+    def finqware_enabled(self) -> bool:
+        return (
+            self.finqware_client_id is not None
+            and self.finqware_client_secret is not None
+            and bool(self.finqware_consents)
+        )
+
+    @property
+    def auth_required(self) -> bool:
+        return not self.auth_disabled and bool(self.api_keys or not self.sandbox)
+
+    def check_runnable(self) -> None:
+        """Refuse to start a configuration that cannot serve, saying what to set."""
+        if self.sandbox:
+            return
+        if not self.finsync_enabled and not self.finqware_enabled:
+            raise ConfigurationError(
+                "no upstream is configured: set TESORO_FINSYNC_API_KEY, or "
+                "TESORO_FINQWARE_CLIENT_ID, TESORO_FINQWARE_CLIENT_SECRET and "
+                "TESORO_FINQWARE_CONSENTS (or TESORO_SANDBOX=true to use the simulators)"
+            )
+        partial_finqware = (
+            self.finqware_client_id is not None
+            or self.finqware_client_secret is not None
+            or bool(self.finqware_consents)
+        )
+        if partial_finqware and not self.finqware_enabled:
+            raise ConfigurationError(
+                "Finqware is partly configured: set all of TESORO_FINQWARE_CLIENT_ID, "
+                "TESORO_FINQWARE_CLIENT_SECRET and TESORO_FINQWARE_CONSENTS"
+            )
+        if not self.api_keys and not self.auth_disabled:
+            raise ConfigurationError(
+                "no caller API key is configured: set TESORO_API_KEYS, or "
+                "TESORO_AUTH_DISABLED=true to run without authentication"
+            )

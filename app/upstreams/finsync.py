@@ -1,0 +1,187 @@
+"""FinSync adapter: clients with their accounts, and creating external clients.
+
+Everything inferred about FinSync (see upstreams.md) is in the INFERRED block
+below, so it is one edit when the live API says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+
+from app.upstreams.errors import (
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamRejectedError,
+    UpstreamUnauthorizedError,
+)
+from app.upstreams.http import first_upstream_error, generic_status_error, parse, send
+
+UPSTREAM = "finsync"
+
+# --- INFERRED (upstreams.md): confirm against the live API -------------------
+PAGE_SIZE = 100  # pageSize maximum
+LIST_ENVELOPE_DATA = "data"  # {"data": [...], "pagination": {...}}; a bare array is accepted too
+LIST_ENVELOPE_PAGINATION = "pagination"
+# -----------------------------------------------------------------------------
+
+
+class FinsyncAccount(BaseModel):
+    """A FinSync account as sent inside a client."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int
+    name: str | None = None
+    currency_name: str
+    client_id: int | None = None
+    balance: Decimal
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class FinsyncClientRecord(BaseModel):
+    """A FinSync client (type 0 internal, 1 external; anything else is not guessed)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int
+    name: str
+    description: str | None = None
+    company_id: int | None = None
+    type: int
+    # POST answers carry no accounts; a new client has none.
+    accounts: list[FinsyncAccount] = Field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class _Pagination(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int | None = None
+    page_size: int | None = Field(default=None, alias="pageSize")
+    total: int | None = None
+    total_pages: int = Field(alias="totalPages", ge=0)
+
+
+class _ClientPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    data: list[FinsyncClientRecord]
+    pagination: _Pagination | None = None
+
+
+_CLIENT = TypeAdapter(FinsyncClientRecord)
+_PAGE_OR_ARRAY = TypeAdapter(_ClientPage | list[FinsyncClientRecord])
+
+
+def _error_text(body: Any) -> str | None:
+    # FinSync's `error` is documented; its shape (string or object) is inferred string.
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, str):
+            return error[:200]
+        if isinstance(error, dict):
+            message = error.get("message")
+            return message[:200] if isinstance(message, str) else None
+    return None
+
+
+def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
+    status = response.status_code
+    detail = _error_text(body)
+    if status == 401:
+        return UpstreamUnauthorizedError(UPSTREAM, "the API key was refused", status_code=status)
+    if status == 404:
+        return UpstreamNotFoundError(UPSTREAM, detail or "not found", status_code=status)
+    if status == 400 and detail is not None:
+        return UpstreamRejectedError(
+            UPSTREAM, f"rejected the request: {detail}", status_code=status
+        )
+    return generic_status_error(UPSTREAM, response)
+
+
+class FinsyncClient:
+    """Talks to FinSync over an injected ``httpx2.AsyncClient`` whose base URL is FinSync's."""
+
+    def __init__(
+        self, http: httpx2.AsyncClient, *, api_key: SecretStr, page_concurrency: int = 4
+    ) -> None:
+        self._http = http
+        self._api_key = api_key
+        self._page_concurrency = page_concurrency
+
+    def _headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_key.get_secret_value()}
+
+    async def _get(self, url: str, params: dict[str, str | int] | None = None) -> Any:
+        return await send(
+            self._http,
+            UPSTREAM,
+            "GET",
+            url,
+            params=params,
+            headers=self._headers(),
+            map_error=_map_error,
+        )
+
+    async def _list_page(self, page: int) -> _ClientPage:
+        body = await self._get("/api/clients", {"page": page, "pageSize": PAGE_SIZE})
+        parsed = parse(UPSTREAM, _PAGE_OR_ARRAY, body, "client list")
+        if isinstance(parsed, list):
+            return _ClientPage(data=parsed, pagination=None)
+        return parsed
+
+    async def list_clients(self) -> list[FinsyncClientRecord]:
+        """Every client of the company, page 1 first, then the rest a few at a time."""
+        first = await self._list_page(1)
+        pages = [first]
+        total_pages = first.pagination.total_pages if first.pagination else 1
+        if total_pages > 1:
+            limit = asyncio.Semaphore(self._page_concurrency)
+
+            async def fetch(page: int) -> _ClientPage:
+                async with limit:
+                    return await self._list_page(page)
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(fetch(p)) for p in range(2, total_pages + 1)]
+            except ExceptionGroup as failures:
+                # One failed page fails the listing; surface it as the plain upstream error.
+                raise first_upstream_error(failures) from None
+            pages.extend(task.result() for task in tasks)
+        seen: dict[int, FinsyncClientRecord] = {}
+        for page in pages:
+            for client in page.data:
+                # Pages can shift under concurrent writes: the same client may appear twice.
+                seen.setdefault(client.id, client)
+        return list(seen.values())
+
+    async def get_client(self, client_id: int) -> FinsyncClientRecord:
+        body = await self._get(f"/api/clients/{client_id}")
+        return parse(UPSTREAM, _CLIENT, body, "client")
+
+    async def create_client(self, name: str, description: str | None) -> FinsyncClientRecord:
+        """Create an external client. Not idempotent upstream: an unknown outcome raises
+        UpstreamOutcomeUnknownError and the caller must check before trying again."""
+        payload: dict[str, str] = {"name": name}
+        if description is not None:
+            payload["description"] = description
+        body = await send(
+            self._http,
+            UPSTREAM,
+            "POST",
+            "/api/clients",
+            json_body=payload,
+            headers=self._headers(),
+            map_error=_map_error,
+            idempotent=False,
+        )
+        return parse(UPSTREAM, _CLIENT, body, "created client")

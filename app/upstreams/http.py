@@ -1,0 +1,131 @@
+"""Shared plumbing of the upstream adapters: one request path, one error translation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any, NoReturn, TypeVar
+
+import httpx2
+from pydantic import TypeAdapter, ValidationError
+
+from app.upstreams.errors import (
+    UpstreamBadResponseError,
+    UpstreamError,
+    UpstreamOutcomeUnknownError,
+    UpstreamRateLimitedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+
+T = TypeVar("T")
+
+ErrorMapper = Callable[[httpx2.Response, Any], UpstreamError]
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"non-finite number {name} in upstream JSON")
+
+
+def decode_json(content: bytes) -> Any:
+    """Decode JSON keeping every number exact: floats become Decimal, NaN is refused."""
+    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def try_decode_json(response: httpx2.Response) -> Any:
+    """The decoded body of an error answer, or None when it is not JSON."""
+    try:
+        return decode_json(response.content)
+    except ValueError:
+        return None
+
+
+async def send(
+    client: httpx2.AsyncClient,
+    upstream: str,
+    method: str,
+    url: str,
+    *,
+    map_error: ErrorMapper,
+    params: Mapping[str, str | int] | None = None,
+    json_body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    idempotent: bool = True,
+) -> Any:
+    """Send one request and return its decoded JSON body, or raise an UpstreamError.
+
+    A non-idempotent request that may have reached the upstream before failing
+    raises UpstreamOutcomeUnknownError, so the caller checks before resending.
+    """
+    content = None if json_body is None else json.dumps(json_body).encode()
+    request_headers = {"accept": "application/json"}
+    if content is not None:
+        request_headers["content-type"] = "application/json"
+    if headers:
+        request_headers.update(headers)
+    try:
+        response = await client.request(
+            method, url, params=params, content=content, headers=request_headers
+        )
+    except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+        # Nothing was sent: safe to report as a plain failure even for writes.
+        if isinstance(exc, httpx2.TimeoutException):
+            raise UpstreamTimeoutError(upstream, "timed out connecting") from exc
+        raise UpstreamUnavailableError(upstream, "could not connect") from exc
+    except httpx2.TimeoutException as exc:
+        if not idempotent:
+            raise UpstreamOutcomeUnknownError(upstream, "timed out waiting for the answer") from exc
+        raise UpstreamTimeoutError(upstream, "timed out waiting for the answer") from exc
+    except httpx2.TransportError as exc:
+        if not idempotent:
+            raise UpstreamOutcomeUnknownError(
+                upstream, "connection lost before the answer"
+            ) from exc
+        raise UpstreamUnavailableError(upstream, "connection failed") from exc
+    if response.is_success:
+        try:
+            return decode_json(response.content)
+        except ValueError as exc:
+            raise UpstreamBadResponseError(
+                upstream,
+                f"answer {response.status_code} is not valid JSON",
+                status_code=response.status_code,
+            ) from exc
+    raise map_error(response, try_decode_json(response))
+
+
+def parse(upstream: str, adapter: TypeAdapter[T], data: Any, what: str) -> T:
+    """Validate decoded JSON into wire models; a mismatch is a contract break."""
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise UpstreamBadResponseError(
+            upstream, f"unexpected {what}: {where}: {first['msg']}"
+        ) from exc
+
+
+def generic_status_error(upstream: str, response: httpx2.Response) -> UpstreamError:
+    """The translation shared by both upstreams for statuses they do not special-case."""
+    status = response.status_code
+    if status == 429:
+        return UpstreamRateLimitedError(upstream, "rate limited", status_code=status)
+    if status >= 500 or status in (408, 502, 503, 504):
+        return UpstreamUnavailableError(upstream, f"answered {status}", status_code=status)
+    if "json" not in response.headers.get("content-type", ""):
+        return UpstreamBadResponseError(
+            upstream, f"answered {status} without JSON", status_code=status
+        )
+    return UpstreamBadResponseError(upstream, f"unexpected status {status}", status_code=status)
+
+
+def first_upstream_error(failures: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first UpstreamError in a task group's failures, else the group itself."""
+    for failure in failures.exceptions:
+        if isinstance(failure, BaseExceptionGroup):
+            failure = first_upstream_error(failure)
+        if isinstance(failure, UpstreamError):
+            return failure
+    return failures

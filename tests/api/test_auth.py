@@ -1,0 +1,95 @@
+"""Caller authentication and scopes, and secrets never leaving the service."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.sandbox import FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY, SANDBOX_CONSENTS
+from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators
+
+SECRETS = [FINSYNC_API_KEY, FINQWARE_CLIENT_SECRET, READ_KEY, WRITE_KEY] + [
+    secret for c in SANDBOX_CONSENTS for secret in (c.access_token, c.credentials_id)
+]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize("path", ["/positions", "/counterparties", "/counterparties/finsync:101"])
+def test_reads_without_a_key_are_401_with_a_bearer_challenge(
+    authed_client: TestClient, path: str
+) -> None:
+    response = authed_client.get(path)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "header", ["Bearer wrong-key", "Basic dXNlcjpwYXNz", "Bearer", f"Token {READ_KEY}"]
+)
+def test_wrong_keys_and_schemes_are_401(authed_client: TestClient, header: str) -> None:
+    response = authed_client.get("/positions", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+def test_read_key_reads(authed_client: TestClient) -> None:
+    assert authed_client.get("/positions", headers=bearer(READ_KEY)).status_code == 200
+
+
+def test_read_key_cannot_create(authed_client: TestClient, simulators: Simulators) -> None:
+    response = authed_client.post("/counterparties", json={"name": "X"}, headers=bearer(READ_KEY))
+    assert response.status_code == 403
+    assert simulators.finsync_calls("POST /api/clients") == 0
+
+
+def test_write_key_creates(authed_client: TestClient) -> None:
+    response = authed_client.post("/counterparties", json={"name": "X"}, headers=bearer(WRITE_KEY))
+    assert response.status_code == 201
+
+
+def test_probes_are_open(authed_client: TestClient) -> None:
+    assert authed_client.get("/healthz").json() == {"status": "ok"}
+    ready = authed_client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert "finsync" in ready["connections"]
+
+
+def test_sandbox_without_keys_does_not_authenticate(client: TestClient) -> None:
+    assert client.get("/positions").status_code == 200
+
+
+def test_auth_disabled_explicitly_admits_everyone(make_client: MakeClient) -> None:
+    client = make_client(
+        auth_disabled=True, api_keys={"r": {"sha256": "0" * 64, "scopes": ["read"]}}
+    )
+    assert client.get("/positions").status_code == 200
+
+
+def test_no_secret_in_any_answer_or_log(
+    authed_client: TestClient, simulators: Simulators, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answers = [
+        authed_client.get("/positions", headers=bearer(READ_KEY)),
+        authed_client.get("/counterparties", headers=bearer(READ_KEY)),
+        authed_client.get("/positions", headers=bearer("wrong")),
+        authed_client.post("/counterparties", json={"name": READ_KEY}, headers=bearer(READ_KEY)),
+        authed_client.get("/openapi.json"),
+    ]
+    simulators.finsync_faults.mode = "unauthorized"
+    simulators.finqware_faults.mode = "unauthorized"
+    answers.append(
+        authed_client.get("/positions", headers={**bearer(READ_KEY), "Cache-Control": "no-cache"})
+    )
+    answers.append(
+        authed_client.post("/counterparties", json={"name": "Y"}, headers=bearer(WRITE_KEY))
+    )
+    assert answers[-2].status_code in (200, 503)
+    text = "\n".join(a.text for a in answers) + "\n" + caplog.text
+    for secret in SECRETS:
+        assert secret not in text

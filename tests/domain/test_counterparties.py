@@ -1,0 +1,148 @@
+"""Tests of counterparty search: normalisation, duplicate names, filters, order and paging."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.domain.counterparties import (
+    filter_counterparties,
+    find_by_name,
+    normalize_text,
+    paginate,
+    same_name,
+)
+from app.domain.models import Account, Counterparty, Kind, Source
+
+
+def counterparty(
+    counterparty_id: str,
+    name: str,
+    *,
+    description: str | None = None,
+    kind: Kind = Kind.external,
+    source: Source = Source.finsync,
+    currencies: tuple[str, ...] = (),
+) -> Counterparty:
+    accounts = [
+        Account(id=f"{counterparty_id}-{code}", name=code, currency=code, position=None)
+        for code in currencies
+    ]
+    return Counterparty(
+        id=counterparty_id,
+        source=source,
+        kind=kind,
+        name=name,
+        description=description,
+        accounts=accounts,
+    )
+
+
+CAFE = counterparty(
+    "finsync:1", "Café Martínez", description="proveedor de café", currencies=("ARS",)
+)
+BANCO = counterparty(
+    "finqware:bt-main",
+    "Banca Transilvania",
+    description="Cont principal",
+    kind=Kind.internal,
+    source=Source.finqware,
+    currencies=("RON", "EUR"),
+)
+CAJA = counterparty("finsync:2", "caja chica", kind=Kind.internal, currencies=("ARS", "USD"))
+ZETA = counterparty("finsync:3", "Zeta SA")
+ALL = [ZETA, CAFE, CAJA, BANCO]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Café   Martínez ", "cafe martinez"),
+        ("ÑANDÚ\tS.A.", "nandu s.a."),
+        ("Straße", "strasse"),
+        # Full-width letters and an ideographic space: NFKD folds them to ASCII.
+        ("\uff26\uff55\uff4c\uff4c\u3000\uff37\uff49\uff44\uff54\uff48", "full width"),
+        ("", ""),
+    ],
+)
+def test_normalize_text_drops_case_accents_and_extra_spaces(raw: str, expected: str) -> None:
+    assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Café Martínez", "cafe martinez"),
+        ("Café Martínez", "CAFEMARTINEZ"),
+        ("Proveedor  SA", " proveedor s a"),
+    ],
+)
+def test_same_name_ignores_case_accents_and_spaces(a: str, b: str) -> None:
+    assert same_name(a, b)
+
+
+def test_same_name_still_tells_different_names_apart() -> None:
+    assert not same_name("Proveedor SA", "Proveedor SRL")
+    assert not same_name("Proveedor S.A.", "Proveedor SA")
+
+
+def test_listing_is_ordered_by_normalised_name_then_id() -> None:
+    twin = counterparty("finsync:0", "zeta sa")
+    found = filter_counterparties([*ALL, twin])
+    assert [c.id for c in found] == [
+        "finqware:bt-main",
+        "finsync:1",
+        "finsync:2",
+        "finsync:0",
+        "finsync:3",
+    ]
+
+
+def test_q_finds_accented_names_without_accents() -> None:
+    assert filter_counterparties(ALL, q="cafe") == [CAFE]
+
+
+def test_q_matches_the_description_too() -> None:
+    assert filter_counterparties(ALL, q="PRINCIPAL") == [BANCO]
+
+
+def test_blank_q_filters_nothing() -> None:
+    assert len(filter_counterparties(ALL, q="   ")) == len(ALL)
+
+
+def test_kind_and_source_filters() -> None:
+    assert filter_counterparties(ALL, kind=Kind.internal) == [BANCO, CAJA]
+    assert filter_counterparties(ALL, source=Source.finqware) == [BANCO]
+    assert filter_counterparties(ALL, kind=Kind.external, source=Source.finqware) == []
+
+
+def test_currency_filter_keeps_counterparties_with_an_account_in_it() -> None:
+    assert filter_counterparties(ALL, currency="ars") == [CAFE, CAJA]
+    assert filter_counterparties(ALL, currency="EUR") == [BANCO]
+    assert filter_counterparties(ALL, currency="JPY") == []
+
+
+def test_paginate_returns_the_requested_slice() -> None:
+    items = list(range(7))
+    assert paginate(items, 1, 3) == [0, 1, 2]
+    assert paginate(items, 3, 3) == [6]
+    assert paginate(items, 4, 3) == []
+
+
+@pytest.mark.parametrize(("page", "page_size"), [(0, 10), (1, 0)])
+def test_paginate_refuses_pages_and_sizes_below_one(page: int, page_size: int) -> None:
+    with pytest.raises(ValueError, match="page"):
+        paginate([1, 2], page, page_size)
+
+
+def test_find_by_name_uses_the_duplicate_rule() -> None:
+    assert find_by_name(ALL, "CAFE  martinez") == CAFE
+    assert find_by_name(ALL, "cajachica") == CAJA
+    assert find_by_name(ALL, "Nadie") is None
+
+
+def test_find_by_name_prefers_the_first_in_listing_order_whatever_the_input_order() -> None:
+    # Ids sort as text in listings, so finsync:10 comes before finsync:9.
+    nine = counterparty("finsync:9", "Proveedor")
+    ten = counterparty("finsync:10", "proveedor")
+    assert find_by_name([nine, ten], "PROVEEDOR") == ten
+    assert find_by_name([ten, nine], "PROVEEDOR") == ten

@@ -1,0 +1,293 @@
+"""Tests of FinSync interpretation: API.md's FinSync rows, rounding, ids and warnings."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from app.domain.interpret import Interpreted, interpret_finsync, interpret_finsync_client
+from app.domain.models import Counterparty, Kind, Meaning, Position, Side, Source
+from app.upstreams.finsync import FinsyncClientRecord
+
+FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+
+
+def client_from_json(text: str) -> FinsyncClientRecord:
+    # As the adapter decodes FinSync: JSON numbers straight to Decimal, never through float.
+    return FinsyncClientRecord.model_validate(json.loads(text, parse_float=Decimal))
+
+
+def client_record(
+    *,
+    client_type: int = 0,
+    balance: str = "100",
+    currency: str = "ARS",
+    account: dict[str, Any] | None = None,
+    client_id: int = 42,
+) -> FinsyncClientRecord:
+    account_json = {
+        "id": 901,
+        "name": "Caja ARS",
+        "currency_name": currency,
+        "client_id": client_id,
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-05-01T10:30:00Z",
+    } | (account or {})
+    text = json.dumps(
+        {
+            "id": client_id,
+            "name": "Caja Central",
+            "description": "la caja",
+            "company_id": 7,
+            "type": client_type,
+            "accounts": [account_json],
+        }
+    )
+    # Splice the balance in as a raw JSON number so its digits arrive exactly as FinSync's.
+    return client_from_json(text[:-3] + f', "balance": {balance}}}]}}')
+
+
+def only_counterparty(result: Interpreted) -> Counterparty:
+    assert len(result.counterparties) == 1
+    return result.counterparties[0]
+
+
+def only_position(record: FinsyncClientRecord) -> Position:
+    counterparty = only_counterparty(interpret_finsync_client(record, FETCHED_AT))
+    assert len(counterparty.accounts) == 1
+    position = counterparty.accounts[0].position
+    assert position is not None
+    return position
+
+
+def test_internal_positive_balance_is_cash() -> None:
+    position = only_position(client_record(client_type=0, balance="1520.5"))
+    assert (position.amount, position.meaning, position.side) == (
+        Decimal("1520.50"),
+        Meaning.cash,
+        Side.asset,
+    )
+    assert position.kind is Kind.internal
+
+
+def test_internal_negative_balance_is_overdraft() -> None:
+    position = only_position(client_record(client_type=0, balance="-250.75"))
+    assert (position.amount, position.meaning, position.side) == (
+        Decimal("-250.75"),
+        Meaning.overdraft,
+        Side.liability,
+    )
+
+
+def test_external_positive_balance_is_payable() -> None:
+    position = only_position(client_record(client_type=1, balance="300"))
+    assert (position.amount, position.meaning, position.side) == (
+        Decimal("-300.00"),
+        Meaning.payable,
+        Side.liability,
+    )
+    assert position.kind is Kind.external
+
+
+def test_external_negative_balance_is_receivable() -> None:
+    position = only_position(client_record(client_type=1, balance="-80.1"))
+    assert (position.amount, position.meaning, position.side) == (
+        Decimal("80.10"),
+        Meaning.receivable,
+        Side.asset,
+    )
+
+
+@pytest.mark.parametrize("client_type", [0, 1])
+@pytest.mark.parametrize("balance", ["0", "0.0", "-0.0", "0.004", "-0.004"])
+def test_zero_after_rounding_is_flat_zero_scaled_to_the_currency(
+    client_type: int, balance: str
+) -> None:
+    position = only_position(client_record(client_type=client_type, balance=balance))
+    assert format(position.amount, "f") == "0.00"
+    assert not position.amount.is_signed()
+    assert (position.meaning, position.side) == (Meaning.zero, Side.flat)
+
+
+def test_zero_in_a_zero_decimal_currency_is_plain_zero() -> None:
+    position = only_position(client_record(balance="-0.4", currency="JPY"))
+    assert format(position.amount, "f") == "0"
+
+
+def test_float_noise_is_rounded_to_the_currency() -> None:
+    position = only_position(client_record(balance="0.30000000000000004"))
+    assert format(position.amount, "f") == "0.30"
+
+
+@pytest.mark.parametrize(("balance", "expected"), [("0.125", "0.12"), ("0.135", "0.14")])
+def test_rounding_is_half_even(balance: str, expected: str) -> None:
+    position = only_position(client_record(balance=balance, currency="USD"))
+    assert format(position.amount, "f") == expected
+
+
+def test_non_iso_currency_keeps_eight_decimals() -> None:
+    position = only_position(client_record(balance="12.3456789012", currency="USDT"))
+    assert format(position.amount, "f") == "12.34567890"
+
+
+def test_external_non_iso_amount_is_negated_exactly() -> None:
+    position = only_position(client_record(client_type=1, balance="0.5", currency="USDT"))
+    assert format(position.amount, "f") == "-0.5"
+
+
+def test_reported_is_the_raw_unrounded_balance_and_client_type() -> None:
+    position = only_position(client_record(client_type=1, balance="0.30000000000000004"))
+    assert position.reported.amount == Decimal("0.30000000000000004")
+    assert position.reported.client_type == 1
+    assert position.reported.credit_debit_indicator is None
+
+
+def test_ids_names_and_source_follow_the_identifiers_table() -> None:
+    counterparty = only_counterparty(
+        interpret_finsync_client(client_record(client_id=42), FETCHED_AT)
+    )
+    assert counterparty.id == "finsync:42"
+    assert counterparty.source is Source.finsync
+    assert (counterparty.name, counterparty.description) == ("Caja Central", "la caja")
+    account = counterparty.accounts[0]
+    assert (account.id, account.name, account.currency) == ("finsync:901", "Caja ARS", "ARS")
+    position = account.position
+    assert position is not None
+    assert (position.counterparty_id, position.counterparty_name) == ("finsync:42", "Caja Central")
+    assert (position.account_id, position.account_name) == ("finsync:901", "Caja ARS")
+
+
+def test_finsync_positions_carry_no_finqware_fields() -> None:
+    position = only_position(client_record())
+    assert position.available is None
+    assert position.balance_type is None
+    assert position.balance_type_fallback is False
+    assert position.balances == []
+    assert position.credit_line is None
+
+
+@pytest.mark.parametrize("name", [None, "", "   "])
+def test_account_without_a_name_is_named_by_its_currency(name: str | None) -> None:
+    position = only_position(client_record(currency="USD", account={"name": name}))
+    assert position.account_name == "USD"
+
+
+def test_currency_is_trimmed_and_upper_cased() -> None:
+    position = only_position(client_record(currency=" usdt "))
+    assert position.currency == "USDT"
+
+
+@pytest.mark.parametrize("currency", ["", "U$S", "DOLLARS!", "A", "TOOLONGCODE"])
+def test_invalid_currency_leaves_the_account_out_with_a_warning(currency: str) -> None:
+    result = interpret_finsync_client(client_record(currency=currency), FETCHED_AT)
+    assert only_counterparty(result).accounts == []
+    [warning] = result.warnings
+    assert warning.code == "invalid_currency"
+    assert (warning.source, warning.counterparty_id, warning.account_id) == (
+        "finsync",
+        "finsync:42",
+        "finsync:901",
+    )
+
+
+def test_naive_updated_at_is_taken_as_utc() -> None:
+    position = only_position(client_record(account={"updated_at": "2026-05-01T10:30:00"}))
+    assert position.as_of == datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
+    assert position.as_of.tzinfo is UTC
+
+
+def test_aware_updated_at_is_converted_to_utc() -> None:
+    position = only_position(client_record(account={"updated_at": "2026-05-01T07:30:00-03:00"}))
+    assert position.as_of == datetime(2026, 5, 1, 10, 30, tzinfo=UTC)
+    assert position.as_of.utcoffset() == timedelta(0)
+
+
+def test_missing_updated_at_gives_no_as_of() -> None:
+    position = only_position(client_record(account={"updated_at": None}))
+    assert position.as_of is None
+
+
+def test_fetched_at_is_the_given_time_in_utc() -> None:
+    buenos_aires = timezone(timedelta(hours=-3))
+    record = client_record()
+    counterparty = only_counterparty(
+        interpret_finsync_client(record, datetime(2026, 5, 4, 9, 0, tzinfo=buenos_aires))
+    )
+    position = counterparty.accounts[0].position
+    assert position is not None
+    assert position.fetched_at == FETCHED_AT
+    assert position.fetched_at.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("client_type", [2, -1, 7])
+def test_unknown_client_type_is_left_out_with_a_warning(client_type: int) -> None:
+    result = interpret_finsync_client(client_record(client_type=client_type), FETCHED_AT)
+    assert result.counterparties == ()
+    [warning] = result.warnings
+    assert warning.code == "unknown_client_type"
+    assert (warning.source, warning.counterparty_id) == ("finsync", "finsync:42")
+    assert str(client_type) in warning.message
+
+
+def test_listing_keeps_known_clients_and_warns_for_unknown_types() -> None:
+    clients = [
+        client_record(client_id=1, client_type=0),
+        client_record(client_id=2, client_type=2),
+        client_record(client_id=3, client_type=1),
+    ]
+    result = interpret_finsync(clients, FETCHED_AT)
+    assert [c.id for c in result.counterparties] == ["finsync:1", "finsync:3"]
+    assert [(w.code, w.counterparty_id) for w in result.warnings] == [
+        ("unknown_client_type", "finsync:2")
+    ]
+
+
+def test_created_client_without_accounts_is_an_external_counterparty() -> None:
+    # POST /api/clients answers the client with `company_client_id` and no `accounts`.
+    created = client_from_json(
+        '{"id": 77, "name": "Proveedor SA", "description": null, "company_id": 7,'
+        ' "type": 1, "company_client_id": 12}'
+    )
+    counterparty = only_counterparty(interpret_finsync_client(created, FETCHED_AT))
+    assert (counterparty.id, counterparty.kind, counterparty.accounts) == (
+        "finsync:77",
+        Kind.external,
+        [],
+    )
+
+
+def test_accounts_of_one_client_are_ordered_by_name() -> None:
+    record = FinsyncClientRecord.model_validate(
+        {
+            "id": 5,
+            "name": "Banco",
+            "type": 0,
+            "accounts": [
+                {"id": 2, "name": "USD", "currency_name": "USD", "balance": Decimal("1")},
+                {"id": 1, "name": "ARS", "currency_name": "ARS", "balance": Decimal("2")},
+            ],
+        }
+    )
+    counterparty = only_counterparty(interpret_finsync_client(record, FETCHED_AT))
+    assert [a.id for a in counterparty.accounts] == ["finsync:1", "finsync:2"]
+
+
+def test_json_has_no_negative_zero_and_money_is_fixed_point_text() -> None:
+    records = [
+        client_record(client_id=1, client_type=1, balance="-0.0"),
+        client_record(client_id=2, client_type=1, balance="0.001"),
+        client_record(client_id=3, client_type=0, balance="1e2"),
+    ]
+    result = interpret_finsync(records, FETCHED_AT)
+    dumped = [json.loads(c.model_dump_json()) for c in result.counterparties]
+    amounts = [c["accounts"][0]["position"]["amount"] for c in dumped]
+    assert amounts == ["0.00", "0.00", "100.00"]
+    text = "".join(c.model_dump_json() for c in result.counterparties)
+    assert '"-0' not in text
+    assert "E+" not in text
+    reported = [c["accounts"][0]["position"]["reported"]["amount"] for c in dumped]
+    assert reported == ["0.0", "0.001", "100"]

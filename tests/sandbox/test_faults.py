@@ -1,0 +1,357 @@
+"""Switchable faults: every mode on both simulators, counting down, scoping, the control route."""
+
+import json
+import time
+
+import anyio
+import httpx2
+import pytest
+from starlette.applications import Starlette
+
+from app.sandbox import ConnectionDroppedError, FaultMode, Faults, create_finsync_app
+from app.sandbox import faults as faults_module
+from tests.sandbox.conftest import consent
+
+pytestmark = pytest.mark.anyio
+
+
+def _faults(app: Starlette) -> Faults:
+    faults: Faults = app.state.faults
+    return faults
+
+
+# ---------------------------------------------------------------------------- the switch itself
+
+
+def test_faults_default_to_none() -> None:
+    assert Faults().pending() == "none"
+    assert Faults().as_json() == {
+        "mode": "none",
+        "delay_seconds": 0.0,
+        "remaining": None,
+        "consents": [],
+    }
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"mode": "explode"}, {"delay_seconds": -1.0}, {"remaining": -1}, {"consents": ["bt-main"]}],
+)
+def test_faults_reject_nonsense(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"must|unknown"):
+        Faults(**kwargs)  # type: ignore[arg-type]
+
+
+def test_remaining_counts_down_then_reverts_to_none() -> None:
+    faults = Faults(mode="error", remaining=2)
+
+    seen = []
+    for _ in range(3):
+        seen.append(faults.pending())
+        if seen[-1] != "none":
+            faults.consume()
+
+    assert seen == ["error", "error", "none"]
+    assert (faults.mode, faults.remaining) == ("none", None)
+
+
+def test_consents_narrow_only_finqware_requests() -> None:
+    faults = Faults(mode="error", consents=frozenset({"ing-ops"}))
+
+    assert faults.pending("ing-ops") == "error"
+    assert faults.pending("bt-main") == "none"
+    assert faults.pending("") == "none"  # a request naming no known consent
+    assert faults.pending() == "error"  # FinSync: not narrowed
+
+
+def test_app_uses_the_faults_object_it_is_given() -> None:
+    faults = Faults(mode="html")
+
+    assert create_finsync_app(faults).state.faults is faults
+
+
+# ---------------------------------------------------------------------------- FinSync modes
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "body"),
+    [
+        ("error", 500, {"error": "Internal server error"}),
+        ("rate_limited", 500, {"error": "Too many requests"}),
+        ("unauthorized", 401, {"error": "Unauthorized"}),
+    ],
+)
+async def test_finsync_json_faults(
+    finsync_app: Starlette,
+    finsync: httpx2.AsyncClient,
+    mode: FaultMode,
+    status: int,
+    body: dict[str, str],
+) -> None:
+    _faults(finsync_app).mode = mode
+
+    response = await finsync.get("/api/clients/101")
+
+    assert response.status_code == status
+    assert response.json() == body
+
+
+async def test_finsync_error_fault_creates_nothing(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).replace(Faults(mode="error", remaining=1))
+
+    failed = await finsync.post("/api/clients", json={"name": "Nunca Creado"})
+    listed = (await finsync.get("/api/clients")).json()
+
+    assert failed.status_code == 500
+    assert "Nunca Creado" not in {c["name"] for c in listed}
+
+
+@pytest.mark.parametrize("route", ["finsync", "finqware"])
+async def test_html_fault_is_a_proxy_502_page(
+    finsync_app: Starlette,
+    finqware_app: Starlette,
+    finsync: httpx2.AsyncClient,
+    finqware: httpx2.AsyncClient,
+    route: str,
+) -> None:
+    _faults(finsync_app).mode = _faults(finqware_app).mode = "html"
+
+    if route == "finsync":
+        response = await finsync.get("/api/clients")
+    else:
+        response = await finqware.post("/balances/get", json=consent("bt-main"))
+
+    assert response.status_code == 502
+    assert response.headers["content-type"].startswith("text/html")
+    assert "502 Bad Gateway" in response.text
+
+
+async def test_finsync_truncated_fault_cuts_the_json(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    whole = await finsync.get("/api/clients", params={"page": 1})
+    _faults(finsync_app).mode = "truncated"
+    cut = await finsync.get("/api/clients", params={"page": 1})
+
+    assert cut.status_code == 200
+    assert cut.headers["content-type"] == "application/json"
+    assert 0 < len(cut.content) < len(whole.content)
+    assert whole.content.startswith(cut.content)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.content)
+
+
+async def test_drop_after_create_stores_the_client_then_drops(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).replace(Faults(mode="drop_after_create", remaining=1))
+
+    with pytest.raises(httpx2.TransportError) as dropped:
+        await finsync.post("/api/clients", json={"name": "Resultado Incierto"})
+    listed = (await finsync.get("/api/clients")).json()
+
+    assert isinstance(dropped.value, ConnectionDroppedError)
+    assert [c["name"] for c in listed].count("Resultado Incierto") == 1
+    assert _faults(finsync_app).mode == "none"
+
+
+async def test_drop_after_create_spares_reads_and_rejected_creates(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).replace(Faults(mode="drop_after_create", remaining=1))
+
+    read = await finsync.get("/api/clients/101")
+    rejected = await finsync.post("/api/clients", json={"name": ""})
+
+    assert read.status_code == 200
+    assert rejected.status_code == 400
+    assert (_faults(finsync_app).mode, _faults(finsync_app).remaining) == ("drop_after_create", 1)
+
+
+async def test_finsync_ignores_consent_scoping(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).replace(Faults(mode="error", consents=frozenset({"ing-ops"})))
+
+    assert (await finsync.get("/api/clients")).status_code == 500
+
+
+# ---------------------------------------------------------------------------- Finqware modes
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "type_", "code"),
+    [
+        ("error", 500, "api_error", "internal_server_error"),
+        ("rate_limited", 400, "external_api_error", "external_api_too_many_requests"),
+        ("unauthorized", 401, "unauthorized", "invalid_access_token"),
+    ],
+)
+async def test_finqware_error_object_faults(
+    finqware_app: Starlette,
+    finqware: httpx2.AsyncClient,
+    mode: FaultMode,
+    status: int,
+    type_: str,
+    code: str,
+) -> None:
+    _faults(finqware_app).mode = mode
+
+    response = await finqware.post("/accounts/get", json=consent("bt-main"))
+
+    assert response.status_code == status
+    body = response.json()
+    assert (body["http"], body["type"], body["code"]) == (status, type_, code)
+
+
+async def test_finqware_truncated_fault_cuts_the_json(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    _faults(finqware_app).mode = "truncated"
+
+    cut = await finqware.post("/balances/get", json=consent("ing-ops"))
+
+    assert cut.status_code == 200
+    assert cut.content.startswith(b'[{"account_id":')
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.content)
+
+
+async def test_finqware_has_no_create_to_drop(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    _faults(finqware_app).replace(Faults(mode="drop_after_create", remaining=1))
+
+    response = await finqware.post("/balances/get", json=consent("bt-main"))
+
+    assert response.status_code == 200
+    assert _faults(finqware_app).remaining == 1
+
+
+async def test_consent_scoped_fault_hits_only_those_consents(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    _faults(finqware_app).replace(
+        Faults(mode="error", remaining=2, consents=frozenset({"ing-ops"}))
+    )
+
+    statuses = [
+        (await finqware.post("/balances/get", json=consent(key))).status_code
+        for key in ("bt-main", "ing-ops", "bt-main", "ing-ops", "ing-ops")
+    ]
+    unknown = await finqware.post("/balances/get", json={})
+
+    assert statuses == [200, 500, 200, 500, 200]
+    assert unknown.status_code == 400
+
+
+# ---------------------------------------------------------------------------- counting down
+
+
+async def test_remaining_faults_then_recovers_over_http(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).replace(Faults(mode="error", remaining=2))
+
+    statuses = [(await finsync.get("/api/clients")).status_code for _ in range(3)]
+
+    assert statuses == [500, 500, 200]
+    assert finsync_app.state.calls["GET /api/clients"] == 3
+
+
+# ---------------------------------------------------------------------------- latency
+
+
+async def test_delay_is_added_to_every_request(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    _faults(finqware_app).delay_seconds = 0.1
+
+    started = time.perf_counter()
+    response = await finqware.post("/balances/get", json=consent("bt-main"))
+
+    assert response.status_code == 200
+    assert time.perf_counter() - started >= 0.1
+
+
+async def test_timeout_fault_holds_the_request(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    _faults(finsync_app).mode = "timeout"
+
+    with anyio.move_on_after(0.2) as scope:
+        await finsync.get("/api/clients")
+
+    assert scope.cancelled_caught
+    assert _faults(finsync_app).mode == "timeout"
+
+
+async def test_timeout_fault_answers_normally_once_it_ends(
+    monkeypatch: pytest.MonkeyPatch, finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    monkeypatch.setattr(faults_module, "TIMEOUT_SECONDS", 0.01)
+    _faults(finsync_app).replace(Faults(mode="timeout", delay_seconds=0.15, remaining=1))
+
+    started = time.perf_counter()
+    response = await finsync.get("/api/clients/101")
+
+    assert response.status_code == 200
+    # The longer of the two waits applies, not their sum and not the shorter.
+    assert 0.15 <= time.perf_counter() - started < 0.3
+
+
+# ---------------------------------------------------------------------------- control route
+
+
+@pytest.mark.parametrize("simulator", ["finsync", "finqware"])
+async def test_control_route_reads_and_switches_faults(
+    finsync_app: Starlette, finqware_app: Starlette, simulator: str
+) -> None:
+    app = finsync_app if simulator == "finsync" else finqware_app
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://sandbox"
+    ) as client:
+        initial = await client.get("/_sandbox/faults")
+        switched = await client.put(
+            "/_sandbox/faults",
+            json={"mode": "error", "delay_seconds": 0, "remaining": 3, "consents": ["ing-ops"]},
+        )
+        # The control route itself is never faulted.
+        read_back = await client.get("/_sandbox/faults")
+        cleared = await client.put("/_sandbox/faults", json={})
+
+    assert initial.json()["mode"] == "none"
+    expected = {"mode": "error", "delay_seconds": 0.0, "remaining": 3, "consents": ["ing-ops"]}
+    assert switched.json() == read_back.json() == expected
+    assert cleared.json() == Faults().as_json()
+    assert _faults(app).mode == "none"
+    assert sum(app.state.calls.values()) == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{",
+        b"[]",
+        b'{"mode": "explode"}',
+        b'{"mode": "error", "extra": 1}',
+        b'{"delay_seconds": "1"}',
+        b'{"delay_seconds": true}',
+        b'{"delay_seconds": -1}',
+        b'{"remaining": 1.5}',
+        b'{"remaining": -2}',
+        b'{"consents": "bt-main"}',
+    ],
+)
+async def test_control_route_rejects_bad_bodies(finsync_app: Starlette, content: bytes) -> None:
+    _faults(finsync_app).mode = "html"
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=finsync_app), base_url="http://sandbox"
+    ) as client:
+        response = await client.put("/_sandbox/faults", content=content)
+
+    assert response.status_code == 400
+    assert isinstance(response.json()["error"], str)
+    assert _faults(finsync_app).mode == "html"

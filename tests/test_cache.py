@@ -1,0 +1,157 @@
+"""SnapshotCache: freshness, coalescing, stale-if-error and forced refresh limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from app.cache import SnapshotCache
+from app.upstreams.errors import UpstreamTimeoutError
+
+pytestmark = pytest.mark.anyio
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Loader:
+    """Counts loads; fails while `failing` is set; waits on `gate` when given one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.failing = False
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> str:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.failing:
+            raise UpstreamTimeoutError("finsync", "timed out")
+        return f"value-{self.calls}"
+
+
+def make(clock: Clock) -> SnapshotCache[str]:
+    return SnapshotCache[str](
+        ttl_seconds=30, stale_if_error_seconds=300, min_refresh_interval_seconds=10, clock=clock
+    )
+
+
+async def test_fresh_value_is_served_without_loading_again() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    first = await cache.get("k", load)
+    clock.now += 29
+    second = await cache.get("k", load)
+    assert (first.value, second.value) == ("value-1", "value-1")
+    assert load.calls == 1
+    assert second.status == "fresh"
+    assert second.expires_in_seconds == pytest.approx(1)
+
+
+async def test_expired_value_is_loaded_again() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    await cache.get("k", load)
+    clock.now += 31
+    assert (await cache.get("k", load)).value == "value-2"
+
+
+async def test_concurrent_callers_share_one_load() -> None:
+    clock, load = Clock(), Loader()
+    load.gate = asyncio.Event()
+    cache = make(clock)
+    callers = [asyncio.create_task(cache.get("k", load)) for _ in range(200)]
+    await asyncio.sleep(0)
+    load.gate.set()
+    results = await asyncio.gather(*callers)
+    assert load.calls == 1
+    assert {r.value for r in results} == {"value-1"}
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
+    clock, load = Clock(), Loader()
+    load.gate = asyncio.Event()
+    cache = make(clock)
+    leaving = asyncio.create_task(cache.get("k", load))
+    staying = asyncio.create_task(cache.get("k", load))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    load.gate.set()
+    assert (await staying).value == "value-1"
+    assert load.calls == 1
+
+
+async def test_upstream_failure_serves_last_good_value_as_stale() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    await cache.get("k", load)
+    clock.now += 60
+    load.failing = True
+    stale = await cache.get("k", load)
+    assert stale.value == "value-1"
+    assert stale.status == "stale"
+    assert stale.error is not None
+    assert stale.error.code == "timeout"
+    assert stale.age_seconds == pytest.approx(60)
+    assert stale.expires_in_seconds == 0
+
+
+async def test_failure_with_nothing_cached_raises() -> None:
+    load = Loader()
+    load.failing = True
+    with pytest.raises(UpstreamTimeoutError):
+        await make(Clock()).get("k", load)
+
+
+async def test_stale_data_is_not_served_past_the_stale_window() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    await cache.get("k", load)
+    clock.now += 30 + 300 + 1
+    load.failing = True
+    with pytest.raises(UpstreamTimeoutError):
+        await cache.get("k", load)
+
+
+async def test_forced_refresh_reloads_but_not_more_often_than_the_minimum_interval() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    await cache.get("k", load)
+    clock.now += 5
+    assert (await cache.get("k", load, refresh=True)).value == "value-1"
+    clock.now += 6
+    assert (await cache.get("k", load, refresh=True)).value == "value-2"
+    assert load.calls == 2
+
+
+async def test_invalidate_forces_a_load_but_keeps_the_value_for_errors() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    await cache.get("k", load)
+    cache.invalidate("k")
+    load.failing = True
+    stale = await cache.get("k", load)
+    assert stale.status == "stale"
+    assert load.calls == 2
+
+
+async def test_a_failure_is_remembered_for_the_backoff_so_the_upstream_is_not_hammered() -> None:
+    clock, load = Clock(), Loader()
+    cache = SnapshotCache[str](
+        ttl_seconds=30, stale_if_error_seconds=300, failure_backoff_seconds=15, clock=clock
+    )
+    load.failing = True
+    for _ in range(5):
+        with pytest.raises(UpstreamTimeoutError):
+            await cache.get("k", load, refresh=True)
+    assert load.calls == 1
+    clock.now += 16
+    load.failing = False
+    assert (await cache.get("k", load)).value == "value-2"

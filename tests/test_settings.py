@@ -1,0 +1,121 @@
+"""Settings: environment names from API.md, start-up refusals, secrets that never print."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.main import create_app
+from app.settings import ConfigurationError, Settings
+
+CONSENTS = [
+    {
+        "key": "bt-main",
+        "label": "BT",
+        "credentials_id": "cred-secret-1",
+        "access_token": "token-secret-1",
+        "tenant_user_id": "u1",
+    }
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    # Only the variables a test sets count; a developer's .env or shell must not leak in.
+    monkeypatch.chdir(str(tmp_path))
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TESORO_"):
+            monkeypatch.delenv(name)
+
+
+def test_reads_every_documented_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "TESORO_SANDBOX": "false",
+        "TESORO_FINSYNC_BASE_URL": "https://finsync.example",
+        "TESORO_FINSYNC_API_KEY": "fs-secret",
+        "TESORO_FINQWARE_BASE_URL": "https://fq.example/v1",
+        "TESORO_FINQWARE_CLIENT_ID": "tenant",
+        "TESORO_FINQWARE_CLIENT_SECRET": "tenant-secret",
+        "TESORO_FINQWARE_CONSENTS": json.dumps(CONSENTS),
+        "TESORO_API_KEYS": json.dumps({"fe": {"sha256": "A" * 64, "scopes": ["read"]}}),
+        "TESORO_AUTH_DISABLED": "false",
+        "TESORO_FINSYNC_TTL_SECONDS": "12",
+        "TESORO_FINQWARE_TTL_SECONDS": "600",
+        "TESORO_STALE_IF_ERROR_SECONDS": "60",
+        "TESORO_UPSTREAM_TIMEOUT_SECONDS": "2.5",
+        "TESORO_CURRENT_BALANCE_TYPES": "ClosingBooked, InterimBooked",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.finsync_base_url == "https://finsync.example"
+    assert settings.finsync_api_key is not None
+    assert settings.finsync_api_key.get_secret_value() == "fs-secret"
+    assert settings.finqware_consents[0].access_token.get_secret_value() == "token-secret-1"
+    assert settings.api_keys["fe"].sha256 == "a" * 64
+    assert (settings.finsync_ttl_seconds, settings.finqware_ttl_seconds) == (12, 600)
+    assert settings.stale_if_error_seconds == 60
+    assert settings.upstream_timeout_seconds == 2.5
+    assert settings.current_balance_types == ["ClosingBooked", "InterimBooked"]
+    settings.check_runnable()
+    printed = repr(settings) + str(settings.model_dump())
+    for secret in ("fs-secret", "tenant-secret", "token-secret-1", "cred-secret-1"):
+        assert secret not in printed
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = Settings()
+    assert settings.finsync_base_url == "https://finsync.ar"
+    assert settings.finqware_base_url == "https://api.finqware.com/v1"
+    assert settings.finsync_ttl_seconds == 30
+    assert settings.finqware_ttl_seconds == 300
+    assert settings.stale_if_error_seconds == 86400
+    assert settings.upstream_timeout_seconds == 5
+    assert settings.current_balance_types[0] == "InterimBooked"
+    assert settings.available_balance_types[0] == "InterimAvailable"
+
+
+def test_refuses_to_start_with_no_source() -> None:
+    with pytest.raises(ConfigurationError, match="TESORO_FINSYNC_API_KEY"):
+        create_app(Settings(auth_disabled=True))
+
+
+def test_refuses_to_start_without_caller_keys_unless_auth_is_disabled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TESORO_FINSYNC_API_KEY", "k")
+    with pytest.raises(ConfigurationError, match="TESORO_API_KEYS"):
+        create_app(Settings())
+    monkeypatch.setenv("TESORO_AUTH_DISABLED", "true")
+    create_app(Settings())
+
+
+def test_refuses_a_half_configured_finqware(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESORO_FINQWARE_CLIENT_ID", "tenant")
+    monkeypatch.setenv("TESORO_AUTH_DISABLED", "true")
+    with pytest.raises(ConfigurationError, match="TESORO_FINQWARE_CLIENT_SECRET"):
+        create_app(Settings())
+
+
+def test_sandbox_needs_no_configuration() -> None:
+    app = create_app(Settings(sandbox=True))
+    assert app.state.settings.finsync_enabled
+    assert app.state.settings.finqware_enabled
+
+
+def test_invalid_consents_do_not_echo_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = [{**CONSENTS[0], "key": "has space"}]
+    monkeypatch.setenv("TESORO_FINQWARE_CONSENTS", json.dumps(bad))
+    with pytest.raises(ValueError, match="key") as caught:
+        Settings()
+    assert "token-secret-1" not in str(caught.value)
+
+
+def test_dotenv_file_is_read(tmp_path: object) -> None:
+    import pathlib
+
+    pathlib.Path(".env").write_text("TESORO_FINSYNC_TTL_SECONDS=7\n")
+    assert Settings().finsync_ttl_seconds == 7
