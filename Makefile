@@ -10,7 +10,7 @@ PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi clean
+.PHONY: install run sandbox test lint typecheck pytest openapi clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,3 +45,6 @@ openapi: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+bench: install
+	$(VENV)/bin/python -m bench.bench_service

@@ -9,6 +9,7 @@ caller that goes away does not cancel it for the others.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from cachetools import TTLCache
 from app.upstreams.errors import UpstreamError
 
 V = TypeVar("V")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class SnapshotCache(Generic[V]):
         try:
             entry = _Entry(await load(), self._clock(), datetime.now(UTC))
         except UpstreamError as exc:
+            # Logged here, once per real upstream call, not once per request it fails.
+            logger.warning("upstream %s failed: %s (%s)", key, exc.message, exc.code)
             if self._failure_backoff_seconds > 0:
                 self._failures[key] = exc
             raise

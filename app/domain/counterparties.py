@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -11,8 +12,12 @@ from app.domain.models import Counterparty, Kind, Source
 T = TypeVar("T")
 
 
+@lru_cache(maxsize=8192)
 def normalize_text(value: str) -> str:
-    """Case-, accent- and spacing-insensitive form: `  Café  Sol ` -> `cafe sol`."""
+    """Case-, accent- and spacing-insensitive form: `  Café  Sol ` -> `cafe sol`.
+
+    Cached: the same few hundred names are sorted and searched on every request.
+    """
     decomposed = unicodedata.normalize("NFKD", value)
     without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(without_marks.casefold().split())
