@@ -8,6 +8,7 @@ literal text of a JSON number (float noise included where a float-summing upstre
 produce it, e.g. ``0.30000000000000004``), Finqware amounts as decimal strings.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -315,7 +316,7 @@ class FinqwareServicer:
     name: str
 
 
-FINQWARE_SERVICERS: dict[str, FinqwareServicer] = {
+FINQWARE_SERVICERS: Mapping[str, FinqwareServicer] = {
     "bt-main": FinqwareServicer("banca-transilvania-ro", "Banca Transilvania"),
     "ing-ops": FinqwareServicer("ing-bank-ro", "ING Bank Romania"),
     "brd-legacy": FinqwareServicer("brd-gsg-ro", "BRD - Groupe Société Générale"),

@@ -20,7 +20,8 @@ Modes, as each simulator answers them:
   FinSync 500 (it documents no 429).
 * ``unauthorized``: 401 in the vendor's shape, whatever credentials were sent.
 * ``drop_after_create``: FinSync ``POST /api/clients`` stores the client, then the
-  connection drops before the answer (see `ConnectionDroppedError`); other requests pass.
+  connection drops before the answer's body (see `ConnectionDroppedError`); other
+  requests, and creates it rejects, pass untouched and do not count against `remaining`.
 """
 
 import asyncio
@@ -191,23 +192,24 @@ def truncated(response: Response) -> Response:
     )
 
 
-def fault_control_routes(faults: Faults) -> list[Route]:
+def fault_control_route(faults: Faults) -> Route:
     """``GET``/``PUT /_sandbox/faults`` over one simulator's `Faults`."""
 
-    async def read(request: Request) -> Response:
+    async def control(request: Request) -> Response:
+        if request.method == "PUT":
+            try:
+                faults.replace(Faults.from_json(await _json_body(request)))
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(faults.as_json())
 
-    async def write(request: Request) -> Response:
-        try:
-            faults.replace(Faults.from_json(await _json_body(request)))
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(faults.as_json())
+    return Route(FAULTS_PATH, control, methods=["GET", "PUT"])
 
-    return [
-        Route(FAULTS_PATH, read, methods=["GET"]),
-        Route(FAULTS_PATH, write, methods=["PUT"]),
-    ]
+
+def sends_json(request: Request) -> bool:
+    """Whether the request declares a JSON body; like most JSON APIs, the vendors parse no other."""
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
 
 
 async def _json_body(request: Request) -> object:

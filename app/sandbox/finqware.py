@@ -7,7 +7,8 @@ of ``account_id``, ``type`` and ``currency``. The answer is a full JSON array (n
 
 Errors are ``{"id", "type", "http", "code", "message"}``:
 
-* 400 ``invalid_request``: ``invalid_body`` (not a JSON object), ``missing_fields``,
+* 400 ``invalid_request``: ``invalid_body`` (not a JSON object, or not sent as
+  ``application/json``), ``missing_fields``,
   ``unknown_fields``, ``invalid_field`` (a non-string secret, a bad ``filter``).
 * 401 ``unauthorized``: ``invalid_client_id``, ``invalid_client_secret``,
   ``invalid_credentials_id``, ``invalid_access_token`` (not the consent's token), and
@@ -47,7 +48,8 @@ from app.sandbox.data import (
 from app.sandbox.faults import (
     Faults,
     bad_gateway,
-    fault_control_routes,
+    fault_control_route,
+    sends_json,
     simulate_latency,
     truncated,
 )
@@ -103,7 +105,7 @@ def create_finqware_app(faults: Faults | None = None) -> Starlette:
         routes=[
             simulator.route(GET_BALANCES, simulator.balances),
             simulator.route(GET_ACCOUNTS, simulator.accounts),
-            *fault_control_routes(simulator.faults),
+            fault_control_route(simulator.faults),
         ],
         exception_handlers={HTTPException: simulator.http_exception},
     )
@@ -150,7 +152,7 @@ class _FinqwareSimulator:
 
     async def _serve(self, request: Request, key: str, answer: Answer) -> Response:
         self.calls[key] += 1
-        payload = _parse(await request.body())
+        payload = _parse(await request.body()) if sends_json(request) else None
         consent = self.store.consent(payload.get("credentials_id")) if payload is not None else None
         mode = self.faults.pending("" if consent is None else consent.key)
         if mode == "drop_after_create":  # FinSync's create only; nothing here creates
@@ -179,9 +181,7 @@ class _FinqwareSimulator:
 
     def _validate(self, payload: JsonObject | None) -> _Call:
         if payload is None:
-            raise _RejectedError(
-                400, "invalid_request", "invalid_body", "Body must be a JSON object"
-            )
+            raise _invalid("invalid_body", "Body must be a JSON object sent as application/json")
         missing = [name for name in REQUIRED_FIELDS if name not in payload]
         if missing:
             raise _invalid("missing_fields", f"Missing required fields: {', '.join(missing)}")

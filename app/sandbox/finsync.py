@@ -21,8 +21,8 @@ Errors are ``{"error": "<message>"}``. ``GET``/``PUT /_sandbox/faults`` switch f
 
 import json
 import re
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -44,7 +44,8 @@ from app.sandbox.faults import (
     ConnectionDroppedError,
     Faults,
     bad_gateway,
-    fault_control_routes,
+    fault_control_route,
+    sends_json,
     simulate_latency,
     truncated,
 )
@@ -112,11 +113,11 @@ class FinsyncStore:
         """Change one account's balance (the literal JSON number FinSync will send)."""
         _check_json_number(balance)
         for client in self._clients.values():
-            accounts = tuple(
-                replace(a, balance=balance, updated_at=_iso_now()) if a.id == account_id else a
-                for a in client.accounts
-            )
-            if accounts != client.accounts:
+            if any(a.id == account_id for a in client.accounts):
+                accounts = tuple(
+                    replace(a, balance=balance, updated_at=_iso_now()) if a.id == account_id else a
+                    for a in client.accounts
+                )
                 self._clients[client.id] = replace(client, accounts=accounts)
                 return
         raise KeyError(account_id)
@@ -127,10 +128,14 @@ def create_finsync_app(faults: Faults | None = None) -> Starlette:
     simulator = _FinsyncSimulator(FinsyncStore(), Faults() if faults is None else faults)
     app = Starlette(
         routes=[
-            simulator.route(LIST_CLIENTS, simulator.list_clients),
-            simulator.route(CREATE_CLIENT, simulator.create_client),
-            simulator.route(GET_CLIENT, simulator.get_client),
-            *fault_control_routes(simulator.faults),
+            *simulator.routes(
+                {
+                    LIST_CLIENTS: simulator.list_clients,
+                    CREATE_CLIENT: simulator.create_client,
+                    GET_CLIENT: simulator.get_client,
+                }
+            ),
+            fault_control_route(simulator.faults),
         ],
         exception_handlers={HTTPException: _http_exception},
     )
@@ -146,13 +151,22 @@ class _FinsyncSimulator:
         self.faults = faults
         self.calls: Counter[str] = Counter()
 
-    def route(self, key: str, handler: Handler) -> Route:
-        method, path = key.split(" ")
+    def routes(self, handlers: Mapping[str, Handler]) -> list[Route]:
+        """One route per path, so a 405's ``Allow`` lists every method the path has."""
+        by_path: dict[str, dict[str, tuple[str, Handler]]] = defaultdict(dict)
+        for key, handler in handlers.items():
+            method, path = key.split(" ")
+            by_path[path][method] = (key, handler)
+        return [self._route(path, methods) for path, methods in by_path.items()]
 
+    def _route(self, path: str, methods: dict[str, tuple[str, Handler]]) -> Route:
         async def endpoint(request: Request) -> Response:
+            # Starlette answers HEAD through the GET handler; count it as that route.
+            method = "GET" if request.method == "HEAD" else request.method
+            key, handler = methods[method]
             return await self._serve(request, key, handler)
 
-        return Route(path, endpoint, methods=[method])
+        return Route(path, endpoint, methods=list(methods))
 
     async def _serve(self, request: Request, key: str, handler: Handler) -> Response:
         self.calls[key] += 1
@@ -231,6 +245,8 @@ class _FinsyncSimulator:
         company = self._company(request)
         if company is None:
             return _error(401, "Unauthorized")
+        if not sends_json(request):
+            return _error(400, "Content-Type must be application/json")
         try:
             payload = json.loads(await request.body())
         except ValueError:

@@ -19,7 +19,7 @@ FINSYNC_BASE_URL = "http://finsync.sandbox"
 FINQWARE_BASE_URL = "http://finqware.sandbox/v1"
 
 
-def consent(key: str) -> dict[str, object]:
+def consent(key: str) -> dict[str, str]:
     """A valid Finqware request body for one sandbox consent."""
     found = next(c for c in SANDBOX_CONSENTS if c.key == key)
     return {

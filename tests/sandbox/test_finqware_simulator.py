@@ -1,5 +1,6 @@
 """The Finqware simulator answers like api.finqware.com/v1: body secrets, errors, balances."""
 
+import json
 import re
 import uuid
 from collections import defaultdict
@@ -221,6 +222,19 @@ async def test_body_that_is_not_a_json_object_is_invalid_body(
 ) -> None:
     response = await finqware.post(
         "/balances/get", content=content, headers={"content-type": "application/json"}
+    )
+
+    _assert_error(response, 400, "invalid_request", "invalid_body")
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+async def test_body_not_sent_as_json_is_invalid_body(
+    finqware: httpx2.AsyncClient, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+
+    response = await finqware.post(
+        "/balances/get", content=json.dumps(consent("bt-main")).encode(), headers=headers
     )
 
     _assert_error(response, 400, "invalid_request", "invalid_body")

@@ -249,6 +249,8 @@ async def test_set_balance_shows_in_the_next_answer(
     assert body["accounts"][0]["balance"] == -12.5
     with pytest.raises(ValueError, match="not a JSON number"):
         store.set_balance(901, "1,5")
+    with pytest.raises(KeyError):
+        store.set_balance(123456, "1")
 
 
 # ---------------------------------------------------------------------------- create
@@ -335,6 +337,28 @@ async def test_invalid_create_is_400(finsync: httpx2.AsyncClient, content: bytes
 
     assert response.status_code == 400
     assert isinstance(response.json()["error"], str)
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_create_needs_a_json_content_type(
+    finsync: httpx2.AsyncClient, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+
+    response = await finsync.post("/api/clients", content=b'{"name": "ACME"}', headers=headers)
+
+    assert response.status_code == 400
+    assert "application/json" in response.json()["error"]
+
+
+async def test_json_content_type_with_charset_is_accepted(finsync: httpx2.AsyncClient) -> None:
+    response = await finsync.post(
+        "/api/clients",
+        content=b'{"name": "ACME"}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+
+    assert response.status_code == 201
 
 
 # ---------------------------------------------------------------------------- call counters
