@@ -429,7 +429,8 @@ def interpret_finqware(
         source=Source.finqware,
         kind=Kind.internal,
         name=connection.counterparty_name,
-        description=bank_name if own_label is not None else None,
+        # The bank's name describes a labelled connection, unless the label already says it.
+        description=bank_name if own_label is not None and bank_name != own_label else None,
         accounts=sorted(out, key=_account_order),
     )
     return Interpreted((counterparty,), tuple(warnings))

@@ -1,0 +1,188 @@
+"""Whatever an upstream sends, tesoro answers: odd data becomes warnings, never a 500."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from app.sandbox.wiring import sandbox_transport
+from app.settings import Settings
+from tests.api.conftest import Simulators
+
+
+class ScriptedFinsync(httpx2.AsyncBaseTransport):
+    """FinSync answers what the test scripts; Finqware (optionally scripted) is the sandbox."""
+
+    def __init__(self, simulators: Simulators) -> None:
+        self.sandbox = sandbox_transport(simulators.finsync, simulators.finqware)
+        self.status = 200
+        self.body = b"[]"
+        self.content_type = "application/json"
+        self.balances: bytes | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.host == "finsync.sandbox":
+            return httpx2.Response(
+                self.status, content=self.body, headers={"content-type": self.content_type}
+            )
+        if self.balances is not None and request.url.path.endswith("/balances/get"):
+            return httpx2.Response(200, content=self.balances)
+        return await self.sandbox.handle_async_request(request)
+
+
+def client_with(transport: ScriptedFinsync) -> TestClient:
+    settings = Settings(
+        _env_file=None, sandbox=True, min_refresh_interval_seconds=0, failure_backoff_seconds=0
+    )
+    return TestClient(create_app(settings, transport=transport), raise_server_exceptions=False)
+
+
+def finsync_client(client_id: int, type_: Any, balance: str = "100.5") -> dict[str, Any]:
+    return {
+        "id": client_id,
+        "name": f"Client {client_id}",
+        "description": None,
+        "type": type_,
+        "accounts": [{"id": client_id * 10, "currency_name": "ARS", "balance": balance}],
+    }
+
+
+def fresh(client: TestClient, path: str) -> Any:
+    response = client.get(path, headers={"Cache-Control": "no-cache"})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_client_of_type_2_is_left_out_and_named_in_warnings(simulators: Simulators) -> None:
+    transport = ScriptedFinsync(simulators)
+    transport.body = json.dumps([finsync_client(1, 0), finsync_client(2, 2)]).encode()
+    with client_with(transport) as client:
+        body = fresh(client, "/positions")
+        ids = {p["counterparty_id"] for p in body["positions"]}
+        assert "finsync:1" in ids
+        assert "finsync:2" not in ids
+        warning = next(w for w in body["warnings"] if w["code"] == "unknown_client_type")
+        assert warning["counterparty_id"] == "finsync:2"
+        listed = fresh(client, "/counterparties?source=finsync")
+        assert [i["id"] for i in listed["items"]] == ["finsync:1"]
+
+
+def test_html_missing_fields_and_truncated_json_make_finsync_unavailable(
+    simulators: Simulators,
+) -> None:
+    transport = ScriptedFinsync(simulators)
+    cases: list[tuple[int, bytes, str, str]] = [
+        (200, b"<html>maintenance</html>", "text/html", "bad_response"),
+        (200, b'{"data": [{"id": 1, "name"', "application/json", "bad_response"),
+        (200, b'[{"id": 1, "name": "x"}]', "application/json", "bad_response"),
+        (503, b"<html>Service Unavailable</html>", "text/html", "upstream_error"),
+    ]
+    with client_with(transport) as client:
+        for status, body, content_type, code in cases:
+            transport.status, transport.body, transport.content_type = status, body, content_type
+            sources = {s["source"]: s for s in fresh(client, "/positions")["sources"]}
+            assert sources["finsync"]["status"] == "unavailable"
+            assert sources["finsync"]["error"]["code"] == code
+
+
+def test_unknown_balance_types_and_indicators_are_warnings(simulators: Simulators) -> None:
+    transport = ScriptedFinsync(simulators)
+    entry: dict[str, Any] = {
+        "account_id": "acc-x",
+        "id": "b1",
+        "timestamp": "2026-01-01T00:00:00",
+        "data": {
+            "amount": "10.00",
+            "credit_debit_indicator": "credit",
+            "credit_limit_included": False,
+            "credit_line": None,
+            "currency": "RON",
+            "native_timestamp": None,
+            "type": "Information",
+        },
+    }
+    odd_indicator = {**entry, "account_id": "acc-y", "id": "b2"}
+    odd_indicator["data"] = {
+        **entry["data"],
+        "type": "InterimBooked",
+        "credit_debit_indicator": "both",
+    }
+    transport.balances = json.dumps([entry, odd_indicator]).encode()
+    with client_with(transport) as client:
+        body = fresh(client, "/positions?source=finqware")
+        codes = {(w["code"], w["account_id"]) for w in body["warnings"]}
+        assert ("no_usable_balance", "finqware:acc-x") in codes
+        assert ("unknown_credit_debit_indicator", "finqware:acc-y") in codes
+        assert not any(
+            p["account_id"] in ("finqware:acc-x", "finqware:acc-y") for p in body["positions"]
+        )
+
+
+NUMBER = "@@num@@"
+
+
+def as_json_numbers(text: str) -> str:
+    """Unquote marked decimals: FinSync sends balances as JSON numbers, not strings."""
+    return re.sub(f'"{NUMBER}(.*?){NUMBER}"', r"\1", text)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+client_like = st.fixed_dictionaries(
+    {
+        "id": st.integers(min_value=-2, max_value=10**20) | st.text(max_size=3),
+        "name": st.text(max_size=120) | st.none(),
+        "type": st.integers(min_value=-1, max_value=3) | st.text(max_size=2),
+        "accounts": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "id": st.integers(min_value=0, max_value=10**6),
+                    "currency_name": st.text(max_size=10),
+                    "balance": st.decimals(allow_nan=False, allow_infinity=False).map(
+                        lambda d: f"{NUMBER}{d}{NUMBER}"
+                    )
+                    | st.integers()
+                    | json_values,
+                }
+            ),
+            max_size=3,
+        ),
+    }
+)
+
+
+def test_no_finsync_answer_makes_a_server_error(simulators: Simulators) -> None:
+    transport = ScriptedFinsync(simulators)
+    with client_with(transport) as client:
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            status=st.sampled_from([200, 200, 200, 400, 401, 404, 418, 429, 500, 502]),
+            body=st.lists(client_like, max_size=4).map(json.dumps)
+            | json_values.map(json.dumps)
+            | st.binary(max_size=40).map(lambda raw: raw.decode("latin-1")),
+        )
+        def check(status: int, body: str) -> None:
+            transport.status = status
+            transport.body = as_json_numbers(body).encode()
+            for path in ("/positions?include_zero=true", "/counterparties?page_size=200"):
+                response = client.get(path, headers={"Cache-Control": "no-cache"})
+                assert response.status_code == 200, response.text
+
+        check()
