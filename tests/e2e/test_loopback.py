@@ -65,9 +65,12 @@ def stack() -> Iterator[Stack]:
             min_refresh_interval_seconds=0,
             failure_backoff_seconds=0,
         )
-        with serve(create_app(settings)) as tesoro_url, httpx2.Client(
-            base_url=tesoro_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
-        ) as client:
+        with (
+            serve(create_app(settings)) as tesoro_url,
+            httpx2.Client(
+                base_url=tesoro_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+            ) as client,
+        ):
             yield Stack(client, finsync_url, finqware_url)
 
 
