@@ -4,13 +4,16 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
+GEN := .gen
+GEN_VENV := $(GEN)/venv
+CLIENT := $(GEN)/client
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi clean bench
+.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -35,7 +38,7 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install
+pytest: install client
 	$(VENV)/bin/pytest
 
 test: lint typecheck pytest
@@ -43,8 +46,24 @@ test: lint typecheck pytest
 openapi: install
 	$(VENV)/bin/tesoro openapi --output openapi/openapi.json
 
+# openapi-python-client in a virtualenv of its own (it pulls in httpx, which tesoro does not use).
+$(GEN_VENV)/.installed: tests/openapi/client-requirements.txt
+	rm -rf $(GEN_VENV)
+	$(PYTHON) -m venv $(GEN_VENV)
+	$(GEN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $<
+	@touch $@
+
+# The client generated from the committed spec; .spec is the spec it was generated from.
+$(CLIENT)/.spec: $(GEN_VENV)/.installed openapi/openapi.json tests/openapi/client-config.yaml
+	rm -rf $(CLIENT)
+	$(GEN_VENV)/bin/openapi-python-client generate --path openapi/openapi.json \
+		--config tests/openapi/client-config.yaml --meta none --output-path $(CLIENT)/tesoro_client
+	cp openapi/openapi.json $@
+
+client: $(CLIENT)/.spec
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 bench: install
 	$(VENV)/bin/python -m bench.bench_service

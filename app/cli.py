@@ -9,8 +9,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from app.settings import ConfigurationError, Settings
 
@@ -59,11 +61,36 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultSettings(Settings):
+    """The defaults and nothing else: no environment variable, no `.env` file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def openapi_settings(**overrides: Any) -> Settings:
+    """The settings the published spec is built from: the sandbox on defaults only.
+
+    The spec must not depend on the machine that exports it (e.g. TESORO_PUBLIC_BASE_URL
+    sets its `servers` entry), or the committed copy would differ from one host to another.
+    Tests pass `overrides` (API keys) to serve that spec without the environment's say.
+    """
+    return _DefaultSettings(sandbox=True, **overrides)
+
+
 def openapi_document() -> dict[str, object]:
     """The spec exactly as the sandbox-configured app serves it."""
     from app.main import create_app
 
-    return create_app(Settings(sandbox=True, _env_file=None)).openapi()
+    return create_app(openapi_settings()).openapi()
 
 
 def _openapi(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from app.api.errors import install_error_handlers
 from app.api.idempotency import IdempotencyStore
 from app.api.limits import BodySizeLimit
+from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import Services
 from app.cache import SnapshotCache
@@ -33,8 +34,14 @@ accounts reached through open-banking consents), with every figure already
 interpreted from the company's point of view.
 
 Amounts are exact decimal **strings**, signed: positive is something the company
-has or is owed, negative is something it owes. Errors are RFC 9457
-`application/problem+json`.
+has or is owed, negative is something it owes. Every date-time carries its UTC
+offset. Errors are RFC 9457 `application/problem+json`. Callers send
+`Authorization: Bearer <key>`; creating needs a key with the `write` scope.
+
+Within v1 the contract only grows: new operations, new optional parameters, new
+response fields. Clients must ignore response fields they do not know. What is
+going away is marked `deprecated: true` here and announced with `Deprecation` and
+`Sunset` headers before it goes.
 """
 
 TAGS = [
@@ -179,6 +186,8 @@ def create_app(
     app.state.settings = settings
     app.state.services = None
     install_error_handlers(app)
+    # Starlette's own limit answers text/plain; ours answers a problem like every error.
     app.add_middleware(BodySizeLimit)
     app.include_router(api_router)
+    install_openapi(app)
     return app

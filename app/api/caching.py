@@ -24,6 +24,40 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 _VOLATILE: dict[str, Any] = {"generated_at": True, "sources": {"__all__": {"age_seconds"}}}
 
 
+_VALIDATOR_HEADERS: dict[str, Any] = {
+    "ETag": {
+        "description": "Validator of the data (not of `generated_at` or `age_seconds`); "
+        "send it back in `If-None-Match`.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "`private, max-age=<seconds until the data expires>`.",
+        "schema": {"type": "string"},
+    },
+}
+
+# The OpenAPI side of `cached_json`: declared on every route that answers with it.
+CACHED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"headers": _VALIDATOR_HEADERS},
+    304: {
+        "description": "Not Modified: `If-None-Match` matched the current `ETag`; no body.",
+        "headers": _VALIDATOR_HEADERS,
+    },
+}
+CONDITIONAL_REQUEST: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "if-none-match",
+            "in": "header",
+            "required": False,
+            "description": "An `ETag` from an earlier answer: a 304 without a body while "
+            "the data has not changed.",
+            "schema": {"type": "string"},
+        }
+    ]
+}
+
+
 def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:
     """The model as JSON with validators; a matching If-None-Match gets a bodiless 304."""
     etag = _etag(model.model_dump_json(exclude=_VOLATILE).encode())

@@ -10,8 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.domain.directory import (
     CreateNotConfirmedError,
@@ -19,7 +22,7 @@ from app.domain.directory import (
     SourceNotConfiguredError,
     UnknownCounterpartyError,
 )
-from app.domain.models import SourceInfo
+from app.domain.models import SourceErrorCode, SourceInfo
 from app.domain.treasury import AllSourcesUnavailableError
 from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 
@@ -33,12 +36,15 @@ class FieldError(BaseModel):
     """One invalid input."""
 
     location: list[str | int] = Field(description='Where: e.g. `["query", "page_size"]`.')
-    message: str
+    message: str = Field(description="What is wrong with it, for a human.")
     type: str = Field(description="Machine-readable kind of error, e.g. `greater_than_equal`.")
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem detail."""
+    """An RFC 9457 problem detail: the body of every error, as `application/problem+json`.
+
+    Members that do not apply to a problem are left out, never sent as null.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -46,20 +52,20 @@ class Problem(BaseModel):
         description="URI naming the kind of problem.", examples=[PROBLEM_TYPE_BASE + "not-found"]
     )
     title: str = Field(description="Short summary of the kind of problem.", examples=["Not Found"])
-    status: int = Field(description="The HTTP status code.", examples=[404])
+    status: int = Field(ge=400, le=599, description="The HTTP status code.", examples=[404])
     detail: str = Field(description="What went wrong this time, for a human.")
-    instance: str | None = Field(default=None, description="The request path.")
-    errors: list[FieldError] | None = Field(
+    instance: str | SkipJsonSchema[None] = Field(default=None, description="The request path.")
+    errors: list[FieldError] | SkipJsonSchema[None] = Field(
         default=None, description="Validation errors (422 only)."
     )
-    existing_id: str | None = Field(
+    existing_id: str | SkipJsonSchema[None] = Field(
         default=None, description="409 on create: the id of the counterparty with that name."
     )
-    sources: list[SourceInfo] | None = Field(
+    sources: list[SourceInfo] | SkipJsonSchema[None] = Field(
         default=None, description="503 when every upstream failed: each connection's error."
     )
-    code: str | None = Field(
-        default=None, description="Upstream failures: the stable reason code, e.g. `timeout`."
+    code: SourceErrorCode | SkipJsonSchema[None] = Field(
+        default=None, description="Upstream failures (502, 503, 504): the stable reason code."
     )
 
 
@@ -80,13 +86,22 @@ class ProblemError(Exception):
         self.status = status
         self.detail = detail
         self.kind = kind or _slug(status)
-        self.title = title or HTTPStatus(status).phrase
+        self.title = title or _title(status)
         self.headers = headers
         self.extra = extra
 
 
+# RFC 9110's names, which Python only uses from 3.13 on: a problem's `type` and `title`
+# must not change with the interpreter.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def _title(status: int) -> str:
+    return _TITLES.get(status) or HTTPStatus(status).phrase
+
+
 def _slug(status: int) -> str:
-    return HTTPStatus(status).phrase.lower().replace(" ", "-")
+    return _title(status).lower().replace(" ", "-")
 
 
 def problem_response(
@@ -101,7 +116,7 @@ def problem_response(
 ) -> JSONResponse:
     body = Problem(
         type=PROBLEM_TYPE_BASE + (kind or _slug(status)),
-        title=title or HTTPStatus(status).phrase,
+        title=title or _title(status),
         status=status,
         detail=detail,
         instance=request.url.path,
@@ -130,12 +145,25 @@ async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"there is nothing at {request.url.path}"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
+        return problem_response(
+            request, 405, detail, headers={**(exc.headers or {}), "Allow": _allowed(request)}
+        )
     return problem_response(request, exc.status_code, detail, headers=exc.headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path serves: the router's 405 names only the first matching route's."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE and route.methods:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def _location(loc: tuple[Any, ...]) -> list[str | int]:
@@ -242,13 +270,52 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` declaration of problem answers for a route, for the OpenAPI spec."""
+# What each problem status means on tesoro's routes; a route may say it more precisely.
+_PROBLEM_DESCRIPTIONS = {
+    400: "The body could not be read at all (e.g. it is not UTF-8 text).",
+    401: "No API key was sent, or it is not valid (see `WWW-Authenticate`).",
+    403: "The API key lacks the scope this operation needs.",
+    404: "No counterparty has this id (an unknown prefix or a malformed id included).",
+    409: "A counterparty with this name already exists; `existing_id` names it.",
+    413: "The request body is larger than the service accepts (64 KiB).",
+    422: "The request is not valid; `errors` lists every invalid input.",
+    502: "FinSync refused the call or answered something unusable; `code` says why.",
+    503: "No upstream answered and nothing is cached; `sources` lists each connection's error.",
+    504: "FinSync did not answer in time; `code` says why.",
+}
+_PROBLEM_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": 'The authentication scheme: `Bearer realm="tesoro"`.',
+            "schema": {"type": "string"},
+        }
+    },
+    503: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again, when the service knows.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
+
+
+def problem_responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` declaration of problem answers for a route, for the OpenAPI spec.
+
+    FastAPI puts a response `model` under the route's media type (application/json);
+    `app.api.openapi` moves it under `application/problem+json`, the one declared here.
+    """
+    descriptions = descriptions or {}
     return {
         status: {
             "model": Problem,
-            "description": HTTPStatus(status).phrase,
+            "description": descriptions.get(status)
+            or _PROBLEM_DESCRIPTIONS.get(status)
+            or _title(status),
             "content": {PROBLEM_MEDIA_TYPE: {}},
+            **({"headers": _PROBLEM_HEADERS[status]} if status in _PROBLEM_HEADERS else {}),
         }
         for status in statuses
     }

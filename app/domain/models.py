@@ -41,26 +41,43 @@ Currency = Annotated[
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, use_enum_values=False)
+    # Every field is always sent (nulls included), so the response schema marks defaulted
+    # fields required too: generated clients then get `str | None`, not `str | None | Unset`.
+    model_config = ConfigDict(
+        frozen=True, use_enum_values=False, json_schema_serialization_defaults_required=True
+    )
 
 
 class Kind(StrEnum):
+    """`internal`: the company's own cash, wallets and banks; `external`: someone it deals with."""
+
     internal = "internal"
     external = "external"
 
 
 class Source(StrEnum):
+    """The upstream a counterparty or position comes from."""
+
     finsync = "finsync"
     finqware = "finqware"
 
 
 class Side(StrEnum):
+    """`asset` (amount > 0), `liability` (amount < 0) or `flat` (zero)."""
+
     asset = "asset"
     liability = "liability"
     flat = "flat"
 
 
 class Meaning(StrEnum):
+    """What the signed amount is for the company.
+
+    `cash` (held), `overdraft` (an internal account below zero), `receivable` (an external
+    counterparty owes the company), `payable` (the company owes an external counterparty),
+    `zero`.
+    """
+
     cash = "cash"
     overdraft = "overdraft"
     receivable = "receivable"
@@ -69,12 +86,17 @@ class Meaning(StrEnum):
 
 
 class SourceStatus(StrEnum):
+    """`ok`: fresh; `stale`: the upstream failed and the last good data is served;
+    `unavailable`: the upstream failed and nothing usable is cached."""
+
     ok = "ok"
     stale = "stale"
     unavailable = "unavailable"
 
 
 class SourceErrorCode(StrEnum):
+    """Why an upstream connection failed: a short, stable code."""
+
     timeout = "timeout"
     upstream_error = "upstream_error"
     bad_response = "bad_response"
@@ -127,19 +149,26 @@ class BalanceEntry(_Model):
 class Position(_Model):
     """One account's balance in one currency, already interpreted."""
 
-    counterparty_id: str = Field(examples=["finsync:42"])
-    counterparty_name: str
-    kind: Kind
-    source: Source
-    account_id: str = Field(examples=["finsync:901"])
-    account_name: str
+    counterparty_id: str = Field(
+        description="The counterparty the account belongs to.", examples=["finsync:42"]
+    )
+    counterparty_name: str = Field(description="The counterparty's name.")
+    kind: Kind = Field(description="The counterparty's kind.")
+    source: Source = Field(description="The upstream the figure comes from.")
+    account_id: str = Field(
+        description="`finsync:<account id>` or `finqware:<Finqware account id>`.",
+        examples=["finsync:901"],
+    )
+    account_name: str = Field(
+        description="The account's name (for Finqware: the bank's name, nickname or IBAN)."
+    )
     currency: Currency
     amount: Money = Field(
         description="Signed from the company's point of view: positive is had or owed to it, "
         "negative is owed by it. Zero is `0` scaled to the currency, never `-0`."
     )
     side: Side = Field(description="`asset` (amount > 0), `liability` (< 0) or `flat` (zero).")
-    meaning: Meaning
+    meaning: Meaning = Field(description="What the amount is for the company.")
     available: Money | None = Field(
         default=None,
         description="Finqware: the available balance, signed; null for FinSync or when absent.",
@@ -161,7 +190,7 @@ class Position(_Model):
     credit_line: Money | None = Field(
         default=None, description="The credit line the bank reports for the account, or null."
     )
-    reported: ReportedFigure
+    reported: ReportedFigure = Field(description="The upstream figure as received.")
     as_of: AwareDatetime | None = Field(
         default=None, description="When the upstream says the figure was true, when it says so."
     )
@@ -171,8 +200,13 @@ class Position(_Model):
 
 
 class Account(_Model):
-    id: str = Field(examples=["finsync:901"])
-    name: str
+    """One account of a counterparty, in one currency."""
+
+    id: str = Field(
+        description="`finsync:<account id>` or `finqware:<Finqware account id>`.",
+        examples=["finsync:901"],
+    )
+    name: str = Field(description="The account's name.")
     currency: Currency
     position: Position | None = Field(
         description="The interpreted position; null when it could not be interpreted "
@@ -181,65 +215,91 @@ class Account(_Model):
 
 
 class Counterparty(_Model):
+    """A FinSync client or a Finqware bank connection, with its accounts."""
+
     id: str = Field(
         examples=["finsync:42"], description="`finsync:<client id>` or `finqware:<consent key>`."
     )
-    source: Source
-    kind: Kind
-    name: str
-    description: str | None = None
-    accounts: list[Account]
+    source: Source = Field(description="The upstream the counterparty comes from.")
+    kind: Kind = Field(description="`internal` (the company's own) or `external`.")
+    name: str = Field(description="The counterparty's name.", examples=["Caja central"])
+    description: str | None = Field(default=None, description="Free text, or null.")
+    accounts: list[Account] = Field(description="Its accounts, each with its position.")
 
 
 class SourceError(_Model):
-    code: SourceErrorCode
+    """Why an upstream connection is not `ok`."""
+
+    code: SourceErrorCode = Field(description="Stable reason code.")
     message: str = Field(description="Short and human; never contains a secret.")
 
 
 class SourceInfo(_Model):
+    """The state of one upstream connection behind an answer."""
+
     source: str = Field(
         description="`finsync` or `finqware:<consent key>`.", examples=["finqware:bt-main"]
     )
-    status: SourceStatus
+    status: SourceStatus = Field(description="Whether the data served is fresh.")
     fetched_at: AwareDatetime | None = Field(description="When the data served was fetched.")
     age_seconds: int | None = Field(description="Age of the data served, in whole seconds.")
     error: SourceError | None = Field(default=None, description="Why the connection is not `ok`.")
 
 
 class ResponseWarning(_Model):
+    """An account left out of the positions, and why (the service never guesses)."""
+
     code: str = Field(
         description="Stable code: `unknown_client_type`, `unknown_credit_debit_indicator`, "
         "`invalid_amount`, `invalid_currency` or `no_usable_balance`.",
         examples=["unknown_client_type"],
     )
-    message: str
-    source: str = Field(examples=["finsync"])
-    counterparty_id: str | None = None
-    account_id: str | None = None
+    message: str = Field(description="What was found, for a human.")
+    source: str = Field(
+        description="The connection: `finsync` or `finqware:<consent key>`.", examples=["finsync"]
+    )
+    counterparty_id: str | None = Field(
+        default=None, description="The counterparty concerned, when known."
+    )
+    account_id: str | None = Field(default=None, description="The account concerned, when known.")
 
 
 class Meta(_Model):
-    sources: list[SourceInfo]
+    sources: list[SourceInfo] = Field(
+        description="One entry per upstream connection: `finsync`, `finqware:<consent key>`."
+    )
     complete: bool = Field(description="False when any connection is `unavailable`.")
-    warnings: list[ResponseWarning]
+    warnings: list[ResponseWarning] = Field(
+        description="Accounts left out because a figure could not be interpreted."
+    )
 
 
 class CounterpartyPage(Meta):
-    items: list[Counterparty]
-    page: int
-    page_size: int
+    """One page of counterparties, with the state of every connection."""
+
+    items: list[Counterparty] = Field(description="This page's counterparties.")
+    page: int = Field(description="The page number, from 1.")
+    page_size: int = Field(description="The page size asked for.")
     total: int = Field(description="Counterparties matching the filters, over all pages.")
 
 
 class CounterpartyDetail(Counterparty):
     """One counterparty, with the state of the connection it came from."""
 
-    sources: list[SourceInfo]
-    complete: bool = Field(description="False when any connection is `unavailable`.")
-    warnings: list[ResponseWarning]
+    sources: list[SourceInfo] = Field(
+        description="The connection the counterparty comes from: `finsync` or "
+        "`finqware:<consent key>`."
+    )
+    complete: bool = Field(description="False when the connection is `unavailable`.")
+    warnings: list[ResponseWarning] = Field(
+        description="This counterparty's accounts left out because a figure could not be "
+        "interpreted."
+    )
 
 
 class CurrencyTotal(_Model):
+    """The totals of one currency over the positions returned, in exact decimal."""
+
     currency: Currency
     assets: Money = Field(description="Sum of positive amounts.")
     liabilities: Money = Field(description="Sum of negative amounts, as a positive figure.")
@@ -251,6 +311,8 @@ class CurrencyTotal(_Model):
 
 
 class PositionsResponse(Meta):
-    positions: list[Position]
-    totals: list[CurrencyTotal]
-    generated_at: AwareDatetime
+    """Every interpreted position that matches the filters, with totals per currency."""
+
+    positions: list[Position] = Field(description="The positions, one per account and currency.")
+    totals: list[CurrencyTotal] = Field(description="One entry per currency of `positions`.")
+    generated_at: AwareDatetime = Field(description="When this answer was put together.")

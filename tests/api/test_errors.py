@@ -24,6 +24,12 @@ def test_wrong_method_is_a_405_problem(client: TestClient) -> None:
     assert "GET" in response.headers["allow"]
 
 
+def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    response = client.request("OPTIONS", "/counterparties")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_unexpected_exception_is_a_500_problem_without_details() -> None:
     app = create_app(Settings(_env_file=None, sandbox=True))
 

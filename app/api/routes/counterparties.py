@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.caching import cached_json
+from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
 from app.api.deps import ReadAccess, Refresh, ServicesDep, WriteAccess
 from app.api.errors import ProblemError, problem_responses
 from app.api.idempotency import IdempotencyKeyReusedError, StoredAnswer, fingerprint
@@ -24,6 +24,11 @@ from app.domain.models import (
 router = APIRouter(tags=["counterparties"])
 
 
+# Some character that trimming keeps (Unicode White_Space is trimmed), so the schema
+# refuses what trimming would leave empty, exactly as the service does.
+NAME_PATTERN = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
 class NewCounterparty(BaseModel):
     """An external counterparty (a FinSync cuenta corriente) to create."""
 
@@ -32,11 +37,15 @@ class NewCounterparty(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=100,
-        description="1 to 100 characters after trimming.",
+        pattern=NAME_PATTERN,
+        description="1 to 100 characters after trimming; not only white space.",
         examples=["ACME Brokers"],
     )
     description: str | None = Field(
-        default=None, max_length=500, examples=["Preferred FX counterparty"]
+        default=None,
+        max_length=500,
+        description="Free text, up to 500 characters; blank is the same as none.",
+        examples=["Preferred FX counterparty"],
     )
 
     @field_validator("description")
@@ -50,10 +59,14 @@ class NewCounterparty(BaseModel):
     name="list_counterparties",
     summary="List counterparties",
     description="Every counterparty from every configured source (FinSync clients and "
-    "Finqware bank connections), filtered and paged here, ordered by name then id.",
+    "Finqware bank connections), filtered and paged here, ordered by name then id. "
+    "A connection that fails while others answer is reported in `sources` and the answer "
+    "is still a 200 (`complete` is false).",
     response_model=CounterpartyPage,
+    response_description="One page of counterparties, with the state of every connection.",
     dependencies=[ReadAccess],
-    responses=problem_responses(401, 403, 422, 503),
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_counterparties(
     request: Request,
@@ -95,10 +108,28 @@ async def list_counterparties(
     "/counterparties/{counterparty_id}",
     name="get_counterparty",
     summary="Get one counterparty",
-    description="One counterparty with its accounts and interpreted positions.",
+    description="One counterparty with its accounts and interpreted positions. An unknown "
+    "or malformed id is a 404.",
     response_model=CounterpartyDetail,
+    response_description="The counterparty, with the state of its connection.",
     dependencies=[ReadAccess],
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses={
+        **CACHED_RESPONSES,
+        **problem_responses(
+            401,
+            403,
+            404,
+            422,
+            502,
+            503,
+            504,
+            descriptions={
+                503: "The counterparty's connection failed and nothing is cached; `sources` "
+                "lists its error.",
+            },
+        ),
+    },
+    openapi_extra=CONDITIONAL_REQUEST,
 )
 async def get_counterparty(
     request: Request,
@@ -109,7 +140,8 @@ async def get_counterparty(
         Path(
             max_length=200,
             description="`finsync:<client id>` or `finqware:<consent key>`.",
-            examples=["finsync:42"],
+            # Ids the sandbox has, so "try it out" against `make run` finds something.
+            examples=["finsync:101", "finqware:bt-main"],
         ),
     ],
 ) -> Response:
@@ -130,21 +162,45 @@ async def get_counterparty(
     summary="Create an external counterparty",
     description="Creates a FinSync cuenta corriente. A name that matches an existing "
     "counterparty (case-, accent- and space-insensitive) answers 409 with its id. "
-    "Send an `Idempotency-Key` to make retries safe.",
+    "Send an `Idempotency-Key` to make retries safe. Needs the `write` scope.",
     status_code=201,
     response_model=Counterparty,
+    response_description="Created: the new counterparty (no accounts yet).",
     dependencies=[WriteAccess],
     responses={
         201: {
-            "description": "Created",
             "headers": {
                 "Location": {
-                    "description": "URL of the new counterparty.",
+                    "description": "Path of the new counterparty.",
+                    "required": True,
                     "schema": {"type": "string"},
-                }
+                },
+                "Idempotent-Replayed": {
+                    "description": "`true` when this is the stored answer to an earlier "
+                    "request with the same `Idempotency-Key`.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
             },
         },
-        **problem_responses(401, 403, 409, 422, 502, 503, 504),
+        **problem_responses(
+            400,
+            401,
+            403,
+            409,
+            413,
+            422,
+            502,
+            503,
+            504,
+            descriptions={
+                422: "The request is not valid (`errors` lists every invalid input), or the "
+                "`Idempotency-Key` was already used with a different body.",
+                503: "FinSync is unavailable, or it did not answer the create and a check "
+                "shows it was not created (safe to retry).",
+                504: "FinSync did not answer in time, so the create may or may not have "
+                "landed; retrying is safe (one that landed answers 409 with its id).",
+            },
+        ),
     },
 )
 async def create_counterparty(

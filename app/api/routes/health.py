@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.errors import ProblemError, problem_responses
 from app.api.state import Services
@@ -14,16 +14,31 @@ router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    """The process is alive."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    status: Literal["ok"] = Field(default="ok", description="Always `ok`.")
 
 
 class Readiness(BaseModel):
-    status: Literal["ready"] = "ready"
+    """The service is configured and started."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    status: Literal["ready"] = Field(default="ready", description="Always `ready`.")
     connections: list[str] = Field(description="The upstream connections this instance serves.")
     sandbox: bool = Field(description="True when serving the built-in simulators.")
 
 
-@router.get("/healthz", name="get_health", summary="Liveness", response_model=Health)
+@router.get(
+    "/healthz",
+    name="get_health",
+    summary="Liveness",
+    description="Answers while the process is alive; calls nothing. No authentication.",
+    response_model=Health,
+    response_description="Alive.",
+)
 async def get_health() -> Health:
     return Health()
 
@@ -32,9 +47,11 @@ async def get_health() -> Health:
     "/readyz",
     name="get_readiness",
     summary="Readiness",
-    description="Ready when configured and started; does not call the upstreams.",
+    description="Ready when configured and started; does not call the upstreams. "
+    "No authentication.",
     response_model=Readiness,
-    responses=problem_responses(503),
+    response_description="Ready to serve.",
+    responses=problem_responses(503, descriptions={503: "Not started, or stopping."}),
 )
 async def get_readiness(request: Request) -> Readiness:
     services: Services | None = getattr(request.app.state, "services", None)

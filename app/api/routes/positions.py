@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.caching import cached_json
+from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
 from app.api.deps import ReadAccess, Refresh, ServicesDep
 from app.api.errors import problem_responses
 from app.domain.models import CURRENCY_PATTERN, Kind, PositionsResponse, Side, Source
@@ -21,10 +21,14 @@ router = APIRouter(tags=["positions"])
     name="list_positions",
     summary="List interpreted positions with totals",
     description="Every interpreted position (one per account and currency), signed from the "
-    "company's point of view, with exact per-currency totals.",
+    "company's point of view, with exact per-currency totals. Positions whose amount is zero "
+    "are left out unless `include_zero` is true. A connection that fails while others "
+    "answer is reported in `sources` and the answer is still a 200 (`complete` is false).",
     response_model=PositionsResponse,
+    response_description="The positions and totals, with the state of every connection.",
     dependencies=[ReadAccess],
-    responses=problem_responses(401, 403, 422, 503),
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
     request: Request,

@@ -1,0 +1,41 @@
+"""The OpenAPI document as tesoro publishes it: FastAPI's, with problems as problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.api.errors import PROBLEM_MEDIA_TYPE
+
+_JSON = "application/json"
+
+
+def problems_as_problem_json(spec: dict[str, Any]) -> dict[str, Any]:
+    """Move each problem schema from application/json to application/problem+json.
+
+    FastAPI places a `responses=` model under the route's own media type; the problem
+    answers also declare `application/problem+json` (see `problem_responses`), and that
+    is the only media type they are sent with.
+    """
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                if PROBLEM_MEDIA_TYPE in content and _JSON in content:
+                    problem = content.pop(_JSON)
+                    content[PROBLEM_MEDIA_TYPE] = {**problem, **content[PROBLEM_MEDIA_TYPE]}
+    return spec
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the document built by `problems_as_problem_json` over FastAPI's, built once."""
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems_as_problem_json(fastapi_openapi())
+        return app.openapi_schema
+
+    # FastAPI's documented way to customise the document ("Extending OpenAPI").
+    app.openapi = openapi  # type: ignore[method-assign]
