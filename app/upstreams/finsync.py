@@ -12,9 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
 
 from app.upstreams.errors import (
+    UpstreamBadResponseError,
     UpstreamError,
     UpstreamNotFoundError,
     UpstreamRejectedError,
@@ -26,9 +27,14 @@ UPSTREAM = "finsync"
 
 # --- INFERRED (upstreams.md): confirm against the live API -------------------
 PAGE_SIZE = 100  # pageSize maximum
-LIST_ENVELOPE_DATA = "data"  # {"data": [...], "pagination": {...}}; a bare array is accepted too
-LIST_ENVELOPE_PAGINATION = "pagination"
+# The list envelope is {"data": [...], "pagination": {"page", "pageSize", "total",
+# "totalPages"}}. Tolerated too: a bare array, snake_case pagination keys, and pagination
+# without totalPages (counted from total, else pages are walked until one brings nothing new).
 # -----------------------------------------------------------------------------
+
+# Not an inference but a guard: a listing that claims more pages than this is refused rather
+# than walked (100,000 clients at 100 a page).
+MAX_PAGES = 1000
 
 
 class FinsyncAccount(BaseModel):
@@ -65,9 +71,13 @@ class _Pagination(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     page: int | None = None
-    page_size: int | None = Field(default=None, alias="pageSize")
-    total: int | None = None
-    total_pages: int = Field(alias="totalPages", ge=0)
+    page_size: int | None = Field(
+        default=None, validation_alias=AliasChoices("pageSize", "page_size"), ge=1
+    )
+    total: int | None = Field(default=None, ge=0)
+    total_pages: int | None = Field(
+        default=None, validation_alias=AliasChoices("totalPages", "total_pages"), ge=0
+    )
 
 
 class _ClientPage(BaseModel):
@@ -79,6 +89,24 @@ class _ClientPage(BaseModel):
 
 _CLIENT = TypeAdapter(FinsyncClientRecord)
 _PAGE_OR_ARRAY = TypeAdapter(_ClientPage | list[FinsyncClientRecord])
+
+
+def _total_pages(first: _ClientPage) -> int | None:
+    """How many pages the listing has, from page 1; None when it does not say."""
+    pagination = first.pagination
+    if pagination is None:
+        # A bare array: the whole list, unless it fills a page and may be only the first.
+        return None if len(first.data) >= PAGE_SIZE else 1
+    if pagination.total_pages is not None:
+        count = pagination.total_pages
+    elif pagination.total is not None:
+        page_size = pagination.page_size or max(len(first.data), 1)
+        count = -(-pagination.total // page_size)
+    else:
+        return None if first.data else 1
+    if count > MAX_PAGES:
+        raise UpstreamBadResponseError(UPSTREAM, f"client list claims {count} pages")
+    return count
 
 
 def _error_text(body: Any) -> str | None:
@@ -141,28 +169,51 @@ class FinsyncClient:
     async def list_clients(self) -> list[FinsyncClientRecord]:
         """Every client of the company, page 1 first, then the rest a few at a time."""
         first = await self._list_page(1)
-        pages = [first]
-        total_pages = first.pagination.total_pages if first.pagination else 1
-        if total_pages > 1:
-            limit = asyncio.Semaphore(self._page_concurrency)
-
-            async def fetch(page: int) -> _ClientPage:
-                async with limit:
-                    return await self._list_page(page)
-
-            try:
-                async with asyncio.TaskGroup() as group:
-                    tasks = [group.create_task(fetch(p)) for p in range(2, total_pages + 1)]
-            except ExceptionGroup as failures:
-                # One failed page fails the listing; surface it as the plain upstream error.
-                raise first_upstream_error(failures) from None
-            pages.extend(task.result() for task in tasks)
+        total_pages = _total_pages(first)
+        if total_pages is None:
+            pages = await self._walk_pages(first)
+        else:
+            pages = [first, *await self._pages_concurrently(range(2, total_pages + 1))]
         seen: dict[int, FinsyncClientRecord] = {}
         for page in pages:
             for client in page.data:
                 # Pages can shift under concurrent writes: the same client may appear twice.
                 seen.setdefault(client.id, client)
         return list(seen.values())
+
+    async def _pages_concurrently(self, numbers: range) -> list[_ClientPage]:
+        if not numbers:
+            return []
+        limit = asyncio.Semaphore(self._page_concurrency)
+
+        async def fetch(page: int) -> _ClientPage:
+            async with limit:
+                return await self._list_page(page)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(fetch(number)) for number in numbers]
+        except ExceptionGroup as failures:
+            # One failed page fails the listing; surface it as the plain upstream error.
+            raise first_upstream_error(failures) from None
+        return [task.result() for task in tasks]
+
+    async def _walk_pages(self, first: _ClientPage) -> list[_ClientPage]:
+        """Pages one after another while each brings clients not seen before.
+
+        For answers that do not say how many pages there are; a server that ignores `page`
+        and repeats itself stops the walk after one extra call.
+        """
+        pages = [first]
+        seen = {client.id for client in first.data}
+        for number in range(2, MAX_PAGES + 1):
+            page = await self._list_page(number)
+            new = {client.id for client in page.data} - seen
+            if not new:
+                return pages
+            pages.append(page)
+            seen |= new
+        raise UpstreamBadResponseError(UPSTREAM, f"client list goes on past {MAX_PAGES} pages")
 
     async def get_client(self, client_id: int) -> FinsyncClientRecord:
         body = await self._get(f"/api/clients/{client_id}")

@@ -16,6 +16,7 @@ from app.upstreams.errors import (
     UpstreamOutcomeUnknownError,
     UpstreamRateLimitedError,
     UpstreamTimeoutError,
+    UpstreamUnauthorizedError,
     UpstreamUnavailableError,
 )
 
@@ -112,6 +113,8 @@ def generic_status_error(upstream: str, response: httpx2.Response) -> UpstreamEr
     status = response.status_code
     if status == 429:
         return UpstreamRateLimitedError(upstream, "rate limited", status_code=status)
+    if status == 403:
+        return UpstreamUnauthorizedError(upstream, "access was refused (403)", status_code=status)
     if status >= 500 or status in (408, 502, 503, 504):
         return UpstreamUnavailableError(upstream, f"answered {status}", status_code=status)
     if "json" not in response.headers.get("content-type", ""):

@@ -117,6 +117,90 @@ async def test_deduplicates_clients_that_shift_between_pages() -> None:
     assert [c.id for c in clients] == [1, 2, 3]
 
 
+def envelope(ids: range | list[int], pagination: dict[str, int] | None) -> httpx2.Response:
+    body = '{"data": [' + ",".join(client_json(i) for i in ids) + "]"
+    if pagination is not None:
+        body += ', "pagination": ' + json.dumps(pagination)
+    return httpx2.Response(200, content=body + "}")
+
+
+def page_ids(request: httpx2.Request, count: int, size: int = 100) -> range:
+    page = int(request.url.params["page"])
+    return range((page - 1) * size + 1, min(page * size, count) + 1)
+
+
+async def test_pages_are_counted_from_total_when_total_pages_is_missing() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requested.append(request.url.params["page"])
+        return envelope(page_ids(request, 250), {"page": 1, "pageSize": 100, "total": 250})
+
+    clients = await make(handler).list_clients()
+    assert [c.id for c in clients] == list(range(1, 251))
+    assert sorted(requested) == ["1", "2", "3"]
+
+
+async def test_snake_case_pagination_keys_are_understood() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return envelope(page_ids(request, 150), {"page_size": 100, "total_pages": 2})
+
+    clients = await make(handler).list_clients()
+    assert [c.id for c in clients] == list(range(1, 151))
+
+
+async def test_pagination_that_does_not_count_is_walked_until_a_page_brings_nothing() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requested.append(request.url.params["page"])
+        # A server that caps pages at 50 whatever is asked, and only says the page number.
+        return envelope(page_ids(request, 120, size=50), {"page": 1})
+
+    clients = await make(handler).list_clients()
+    assert [c.id for c in clients] == list(range(1, 121))
+    assert requested == ["1", "2", "3", "4"]
+
+
+async def test_a_full_bare_array_is_followed_by_the_next_page() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requested.append(request.url.params["page"])
+        ids = page_ids(request, 130)
+        return httpx2.Response(200, content="[" + ",".join(client_json(i) for i in ids) + "]")
+
+    clients = await make(handler).list_clients()
+    assert [c.id for c in clients] == list(range(1, 131))
+    assert requested == ["1", "2", "3"]
+
+
+async def test_a_server_that_ignores_the_page_is_asked_once_more_only() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requested.append(request.url.params["page"])
+        return httpx2.Response(
+            200, content="[" + ",".join(client_json(i) for i in range(1, 101)) + "]"
+        )
+
+    clients = await make(handler).list_clients()
+    assert len(clients) == 100
+    assert requested == ["1", "2"]
+
+
+async def test_a_listing_claiming_too_many_pages_is_a_bad_response_not_a_flood() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        requested.append(request.url.params["page"])
+        return envelope(range(1, 101), {"page": 1, "pageSize": 100, "totalPages": 10**7})
+
+    with pytest.raises(UpstreamBadResponseError):
+        await make(handler).list_clients()
+    assert requested == ["1"]
+
+
 async def test_a_failing_later_page_fails_the_listing_with_the_upstream_error() -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         if request.url.params["page"] == "1":
@@ -132,6 +216,7 @@ async def test_a_failing_later_page_fails_the_listing_with_the_upstream_error() 
     ("status", "body", "content_type", "error"),
     [
         (401, '{"error": "Unauthorized"}', "application/json", UpstreamUnauthorizedError),
+        (403, '{"error": "Forbidden"}', "application/json", UpstreamUnauthorizedError),
         (500, '{"error": "boom"}', "application/json", UpstreamUnavailableError),
         (502, "<html><body>Bad Gateway</body></html>", "text/html", UpstreamUnavailableError),
         (200, "<html>maintenance</html>", "text/html", UpstreamBadResponseError),
