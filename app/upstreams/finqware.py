@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
 
 from app.upstreams.errors import (
     ConsentExpiredError,
@@ -63,6 +63,12 @@ class FinqwareBalanceData(BaseModel):
     native_date: date | None = None
     native_timestamp: datetime | None = None
     type: str
+
+    @field_validator("credit_limit_included", mode="before")
+    @classmethod
+    def _null_is_not_included(cls, value: Any) -> Any:
+        # An entry that does not say it includes the credit line is taken not to.
+        return False if value is None else value
 
 
 class FinqwareBalance(BaseModel):

@@ -12,7 +12,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx2
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, TypeAdapter
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    field_validator,
+)
 
 from app.upstreams.errors import (
     UpstreamBadResponseError,
@@ -65,6 +73,11 @@ class FinsyncClientRecord(BaseModel):
     accounts: list[FinsyncAccount] = Field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _null_is_no_accounts(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class _Pagination(BaseModel):

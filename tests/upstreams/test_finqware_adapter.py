@@ -173,3 +173,13 @@ async def test_bank_rate_limit_is_transient_rate_limited() -> None:
         await make(handler).get_balances(CONSENT)
     assert caught.value.code == "rate_limited"
     assert caught.value.transient
+
+
+async def test_a_null_credit_limit_included_reads_as_not_included() -> None:
+    entry = {**BALANCE, "data": {**BALANCE["data"], "credit_limit_included": None}}  # type: ignore[dict-item]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=[entry])
+
+    balances = await make(handler).get_balances(CONSENT)
+    assert balances[0].data.credit_limit_included is False

@@ -315,3 +315,13 @@ async def test_create_validation_error_is_rejected_with_finsync_message() -> Non
     with pytest.raises(UpstreamRejectedError) as caught:
         await make(handler).create_client("x" * 100, None)
     assert "name is too long" in caught.value.message
+
+
+async def test_a_client_whose_accounts_are_null_has_none() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, content='[{"id": 3, "name": "Sin cuentas", "type": 1, "accounts": null}]'
+        )
+
+    clients = await make(handler).list_clients()
+    assert [(c.id, c.accounts) for c in clients] == [(3, [])]
