@@ -14,15 +14,14 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from app.settings import ConfigurationError, Settings
+from app.settings import ConfigurationError, Settings, describe_invalid
 
 
 def _settings(*, sandbox: bool) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        # hide_input_in_errors keeps secrets out of this message.
-        raise SystemExit(f"tesoro: invalid configuration:\n{exc}") from None
+        raise SystemExit(f"tesoro: invalid configuration:\n{describe_invalid(exc)}") from None
     return settings.model_copy(update={"sandbox": True}) if sandbox else settings
 
 

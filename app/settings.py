@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_CURRENT_ORDER: tuple[str, ...] = (
@@ -55,6 +62,16 @@ class ConfigurationError(Exception):
     """The configuration cannot run the service; the message says what to set."""
 
 
+def describe_invalid(exc: ValidationError) -> str:
+    """One line per invalid setting, named by its variable; input values are never shown."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        head, *rest = error["loc"] or ("settings",)
+        where = f"TESORO_{str(head).upper()}" + "".join(f"[{part!r}]" for part in rest)
+        lines.append(f"{where}: {error['msg']}")
+    return "\n".join(lines)
+
+
 class Settings(BaseSettings):
     """Every setting of tesoro. Secrets are ``SecretStr`` so they never print."""
 
@@ -64,6 +81,9 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         hide_input_in_errors=True,
+        # A blank variable (as deploy/tesoro.env.example leaves them) is not set: an empty
+        # FinSync key must not switch FinSync on.
+        env_ignore_empty=True,
     )
 
     sandbox: bool = False

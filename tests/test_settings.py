@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from app.main import create_app
-from app.settings import ConfigurationError, Settings
+from app.settings import ConfigurationError, Settings, describe_invalid
 
 CONSENTS = [
     {
@@ -119,3 +120,31 @@ def test_dotenv_file_is_read(tmp_path: object) -> None:
 
     pathlib.Path(".env").write_text("TESORO_FINSYNC_TTL_SECONDS=7\n")
     assert Settings().finsync_ttl_seconds == 7
+
+
+def test_blank_variables_are_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # deploy/tesoro.env.example leaves secrets blank: that must not switch a source on.
+    for name in ("FINSYNC_API_KEY", "FINQWARE_CLIENT_ID", "FINQWARE_CLIENT_SECRET"):
+        monkeypatch.setenv(f"TESORO_{name}", "")
+    monkeypatch.setenv("TESORO_AUTH_DISABLED", "true")
+    settings = Settings()
+    assert not settings.finsync_enabled
+    assert settings.finqware_client_id is None
+    with pytest.raises(ConfigurationError, match="TESORO_FINSYNC_API_KEY"):
+        create_app(settings)
+
+
+def test_invalid_settings_are_named_by_their_variable_without_their_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bad = [{**CONSENTS[0], "key": "has space"}, {"key": "half", "access_token": "tok-hidden"}]
+    monkeypatch.setenv("TESORO_FINQWARE_CONSENTS", json.dumps(bad))
+    monkeypatch.setenv("TESORO_UPSTREAM_TIMEOUT_SECONDS", "-1")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = describe_invalid(caught.value)
+    assert "TESORO_FINQWARE_CONSENTS[0]['key']: String should match pattern" in message
+    assert "TESORO_FINQWARE_CONSENTS[1]['credentials_id']: Field required" in message
+    assert "TESORO_UPSTREAM_TIMEOUT_SECONDS: Input should be greater than 0" in message
+    assert "token-secret-1" not in message
+    assert "tok-hidden" not in message
