@@ -202,7 +202,6 @@ class Treasury:
         try:
             return await connection.snapshot(refresh=refresh)
         except UpstreamError as exc:
-            logger.warning(
-                "upstream %s unavailable: %s (%s)", connection.key, exc.message, exc.code
-            )
+            # The failed call itself was logged once by the cache; this is per request.
+            logger.debug("upstream %s unavailable: %s (%s)", connection.key, exc.message, exc.code)
             return exc
