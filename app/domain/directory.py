@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -9,7 +10,13 @@ from dataclasses import dataclass
 from app.domain.counterparties import same_name
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty
-from app.domain.treasury import Connection, Gathered, Treasury, utcnow
+from app.domain.treasury import (
+    AllSourcesUnavailableError,
+    Connection,
+    Gathered,
+    Treasury,
+    utcnow,
+)
 from app.upstreams.errors import (
     UpstreamBadResponseError,
     UpstreamNotFoundError,
@@ -52,6 +59,9 @@ class Directory:
     def __init__(self, treasury: Treasury, finsync: FinsyncClient | None) -> None:
         self._treasury = treasury
         self._finsync = finsync
+        # Creates are rare and FinSync's is not idempotent: one at a time in this process,
+        # so two concurrent requests for one name cannot both pass the duplicate check.
+        self._create_lock = asyncio.Lock()
 
     async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
         """One counterparty from its own connection only; unknown or malformed → error."""
@@ -93,15 +103,24 @@ class Directory:
         """
         if self._finsync is None:
             raise SourceNotConfiguredError("FinSync is not configured")
-        clients = await self._finsync.list_clients()
-        existing = _by_name(clients, name)
+        async with self._create_lock:
+            return await self._create(self._finsync, name, description)
+
+    async def _create(
+        self, finsync: FinsyncClient, name: str, description: str | None
+    ) -> Counterparty:
+        # FinSync's own list, read live: a client created elsewhere a second ago counts.
+        existing = _by_name(await finsync.list_clients(), name)
         if existing is not None:
             raise DuplicateCounterpartyError(f"finsync:{existing.id}", existing.name)
+        bank = await self._bank_connection_named(name)
+        if bank is not None:
+            raise DuplicateCounterpartyError(bank.id, bank.name)
         try:
-            created = await self._finsync.create_client(name, description)
+            created = await finsync.create_client(name, description)
         except UpstreamOutcomeUnknownError:
             logger.warning("FinSync create outcome unknown; checking whether it landed")
-            landed = _by_name(await self._finsync.list_clients(), name)
+            landed = _by_name(await finsync.list_clients(), name)
             if landed is None:
                 raise CreateNotConfirmedError(name) from None
             created = landed
@@ -112,6 +131,23 @@ class Directory:
         if not interpreted.counterparties:
             raise UpstreamBadResponseError("finsync", "the created client could not be interpreted")
         return interpreted.counterparties[0]
+
+    async def _bank_connection_named(self, name: str) -> Counterparty | None:
+        """A bank connection (a counterparty too) with that name, from its cached snapshot.
+
+        A connection that cannot answer is not a reason to refuse the create.
+        """
+        banks = [c for c in self._treasury.connections if c.key != "finsync"]
+        if not banks:
+            return None
+        try:
+            gathered = await self._treasury.gather(connections=banks)
+        except AllSourcesUnavailableError:
+            return None
+        for counterparty in gathered.counterparties:
+            if same_name(counterparty.name, name):
+                return counterparty
+        return None
 
 
 def _by_name(clients: list[FinsyncClientRecord], name: str) -> FinsyncClientRecord | None:

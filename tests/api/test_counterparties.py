@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx2
@@ -173,6 +174,45 @@ def test_create_with_an_existing_name_is_a_409_naming_it(
     problem = response.json()
     assert problem["existing_id"] == "finsync:201"
     assert simulators.finsync_calls("POST /api/clients") == 0
+
+
+def test_create_with_a_bank_connections_name_is_a_409_naming_it(
+    client: TestClient, simulators: Simulators
+) -> None:
+    response = client.post("/counterparties", json={"name": "ING BANK  romania"})
+    assert response.status_code == 409
+    assert response.json()["existing_id"] == "finqware:ing-ops"
+    assert simulators.finsync_calls("POST /api/clients") == 0
+
+
+def test_create_goes_ahead_when_the_banks_cannot_answer(
+    client: TestClient, simulators: Simulators
+) -> None:
+    simulators.finqware_faults.mode = "error"
+    response = client.post("/counterparties", json={"name": "Proveedor Nuevo"})
+    assert response.status_code == 201, response.text
+    assert simulators.finsync_calls("POST /api/clients") == 1
+
+
+@pytest.mark.anyio
+async def test_concurrent_creates_of_one_name_create_it_once(simulators: Simulators) -> None:
+    app = create_app(
+        Settings(_env_file=None, sandbox=True),
+        transport=sandbox_transport(simulators.finsync, simulators.finqware),
+    )
+    async with (
+        app.router.lifespan_context(app),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url="http://tesoro"
+        ) as http,
+    ):
+        answers = await asyncio.gather(
+            *(http.post("/counterparties", json={"name": "Gemelos SA"}) for _ in range(4))
+        )
+    assert sorted(answer.status_code for answer in answers) == [201, 409, 409, 409]
+    created = next(answer.json() for answer in answers if answer.status_code == 201)
+    assert {a.json()["existing_id"] for a in answers if a.status_code == 409} == {created["id"]}
+    assert simulators.finsync_calls("POST /api/clients") == 1
 
 
 @pytest.mark.parametrize(
