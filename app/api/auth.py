@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Security
@@ -22,15 +23,32 @@ bearer = HTTPBearer(
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tesoro"'}
 
 
-def caller_scopes(settings: Settings, token: str) -> set[str] | None:
-    """The scopes of the key whose SHA-256 matches, or None. Compares against every key."""
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the configured name of their key (empty when auth is off)."""
+
+    name: str
+    scopes: frozenset[str]
+
+
+ANONYMOUS = Caller(name="", scopes=frozenset({"read", "write"}))
+
+
+def identify(settings: Settings, token: str) -> Caller | None:
+    """The caller whose key's SHA-256 matches, or None. Compares against every key."""
     digest = hashlib.sha256(token.encode()).hexdigest()
-    found: set[str] | None = None
-    for key in settings.api_keys.values():
+    found: Caller | None = None
+    for name, key in settings.api_keys.items():
         # Constant time per key, and every key is compared, so timing tells nothing.
         if hmac.compare_digest(digest, key.sha256):
-            found = set(key.scopes)
+            found = Caller(name=name, scopes=frozenset(key.scopes))
     return found
+
+
+def caller_of(request: Request) -> Caller:
+    """The caller `require` admitted for this request."""
+    caller: Caller = getattr(request.state, "caller", ANONYMOUS)
+    return caller
 
 
 def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
@@ -42,6 +60,7 @@ def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
     ) -> None:
         settings: Settings = request.app.state.settings
         if not settings.auth_required:
+            request.state.caller = ANONYMOUS
             return
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ProblemError(
@@ -50,12 +69,13 @@ def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
                 kind="unauthorized",
                 headers=_CHALLENGE,
             )
-        scopes = caller_scopes(settings, credentials.credentials)
-        if scopes is None:
+        caller = identify(settings, credentials.credentials)
+        if caller is None:
             raise ProblemError(
                 401, "the API key is not valid", kind="unauthorized", headers=_CHALLENGE
             )
-        if scope not in scopes:
+        if scope not in caller.scopes:
             raise ProblemError(403, f"the API key lacks the `{scope}` scope", kind="forbidden")
+        request.state.caller = caller
 
     return check

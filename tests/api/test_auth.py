@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.sandbox import FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY, SANDBOX_CONSENTS
-from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators
+from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators, sha256
 
 SECRETS = [FINSYNC_API_KEY, FINQWARE_CLIENT_SECRET, READ_KEY, WRITE_KEY] + [
     secret for c in SANDBOX_CONSENTS for secret in (c.access_token, c.credentials_id)
@@ -50,6 +50,40 @@ def test_read_key_cannot_create(authed_client: TestClient, simulators: Simulator
 def test_write_key_creates(authed_client: TestClient) -> None:
     response = authed_client.post("/counterparties", json={"name": "X"}, headers=bearer(WRITE_KEY))
     assert response.status_code == 201
+
+
+def test_idempotency_keys_belong_to_their_caller(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    other_writer = "other-writer-key-0123"
+    client = make_client(
+        api_keys={
+            "writer": {"sha256": sha256(WRITE_KEY), "scopes": ["read", "write"]},
+            "other": {"sha256": sha256(other_writer), "scopes": ["read", "write"]},
+        }
+    )
+    first = client.post(
+        "/counterparties",
+        json={"name": "Uno"},
+        headers={**bearer(WRITE_KEY), "Idempotency-Key": "shared-key"},
+    )
+    # The same key from another caller is that caller's own: no replay of the first answer.
+    second = client.post(
+        "/counterparties",
+        json={"name": "Dos"},
+        headers={**bearer(other_writer), "Idempotency-Key": "shared-key"},
+    )
+    replay = client.post(
+        "/counterparties",
+        json={"name": "Uno"},
+        headers={**bearer(WRITE_KEY), "Idempotency-Key": "shared-key"},
+    )
+    assert (first.status_code, second.status_code, replay.status_code) == (201, 201, 201)
+    assert second.json()["name"] == "Dos"
+    assert "idempotent-replayed" not in second.headers
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == first.json()
+    assert simulators.finsync_calls("POST /api/clients") == 2
 
 
 def test_probes_are_open(authed_client: TestClient) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.api.auth import caller_of
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
 from app.api.deps import ReadAccess, Refresh, ServicesDep, WriteAccess
 from app.api.errors import ProblemError, problem_responses
@@ -230,7 +231,8 @@ async def create_counterparty(
     else:
         try:
             answer, replayed = await services.idempotency.run(
-                idempotency_key,
+                # Keys are each caller's own: another caller's key never replays its answer.
+                f"{caller_of(request).name}\x00{idempotency_key}",
                 fingerprint(new.model_dump(mode="json")),
                 produce,
                 keep=lambda stored: stored.status == 201,
