@@ -20,7 +20,8 @@ from app.api.state import Services
 from app.cache import SnapshotCache
 from app.domain.directory import Directory
 from app.domain.interpret import BalanceOrders, Interpreted
-from app.domain.treasury import Connection, FinqwareConnection, FinsyncConnection, Treasury
+from app.domain.treasury import Connection, FinqwareConnection, FinsyncConnection
+from app.metrics import InstrumentedClient, Metrics, ObservedTreasury, RequestMetrics
 from app.settings import Settings
 from app.upstreams.finqware import FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
@@ -47,7 +48,7 @@ going away is marked `deprecated: true` here and announced with `Deprecation` an
 TAGS = [
     {"name": "counterparties", "description": "Who the company holds balances with."},
     {"name": "positions", "description": "Interpreted balances and totals per currency."},
-    {"name": "operations", "description": "Probes for orchestrators."},
+    {"name": "operations", "description": "Probes and metrics for orchestrators."},
 ]
 
 
@@ -57,9 +58,15 @@ def _operation_id(route: APIRoute) -> str:
 
 
 def _http_client(
-    settings: Settings, base_url: str, transport: httpx2.AsyncBaseTransport | None
+    settings: Settings,
+    upstream: str,
+    base_url: str,
+    transport: httpx2.AsyncBaseTransport | None,
+    metrics: Metrics,
 ) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(
+    return InstrumentedClient(
+        upstream=upstream,
+        metrics=metrics,
         base_url=base_url.rstrip("/") + "/",
         transport=transport,
         timeout=settings.upstream_timeout_seconds,
@@ -70,12 +77,15 @@ def _http_client(
 
 
 def _build_services(
-    settings: Settings, stack: AsyncExitStack, transport: httpx2.AsyncBaseTransport | None
+    settings: Settings,
+    stack: AsyncExitStack,
+    transport: httpx2.AsyncBaseTransport | None,
+    metrics: Metrics,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
     if settings.finsync_enabled and settings.finsync_api_key is not None:
-        http = _http_client(settings, settings.finsync_base_url, transport)
+        http = _http_client(settings, "finsync", settings.finsync_base_url, transport, metrics)
         stack.push_async_callback(http.aclose)
         finsync = FinsyncClient(
             http,
@@ -98,7 +108,7 @@ def _build_services(
         and settings.finqware_client_id
         and settings.finqware_client_secret
     ):
-        http = _http_client(settings, settings.finqware_base_url, transport)
+        http = _http_client(settings, "finqware", settings.finqware_base_url, transport, metrics)
         stack.push_async_callback(http.aclose)
         finqware = FinqwareClient(
             http,
@@ -134,7 +144,7 @@ def _build_services(
             )
             for consent in settings.finqware_consents
         )
-    treasury = Treasury(connections)
+    treasury = ObservedTreasury(connections, metrics)
     return Services(
         settings=settings,
         treasury=treasury,
@@ -155,13 +165,15 @@ def create_app(
         if transport is None:
             transport = sandbox_transport()
     settings.check_runnable()
+    # One registry per app: two apps in one process (tests) never share counts.
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if transport is not None:
                 stack.push_async_callback(transport.aclose)
-            app.state.services = _build_services(settings, stack, transport)
+            app.state.services = _build_services(settings, stack, transport, metrics)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             if not settings.auth_required:
@@ -184,10 +196,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.services = None
     install_error_handlers(app)
     # Starlette's own limit answers text/plain; ours answers a problem like every error.
     app.add_middleware(BodySizeLimit)
+    # Outermost of ours, so refused bodies and unmatched paths are counted too.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)
     install_openapi(app)
     return app

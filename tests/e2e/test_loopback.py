@@ -119,3 +119,22 @@ def test_a_create_whose_connection_drops_is_found_not_resent(stack: Stack) -> No
 def test_unauthenticated_calls_are_refused_over_the_network(stack: Stack) -> None:
     response = httpx2.get(str(stack.tesoro.base_url) + "/positions", timeout=5)
     assert response.status_code == 401
+
+
+def test_upstream_calls_go_through_the_environment_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The FinSync simulator stands in for a forward proxy: it answers the absolute-form
+    # request for a host that does not resolve, so only a proxied call can succeed.
+    with serve(create_finsync_app()) as proxy_url:
+        monkeypatch.setenv("HTTP_PROXY", proxy_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        settings = Settings(
+            _env_file=None,
+            finsync_base_url="http://finsync.invalid",
+            finsync_api_key=FINSYNC_API_KEY,
+            auth_disabled=True,
+        )
+        with serve(create_app(settings)) as tesoro_url:
+            response = httpx2.get(f"{tesoro_url}/positions", timeout=10, trust_env=False)
+    assert response.status_code == 200, response.text
+    assert response.json()["sources"][0]["status"] == "ok"

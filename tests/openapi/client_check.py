@@ -22,7 +22,7 @@ from tesoro_client.api.counterparties import (
     get_counterparty,
     list_counterparties,
 )
-from tesoro_client.api.operations import get_health, get_readiness
+from tesoro_client.api.operations import get_health, get_metrics, get_readiness
 from tesoro_client.api.positions import list_positions
 from tesoro_client.models import (
     Counterparty,
@@ -238,6 +238,17 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
     assert all(isinstance(error, FieldError) for error in invalid.errors)
     assert invalid.errors[0].location == ["query", "page_size"]
     done("invalid_query_is_422_problem")
+
+    metrics = get_metrics.sync_detailed(client=anonymous)
+    assert metrics.status_code == HTTPStatus.OK
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert isinstance(metrics.parsed, str)
+    assert 'tesoro_http_requests_total{method="GET",route="/positions",status="200"}' in (
+        metrics.parsed
+    )
+    assert 'upstream="finsync"' in metrics.parsed
+    assert 'upstream="finqware"' in metrics.parsed
+    done("metrics")
 
     return summary
 

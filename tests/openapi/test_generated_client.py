@@ -47,6 +47,7 @@ EXPECTED_CHECKS = [
     "missing_or_wrong_key_is_401_problem",
     "read_key_cannot_create_403_problem",
     "invalid_query_is_422_problem",
+    "metrics",
 ]
 
 

@@ -25,7 +25,7 @@ PROTECTED = {
     ("post", "/counterparties"): "write",
     ("get", "/positions"): "read",
 }
-PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
+PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
 # A property with one of these names holds money: never a JSON number.
 MONEY_NAMES = {
@@ -114,6 +114,7 @@ def test_operation_ids_are_readable(spec: dict[str, Any]) -> None:
         ("get", "/positions"): "list_positions",
         ("get", "/healthz"): "get_health",
         ("get", "/readyz"): "get_readiness",
+        ("get", "/metrics"): "get_metrics",
     }
 
 

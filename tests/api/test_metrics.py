@@ -1,0 +1,255 @@
+"""GET /metrics: Prometheus text of requests, upstream calls and connections, per app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel, SecretStr
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from app.sandbox import FINSYNC_API_KEY, create_finsync_app
+from app.settings import Settings
+from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators
+from tests.e2e.servers import serve
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(client: TestClient) -> tuple[str, Samples]:
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    samples: Samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+    return response.text, samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    """The sum of every sample of `name` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(value for (n, got), value in samples.items() if n == name and wanted <= got)
+
+
+def label_values(samples: Samples, name: str, label: str) -> set[str]:
+    return {dict(got)[label] for n, got in samples if n == name and label in dict(got)}
+
+
+def settings_of(client: TestClient) -> Settings:
+    app = client.app
+    assert isinstance(app, FastAPI)
+    settings: Settings = app.state.settings
+    return settings
+
+
+def secrets_in(settings: Settings) -> set[str]:
+    """Every secret value the settings hold, wherever it is nested."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(settings)
+    return found
+
+
+def test_positions_are_counted_by_route_and_upstream(client: TestClient) -> None:
+    assert client.get("/positions").status_code == 200
+
+    _, samples = scrape(client)
+
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="/positions", method="GET", status="200") == 1
+    latency = "tesoro_http_request_duration_seconds_count"
+    assert total(samples, latency, route="/positions", method="GET") == 1
+    upstream = "tesoro_upstream_requests_total"
+    assert total(samples, upstream, upstream="finsync", outcome="200") > 0
+    assert total(samples, upstream, upstream="finqware", outcome="200") > 0
+    assert total(samples, "tesoro_upstream_request_duration_seconds_count", upstream="finsync") > 0
+    assert label_values(samples, upstream, "upstream") == {"finsync", "finqware"}
+
+
+def test_routes_are_labelled_by_template_not_by_path(client: TestClient) -> None:
+    assert client.get("/counterparties/finsync:101").status_code == 200
+    assert client.get("/counterparties/finsync:999999").status_code == 404
+
+    _, samples = scrape(client)
+
+    template = "/counterparties/{counterparty_id}"
+    assert total(samples, "tesoro_http_requests_total", route=template, status="200") == 1
+    assert total(samples, "tesoro_http_requests_total", route=template, status="404") == 1
+    routes = label_values(samples, "tesoro_http_requests_total", "route")
+    assert not any("finsync:" in route for route in routes), routes
+
+
+def test_unmatched_paths_share_one_label(client: TestClient) -> None:
+    for path in ("/no/such/thing", "/another-1", "/another-2"):
+        assert client.get(path).status_code == 404
+
+    _, samples = scrape(client)
+
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="unmatched", method="GET", status="404") == 3
+    assert label_values(samples, requests, "route") == {"unmatched"}
+
+
+def test_unknown_methods_share_one_label(client: TestClient) -> None:
+    assert client.request("BREW", "/positions").status_code == 405
+    assert client.request("DELETE", "/positions").status_code == 405
+
+    _, samples = scrape(client)
+
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="/positions", method="other", status="405") == 1
+    assert total(samples, requests, route="/positions", method="DELETE", status="405") == 1
+    assert "BREW" not in label_values(samples, requests, "method")
+
+
+def test_metrics_need_no_key_and_count_refusals(authed_client: TestClient) -> None:
+    assert authed_client.get("/positions").status_code == 401
+
+    response = authed_client.get("/metrics")
+
+    assert response.status_code == 200
+    _, samples = scrape(authed_client)
+    assert total(samples, "tesoro_http_requests_total", route="/positions", status="401") == 1
+    # A refused caller reaches no upstream.
+    assert total(samples, "tesoro_upstream_requests_total") == 0
+
+
+def test_metrics_are_prometheus_text(client: TestClient) -> None:
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    names = {family.name for family in text_string_to_metric_families(response.text)}
+    assert {
+        "tesoro_http_requests",
+        "tesoro_http_request_duration_seconds",
+        "tesoro_upstream_requests",
+        "tesoro_upstream_request_duration_seconds",
+        "tesoro_connection_up",
+        "tesoro_connection_stale",
+    } <= names
+
+
+def test_no_secret_appears_in_the_metrics(authed_client: TestClient) -> None:
+    settings = settings_of(authed_client)
+    secrets = secrets_in(settings) | {READ_KEY, WRITE_KEY}
+    secrets |= {key.sha256 for key in settings.api_keys.values()}
+    if settings.finqware_client_id:
+        secrets.add(settings.finqware_client_id)
+    assert len(secrets) >= 10, secrets  # FinSync, Finqware, three consents, two callers
+    read = {"Authorization": f"Bearer {READ_KEY}"}
+    assert authed_client.get("/positions", headers=read).status_code == 200
+    for secret in sorted(secrets):
+        # Secrets in the path, matched or not, never become a label.
+        authed_client.get(f"/counterparties/finqware:{secret}", headers=read)
+        authed_client.get(f"/{secret}", headers=read)
+
+    text, _ = scrape(authed_client)
+
+    leaked = [secret for secret in secrets if secret in text]
+    assert leaked == []
+
+
+def test_each_app_counts_on_its_own(make_client: MakeClient) -> None:
+    first, second = make_client(), make_client()
+    assert first.get("/positions").status_code == 200
+
+    _, samples = scrape(second)
+
+    assert total(samples, "tesoro_http_requests_total", route="/positions") == 0
+    assert total(samples, "tesoro_upstream_requests_total") == 0
+
+
+def test_upstream_failures_are_counted_by_outcome(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(
+        upstream_timeout_seconds=0.2, min_refresh_interval_seconds=0, failure_backoff_seconds=0
+    )
+    simulators.finsync_faults.mode = "error"
+    assert client.get("/positions").status_code == 200
+    simulators.finsync_faults.mode = "timeout"
+    assert client.get("/positions", headers={"Cache-Control": "no-cache"}).status_code == 200
+
+    _, samples = scrape(client)
+
+    upstream = "tesoro_upstream_requests_total"
+    assert total(samples, upstream, upstream="finsync", outcome="500") > 0
+    assert total(samples, upstream, upstream="finsync", outcome="timeout") > 0
+    assert total(samples, upstream, upstream="finsync", outcome="200") == 0
+
+
+def test_connections_report_up_and_stale(make_client: MakeClient, simulators: Simulators) -> None:
+    client = make_client(min_refresh_interval_seconds=0, failure_backoff_seconds=0)
+    assert client.get("/positions").status_code == 200
+
+    _, samples = scrape(client)
+
+    up, stale = "tesoro_connection_up", "tesoro_connection_stale"
+    assert total(samples, up, connection="finsync") == 1
+    assert total(samples, up, connection="finqware:bt-main") == 1
+    # The sandbox's expired consent.
+    assert total(samples, up, connection="finqware:brd-legacy") == 0
+    assert total(samples, stale, connection="finsync") == 0
+
+    simulators.finsync_faults.mode = "error"
+    assert client.get("/positions", headers={"Cache-Control": "no-cache"}).status_code == 200
+
+    _, samples = scrape(client)
+
+    assert total(samples, up, connection="finsync") == 1
+    assert total(samples, stale, connection="finsync") == 1
+
+
+def test_a_connection_with_nothing_to_serve_is_down(
+    client: TestClient, simulators: Simulators
+) -> None:
+    simulators.finsync_faults.mode = "error"
+    simulators.finqware_faults.mode = "error"
+    assert client.get("/positions").status_code == 503
+
+    _, samples = scrape(client)
+
+    assert total(samples, "tesoro_connection_up", connection="finsync") == 0
+    assert total(samples, "tesoro_connection_up", connection="finqware:bt-main") == 0
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="/positions", status="503") == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("http2", [False, True])
+def test_calls_over_the_network_are_counted(http2: bool) -> None:
+    # No injected transport: the network one, built with the HTTP/2 setting, is instrumented.
+    with serve(create_finsync_app()) as finsync_url:
+        settings = Settings(
+            _env_file=None,
+            finsync_base_url=finsync_url,
+            finsync_api_key=FINSYNC_API_KEY,
+            auth_disabled=True,
+            upstream_http2=http2,
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/positions").status_code == 200
+            _, samples = scrape(client)
+
+    upstream = "tesoro_upstream_requests_total"
+    assert total(samples, upstream, upstream="finsync", outcome="200") > 0
+    assert label_values(samples, upstream, "upstream") == {"finsync"}
