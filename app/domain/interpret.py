@@ -162,11 +162,12 @@ def interpret_finsync(clients: Sequence[FinsyncClientRecord], fetched_at: dateti
 def interpret_finsync_client(client: FinsyncClientRecord, fetched_at: datetime) -> Interpreted:
     """One FinSync client: no counterparty, and a warning, when its type is not 0 or 1."""
     counterparty_id = f"finsync:{client.id}"
-    kind = _FINSYNC_KINDS.get(client.type)
+    kind = _FINSYNC_KINDS.get(client.type) if isinstance(client.type, int) else None
     if kind is None:
+        shown = client.type if isinstance(client.type, int) else _quote(client.type)
         warning = ResponseWarning(
             code=UNKNOWN_CLIENT_TYPE,
-            message=f"FinSync client type {client.type} is neither 0 (internal) nor "
+            message=f"FinSync client type {shown} is neither 0 (internal) nor "
             "1 (external); the client is left out",
             source=FINSYNC_SOURCE,
             counterparty_id=counterparty_id,
@@ -224,13 +225,16 @@ def _finsync_account(
         )
         return None
     name = _first_text(record.name) or currency
+    balance = record.balance
     try:
-        rounded = round_upstream_number(record.balance, currency)
+        rounded = round_upstream_number(balance, currency) if balance is not None else None
     except ValueError:
+        rounded = None
+    if balance is None or rounded is None:
         warnings.append(
             ResponseWarning(
                 code=INVALID_AMOUNT,
-                message=f"FinSync balance {_quote(record.balance)} is not a usable amount",
+                message=f"FinSync balance {_quote(balance)} is not a usable amount",
                 source=FINSYNC_SOURCE,
                 counterparty_id=counterparty_id,
                 account_id=account_id,
@@ -238,6 +242,7 @@ def _finsync_account(
         )
         return Account(id=account_id, name=name, currency=currency, position=None)
     amount, meaning = finsync_signed(kind, rounded, currency)
+    assert isinstance(client.type, int)  # a known kind is 0 or 1
     position = Position(
         counterparty_id=counterparty_id,
         counterparty_name=client.name,
@@ -249,7 +254,7 @@ def _finsync_account(
         amount=amount,
         side=side_of(amount),
         meaning=meaning,
-        reported=ReportedFigure(amount=_reported(record.balance), client_type=client.type),
+        reported=ReportedFigure(amount=_reported(balance), client_type=client.type),
         as_of=as_utc(record.updated_at) if record.updated_at is not None else None,
         fetched_at=fetched_at,
     )

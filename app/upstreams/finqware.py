@@ -64,6 +64,14 @@ class FinqwareBalanceData(BaseModel):
     native_timestamp: datetime | None = None
     type: str
 
+    @field_validator("credit_debit_indicator", mode="before")
+    @classmethod
+    def _indicator_as_text(cls, value: Any) -> Any:
+        # Anything but text is an unknown indicator too: interpretation warns, never fails.
+        if isinstance(value, str):
+            return value
+        return "null" if value is None else str(value)
+
     @field_validator("credit_limit_included", mode="before")
     @classmethod
     def _null_is_not_included(cls, value: Any) -> Any:

@@ -54,9 +54,24 @@ class FinsyncAccount(BaseModel):
     name: str | None = None
     currency_name: str
     client_id: int | None = None
-    balance: Decimal
+    # None when FinSync sent no number (null, text): the account is listed without a position.
+    balance: Decimal | None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @field_validator("balance", mode="before")
+    @classmethod
+    def _number_or_none(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | Decimal):
+            return value
+        if isinstance(value, str):
+            try:
+                return Decimal(value.strip())
+            except ArithmeticError:
+                return None
+        return None
 
 
 class FinsyncClientRecord(BaseModel):
@@ -68,11 +83,22 @@ class FinsyncClientRecord(BaseModel):
     name: str
     description: str | None = None
     company_id: int | None = None
-    type: int
+    # An int as sent (0 and 1 are known); anything that is not an integer is kept as its
+    # text, so interpretation can leave the client out and quote it in a warning.
+    type: int | str
     # POST answers carry no accounts; a new client has none.
     accounts: list[FinsyncAccount] = Field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_as_sent(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value.strip())
+        return "null" if value is None else str(value)
 
     @field_validator("accounts", mode="before")
     @classmethod

@@ -126,6 +126,67 @@ def test_unknown_balance_types_and_indicators_are_warnings(simulators: Simulator
         )
 
 
+def test_odd_types_and_balances_cost_only_their_own_client(simulators: Simulators) -> None:
+    transport = ScriptedFinsync(simulators)
+    clients = [
+        finsync_client(1, 0),
+        finsync_client(2, None),
+        finsync_client(3, "proveedor"),
+        finsync_client(4, True),
+        finsync_client(5, "1"),
+        {**finsync_client(6, 1), "accounts": [{"id": 60, "currency_name": "ARS", "balance": None}]},
+        {**finsync_client(7, 0), "accounts": [{"id": 70, "currency_name": "ARS", "balance": "x"}]},
+    ]
+    transport.body = json.dumps(clients).encode()
+    with client_with(transport) as client:
+        body = fresh(client, "/positions?source=finsync")
+        assert body["sources"][0]["status"] == "ok"
+        amounts = {p["counterparty_id"]: p["amount"] for p in body["positions"]}
+        assert amounts == {"finsync:1": "100.50", "finsync:5": "-100.50"}
+        warned = {(w["code"], w["counterparty_id"]) for w in body["warnings"]}
+        assert warned == {
+            ("unknown_client_type", "finsync:2"),
+            ("unknown_client_type", "finsync:3"),
+            ("unknown_client_type", "finsync:4"),
+            ("invalid_amount", "finsync:6"),
+            ("invalid_amount", "finsync:7"),
+        }
+        listed = fresh(client, "/counterparties?source=finsync")
+        accounts = {item["id"]: item["accounts"] for item in listed["items"]}
+        assert set(accounts) == {"finsync:1", "finsync:5", "finsync:6", "finsync:7"}
+        assert accounts["finsync:6"][0]["position"] is None
+
+
+def test_a_null_indicator_is_an_unknown_indicator_not_a_broken_bank(
+    simulators: Simulators,
+) -> None:
+    transport = ScriptedFinsync(simulators)
+    entry: dict[str, Any] = {
+        "account_id": "acc-n",
+        "id": "b1",
+        "timestamp": "2026-01-01T00:00:00",
+        "data": {
+            "amount": "10.00",
+            "credit_debit_indicator": None,
+            "credit_limit_included": False,
+            "currency": "RON",
+            "type": "InterimBooked",
+        },
+    }
+    transport.balances = json.dumps([entry]).encode()
+    with client_with(transport) as client:
+        body = fresh(client, "/positions?source=finqware")
+        bank = next(s for s in body["sources"] if s["source"] == "finqware:bt-main")
+        assert bank["status"] == "ok"
+        warned = [
+            w["code"]
+            for w in body["warnings"]
+            if w["account_id"] == "finqware:acc-n" and w["source"] == "finqware:bt-main"
+        ]
+        assert warned == ["unknown_credit_debit_indicator"]
+        assert not any(p["account_id"] == "finqware:acc-n" for p in body["positions"])
+
+
 NUMBER = "@@num@@"
 
 
