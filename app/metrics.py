@@ -90,27 +90,29 @@ class InstrumentedClient(httpx2.AsyncClient):
         self._metrics = metrics
 
     async def send(self, request: httpx2.Request, **options: Any) -> httpx2.Response:
-        started = time.perf_counter()
+        started_seconds = time.perf_counter()
         try:
             response = await super().send(request, **options)
         except httpx2.TimeoutException:
-            self._count("timeout", started)
+            self._count("timeout", started_seconds)
             raise
         except httpx2.TransportError:
-            self._count("transport_error", started)
+            self._count("transport_error", started_seconds)
             raise
         except asyncio.CancelledError:
-            self._count("cancelled", started)
+            self._count("cancelled", started_seconds)
             raise
         except Exception:
-            self._count("error", started)
+            self._count("error", started_seconds)
             raise
-        self._count(str(response.status_code), started)
+        self._count(str(response.status_code), started_seconds)
         return response
 
-    def _count(self, outcome: str, started: float) -> None:
+    def _count(self, outcome: str, started_seconds: float) -> None:
         self._metrics.upstream_requests.labels(self._upstream, outcome).inc()
-        self._metrics.upstream_latency.labels(self._upstream).observe(time.perf_counter() - started)
+        self._metrics.upstream_latency.labels(self._upstream).observe(
+            time.perf_counter() - started_seconds
+        )
 
 
 class ObservedTreasury(Treasury):
@@ -155,7 +157,7 @@ class RequestMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
+        started_seconds = time.perf_counter()
         # What the server error handler outside this middleware answers when the app raises.
         status = 500
 
@@ -170,4 +172,6 @@ class RequestMetrics:
         finally:
             route, method = route_label(scope), method_label(scope)
             self.metrics.http_requests.labels(route, method, str(status)).inc()
-            self.metrics.http_latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.http_latency.labels(route, method).observe(
+                time.perf_counter() - started_seconds
+            )
