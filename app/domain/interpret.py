@@ -49,6 +49,7 @@ UNKNOWN_CREDIT_DEBIT_INDICATOR = "unknown_credit_debit_indicator"
 INVALID_AMOUNT = "invalid_amount"
 INVALID_CURRENCY = "invalid_currency"
 NO_USABLE_BALANCE = "no_usable_balance"
+ACCOUNT_DETAILS_UNAVAILABLE = "account_details_unavailable"
 
 FINSYNC_SOURCE = "finsync"
 
@@ -96,6 +97,9 @@ class Interpreted:
 
     counterparties: tuple[Counterparty, ...]
     warnings: tuple[ResponseWarning, ...]
+
+    def with_warning(self, warning: ResponseWarning) -> Interpreted:
+        return Interpreted(self.counterparties, (*self.warnings, warning))
 
 
 # --- shared helpers -----------------------------------------------------------------------

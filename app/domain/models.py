@@ -247,11 +247,16 @@ class SourceInfo(_Model):
 
 
 class ResponseWarning(_Model):
-    """An account left out of the positions, and why (the service never guesses)."""
+    """Something the upstream sent that could not be used as it stands (never guessed).
+
+    Mostly an account left out of the positions; `account_details_unavailable` says a bank
+    connection's accounts are named by their id because Finqware did not give their names.
+    """
 
     code: str = Field(
         description="Stable code: `unknown_client_type`, `unknown_credit_debit_indicator`, "
-        "`invalid_amount`, `invalid_currency` or `no_usable_balance`.",
+        "`invalid_amount`, `invalid_currency`, `no_usable_balance` or "
+        "`account_details_unavailable`. New codes may be added within v1.",
         examples=["unknown_client_type"],
     )
     message: str = Field(description="What was found, for a human.")

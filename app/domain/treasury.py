@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from app.cache import Cached, SnapshotCache
-from app.domain.interpret import BalanceOrders, Interpreted, interpret_finqware, interpret_finsync
+from app.domain.interpret import (
+    ACCOUNT_DETAILS_UNAVAILABLE,
+    BalanceOrders,
+    Interpreted,
+    interpret_finqware,
+    interpret_finsync,
+)
 from app.domain.models import (
     Counterparty,
     ResponseWarning,
@@ -99,23 +105,41 @@ class FinqwareConnection:
     async def _accounts(self) -> list[FinqwareAccount]:
         return await self.client.get_accounts(self.credentials)
 
+    async def _accounts_or_error(self) -> list[FinqwareAccount] | UpstreamError:
+        try:
+            return (await self.accounts_cache.get(self.key, self._accounts)).value
+        except UpstreamError as exc:
+            return exc
+
     async def load(self) -> Interpreted:
         # Accounts (names, IBANs) change rarely and have their own, longer-lived cache.
         accounts, balances = await asyncio.gather(
-            self.accounts_cache.get(self.key, self._accounts),
-            self.client.get_balances(self.credentials),
+            self._accounts_or_error(), self.client.get_balances(self.credentials)
         )
         try:
-            return interpret_finqware(
+            interpreted = interpret_finqware(
                 self.consent.key,
                 self.consent.label,
-                accounts.value,
+                [] if isinstance(accounts, UpstreamError) else accounts,
                 balances,
                 utcnow(),
                 self.orders,
             )
         except Exception as exc:
             raise _contract_break(self.key, exc) from exc
+        if isinstance(accounts, UpstreamError):
+            # The balances are what matter: without the account list they are still served,
+            # each account named by its id, and the next load asks for the names again.
+            return interpreted.with_warning(
+                ResponseWarning(
+                    code=ACCOUNT_DETAILS_UNAVAILABLE,
+                    message="Finqware did not give the account names "
+                    f"({accounts.code}: {accounts.message}); accounts are named by their id",
+                    source=self.key,
+                    counterparty_id=self.key,
+                )
+            )
+        return interpreted
 
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
         return await self.cache.get(self.key, self.load, refresh=refresh)

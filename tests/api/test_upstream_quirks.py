@@ -38,7 +38,7 @@ class ScriptedFinsync(httpx2.AsyncBaseTransport):
         return await self.sandbox.handle_async_request(request)
 
 
-def client_with(transport: ScriptedFinsync) -> TestClient:
+def client_with(transport: httpx2.AsyncBaseTransport) -> TestClient:
     settings = Settings(
         _env_file=None, sandbox=True, min_refresh_interval_seconds=0, failure_backoff_seconds=0
     )
@@ -379,3 +379,39 @@ def test_no_finqware_answer_makes_a_server_error(simulators: Simulators) -> None
                         assert Decimal(amount) != 0 or not amount.startswith("-"), amount
 
         check()
+
+
+class FailingAccountList(httpx2.AsyncBaseTransport):
+    """The sandbox, except that Finqware's account list answers 500 while balances work."""
+
+    def __init__(self, simulators: Simulators) -> None:
+        self.sandbox = sandbox_transport(simulators.finsync, simulators.finqware)
+        self.failing = True
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self.failing and request.url.path.endswith("/accounts/get"):
+            return httpx2.Response(500, json={"message": "internal error"})
+        return await self.sandbox.handle_async_request(request)
+
+
+def test_balances_are_served_when_the_account_list_fails(simulators: Simulators) -> None:
+    transport = FailingAccountList(simulators)
+    with client_with(transport) as client:
+        body = fresh(client, "/positions?source=finqware")
+        bank = next(s for s in body["sources"] if s["source"] == "finqware:bt-main")
+        assert bank["status"] == "ok"
+        positions = [p for p in body["positions"] if p["counterparty_id"] == "finqware:bt-main"]
+        assert positions
+        # Named by the account id, as the list that names them did not come.
+        assert all(
+            p["account_name"] == p["account_id"].removeprefix("finqware:") for p in positions
+        )
+        warned = [w for w in body["warnings"] if w["source"] == "finqware:bt-main"]
+        assert [w["code"] for w in warned] == ["account_details_unavailable"]
+        assert "upstream_error" in warned[0]["message"]
+
+        transport.failing = False
+        named = fresh(client, "/positions?source=finqware")
+        again = [p for p in named["positions"] if p["counterparty_id"] == "finqware:bt-main"]
+        assert all(p["account_name"] != p["account_id"].removeprefix("finqware:") for p in again)
+        assert not any(w["source"] == "finqware:bt-main" for w in named["warnings"])
