@@ -26,6 +26,7 @@ from app.upstreams.errors import (
     UpstreamBadResponseError,
     UpstreamError,
     UpstreamNotFoundError,
+    UpstreamOutcomeUnknownError,
     UpstreamRejectedError,
     UpstreamUnauthorizedError,
 )
@@ -274,4 +275,8 @@ class FinsyncClient:
             map_error=_map_error,
             idempotent=False,
         )
-        return parse(UPSTREAM, _CLIENT, body, "created client")
+        try:
+            return parse(UPSTREAM, _CLIENT, body, "created client")
+        except UpstreamBadResponseError as exc:
+            # Created, but the answer does not say what: the caller looks it up by name.
+            raise UpstreamOutcomeUnknownError(UPSTREAM, exc.message) from exc

@@ -84,10 +84,25 @@ async def send(
                 upstream, "connection lost before the answer"
             ) from exc
         raise UpstreamUnavailableError(upstream, "connection failed") from exc
+    except httpx2.DecodingError as exc:
+        # An answer came, but its body could not be read (a broken content encoding).
+        if not idempotent:
+            raise UpstreamOutcomeUnknownError(upstream, "the answer could not be read") from exc
+        raise UpstreamBadResponseError(upstream, "the answer could not be read") from exc
+    except httpx2.RequestError as exc:
+        # Anything else httpx2 raises for a request (e.g. too many redirects).
+        if not idempotent:
+            raise UpstreamOutcomeUnknownError(upstream, "the request failed") from exc
+        raise UpstreamUnavailableError(upstream, "the request failed") from exc
     if response.is_success:
         try:
             return decode_json(response.content)
         except ValueError as exc:
+            if not idempotent:
+                # The write went through, but what it made cannot be read from the answer.
+                raise UpstreamOutcomeUnknownError(
+                    upstream, f"answer {response.status_code} is not valid JSON"
+                ) from exc
             raise UpstreamBadResponseError(
                 upstream,
                 f"answer {response.status_code} is not valid JSON",

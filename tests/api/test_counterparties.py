@@ -281,6 +281,31 @@ def test_create_whose_answer_is_lost_is_checked_not_resent(
     assert simulators.finsync_calls("POST /api/clients") == 1
 
 
+class _UnreadableCreateAnswer(httpx2.AsyncBaseTransport):
+    """FinSync creates land, but answer a page nobody can read; everything else passes."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and request.url.path == "/api/clients":
+            await response.aread()
+            return httpx2.Response(201, content=b"<html>OK</html>", request=request)
+        return response
+
+
+def test_create_whose_answer_cannot_be_read_is_found_by_name(simulators: Simulators) -> None:
+    transport = _UnreadableCreateAnswer(sandbox_transport(simulators.finsync, simulators.finqware))
+    app = create_app(Settings(_env_file=None, sandbox=True), transport=transport)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/counterparties", json={"name": "Respuesta Rara SA"})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Respuesta Rara SA"
+    assert response.headers["location"] == f"/counterparties/{response.json()['id']}"
+    assert simulators.finsync_calls("POST /api/clients") == 1
+
+
 class _PostTimesOut(httpx2.AsyncBaseTransport):
     """FinSync creates never answer and never land; everything else passes."""
 

@@ -325,3 +325,34 @@ async def test_a_client_whose_accounts_are_null_has_none() -> None:
 
     clients = await make(handler).list_clients()
     assert [(c.id, c.accounts) for c in clients] == [(3, [])]
+
+
+async def test_a_body_that_cannot_be_decoded_is_a_bad_response() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200,
+            content=b"not gzip at all",
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+
+    with pytest.raises(UpstreamBadResponseError) as caught:
+        await make(handler).list_clients()
+    assert caught.value.code == "bad_response"
+
+
+@pytest.mark.parametrize(
+    ("content", "headers"),
+    [
+        (b"not gzip at all", {"content-encoding": "gzip"}),
+        (b"<html>Created</html>", {"content-type": "text/html"}),
+        (b'{"id": 9}', {"content-type": "application/json"}),
+    ],
+)
+async def test_a_create_whose_answer_cannot_be_read_is_outcome_unknown(
+    content: bytes, headers: dict[str, str]
+) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(201, content=content, headers=headers)
+
+    with pytest.raises(UpstreamOutcomeUnknownError):
+        await make(handler).create_client("ACME", None)
