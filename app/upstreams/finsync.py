@@ -97,6 +97,8 @@ class FinsyncClientRecord(BaseModel):
     def _type_as_sent(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+            return int(value)  # 1.0 is 1
         if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             return int(value.strip())
         return "null" if value is None else str(value)

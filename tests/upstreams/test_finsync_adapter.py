@@ -356,3 +356,14 @@ async def test_a_create_whose_answer_cannot_be_read_is_outcome_unknown(
 
     with pytest.raises(UpstreamOutcomeUnknownError):
         await make(handler).create_client("ACME", None)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"), [("1", 1), ("1.0", 1), ('"0"', 0), ("null", "null"), ('"x"', "x")]
+)
+async def test_client_types_are_kept_as_sent_for_interpretation(sent: str, kept: int | str) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=f'[{{"id": 1, "name": "C", "type": {sent}}}]')
+
+    clients = await make(handler).list_clients()
+    assert clients[0].type == kept
