@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from app.domain.counterparties import same_name
 from app.domain.interpret import interpret_finsync_client
-from app.domain.models import Counterparty
+from app.domain.models import Counterparty, Source
 from app.domain.treasury import (
     AllSourcesUnavailableError,
     Connection,
@@ -137,7 +137,7 @@ class Directory:
 
         A connection that cannot answer is not a reason to refuse the create.
         """
-        banks = [c for c in self._treasury.connections if c.key != "finsync"]
+        banks = [c for c in self._treasury.connections if c.source is Source.finqware]
         if not banks:
             return None
         try:

@@ -74,41 +74,45 @@ async def send(
         if isinstance(exc, httpx2.TimeoutException):
             raise UpstreamTimeoutError(upstream, "timed out connecting") from exc
         raise UpstreamUnavailableError(upstream, "could not connect") from exc
-    except httpx2.TimeoutException as exc:
-        if not idempotent:
-            raise UpstreamOutcomeUnknownError(upstream, "timed out waiting for the answer") from exc
-        raise UpstreamTimeoutError(upstream, "timed out waiting for the answer") from exc
-    except httpx2.TransportError as exc:
-        if not idempotent:
-            raise UpstreamOutcomeUnknownError(
-                upstream, "connection lost before the answer"
-            ) from exc
-        raise UpstreamUnavailableError(upstream, "connection failed") from exc
-    except httpx2.DecodingError as exc:
-        # An answer came, but its body could not be read (a broken content encoding).
-        if not idempotent:
-            raise UpstreamOutcomeUnknownError(upstream, "the answer could not be read") from exc
-        raise UpstreamBadResponseError(upstream, "the answer could not be read") from exc
     except httpx2.RequestError as exc:
-        # Anything else httpx2 raises for a request (e.g. too many redirects).
-        if not idempotent:
-            raise UpstreamOutcomeUnknownError(upstream, "the request failed") from exc
-        raise UpstreamUnavailableError(upstream, "the request failed") from exc
+        raise _for_write(_request_failure(upstream, exc), idempotent=idempotent) from exc
     if response.is_success:
         try:
             return decode_json(response.content)
         except ValueError as exc:
-            if not idempotent:
-                # The write went through, but what it made cannot be read from the answer.
-                raise UpstreamOutcomeUnknownError(
-                    upstream, f"answer {response.status_code} is not valid JSON"
-                ) from exc
-            raise UpstreamBadResponseError(
+            # For a write, it went through but what it made cannot be read from the answer.
+            bad = UpstreamBadResponseError(
                 upstream,
                 f"answer {response.status_code} is not valid JSON",
                 status_code=response.status_code,
-            ) from exc
+            )
+            raise _for_write(bad, idempotent=idempotent) from exc
     raise map_error(response, try_decode_json(response))
+
+
+# Failures once the request may have reached the upstream, most specific first.
+_REQUEST_FAILURES: tuple[tuple[type[httpx2.RequestError], type[UpstreamError], str], ...] = (
+    (httpx2.TimeoutException, UpstreamTimeoutError, "timed out waiting for the answer"),
+    (httpx2.TransportError, UpstreamUnavailableError, "connection lost before the answer"),
+    # An answer came, but its body could not be read (a broken content encoding).
+    (httpx2.DecodingError, UpstreamBadResponseError, "the answer could not be read"),
+    # Anything else httpx2 raises for a request (e.g. too many redirects).
+    (httpx2.RequestError, UpstreamUnavailableError, "the request failed"),
+)
+
+
+def _request_failure(upstream: str, exc: httpx2.RequestError) -> UpstreamError:
+    for kind, error, message in _REQUEST_FAILURES:
+        if isinstance(exc, kind):
+            return error(upstream, message)
+    raise AssertionError("RequestError closes the table")  # pragma: no cover
+
+
+def _for_write(error: UpstreamError, *, idempotent: bool) -> UpstreamError:
+    """A write that may have landed has an unknown outcome, whatever else went wrong."""
+    if idempotent:
+        return error
+    return UpstreamOutcomeUnknownError(error.upstream, error.message, status_code=error.status_code)
 
 
 def parse(upstream: str, adapter: TypeAdapter[T], data: Any, what: str) -> T:

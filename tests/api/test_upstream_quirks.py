@@ -344,12 +344,7 @@ finqware_errors = st.fixed_dictionaries(
 
 def test_no_finqware_answer_makes_a_server_error(simulators: Simulators) -> None:
     transport = ScriptedFinqware(simulators)
-    settings_ = Settings(
-        _env_file=None, sandbox=True, min_refresh_interval_seconds=0, failure_backoff_seconds=0
-    )
-    with TestClient(
-        create_app(settings_, transport=transport), raise_server_exceptions=False
-    ) as client:
+    with client_with(transport) as client:
 
         @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(
