@@ -25,6 +25,7 @@ from app.metrics import InstrumentedClient, Metrics, ObservedTreasury, RequestMe
 from app.settings import Settings
 from app.upstreams.finqware import FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
+from app.upstreams.reading import Parsed
 
 logger = logging.getLogger("app")
 
@@ -128,7 +129,7 @@ def _build_services(
             failure_backoff_seconds=settings.failure_backoff_seconds,
             maxsize=slots,
         )
-        accounts_cache = SnapshotCache[list[FinqwareAccount]](
+        accounts_cache = SnapshotCache[Parsed[FinqwareAccount]](
             ttl_seconds=settings.finqware_accounts_ttl_seconds,
             stale_if_error_seconds=settings.stale_if_error_seconds,
             failure_backoff_seconds=settings.failure_backoff_seconds,

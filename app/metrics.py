@@ -123,10 +123,16 @@ class ObservedTreasury(Treasury):
         self._metrics = metrics
 
     async def gather(
-        self, *, refresh: bool = False, connections: Sequence[Connection] | None = None
+        self,
+        *,
+        refresh: bool = False,
+        connections: Sequence[Connection] | None = None,
+        require_one: bool = True,
     ) -> Gathered:
         try:
-            gathered = await super().gather(refresh=refresh, connections=connections)
+            gathered = await super().gather(
+                refresh=refresh, connections=connections, require_one=require_one
+            )
         except AllSourcesUnavailableError as exc:
             self._metrics.observe_sources(exc.sources)
             raise

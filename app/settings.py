@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     Field,
     SecretStr,
@@ -44,6 +45,9 @@ class ConsentSettings(BaseModel):
     credentials_id: SecretStr
     access_token: SecretStr
     tenant_user_id: str
+    # When the consent ends (90 days after onboarding by default); from 14 days before,
+    # answers warn. An offset is required: a consent's end is one instant for everyone.
+    expires_at: AwareDatetime | None = None
 
 
 class ApiKeySettings(BaseModel):

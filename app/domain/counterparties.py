@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import TypeVar
 
@@ -44,26 +44,23 @@ def filter_counterparties(
     kind: Kind | None = None,
     source: Source | None = None,
     q: str | None = None,
-    currency: str | None = None,
+    currencies: Collection[str] = (),
 ) -> list[Counterparty]:
     """The counterparties matching every given filter, ordered by name then id.
 
     `q` is a substring of the normalised name or description (`cafe` finds `Café`); a `q`
-    that normalises to nothing filters nothing. `currency` keeps counterparties with at
-    least one account in it, case-insensitively.
+    that normalises to nothing filters nothing. `currencies` keeps counterparties with at
+    least one account in any of them, case-insensitively (empty: no filter).
     """
     needle = normalize_text(q) if q is not None else ""
-    wanted_currency = currency.strip().upper() if currency is not None else None
+    wanted = {code.strip().upper() for code in currencies}
     kept = [
         item
         for item in items
         if (kind is None or item.kind == kind)
         and (source is None or item.source == source)
         and (not needle or _matches_text(item, needle))
-        and (
-            wanted_currency is None
-            or any(account.currency.upper() == wanted_currency for account in item.accounts)
-        )
+        and (not wanted or any(account.currency.upper() in wanted for account in item.accounts))
     ]
     return sorted(kept, key=counterparty_order)
 

@@ -9,10 +9,8 @@ from dataclasses import dataclass
 
 from app.domain.counterparties import same_name
 from app.domain.interpret import interpret_finsync_client
-from app.domain.models import Counterparty, Source
+from app.domain.models import Counterparty
 from app.domain.treasury import (
-    AllSourcesUnavailableError,
-    Connection,
     Gathered,
     Treasury,
     utcnow,
@@ -26,8 +24,7 @@ from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
 
 logger = logging.getLogger(__name__)
 
-_FINSYNC_ID = re.compile(r"^finsync:([1-9][0-9]{0,17})$")
-_FINQWARE_ID = re.compile(r"^finqware:([A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+_FINSYNC_ID = re.compile(r"finsync:([1-9][0-9]{0,17})")
 
 
 class UnknownCounterpartyError(Exception):
@@ -64,19 +61,23 @@ class Directory:
         self._create_lock = asyncio.Lock()
 
     async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
-        """One counterparty from its own connection only; unknown or malformed → error."""
-        connection: Connection | None = None
-        finsync_id = _FINSYNC_ID.match(counterparty_id)
-        if finsync_id:
-            connection = self._treasury.connection("finsync")
-        elif _FINQWARE_ID.match(counterparty_id):
-            connection = self._treasury.connection(counterparty_id)
+        """One counterparty from its own connection only; unknown or malformed → error.
+
+        A bank connection is found even when it cannot be read (its placeholder, with the
+        connection's state); a FinSync id needs FinSync or its cached list.
+        """
+        connection = self._treasury.connection_of(counterparty_id)
         if connection is None:
             raise UnknownCounterpartyError(counterparty_id)
-        gathered = await self._treasury.gather(refresh=refresh, connections=[connection])
+        gathered = await self._treasury.gather(
+            refresh=refresh,
+            connections=[connection],
+            require_one=connection.placeholder() is None,
+        )
         for counterparty in gathered.counterparties:
             if counterparty.id == counterparty_id:
                 return Found(counterparty, gathered)
+        finsync_id = _FINSYNC_ID.fullmatch(counterparty_id)
         if finsync_id and self._finsync is not None:
             # Created since the list was cached (perhaps by someone else): ask FinSync directly.
             try:
@@ -110,17 +111,16 @@ class Directory:
         self, finsync: FinsyncClient, name: str, description: str | None
     ) -> Counterparty:
         # FinSync's own list, read live: a client created elsewhere a second ago counts.
-        existing = _by_name(await finsync.list_clients(), name)
+        # Only FinSync clients count: a bank connection's name does not block creating the
+        # same bank as an external counterparty (a lender, say).
+        existing = _by_name((await finsync.list_clients()).records, name)
         if existing is not None:
-            raise DuplicateCounterpartyError(f"finsync:{existing.id}", existing.name)
-        bank = await self._bank_connection_named(name)
-        if bank is not None:
-            raise DuplicateCounterpartyError(bank.id, bank.name)
+            raise DuplicateCounterpartyError(f"finsync:{existing.id}", existing.name or name)
         try:
             created = await finsync.create_client(name, description)
         except UpstreamOutcomeUnknownError:
             logger.warning("FinSync create outcome unknown; checking whether it landed")
-            landed = _by_name(await finsync.list_clients(), name)
+            landed = _by_name((await finsync.list_clients()).records, name)
             if landed is None:
                 raise CreateNotConfirmedError(name) from None
             created = landed
@@ -132,26 +132,9 @@ class Directory:
             raise UpstreamBadResponseError("finsync", "the created client could not be interpreted")
         return interpreted.counterparties[0]
 
-    async def _bank_connection_named(self, name: str) -> Counterparty | None:
-        """A bank connection (a counterparty too) with that name, from its cached snapshot.
-
-        A connection that cannot answer is not a reason to refuse the create.
-        """
-        banks = [c for c in self._treasury.connections if c.source is Source.finqware]
-        if not banks:
-            return None
-        try:
-            gathered = await self._treasury.gather(connections=banks)
-        except AllSourcesUnavailableError:
-            return None
-        for counterparty in gathered.counterparties:
-            if same_name(counterparty.name, name):
-                return counterparty
-        return None
-
 
 def _by_name(clients: list[FinsyncClientRecord], name: str) -> FinsyncClientRecord | None:
     for client in clients:
-        if same_name(client.name, name):
+        if client.name is not None and same_name(client.name, name):
             return client
     return None

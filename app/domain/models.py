@@ -11,6 +11,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerialize
 
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 CURRENCY_PATTERN = r"^[A-Z0-9]{3,8}$"
+# Currencies asked for in a query are matched case-insensitively.
+CURRENCY_QUERY_PATTERN = r"^[A-Za-z0-9]{3,8}$"
 
 
 def _money_text(value: Decimal) -> str:
@@ -108,6 +110,13 @@ class SourceErrorCode(StrEnum):
     outcome_unknown = "outcome_unknown"
 
 
+class SourceError(_Model):
+    """Why an upstream connection is not `ok`."""
+
+    code: SourceErrorCode = Field(description="Stable reason code.")
+    message: str = Field(description="Short and human; never contains a secret.")
+
+
 class ReportedFigure(_Model):
     """The upstream figure exactly as received, before interpretation."""
 
@@ -133,17 +142,33 @@ class BalanceEntry(_Model):
     currency: Currency
     credit_debit_indicator: str = Field(description="As sent: `credit` or `debit`.")
     credit_limit_included: bool = Field(
-        description="True when the amount includes the credit line; never used for `amount`."
+        description="True when the amount includes the credit line, so it is never used for "
+        "`amount` or `available`. Also true when the bank's flag could not be read (a "
+        "`unreadable_field` warning says so): such an entry is never used either."
     )
     credit_line: Money | None = Field(
-        default=None, description="The credit line, when the bank sends one."
+        default=None,
+        description="The credit line this entry reports in the account's currency (the sum "
+        "of its lines when the bank lists several), or null: none sent, a line in another "
+        "currency, or one that could not be read (a warning says which).",
     )
     reported: Money = Field(description="The amount as Finqware sent it (always non-negative).")
-    native_date: date | None = Field(default=None, description="The bank's date for this balance.")
-    native_timestamp: AwareDatetime | None = Field(
-        default=None, description="The bank's time for this balance."
+    native_date: date | None = Field(
+        default=None,
+        description="The bank's own date for this balance (`native_date`), as the bank wrote "
+        "it; null when absent or unreadable.",
     )
-    fetched_at: AwareDatetime = Field(description="When Finqware queried the bank (UTC).")
+    native_timestamp: AwareDatetime | None = Field(
+        default=None,
+        description="The bank's own time for this balance (`native_timestamp`), in UTC; null "
+        "when absent or unreadable.",
+    )
+    fetched_at: AwareDatetime = Field(
+        description="Finqware's clock: when Finqware queried the bank for this entry (its "
+        "`timestamp`, read as UTC). Not when tesoro fetched it (that is the position's "
+        "`fetched_at`). When Finqware's timestamp cannot be read, tesoro's fetch time, with "
+        "a warning."
+    )
 
 
 class Position(_Model):
@@ -171,7 +196,15 @@ class Position(_Model):
     meaning: Meaning = Field(description="What the amount is for the company.")
     available: Money | None = Field(
         default=None,
-        description="Finqware: the available balance, signed; null for FinSync or when absent.",
+        description="Finqware: the available balance, signed, without the credit line: the "
+        "first type of the configured available order among entries that do not include the "
+        "credit line; null for FinSync or when absent.",
+    )
+    available_with_credit_line: Money | None = Field(
+        default=None,
+        description="Finqware: what the company can spend counting its credit line: the first "
+        "type of the available order among the entries with `credit_limit_included: true`; "
+        "failing that, `available + credit_line` when both are known; else null.",
     )
     balance_type: str | None = Field(
         default=None,
@@ -188,14 +221,22 @@ class Position(_Model):
         description="Finqware: every balance entry of the account, interpreted.",
     )
     credit_line: Money | None = Field(
-        default=None, description="The credit line the bank reports for the account, or null."
+        default=None,
+        description="The credit line the bank reports for the account, in its currency (the "
+        "sum of the lines when it lists several), or null: none sent, only lines in another "
+        "currency, or a shape that could not be read (a warning names the account).",
     )
     reported: ReportedFigure = Field(description="The upstream figure as received.")
     as_of: AwareDatetime | None = Field(
-        default=None, description="When the upstream says the figure was true, when it says so."
+        default=None,
+        description="The upstream's clock: when the upstream says the figure was true. "
+        "FinSync: the account's `updated_at`. Finqware: the picked entry's `native_timestamp`, "
+        "else its `native_date` at 00:00 UTC, else when Finqware queried the bank. It can be "
+        "days older than `fetched_at`; null when FinSync sends no readable `updated_at`.",
     )
     fetched_at: AwareDatetime = Field(
-        description="When tesoro fetched the figure from the upstream."
+        description="tesoro's clock: when tesoro received the upstream answer this figure "
+        "comes from (the same for every position of one connection's snapshot)."
     )
 
 
@@ -225,13 +266,15 @@ class Counterparty(_Model):
     name: str = Field(description="The counterparty's name.", examples=["Caja central"])
     description: str | None = Field(default=None, description="Free text, or null.")
     accounts: list[Account] = Field(description="Its accounts, each with its position.")
-
-
-class SourceError(_Model):
-    """Why an upstream connection is not `ok`."""
-
-    code: SourceErrorCode = Field(description="Stable reason code.")
-    message: str = Field(description="Short and human; never contains a secret.")
+    status: SourceStatus = Field(
+        default=SourceStatus.ok,
+        description="The state of the connection the counterparty comes from, as in `sources`: "
+        "a bank connection that cannot be read is still listed, `unavailable`, with no "
+        "accounts.",
+    )
+    error: SourceError | None = Field(
+        default=None, description="Why its connection is not `ok` (for example `consent_expired`)."
+    )
 
 
 class SourceInfo(_Model):
@@ -241,7 +284,9 @@ class SourceInfo(_Model):
         description="`finsync` or `finqware:<consent key>`.", examples=["finqware:bt-main"]
     )
     status: SourceStatus = Field(description="Whether the data served is fresh.")
-    fetched_at: AwareDatetime | None = Field(description="When the data served was fetched.")
+    fetched_at: AwareDatetime | None = Field(
+        description="tesoro's clock: when tesoro received the data served from this connection."
+    )
     age_seconds: int | None = Field(description="Age of the data served, in whole seconds.")
     error: SourceError | None = Field(default=None, description="Why the connection is not `ok`.")
 
@@ -254,9 +299,12 @@ class ResponseWarning(_Model):
     """
 
     code: str = Field(
-        description="Stable code: `unknown_client_type`, `unknown_credit_debit_indicator`, "
-        "`invalid_amount`, `invalid_currency`, `no_usable_balance` or "
-        "`account_details_unavailable`. New codes may be added within v1.",
+        description="Stable code. An account left out: `unknown_client_type`, "
+        "`unknown_credit_debit_indicator`, `invalid_amount`, `invalid_currency`, "
+        "`invalid_balance_type`, `no_usable_balance`. A record left out: `unreadable_record`. "
+        "Only a field lost: `unreadable_field` (an optional field that could not be read is "
+        "null or ignored), `credit_line_other_currency`, `account_details_unavailable`. "
+        "About a connection: `consent_expiring`. New codes may be added within v1.",
         examples=["unknown_client_type"],
     )
     message: str = Field(description="What was found, for a human.")
@@ -271,11 +319,14 @@ class ResponseWarning(_Model):
 
 class Meta(_Model):
     sources: list[SourceInfo] = Field(
-        description="One entry per upstream connection: `finsync`, `finqware:<consent key>`."
+        description="One entry per upstream connection the answer depends on (`finsync`, "
+        "`finqware:<consent key>`): a `source`, `kind` or `counterparty_id` filter narrows "
+        "them, and only those connections are asked."
     )
-    complete: bool = Field(description="False when any connection is `unavailable`.")
+    complete: bool = Field(description="False when any of those connections is `unavailable`.")
     warnings: list[ResponseWarning] = Field(
-        description="Accounts left out because a figure could not be interpreted."
+        description="What the upstreams sent that could not be used as it stands (accounts or "
+        "fields left out, see `ResponseWarning.code`), and consents about to expire."
     )
 
 
@@ -297,13 +348,13 @@ class CounterpartyDetail(Counterparty):
     )
     complete: bool = Field(description="False when the connection is `unavailable`.")
     warnings: list[ResponseWarning] = Field(
-        description="This counterparty's accounts left out because a figure could not be "
-        "interpreted."
+        description="What could not be used as it stands for this counterparty (see "
+        "`ResponseWarning.code`), and its consent about to expire."
     )
 
 
 class CurrencyTotal(_Model):
-    """The totals of one currency over the positions returned, in exact decimal."""
+    """The totals of one currency over every matching position, in exact decimal."""
 
     currency: Currency
     assets: Money = Field(description="Sum of positive amounts.")
@@ -318,6 +369,15 @@ class CurrencyTotal(_Model):
 class PositionsResponse(Meta):
     """Every interpreted position that matches the filters, with totals per currency."""
 
-    positions: list[Position] = Field(description="The positions, one per account and currency.")
-    totals: list[CurrencyTotal] = Field(description="One entry per currency of `positions`.")
-    generated_at: AwareDatetime = Field(description="When this answer was put together.")
+    positions: list[Position] = Field(
+        description="This page of the matching positions, one per account and currency."
+    )
+    totals: list[CurrencyTotal] = Field(
+        description="One entry per currency over every matching position, not only this page."
+    )
+    total: int = Field(description="Positions matching the filters, over all pages.")
+    page: int = Field(description="The page number, from 1.")
+    page_size: int = Field(description="The page size asked for.")
+    generated_at: AwareDatetime = Field(
+        description="tesoro's clock: when this answer was put together."
+    )

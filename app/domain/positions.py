@@ -48,16 +48,19 @@ def filter_positions(
     kind: Kind | None = None,
     source: Source | None = None,
     side: Side | None = None,
+    meanings: Collection[Meaning] = (),
     counterparty_id: str | None = None,
     include_zero: bool = False,
 ) -> list[Position]:
     """The positions matching every given filter, in the order given.
 
-    `currencies` is any-of and case-insensitive (empty: every currency). Zero positions are
-    dropped unless `include_zero`, or unless `side` asks for `flat` ones explicitly.
+    `currencies` and `meanings` are any-of (empty: all), currencies case-insensitive. Zero
+    positions are dropped unless `include_zero`, or unless `side` asks for `flat` ones or
+    `meanings` for `zero` ones explicitly.
     """
     wanted = {code.strip().upper() for code in currencies}
-    keep_zero = include_zero or side is Side.flat
+    wanted_meanings = set(meanings)
+    keep_zero = include_zero or side is Side.flat or Meaning.zero in wanted_meanings
     return [
         position
         for position in positions
@@ -65,6 +68,7 @@ def filter_positions(
         and (kind is None or position.kind == kind)
         and (source is None or position.source == source)
         and (side is None or position.side == side)
+        and (not wanted_meanings or position.meaning in wanted_meanings)
         and (counterparty_id is None or position.counterparty_id == counterparty_id)
         and (keep_zero or position.side != Side.flat)
     ]

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from app.cache import Cached, SnapshotCache
 from app.domain.interpret import (
     ACCOUNT_DETAILS_UNAVAILABLE,
+    CONSENT_EXPIRING,
     BalanceOrders,
     Interpreted,
+    finqware_placeholder,
     interpret_finqware,
     interpret_finsync,
 )
 from app.domain.models import (
     Counterparty,
+    Kind,
     ResponseWarning,
     Source,
     SourceError,
@@ -30,8 +34,12 @@ from app.settings import ConsentSettings
 from app.upstreams.errors import UpstreamBadResponseError, UpstreamError
 from app.upstreams.finqware import ConsentCredentials, FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
+from app.upstreams.reading import Parsed
 
 logger = logging.getLogger(__name__)
+
+# A consent about to end is announced this long before (API.md): time to onboard again.
+CONSENT_EXPIRY_NOTICE = timedelta(days=14)
 
 
 def utcnow() -> datetime:
@@ -52,6 +60,12 @@ class Connection(Protocol):
     def invalidate(self) -> None:
         """The next snapshot loads again (the old one stays for stale-if-error)."""
 
+    def placeholder(self) -> Counterparty | None:
+        """What stands for the connection in listings when it cannot be read, if anything."""
+
+    def notices(self, now: datetime) -> list[ResponseWarning]:
+        """Warnings about the connection itself (a consent about to expire), as of `now`."""
+
 
 def _contract_break(key: str, exc: Exception) -> UpstreamBadResponseError:
     # Data that passed the wire models but still cannot be interpreted is a contract break
@@ -67,10 +81,16 @@ class FinsyncConnection:
     key: str = "finsync"
     source: Source = Source.finsync
 
+    def placeholder(self) -> Counterparty | None:
+        return None  # FinSync's clients are not known without FinSync
+
+    def notices(self, now: datetime) -> list[ResponseWarning]:
+        return []
+
     async def load(self) -> Interpreted:
         clients = await self.client.list_clients()
         try:
-            return interpret_finsync(clients, utcnow())
+            return interpret_finsync(clients.records, utcnow(), rejected=clients.rejected)
         except Exception as exc:
             raise _contract_break(self.key, exc) from exc
 
@@ -86,7 +106,7 @@ class FinqwareConnection:
     consent: ConsentSettings
     client: FinqwareClient
     cache: SnapshotCache[Interpreted]
-    accounts_cache: SnapshotCache[list[FinqwareAccount]]
+    accounts_cache: SnapshotCache[Parsed[FinqwareAccount]]
     orders: BalanceOrders
     source: Source = Source.finqware
     credentials: ConsentCredentials = field(init=False)
@@ -102,10 +122,29 @@ class FinqwareConnection:
     def key(self) -> str:
         return f"finqware:{self.consent.key}"
 
-    async def _accounts(self) -> list[FinqwareAccount]:
+    def placeholder(self) -> Counterparty | None:
+        return finqware_placeholder(self.consent.key, self.consent.label)
+
+    def notices(self, now: datetime) -> list[ResponseWarning]:
+        expires_at = self.consent.expires_at
+        if expires_at is None or now < expires_at - CONSENT_EXPIRY_NOTICE:
+            return []
+        when = expires_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        verb = "expired" if now >= expires_at else "expires"
+        return [
+            ResponseWarning(
+                code=CONSENT_EXPIRING,
+                message=f"the consent of {self.key} {verb} at {when}; a new onboarding at "
+                "the bank is needed to keep reading it",
+                source=self.key,
+                counterparty_id=self.key,
+            )
+        ]
+
+    async def _accounts(self) -> Parsed[FinqwareAccount]:
         return await self.client.get_accounts(self.credentials)
 
-    async def _accounts_or_error(self) -> list[FinqwareAccount] | UpstreamError:
+    async def _accounts_or_error(self) -> Parsed[FinqwareAccount] | UpstreamError:
         try:
             return (await self.accounts_cache.get(self.key, self._accounts)).value
         except UpstreamError as exc:
@@ -116,14 +155,19 @@ class FinqwareConnection:
         accounts, balances = await asyncio.gather(
             self._accounts_or_error(), self.client.get_balances(self.credentials)
         )
+        listed = (
+            Parsed[FinqwareAccount]([], []) if isinstance(accounts, UpstreamError) else accounts
+        )
         try:
             interpreted = interpret_finqware(
                 self.consent.key,
                 self.consent.label,
-                [] if isinstance(accounts, UpstreamError) else accounts,
-                balances,
+                listed.records,
+                balances.records,
                 utcnow(),
                 self.orders,
+                rejected_accounts=listed.rejected,
+                rejected_balances=balances.rejected,
             )
         except Exception as exc:
             raise _contract_break(self.key, exc) from exc
@@ -189,8 +233,20 @@ def _info(key: str, outcome: Cached[Interpreted] | UpstreamError) -> SourceInfo:
     )
 
 
+def _with_state(counterparties: Sequence[Counterparty], info: SourceInfo) -> list[Counterparty]:
+    """The counterparties of one connection, marked with its state when it is not ok."""
+    if info.status is SourceStatus.ok:
+        return list(counterparties)
+    update = {"status": info.status, "error": info.error}
+    return [counterparty.model_copy(update=update) for counterparty in counterparties]
+
+
+_FINSYNC_ID = re.compile(r"finsync:[1-9][0-9]{0,17}")
+_FINQWARE_ID = re.compile(r"finqware:[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 class Treasury:
-    """Asks every connection at once and merges what comes back."""
+    """Asks the connections an answer needs at once and merges what comes back."""
 
     def __init__(self, connections: Sequence[Connection]) -> None:
         self.connections = list(connections)
@@ -201,24 +257,70 @@ class Treasury:
                 return connection
         return None
 
+    def connection_of(self, counterparty_id: str) -> Connection | None:
+        """The connection a well-formed counterparty id belongs to (matched whole), if any."""
+        if _FINSYNC_ID.fullmatch(counterparty_id):
+            return self.connection("finsync")
+        if _FINQWARE_ID.fullmatch(counterparty_id):
+            return self.connection(counterparty_id)
+        return None
+
+    def scope(
+        self,
+        *,
+        source: Source | None = None,
+        kind: Kind | None = None,
+        counterparty_id: str | None = None,
+    ) -> list[Connection]:
+        """The connections whose data can answer a question with these filters: a bank
+        connection only holds internal counterparties, and an id names its connection."""
+        chosen = [
+            connection
+            for connection in self.connections
+            if (source is None or connection.source is source)
+            and not (kind is Kind.external and connection.source is Source.finqware)
+        ]
+        if counterparty_id is not None:
+            owner = self.connection_of(counterparty_id)
+            chosen = [connection for connection in chosen if connection is owner]
+        return chosen
+
     async def gather(
-        self, *, refresh: bool = False, connections: Sequence[Connection] | None = None
+        self,
+        *,
+        refresh: bool = False,
+        connections: Sequence[Connection] | None = None,
+        require_one: bool = True,
     ) -> Gathered:
+        """What the chosen connections (all by default) give; a connection that cannot be
+        read still lists its placeholder. Raises AllSourcesUnavailableError when every chosen
+        connection failed with nothing cached, unless `require_one` is false."""
         chosen = self.connections if connections is None else list(connections)
         outcomes = await asyncio.gather(*(self._one(c, refresh) for c in chosen))
         sources = [_info(c.key, outcome) for c, outcome in zip(chosen, outcomes, strict=True)]
-        answered = [o for o in outcomes if not isinstance(o, UpstreamError)]
-        if chosen and not answered:
+        if require_one and chosen and all(isinstance(o, UpstreamError) for o in outcomes):
             raise AllSourcesUnavailableError(sources)
-        counterparties = [cp for o in answered for cp in o.value.counterparties]
-        warnings = [w for o in answered for w in o.value.warnings]
-        fresh_ttls = [o.expires_in_seconds for o in answered if o.status == "fresh"]
+        now = utcnow()
+        counterparties: list[Counterparty] = []
+        warnings: list[ResponseWarning] = []
+        fresh_ttls: list[float] = []
+        for connection, outcome, info in zip(chosen, outcomes, sources, strict=True):
+            warnings.extend(connection.notices(now))
+            if isinstance(outcome, UpstreamError):
+                placeholder = connection.placeholder()
+                if placeholder is not None:
+                    counterparties.extend(_with_state([placeholder], info))
+                fresh_ttls.append(0)
+                continue
+            counterparties.extend(_with_state(outcome.value.counterparties, info))
+            warnings.extend(outcome.value.warnings)
+            fresh_ttls.append(outcome.expires_in_seconds if outcome.status == "fresh" else 0)
         return Gathered(
             counterparties=counterparties,
             warnings=warnings,
             sources=sources,
             complete=all(s.status != SourceStatus.unavailable for s in sources),
-            max_age_seconds=int(min(fresh_ttls)) if len(fresh_ttls) == len(answered) else 0,
+            max_age_seconds=int(min(fresh_ttls)) if fresh_ttls else 0,
         )
 
     @staticmethod

@@ -19,7 +19,8 @@ Errors are ``{"id", "type", "http", "code", "message"}``:
 
 ``app.state.store`` is the live `FinqwareStore`, ``app.state.faults`` the `Faults` and
 ``app.state.calls`` a ``Counter`` keyed ``"POST /v1/balances/get"`` and
-``"POST /v1/accounts/get"``.
+``"POST /v1/accounts/get"``; ``app.state.calls_by_consent`` counts the same calls keyed
+``(route, consent key)``.
 """
 
 import json
@@ -112,6 +113,7 @@ def create_finqware_app(faults: Faults | None = None) -> Starlette:
     app.state.store = simulator.store
     app.state.faults = simulator.faults
     app.state.calls = simulator.calls
+    app.state.calls_by_consent = simulator.calls_by_consent
     return app
 
 
@@ -140,6 +142,9 @@ class _FinqwareSimulator:
         self.store = store
         self.faults = faults
         self.calls: Counter[str] = Counter()
+        # The same calls by consent key too ("" when the body names no known consent), so
+        # tests can tell which bank connection was asked.
+        self.calls_by_consent: Counter[tuple[str, str]] = Counter()
         self._errors = 0
 
     def route(self, key: str, answer: Answer) -> Route:
@@ -154,6 +159,7 @@ class _FinqwareSimulator:
         self.calls[key] += 1
         payload = _parse(await request.body()) if sends_json(request) else None
         consent = self.store.consent(payload.get("credentials_id")) if payload is not None else None
+        self.calls_by_consent[key, "" if consent is None else consent.key] += 1
         mode = self.faults.pending("" if consent is None else consent.key)
         if mode == "drop_after_create":  # FinSync's create only; nothing here creates
             mode = "none"

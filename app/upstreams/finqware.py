@@ -5,24 +5,32 @@ Everything inferred about Finqware (see upstreams.md) is in the INFERRED block b
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, field_validator
+from pydantic import BeforeValidator, Field, PlainValidator, SecretStr, TypeAdapter
 
 from app.upstreams.errors import (
     ConsentExpiredError,
-    UpstreamBadResponseError,
     UpstreamError,
     UpstreamRateLimitedError,
     UpstreamRejectedError,
     UpstreamUnauthorizedError,
     UpstreamUnavailableError,
 )
-from app.upstreams.http import generic_status_error, parse, send
+from app.upstreams.http import generic_status_error, send
+from app.upstreams.reading import (
+    Identifier,
+    LenientDate,
+    Parsed,
+    Text,
+    Timestamp,
+    TolerantModel,
+    parse_each,
+)
 
 UPSTREAM = "finqware"
 
@@ -52,83 +60,151 @@ class ConsentCredentials:
     tenant_user_id: str
 
 
-class FinqwareBalanceData(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+# --- credit lines ---------------------------------------------------------------------------
+# Finqware documents `credit_line` only as null; banks write it in their own shape. Read here:
+# null or an empty list (no line), a decimal string or number, an object carrying an amount
+# (`amount`/`Amount`/`value`, itself possibly an object with `Amount` and `Currency`), or a
+# list of such objects (UK Open Banking's `CreditLine`). Anything else is unreadable.
+_AMOUNT_KEYS = ("amount", "value")
+_CURRENCY_KEYS = ("currency", "ccy")
+_TYPE_KEYS = ("type",)
+
+
+@dataclass(frozen=True)
+class CreditLineEntry:
+    """One credit line as the bank wrote it; `currency` None when it does not say."""
 
     amount: Decimal
-    credit_debit_indicator: str
-    credit_limit_included: bool = False
-    credit_line: Decimal | None = None
-    currency: str
-    native_date: date | None = None
-    native_timestamp: datetime | None = None
-    type: str
+    currency: str | None = None
+    type: str | None = None
 
-    @field_validator("credit_debit_indicator", mode="before")
-    @classmethod
-    def _indicator_as_text(cls, value: Any) -> Any:
-        # Anything but text is an unknown indicator too: interpretation warns, never fails.
-        if isinstance(value, str):
+
+def _key(mapping: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+    for key, value in mapping.items():
+        if isinstance(key, str) and key.strip().casefold() in names:
             return value
-        return "null" if value is None else str(value)
-
-    @field_validator("credit_limit_included", mode="before")
-    @classmethod
-    def _null_is_not_included(cls, value: Any) -> Any:
-        # An entry that does not say it includes the credit line is taken not to.
-        return False if value is None else value
+    return None
 
 
-class FinqwareBalance(BaseModel):
+def _line_amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError("a credit line amount is a decimal")
+    try:
+        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
+    except ArithmeticError as exc:
+        raise ValueError("a credit line amount is a decimal") from exc
+    if not amount.is_finite() or amount < 0:
+        raise ValueError("a credit line amount is finite and not negative")
+    return amount
+
+
+def _line_entry(value: Any) -> CreditLineEntry:
+    if not isinstance(value, Mapping):
+        return CreditLineEntry(_line_amount(value))
+    currency = _key(value, _CURRENCY_KEYS)
+    kind = _key(value, _TYPE_KEYS)
+    amount = _key(value, _AMOUNT_KEYS)
+    if isinstance(amount, Mapping):
+        # UK Open Banking: {"Amount": {"Amount": "5000.00", "Currency": "RON"}}
+        inner = _line_entry(amount)
+        amount, currency = inner.amount, inner.currency or currency
+    else:
+        amount = _line_amount(amount)
+    if currency is not None and not isinstance(currency, str):
+        raise ValueError("a credit line currency is text")
+    return CreditLineEntry(
+        amount=amount,
+        currency=currency.strip().upper() if currency else None,
+        type=kind.strip() if isinstance(kind, str) and kind.strip() else None,
+    )
+
+
+def read_credit_line(value: Any) -> tuple[CreditLineEntry, ...] | None:
+    """Every shape of `credit_line` above; ValueError when it cannot be read."""
+    if isinstance(value, tuple):
+        return value  # already read
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, list):
+        return tuple(_line_entry(item) for item in value) or None
+    return (_line_entry(value),)
+
+
+CreditLine = Annotated[tuple[CreditLineEntry, ...] | None, PlainValidator(read_credit_line)]
+
+
+def _indicator_as_text(value: Any) -> Any:
+    # Anything but text is an unknown indicator too: interpretation warns, never fails.
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def _null_is_not_included(value: Any) -> Any:
+    # An entry that does not say it includes the credit line is taken not to.
+    return False if value is None else value
+
+
+class FinqwareBalanceData(TolerantModel):
+    """A balance entry's figures. What interpretation needs (amount, indicator, currency,
+    type, credit_limit_included) is read leniently too: None means absent or unreadable, and
+    the interpreter, not the reader, decides what that costs."""
+
+    # An entry whose credit_limit_included cannot be read may include the line: never picked.
+    UNREADABLE_AS: ClassVar[Mapping[str, Any]] = {"credit_limit_included": None}
+
+    amount: Decimal | None = None
+    credit_debit_indicator: Annotated[str | None, BeforeValidator(_indicator_as_text)] = None
+    credit_limit_included: Annotated[bool | None, BeforeValidator(_null_is_not_included)] = False
+    credit_line: CreditLine = None
+    currency: str | None = None
+    native_date: LenientDate | None = None
+    native_timestamp: Timestamp | None = None
+    type: str | None = None
+
+
+class FinqwareBalance(TolerantModel):
     """One balance entry of `/balances/get`; `timestamp` has no zone (it is UTC)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    account_id: str
-    id: str
-    timestamp: datetime
-    data: FinqwareBalanceData
+    account_id: Identifier
+    id: Text | None = None
+    timestamp: Timestamp | None = None
+    data: FinqwareBalanceData = Field(default_factory=FinqwareBalanceData)
 
 
-class FinqwareAccountScheme(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    scheme_name: str
-    identification: str
+class FinqwareAccountScheme(TolerantModel):
+    scheme_name: Text | None = None
+    identification: Text | None = None
 
 
-class FinqwareAccountData(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str | None = None
-    nickname: str | None = None
+class FinqwareAccountData(TolerantModel):
+    name: Text | None = None
+    nickname: Text | None = None
     currency: str | None = None
-    account_type: str | None = None
-    account_sub_type: str | None = None
+    account_type: Text | None = None
+    account_sub_type: Text | None = None
     account_schemes: list[FinqwareAccountScheme] = Field(default_factory=list)
 
     @property
     def iban(self) -> str | None:
         for scheme in self.account_schemes:
-            if scheme.scheme_name.upper() == "IBAN":
+            if (scheme.scheme_name or "").strip().upper() == "IBAN" and scheme.identification:
                 return scheme.identification
         return None
 
 
-class FinqwareAccount(BaseModel):
+class FinqwareAccount(TolerantModel):
     """One bank account of `/accounts/get`; its `id` is the balances' `account_id`."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: str
-    servicer_id: str | None = None
-    servicer_name: str | None = None
-    timestamp: datetime | None = None
-    data: FinqwareAccountData
+    id: Identifier
+    servicer_id: Text | None = None
+    servicer_name: Text | None = None
+    timestamp: Timestamp | None = None
+    data: FinqwareAccountData = Field(default_factory=FinqwareAccountData)
 
 
-_BALANCES = TypeAdapter(list[FinqwareBalance])
-_ACCOUNTS = TypeAdapter(list[FinqwareAccount])
+_BALANCE = TypeAdapter(FinqwareBalance)
+_ACCOUNT = TypeAdapter(FinqwareAccount)
 
 
 def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
@@ -194,14 +270,12 @@ class FinqwareClient:
             self._http, UPSTREAM, "POST", route, json_body=self._body(consent), map_error=_map_error
         )
 
-    async def get_balances(self, consent: ConsentCredentials) -> list[FinqwareBalance]:
+    async def get_balances(self, consent: ConsentCredentials) -> Parsed[FinqwareBalance]:
+        """Every balance entry; entries without a readable `account_id` come back rejected."""
         body = await self._post("balances/get", consent)
-        if not isinstance(body, list):
-            raise UpstreamBadResponseError(UPSTREAM, "balances answer is not a list")
-        return parse(UPSTREAM, _BALANCES, body, "balances")
+        return parse_each(UPSTREAM, _BALANCE, body, "balances")
 
-    async def get_accounts(self, consent: ConsentCredentials) -> list[FinqwareAccount]:
+    async def get_accounts(self, consent: ConsentCredentials) -> Parsed[FinqwareAccount]:
+        """Every bank account; accounts without a readable `id` come back rejected."""
         body = await self._post("accounts/get", consent)
-        if not isinstance(body, list):
-            raise UpstreamBadResponseError(UPSTREAM, "accounts answer is not a list")
-        return parse(UPSTREAM, _ACCOUNTS, body, "accounts")
+        return parse_each(UPSTREAM, _ACCOUNT, body, "accounts")

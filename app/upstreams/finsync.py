@@ -7,20 +7,11 @@ below, so it is one edit when the live API says otherwise.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import httpx2
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    TypeAdapter,
-    field_validator,
-)
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, TypeAdapter
 
 from app.upstreams.errors import (
     UpstreamBadResponseError,
@@ -31,6 +22,15 @@ from app.upstreams.errors import (
     UpstreamUnauthorizedError,
 )
 from app.upstreams.http import first_upstream_error, generic_status_error, parse, send
+from app.upstreams.reading import (
+    Parsed,
+    Rejected,
+    Text,
+    Timestamp,
+    TolerantModel,
+    each_of,
+    parse_each,
+)
 
 UPSTREAM = "finsync"
 
@@ -46,72 +46,64 @@ PAGE_SIZE = 100  # pageSize maximum
 MAX_PAGES = 1000
 
 
-class FinsyncAccount(BaseModel):
-    """A FinSync account as sent inside a client."""
+def _balance_number(value: Any) -> Any:
+    # A number as decoded (exact Decimal or int), or a decimal written as text.
+    if isinstance(value, bool):
+        raise ValueError("a balance is a number")
+    if isinstance(value, str):
+        try:
+            return Decimal(value.strip())
+        except ArithmeticError as exc:
+            raise ValueError("a balance is a number") from exc
+    return value
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+
+class FinsyncAccount(TolerantModel):
+    """A FinSync account as sent inside a client; only its `id` is required. A balance or
+    currency that is absent or unreadable is None: the interpreter leaves the position out."""
 
     id: int
-    name: str | None = None
-    currency_name: str
+    name: Text | None = None
+    currency_name: Text | None = None
     client_id: int | None = None
-    # None when FinSync sent no number (null, text): the account is listed without a position.
-    balance: Decimal | None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @field_validator("balance", mode="before")
-    @classmethod
-    def _number_or_none(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | Decimal):
-            return value
-        if isinstance(value, str):
-            try:
-                return Decimal(value.strip())
-            except ArithmeticError:
-                return None
-        return None
+    balance: Annotated[Decimal | None, BeforeValidator(_balance_number)] = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
 
-class FinsyncClientRecord(BaseModel):
-    """A FinSync client (type 0 internal, 1 external; anything else is not guessed)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    id: int
-    name: str
-    description: str | None = None
-    company_id: int | None = None
+def _type_as_sent(value: Any) -> Any:
     # An int as sent (0 and 1 are known); anything that is not an integer is kept as its
     # text, so interpretation can leave the client out and quote it in a warning.
-    type: int | str
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return int(value)  # 1.0 is 1
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    return "null" if value is None else str(value)
+
+
+class FinsyncClientRecord(TolerantModel):
+    """A FinSync client (type 0 internal, 1 external; anything else is not guessed).
+
+    Only `id` is required. `accounts` is read account by account: one that cannot be read
+    is rejected alone; a value that is not a list makes the field unreadable (no accounts).
+    """
+
+    id: int
+    name: Text | None = None
+    description: Text | None = None
+    company_id: int | None = None
+    type: Annotated[int | str, BeforeValidator(_type_as_sent)] = "null"
     # POST answers carry no accounts; a new client has none.
-    accounts: list[FinsyncAccount] = Field(default_factory=list)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _type_as_sent(cls, value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-            return int(value)  # 1.0 is 1
-        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-            return int(value.strip())
-        return "null" if value is None else str(value)
-
-    @field_validator("accounts", mode="before")
-    @classmethod
-    def _null_is_no_accounts(cls, value: Any) -> Any:
-        return [] if value is None else value
+    accounts: Annotated[Parsed[FinsyncAccount], each_of(TypeAdapter(FinsyncAccount))] = Field(
+        default_factory=lambda: Parsed[FinsyncAccount]([], [])
+    )
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
 
-class _Pagination(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class _Pagination(TolerantModel):
     page: int | None = None
     page_size: int | None = Field(
         default=None, validation_alias=AliasChoices("pageSize", "page_size"), ge=1
@@ -122,30 +114,32 @@ class _Pagination(BaseModel):
     )
 
 
-class _ClientPage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+_CLIENT = TypeAdapter(FinsyncClientRecord)
 
-    data: list[FinsyncClientRecord]
+
+class _ClientPage(TolerantModel):
+    # The list itself is the envelope: not a list fails the page (and so the connection).
+    data: Annotated[Parsed[FinsyncClientRecord], each_of(_CLIENT)]
     pagination: _Pagination | None = None
 
 
-_CLIENT = TypeAdapter(FinsyncClientRecord)
-_PAGE_OR_ARRAY = TypeAdapter(_ClientPage | list[FinsyncClientRecord])
+_PAGE = TypeAdapter(_ClientPage)
 
 
 def _total_pages(first: _ClientPage) -> int | None:
     """How many pages the listing has, from page 1; None when it does not say."""
     pagination = first.pagination
+    size = len(first.data.records) + len(first.data.rejected)
     if pagination is None:
         # A bare array: the whole list, unless it fills a page and may be only the first.
-        return None if len(first.data) >= PAGE_SIZE else 1
+        return None if size >= PAGE_SIZE else 1
     if pagination.total_pages is not None:
         count = pagination.total_pages
     elif pagination.total is not None:
-        page_size = pagination.page_size or max(len(first.data), 1)
+        page_size = pagination.page_size or max(size, 1)
         count = -(-pagination.total // page_size)
     else:
-        return None if first.data else 1
+        return None if size else 1
     if count > MAX_PAGES:
         raise UpstreamBadResponseError(UPSTREAM, f"client list claims {count} pages")
     return count
@@ -203,13 +197,14 @@ class FinsyncClient:
 
     async def _list_page(self, page: int) -> _ClientPage:
         body = await self._get("/api/clients", {"page": page, "pageSize": PAGE_SIZE})
-        parsed = parse(UPSTREAM, _PAGE_OR_ARRAY, body, "client list")
-        if isinstance(parsed, list):
-            return _ClientPage(data=parsed, pagination=None)
-        return parsed
+        if isinstance(body, list):
+            return _ClientPage(data=parse_each(UPSTREAM, _CLIENT, body, "client list"))
+        return parse(UPSTREAM, _PAGE, body, "client list")
 
-    async def list_clients(self) -> list[FinsyncClientRecord]:
-        """Every client of the company, page 1 first, then the rest a few at a time."""
+    async def list_clients(self) -> Parsed[FinsyncClientRecord]:
+        """Every client of the company, page 1 first, then the rest a few at a time.
+
+        Clients without a readable `id` come back rejected, each on its own."""
         first = await self._list_page(1)
         total_pages = _total_pages(first)
         if total_pages is None:
@@ -217,11 +212,13 @@ class FinsyncClient:
         else:
             pages = [first, *await self._pages_concurrently(range(2, total_pages + 1))]
         seen: dict[int, FinsyncClientRecord] = {}
+        rejected: list[Rejected] = []
         for page in pages:
-            for client in page.data:
+            for client in page.data.records:
                 # Pages can shift under concurrent writes: the same client may appear twice.
                 seen.setdefault(client.id, client)
-        return list(seen.values())
+            rejected.extend(page.data.rejected)
+        return Parsed(list(seen.values()), rejected)
 
     async def _pages_concurrently(self, numbers: range) -> list[_ClientPage]:
         if not numbers:
@@ -247,10 +244,10 @@ class FinsyncClient:
         and repeats itself stops the walk after one extra call.
         """
         pages = [first]
-        seen = {client.id for client in first.data}
+        seen = {client.id for client in first.data.records}
         for number in range(2, MAX_PAGES + 1):
             page = await self._list_page(number)
-            new = {client.id for client in page.data} - seen
+            new = {client.id for client in page.data.records} - seen
             if not new:
                 return pages
             pages.append(page)

@@ -47,6 +47,11 @@ class Simulators:
         count: int = self.finqware.state.calls[route]
         return count
 
+    def consent_calls(self, key: str, route: str = "POST /v1/balances/get") -> int:
+        """Calls Finqware received for one consent (one bank connection)."""
+        count: int = self.finqware.state.calls_by_consent[route, key]
+        return count
+
 
 @pytest.fixture
 def simulators() -> Simulators:

@@ -28,7 +28,7 @@ def test_lists_every_counterparty_of_every_source_ordered_by_name(client: TestCl
     ids = [item["id"] for item in body["items"]]
     assert "finsync:101" in ids
     assert "finqware:bt-main" in ids
-    assert "finqware:brd-legacy" not in ids  # its consent expired: nothing came back
+    assert "finqware:brd-legacy" in ids  # its consent expired, yet the company has that bank
     assert "finsync:118" not in ids  # another company's client
     assert body["total"] == len(ids)
     # Accent-blind order: "Ñandú" sorts among the N's.
@@ -176,13 +176,15 @@ def test_create_with_an_existing_name_is_a_409_naming_it(
     assert simulators.finsync_calls("POST /api/clients") == 0
 
 
-def test_create_with_a_bank_connections_name_is_a_409_naming_it(
+def test_a_bank_connections_name_does_not_block_creating_that_bank_as_a_lender(
     client: TestClient, simulators: Simulators
 ) -> None:
     response = client.post("/counterparties", json={"name": "ING BANK  romania"})
-    assert response.status_code == 409
-    assert response.json()["existing_id"] == "finqware:ing-ops"
-    assert simulators.finsync_calls("POST /api/clients") == 0
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "ING BANK  romania"
+    assert simulators.finsync_calls("POST /api/clients") == 1
+    # Only FinSync clients count as duplicates, and only FinSync was asked.
+    assert simulators.finqware_calls() == 0
 
 
 def test_create_goes_ahead_when_the_banks_cannot_answer(

@@ -75,14 +75,14 @@ def test_a_client_of_type_2_is_left_out_and_named_in_warnings(simulators: Simula
         assert [i["id"] for i in listed["items"]] == ["finsync:1"]
 
 
-def test_html_missing_fields_and_truncated_json_make_finsync_unavailable(
+def test_html_broken_envelopes_and_truncated_json_make_finsync_unavailable(
     simulators: Simulators,
 ) -> None:
     transport = ScriptedFinsync(simulators)
     cases: list[tuple[int, bytes, str, str]] = [
         (200, b"<html>maintenance</html>", "text/html", "bad_response"),
         (200, b'{"data": [{"id": 1, "name"', "application/json", "bad_response"),
-        (200, b'[{"id": 1, "name": "x"}]', "application/json", "bad_response"),
+        (200, b'{"data": "x"}', "application/json", "bad_response"),
         (503, b"<html>Service Unavailable</html>", "text/html", "upstream_error"),
     ]
     with client_with(transport) as client:

@@ -116,9 +116,11 @@ def test_kind_and_source_filters() -> None:
 
 
 def test_currency_filter_keeps_counterparties_with_an_account_in_it() -> None:
-    assert filter_counterparties(ALL, currency="ars") == [CAFE, CAJA]
-    assert filter_counterparties(ALL, currency="EUR") == [BANCO]
-    assert filter_counterparties(ALL, currency="JPY") == []
+    assert filter_counterparties(ALL, currencies=["ars"]) == [CAFE, CAJA]
+    assert filter_counterparties(ALL, currencies=["EUR"]) == [BANCO]
+    assert filter_counterparties(ALL, currencies=["JPY"]) == []
+    # Any of several, each case-insensitive: a second value adds, never replaces.
+    assert filter_counterparties(ALL, currencies=["eur", "Usd"]) == [BANCO, CAJA]
 
 
 def test_paginate_returns_the_requested_slice() -> None:

@@ -221,7 +221,8 @@ async def test_a_failing_later_page_fails_the_listing_with_the_upstream_error() 
         (502, "<html><body>Bad Gateway</body></html>", "text/html", UpstreamUnavailableError),
         (200, "<html>maintenance</html>", "text/html", UpstreamBadResponseError),
         (200, '{"data": [{"id": 1, "na', "application/json", UpstreamBadResponseError),
-        (200, '{"data": [{"id": 1}]}', "application/json", UpstreamBadResponseError),
+        # The list itself is the envelope: `data` that is not a list fails the listing.
+        (200, '{"data": {"id": 1}}', "application/json", UpstreamBadResponseError),
         (
             200,
             '{"data": [{"id": 1, "name": "x", "type": 0, "accounts": '
@@ -284,7 +285,7 @@ async def test_create_posts_name_and_description_and_parses_the_answer_without_a
     assert seen == [{"name": "ACME Brokers", "description": "FX"}]
     assert created.id == 500
     assert created.type == 1
-    assert created.accounts == []
+    assert list(created.accounts) == []
 
 
 async def test_create_that_loses_its_answer_is_outcome_unknown_not_retried() -> None:
@@ -324,7 +325,7 @@ async def test_a_client_whose_accounts_are_null_has_none() -> None:
         )
 
     clients = await make(handler).list_clients()
-    assert [(c.id, c.accounts) for c in clients] == [(3, [])]
+    assert [(c.id, list(c.accounts)) for c in clients] == [(3, [])]
 
 
 async def test_a_body_that_cannot_be_decoded_is_a_bad_response() -> None:
@@ -345,7 +346,8 @@ async def test_a_body_that_cannot_be_decoded_is_a_bad_response() -> None:
     [
         (b"not gzip at all", {"content-encoding": "gzip"}),
         (b"<html>Created</html>", {"content-type": "text/html"}),
-        (b'{"id": 9}', {"content-type": "application/json"}),
+        # Without its id the new client cannot be named: looked up by name instead.
+        (b'{"name": "ACME"}', {"content-type": "application/json"}),
     ],
 )
 async def test_a_create_whose_answer_cannot_be_read_is_outcome_unknown(

@@ -14,7 +14,7 @@ from app.api.errors import ProblemError, problem_responses
 from app.api.idempotency import IdempotencyKeyReusedError, StoredAnswer, fingerprint
 from app.domain.counterparties import filter_counterparties, paginate
 from app.domain.models import (
-    CURRENCY_PATTERN,
+    CURRENCY_QUERY_PATTERN,
     Counterparty,
     CounterpartyDetail,
     CounterpartyPage,
@@ -60,9 +60,11 @@ class NewCounterparty(BaseModel):
     name="list_counterparties",
     summary="List counterparties",
     description="Every counterparty from every configured source (FinSync clients and "
-    "Finqware bank connections), filtered and paged here, ordered by name then id. "
-    "A connection that fails while others answer is reported in `sources` and the answer "
-    "is still a 200 (`complete` is false).",
+    "Finqware bank connections), filtered and paged here, ordered by name then id. Only the "
+    "connections the filters need are asked (`source`, `kind=external`). A configured bank "
+    "connection is always listed, even when it cannot be read (`status: unavailable`, its "
+    "`error`, no accounts). A connection that fails while others answer is reported in "
+    "`sources` and the answer is still a 200 (`complete` is false).",
     response_model=CounterpartyPage,
     response_description="One page of counterparties, with the state of every connection.",
     dependencies=[ReadAccess],
@@ -83,15 +85,21 @@ async def list_counterparties(
         ),
     ] = None,
     currency: Annotated[
-        str | None,
-        Query(pattern=CURRENCY_PATTERN, description="Has an account in this currency."),
+        list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
+        Query(
+            description="Has an account in any of these currencies (repeatable, case-insensitive).",
+            max_length=50,
+        ),
     ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     page_size: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
 ) -> Response:
-    gathered = await services.treasury.gather(refresh=refresh)
+    treasury = services.treasury
+    gathered = await treasury.gather(
+        refresh=refresh, connections=treasury.scope(source=source, kind=kind)
+    )
     matching = filter_counterparties(
-        gathered.counterparties, kind=kind, source=source, q=q, currency=currency
+        gathered.counterparties, kind=kind, source=source, q=q, currencies=currency or ()
     )
     body = CounterpartyPage(
         items=paginate(matching, page, page_size),
@@ -109,8 +117,10 @@ async def list_counterparties(
     "/counterparties/{counterparty_id}",
     name="get_counterparty",
     summary="Get one counterparty",
-    description="One counterparty with its accounts and interpreted positions. An unknown "
-    "or malformed id is a 404.",
+    description="One counterparty with its accounts and interpreted positions; only its own "
+    "connection is asked. An unknown or malformed id is a 404. A configured bank connection "
+    "answers 200 even when it cannot be read (`status` and `error` say why); a FinSync id "
+    "answers 503 only when FinSync is down and nothing is cached.",
     response_model=CounterpartyDetail,
     response_description="The counterparty, with the state of its connection.",
     dependencies=[ReadAccess],

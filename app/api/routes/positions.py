@@ -10,7 +10,15 @@ from fastapi import APIRouter, Query, Request, Response
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
 from app.api.deps import ReadAccess, Refresh, ServicesDep
 from app.api.errors import problem_responses
-from app.domain.models import CURRENCY_PATTERN, Kind, PositionsResponse, Side, Source
+from app.domain.counterparties import paginate
+from app.domain.models import (
+    CURRENCY_QUERY_PATTERN,
+    Kind,
+    Meaning,
+    PositionsResponse,
+    Side,
+    Source,
+)
 from app.domain.positions import filter_positions, positions_of, totals
 
 router = APIRouter(tags=["positions"])
@@ -21,9 +29,12 @@ router = APIRouter(tags=["positions"])
     name="list_positions",
     summary="List interpreted positions with totals",
     description="Every interpreted position (one per account and currency), signed from the "
-    "company's point of view, with exact per-currency totals. Positions whose amount is zero "
-    "are left out unless `include_zero` is true. A connection that fails while others "
-    "answer is reported in `sources` and the answer is still a 200 (`complete` is false).",
+    "company's point of view, ordered by counterparty name then account, with exact "
+    "per-currency totals over every match (not only the page). Positions whose amount is "
+    "zero are left out unless `include_zero` is true. Only the connections the filters need "
+    "are asked (`source`, `kind=external`, `counterparty_id`). A connection that fails while "
+    "others answer is reported in `sources` and the answer is still a 200 (`complete` is "
+    "false).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
     dependencies=[ReadAccess],
@@ -35,32 +46,50 @@ async def list_positions(
     services: ServicesDep,
     refresh: Refresh,
     currency: Annotated[
-        list[Annotated[str, Query(pattern=CURRENCY_PATTERN)]] | None,
-        Query(description="Only these currencies (repeatable).", max_length=50),
+        list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
+        Query(description="Only these currencies (repeatable, case-insensitive).", max_length=50),
     ] = None,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
     source: Annotated[Source | None, Query(description="Only this source.")] = None,
     side: Annotated[Side | None, Query(description="Only this side.")] = None,
+    meaning: Annotated[
+        list[Meaning] | None,
+        Query(description="Only these meanings (repeatable).", max_length=5),
+    ] = None,
     counterparty_id: Annotated[
-        str | None, Query(max_length=200, description="Only this counterparty.")
+        str | None,
+        Query(
+            max_length=200,
+            description="Only this counterparty; only its connection is asked.",
+        ),
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Include positions whose amount is zero.")
     ] = False,
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=10_000, description="Positions per page (totals cover every page).")
+    ] = 1000,
 ) -> Response:
-    gathered = await services.treasury.gather(refresh=refresh)
+    treasury = services.treasury
+    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
+    gathered = await treasury.gather(refresh=refresh, connections=scope)
     positions = filter_positions(
         positions_of(gathered.counterparties),
         currencies=currency or (),
         kind=kind,
         source=source,
         side=side,
+        meanings=meaning or (),
         counterparty_id=counterparty_id,
         include_zero=include_zero,
     )
     body = PositionsResponse(
-        positions=positions,
+        positions=paginate(positions, page, page_size),
         totals=totals(positions),
+        total=len(positions),
+        page=page,
+        page_size=page_size,
         sources=gathered.sources,
         complete=gathered.complete,
         warnings=gathered.warnings,

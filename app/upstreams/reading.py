@@ -1,0 +1,277 @@
+"""Tolerant reading of upstream records: optional fields that cannot be read cost only themselves.
+
+The rule of both adapters (tolerant reader, strict interpreter):
+- a field *without* a default is required: it validates hard, and a record where it fails is
+  rejected on its own (`parse_each`), never the whole answer;
+- a field *with* a default is optional: when what was sent cannot be read it becomes its
+  default and is named, with a short quote of what was sent, in the record's `unreadable`;
+- only a broken envelope (not JSON, not a list where a list is due) fails a connection.
+
+What may leave an account out is the interpreter's decision, not the reader's: the reader only
+says what it could not read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Annotated, Any, ClassVar, TypeVar, overload
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+
+from app.upstreams.errors import UpstreamBadResponseError
+
+T = TypeVar("T")
+
+# What was sent is quoted this short: a warning is a pointer, not a dump.
+QUOTE_CHARS = 40
+
+
+def quote(value: object) -> str:
+    """A short, printable quote of an upstream value."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An optional field that could not be read: its path as the upstream names it, and
+    a short quote of what was sent."""
+
+    field: str
+    sent: str
+
+
+class TolerantModel(BaseModel):
+    """Base of every wire model: required fields strict, optional fields lenient."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    unreadable: tuple[Unreadable, ...] = ()
+
+    # The value an optional field takes when what was sent cannot be read, where that must
+    # differ from its default (absent and unreadable can mean different things).
+    UNREADABLE_AS: ClassVar[Mapping[str, Any]] = {}
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _tolerate(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        # `unreadable` is ours: an upstream key of that name is never taken as it.
+        sent = {key: value for key, value in data.items() if key != "unreadable"}
+        try:
+            model = handler(sent)
+        except ValidationError as exc:
+            lenient = _lenient_keys(cls)
+            failed: set[str] = set()
+            for error in exc.errors(include_url=False):
+                location = error["loc"]
+                if not location or location[0] not in lenient:
+                    raise  # a required field: the record is rejected
+                failed.add(str(location[0]))
+            kept = {key: value for key, value in sent.items() if key not in failed}
+            model = handler(kept)
+            own = tuple(Unreadable(key, quote(sent[key])) for key in sorted(failed))
+        else:
+            own = ()
+            failed = set()
+        nested = tuple(_nested_unreadable(model))
+        if not own and not nested:
+            return model
+        update: dict[str, Any] = {"unreadable": (*own, *nested)}
+        # Some fields say "unreadable" with a value of their own rather than their default.
+        update.update({key: cls.UNREADABLE_AS[key] for key in failed if key in cls.UNREADABLE_AS})
+        return model.model_copy(update=update)
+
+
+@cache
+def _lenient_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keys, as sent, of a model's optional fields (names and aliases)."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        if info.is_required() or name == "unreadable":
+            continue
+        keys.add(name)
+        if info.alias:
+            keys.add(info.alias)
+        alias = info.validation_alias
+        if isinstance(alias, str):
+            keys.add(alias)
+        elif isinstance(alias, AliasChoices):
+            keys.update(choice for choice in alias.choices if isinstance(choice, str))
+    return frozenset(keys)
+
+
+def _nested_unreadable(model: BaseModel) -> list[Unreadable]:
+    """Unreadable fields of nested tolerant records, with their paths prefixed."""
+    found: list[Unreadable] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, TolerantModel):
+            found.extend(Unreadable(f"{name}.{item.field}", item.sent) for item in value.unreadable)
+    return found
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record of a list that could not be read (a required field, or not an object)."""
+
+    index: int
+    reason: str
+    sent: Mapping[str, Any] | None
+    """The record as sent when it is an object, so what *can* be read of it is not lost."""
+
+
+class Parsed(Sequence[T]):
+    """The records of a list answer that could be read (it reads as their sequence), and
+    `rejected`: those that could not."""
+
+    __slots__ = ("records", "rejected")
+
+    def __init__(self, records: list[T], rejected: list[Rejected]) -> None:
+        self.records = records
+        self.rejected = rejected
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | Sequence[T]:
+        return self.records[index]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"Parsed(records={self.records!r}, rejected={self.rejected!r})"
+
+
+def parse_each(upstream: str, adapter: TypeAdapter[T], body: Any, what: str) -> Parsed[T]:
+    """Validate a list answer record by record; only an answer that is not a list fails."""
+    if not isinstance(body, list):
+        raise UpstreamBadResponseError(upstream, f"{what} answer is not a list")
+    return _each(adapter, body)
+
+
+def _each(adapter: TypeAdapter[T], body: list[Any]) -> Parsed[T]:
+    records: list[T] = []
+    rejected: list[Rejected] = []
+    for index, item in enumerate(body):
+        try:
+            records.append(adapter.validate_python(item))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            rejected.append(
+                Rejected(
+                    index=index,
+                    reason=f"{where}: {first['msg']}",
+                    sent=item if isinstance(item, Mapping) else None,
+                )
+            )
+    return Parsed(records, rejected)
+
+
+def each_of(adapter: TypeAdapter[T]) -> PlainValidator:
+    """A validator for a nested list read record by record: null is no records, a value that
+    is not a list is unreadable (ValueError), and records that fail are kept as rejected."""
+
+    def read(value: Any) -> Parsed[T]:
+        if value is None:
+            return Parsed([], [])
+        if isinstance(value, Parsed):
+            return value
+        if not isinstance(value, list):
+            raise ValueError("not a list")
+        return _each(adapter, value)
+
+    return PlainValidator(read)
+
+
+# --- lenient scalars ---------------------------------------------------------------------
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Naive times are UTC by both upstreams' convention; the conversion can overflow at the
+    # edges of the calendar, which makes the value unreadable rather than an error.
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range once in UTC") from exc
+
+
+def _timestamp(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            # Python's ISO reader takes offsets as +02:00 or +0200, a space separator and
+            # a bare date (midnight), which pydantic's stricter reader does not.
+            return _as_utc(datetime.fromisoformat(text))
+        except ValueError:
+            return text
+    if isinstance(value, datetime):
+        return _as_utc(value)
+    return value
+
+
+def _date(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:
+            # A timestamp where a date is due: the date as the bank wrote it (its own zone).
+            return datetime.fromisoformat(text).date()
+        except ValueError:
+            return text
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp), AfterValidator(_as_utc)]
+"""A date-time in any ISO 8601 form (offset or not, naive meaning UTC), always aware UTC."""
+
+LenientDate = Annotated[date, BeforeValidator(_date)]
+"""A calendar date; a full timestamp counts as the date it was written with."""
+
+
+def _text(value: Any) -> Any:
+    # Informational text: a number is shown as written; anything else is not text.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, Decimal):  # exact JSON decoding makes numbers Decimal
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+"""Informational text: a string, or a number written as text."""
+
+
+Identifier = Annotated[
+    str, BeforeValidator(_text), StringConstraints(strip_whitespace=True, min_length=1)
+]
+"""An upstream's id of a record: required, text or a number written as text, never blank."""
