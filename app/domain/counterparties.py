@@ -1,4 +1,5 @@
-"""Counterparty search: text normalisation, name matching, filtering, ordering and paging."""
+"""Counterparty search: text normalisation, filtering, ordering and paging (duplicate names:
+see names.py)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,6 @@ def normalize_text(value: str) -> str:
     decomposed = unicodedata.normalize("NFKD", value)
     without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(without_marks.casefold().split())
-
-
-def _name_key(value: str) -> str:
-    return "".join(normalize_text(value).split())
-
-
-def same_name(a: str, b: str) -> bool:
-    """True when two names are the same ignoring case, accents and all whitespace
-    (`Café Sol` = `cafesol`), the duplicate rule of POST /counterparties."""
-    return _name_key(a) == _name_key(b)
 
 
 def counterparty_order(item: Counterparty) -> tuple[str, str]:
@@ -79,10 +70,3 @@ def paginate(items: Sequence[T], page: int, page_size: int) -> list[T]:
         raise ValueError("page_size must be at least 1")
     start = (page - 1) * page_size
     return list(items[start : start + page_size])
-
-
-def find_by_name(items: Iterable[Counterparty], name: str) -> Counterparty | None:
-    """The counterparty whose name is `same_name` as `name`; the first in listing order
-    when several match, so the answer does not depend on upstream order."""
-    matches = [item for item in items if same_name(item.name, name)]
-    return min(matches, key=counterparty_order) if matches else None

@@ -7,9 +7,9 @@ import logging
 import re
 from dataclasses import dataclass
 
-from app.domain.counterparties import same_name
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty
+from app.domain.names import same_name
 from app.domain.treasury import (
     Gathered,
     Treasury,

@@ -196,6 +196,57 @@ def test_create_goes_ahead_when_the_banks_cannot_answer(
     assert simulators.finsync_calls("POST /api/clients") == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "code_point"),
+    [
+        ("ACME \u202eBrokers", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("ACME \u2066Brokers\u2069", "U+2066 LEFT-TO-RIGHT ISOLATE"),
+        ("ACME\x00Brokers", "U+0000"),
+        ("ACME\u202aBrokers", "U+202A LEFT-TO-RIGHT EMBEDDING"),
+    ],
+)
+def test_create_refuses_control_and_bidi_characters_naming_the_code_point(
+    client: TestClient, simulators: Simulators, name: str, code_point: str
+) -> None:
+    response = client.post("/counterparties", json={"name": name})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["location"] == ["body", "name"]
+    assert code_point in error["message"]
+    assert simulators.finsync_calls("POST /api/clients") == 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Caf\u00e9 del\u200b Sur S.R.L.",  # zero-width space
+        "Caf\u00e9 del Sur S.\u00adR.L.",  # soft hyphen
+        "C\u0430f\u00e9 del Sur S.R.L.",  # Cyrillic a
+        "CAF\u0395 DEL SUR S.R.L.",  # Greek capital epsilon, accent dropped
+        "Cafe\u0301 \u2060del Sur S.R.L.",  # decomposed accent, word joiner
+    ],
+)
+def test_invisible_and_look_alike_characters_never_make_a_name_new(
+    client: TestClient, simulators: Simulators, name: str
+) -> None:
+    response = client.post("/counterparties", json={"name": name})
+    assert response.status_code == 409, response.text
+    assert response.json()["existing_id"] == "finsync:201"
+    assert simulators.finsync_calls("POST /api/clients") == 0
+
+
+def test_a_name_of_only_invisible_characters_is_refused(client: TestClient) -> None:
+    response = client.post("/counterparties", json={"name": "\u200b\u200d\u2060"})
+    assert response.status_code == 422
+    assert "invisible" in response.json()["errors"][0]["message"]
+
+
+def test_names_are_created_nfc_normalised(client: TestClient) -> None:
+    response = client.post("/counterparties", json={"name": "Nuevo Proveedor Jose\u0301"})
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == "Nuevo Proveedor Jos\u00e9"
+
+
 @pytest.mark.anyio
 async def test_concurrent_creates_of_one_name_create_it_once(simulators: Simulators) -> None:
     app = create_app(

@@ -6,10 +6,8 @@ import pytest
 
 from app.domain.counterparties import (
     filter_counterparties,
-    find_by_name,
     normalize_text,
     paginate,
-    same_name,
 )
 from app.domain.models import Account, Counterparty, Kind, Source
 
@@ -68,23 +66,6 @@ def test_normalize_text_drops_case_accents_and_extra_spaces(raw: str, expected: 
     assert normalize_text(raw) == expected
 
 
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [
-        ("Café Martínez", "cafe martinez"),
-        ("Café Martínez", "CAFEMARTINEZ"),
-        ("Proveedor  SA", " proveedor s a"),
-    ],
-)
-def test_same_name_ignores_case_accents_and_spaces(a: str, b: str) -> None:
-    assert same_name(a, b)
-
-
-def test_same_name_still_tells_different_names_apart() -> None:
-    assert not same_name("Proveedor SA", "Proveedor SRL")
-    assert not same_name("Proveedor S.A.", "Proveedor SA")
-
-
 def test_listing_is_ordered_by_normalised_name_then_id() -> None:
     twin = counterparty("finsync:0", "zeta sa")
     found = filter_counterparties([*ALL, twin])
@@ -134,17 +115,3 @@ def test_paginate_returns_the_requested_slice() -> None:
 def test_paginate_refuses_pages_and_sizes_below_one(page: int, page_size: int) -> None:
     with pytest.raises(ValueError, match="page"):
         paginate([1, 2], page, page_size)
-
-
-def test_find_by_name_uses_the_duplicate_rule() -> None:
-    assert find_by_name(ALL, "CAFE  martinez") == CAFE
-    assert find_by_name(ALL, "cajachica") == CAJA
-    assert find_by_name(ALL, "Nadie") is None
-
-
-def test_find_by_name_prefers_the_first_in_listing_order_whatever_the_input_order() -> None:
-    # Ids sort as text in listings, so finsync:10 comes before finsync:9.
-    nine = counterparty("finsync:9", "Proveedor")
-    ten = counterparty("finsync:10", "proveedor")
-    assert find_by_name([nine, ten], "PROVEEDOR") == ten
-    assert find_by_name([ten, nine], "PROVEEDOR") == ten

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
@@ -21,13 +22,9 @@ from app.domain.models import (
     Kind,
     Source,
 )
+from app.domain.names import NAME_PATTERN, clean_name
 
 router = APIRouter(tags=["counterparties"])
-
-
-# Some character that trimming keeps (Unicode White_Space is trimmed), so the schema
-# refuses what trimming would leave empty, exactly as the service does.
-NAME_PATTERN = r"[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class NewCounterparty(BaseModel):
@@ -38,8 +35,13 @@ class NewCounterparty(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=100,
-        pattern=NAME_PATTERN,
-        description="1 to 100 characters after trimming; not only white space.",
+        # Enforced by clean_name, whose 422 names the character; published for clients.
+        json_schema_extra={"pattern": NAME_PATTERN},
+        description="1 to 100 characters after trimming; not only white space. NFC-normalised. "
+        "Control characters and bidirectional embedding, override and isolate characters "
+        "(U+202A-U+202E, U+2066-U+2069) are refused, naming the character by code point. "
+        "Invisible characters (zero-width space and joiners, soft hyphen, word joiner) are "
+        "kept but ignored when names are compared.",
         examples=["ACME Brokers"],
     )
     description: str | None = Field(
@@ -49,10 +51,16 @@ class NewCounterparty(BaseModel):
         examples=["Preferred FX counterparty"],
     )
 
+    @field_validator("name")
+    @classmethod
+    def _clean_name(cls, value: str) -> str:
+        # InvalidNameError is a ValueError: a 422 whose message names the character.
+        return clean_name(value)
+
     @field_validator("description")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
-        return value or None
+        return unicodedata.normalize("NFC", value) if value else None
 
 
 @router.get(
@@ -171,9 +179,12 @@ async def get_counterparty(
     "/counterparties",
     name="create_counterparty",
     summary="Create an external counterparty",
-    description="Creates a FinSync cuenta corriente. A name that matches an existing "
-    "counterparty (case-, accent- and space-insensitive) answers 409 with its id. "
-    "Send an `Idempotency-Key` to make retries safe. Needs the `write` scope.",
+    description="Creates a FinSync cuenta corriente. A name that matches an existing FinSync "
+    "client (case-, accent-, space- and invisible-character-insensitive, and look-alike-"
+    "insensitive by Unicode TR39 confusable skeletons, so a Cyrillic a, U+0430, matches a "
+    "Latin a) "
+    "answers 409 with its id; bank connections' names do not count (a bank can also be a "
+    "lender). Send an `Idempotency-Key` to make retries safe. Needs the `write` scope.",
     status_code=201,
     response_model=Counterparty,
     response_description="Created: the new counterparty (no accounts yet).",
