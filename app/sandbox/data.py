@@ -282,7 +282,9 @@ class FinqwareBalance:
     amount: str
     credit_debit_indicator: BalanceIndicator
     credit_limit_included: bool = False
-    credit_line: str | None = None
+    credit_line: object = None
+    """As the bank writes it: null, a decimal string or number, an object carrying an
+    amount, or a UK Open Banking list of ``{"Included", "Amount", "Type"}`` objects."""
     native_date: str | None = None
     """``None`` leaves the key out of the answer, as some banks do."""
     native_timestamp: str | None = None
@@ -377,8 +379,11 @@ FINQWARE_ACCOUNTS: tuple[FinqwareAccount, ...] = (
                             "credit", native_date="2026-11-01"),
             FinqwareBalance("257ec609-a385-40ee-bbf9-7bbdc7a846b2", "Expected", "18400.12345",
                             "credit"),
+            # A line written as an object; no entry includes it, so available_with_credit_line
+            # is available + credit_line.
             FinqwareBalance("2f27d0c3-9ddb-4b79-9c36-b746606d25e7", "ClosingAvailable",
-                            "18250.12345", "credit", native_date="2026-11-19"),
+                            "18250.12345", "credit", native_date="2026-11-19",
+                            credit_line={"amount": "5000.00", "currency": "EUR"}),
             FinqwareBalance("8c7e5fdd-1951-4d80-9b98-ee11ef8ffb05", "ForwardAvailable", "18400.1",
                             "credit", native_date="2026-11-21"),
         ),
@@ -403,8 +408,13 @@ FINQWARE_ACCOUNTS: tuple[FinqwareAccount, ...] = (
                             "debit", native_date="2026-11-19"),
             FinqwareBalance("7d8245f4-4894-4149-a776-e03bf44967fa", "InterimAvailable", "3200.40",
                             "debit", native_timestamp="2026-11-20T08:00:00Z"),
+            # Overdrawn into its credit line: 3,200.40 used of a 10,000.00 line, written the
+            # UK Open Banking way.
             FinqwareBalance("ad1736d3-bce1-4340-9a7c-32d05584aef5", "InterimAvailable", "6799.60",
-                            "credit", credit_limit_included=True, credit_line="10000.00",
+                            "credit", credit_limit_included=True,
+                            credit_line=[{"Included": True,
+                                          "Amount": {"Amount": "10000.00", "Currency": "RON"},
+                                          "Type": "Pre-Agreed"}],
                             native_timestamp="2026-11-20T08:00:00Z"),
             FinqwareBalance("3c4a5776-ad19-4801-a2fc-0f3d51e51af7", "OpeningBooked", "2750.10",
                             "debit", native_date="2026-11-01"),
@@ -426,10 +436,15 @@ FINQWARE_ACCOUNTS: tuple[FinqwareAccount, ...] = (
         queried_at="2026-11-20T08:02:12.356021",
         # Booked figures only: no "available"-family type at all, so available is unknown.
         balances=(
+            # A line written as a bare JSON number...
             FinqwareBalance("8b8f3f83-fcbd-4751-9c8d-6efaafd17e8b", "InterimBooked", "25640.50001",
-                            "credit", native_timestamp="2026-11-20T08:00:00Z"),
+                            "credit", native_timestamp="2026-11-20T08:00:00Z", credit_line=2500),
+            # ...and one in another currency than the account's, which is not used.
             FinqwareBalance("5405e589-505c-474f-bdd1-9d43d478ae5b", "ClosingBooked", "25640.5",
-                            "credit", native_date="2026-11-19"),
+                            "credit", native_date="2026-11-19",
+                            credit_line=[{"Included": False,
+                                          "Amount": {"Amount": "40000.00", "Currency": "RON"},
+                                          "Type": "Credit"}]),
             FinqwareBalance("fd1c318f-dd96-443c-8846-89cb1df16e27", "OpeningBooked", "0.00",
                             "credit", native_date="2026-11-01"),
             FinqwareBalance("630aff12-d1b3-40fc-9299-1df7eed131bc", "InterimCleared", "25640.5",

@@ -27,7 +27,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainValidator,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -271,7 +270,14 @@ Text = Annotated[str, BeforeValidator(_text)]
 """Informational text: a string, or a number written as text."""
 
 
-Identifier = Annotated[
-    str, BeforeValidator(_text), StringConstraints(strip_whitespace=True, min_length=1)
-]
+def _identifier(value: Any) -> Any:
+    value = _text(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise ValueError("an id is not blank")
+    return value
+
+
+Identifier = Annotated[str, BeforeValidator(_identifier)]
 """An upstream's id of a record: required, text or a number written as text, never blank."""

@@ -9,10 +9,12 @@ from itertools import count
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from app.domain.interpret import BalanceOrders, Interpreted, interpret_finqware
 from app.domain.models import Account, Counterparty, Kind, Meaning, Position, Side, Source
 from app.upstreams.finqware import FinqwareAccount, FinqwareBalance
+from app.upstreams.reading import parse_each
 
 FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 IBAN = "RO49AAAA1B31007593840000"
@@ -26,8 +28,8 @@ def balance(
     *,
     account_id: str = "acc-1",
     currency: str = "RON",
-    credit_limit_included: bool = False,
-    credit_line: str | None = None,
+    credit_limit_included: Any = False,
+    credit_line: Any = None,
     native_date: str | None = None,
     native_timestamp: str | None = None,
     timestamp: str = "2026-05-04T07:31:51.689168",
@@ -496,3 +498,161 @@ def test_json_money_is_fixed_point_and_never_negative_zero() -> None:
     assert "E+" not in text
     position = json.loads(text)["accounts"][0]["position"]
     assert (position["amount"], position["available"]) == ("0.00", "100")
+
+
+# --- credit lines and what the company can spend ------------------------------------------
+
+
+def test_available_with_credit_line_comes_from_the_entry_that_includes_the_line() -> None:
+    position = position_of(
+        balance("InterimBooked", "3200.4", "debit"),
+        balance("InterimAvailable", "3200.40", "debit"),
+        balance(
+            "InterimAvailable",
+            "6799.60",
+            "credit",
+            credit_limit_included=True,
+            credit_line=[
+                {
+                    "Included": True,
+                    "Amount": {"Amount": "10000.00", "Currency": "RON"},
+                    "Type": "Pre-Agreed",
+                }
+            ],
+        ),
+    )
+    assert (position.amount, position.meaning) == (Decimal("-3200.4"), Meaning.overdraft)
+    assert position.available == Decimal("-3200.40")
+    assert position.credit_line == Decimal("10000.00")
+    assert position.available_with_credit_line == Decimal("6799.60")
+
+
+def test_available_with_credit_line_is_available_plus_the_line_when_no_entry_includes_it() -> None:
+    position = position_of(
+        balance("ClosingBooked", "100.00"),
+        balance("ClosingAvailable", "80.50", credit_line={"amount": "1000", "currency": "RON"}),
+    )
+    assert position.available == Decimal("80.50")
+    assert position.credit_line == Decimal("1000")
+    assert position.available_with_credit_line == Decimal("1080.50")
+
+
+def test_available_with_credit_line_is_null_without_both_figures() -> None:
+    assert (
+        position_of(balance("InterimBooked", credit_line="500")).available_with_credit_line is None
+    )
+    no_line = position_of(balance("InterimBooked"), balance("InterimAvailable", "4"))
+    assert (no_line.available, no_line.available_with_credit_line) == (Decimal("4"), None)
+
+
+def test_a_line_in_another_currency_is_not_used_and_says_so() -> None:
+    result = interpret(
+        [balance("InterimBooked", credit_line=[{"Amount": {"Amount": "5", "Currency": "EUR"}}])]
+    )
+    position = only_account(result).position
+    assert position is not None
+    assert position.credit_line is None
+    assert position.balances[0].credit_line is None
+    assert warning_codes(result) == ["credit_line_other_currency"]
+    assert result.warnings[0].account_id == "finqware:acc-1"
+
+
+def test_several_lines_in_the_accounts_currency_add_up_and_available_is_not_a_line() -> None:
+    lines = [
+        {"Amount": {"Amount": "5000.00", "Currency": "RON"}, "Type": "Pre-Agreed"},
+        {"Amount": {"Amount": "1000.00", "Currency": "RON"}, "Type": "Emergency"},
+        {"Amount": {"Amount": "700.00", "Currency": "RON"}, "Type": "Available"},
+    ]
+    assert position_of(balance(credit_line=lines)).credit_line == Decimal("6000.00")
+
+
+def test_an_unreadable_credit_line_costs_only_the_line_with_a_warning_naming_the_account() -> None:
+    result = interpret([balance("InterimBooked", "210.23", credit_line={"weird": 1})])
+    position = only_account(result).position
+    assert position is not None
+    assert position.amount == Decimal("210.23")
+    assert position.credit_line is None
+    [warning] = result.warnings
+    assert (warning.code, warning.account_id) == ("unreadable_field", "finqware:acc-1")
+    assert "credit_line" in warning.message
+
+
+def test_an_entry_whose_credit_limit_flag_cannot_be_read_is_never_picked() -> None:
+    result = interpret(
+        [
+            balance("InterimBooked", "999.00", credit_limit_included="perhaps"),
+            balance("ClosingBooked", "100.00"),
+        ]
+    )
+    position = only_account(result).position
+    assert position is not None
+    assert (position.balance_type, position.amount) == ("ClosingBooked", Decimal("100.00"))
+    assert warning_codes(result) == ["unreadable_field"]
+    assert [entry.credit_limit_included for entry in position.balances] == [True, False]
+
+
+# --- what interpretation needs, read strictly ---------------------------------------------
+
+
+def test_an_unreadable_amount_leaves_the_position_out_quoting_what_was_sent() -> None:
+    result = interpret([balance("InterimBooked", "ten")])
+    assert only_account(result).position is None
+    assert warning_codes(result) == ["invalid_amount"]
+    assert "'ten'" in result.warnings[0].message
+
+
+def test_an_entry_without_a_type_leaves_the_position_out() -> None:
+    result = interpret([balance("InterimBooked"), balance(None)])  # type: ignore[arg-type]
+    assert only_account(result).position is None
+    assert warning_codes(result) == ["invalid_balance_type"]
+
+
+def test_balance_entries_without_an_account_are_named_and_the_rest_stands() -> None:
+    rejected = parse_each(
+        "finqware", TypeAdapter(FinqwareBalance), [{"id": "orphan"}, "junk"], "balances"
+    ).rejected
+    result = interpret_finqware(
+        "bt-main",
+        None,
+        [account()],
+        [balance()],
+        FETCHED_AT,
+        BalanceOrders.default(),
+        rejected_balances=rejected,
+    )
+    assert only_account(result).position is not None
+    assert warning_codes(result) == ["unreadable_record", "unreadable_record"]
+    assert {w.account_id for w in result.warnings} == {None}
+
+
+def test_an_entry_without_a_readable_timestamp_or_id_is_still_echoed() -> None:
+    entry = FinqwareBalance.model_validate(
+        {
+            "account_id": "acc-1",
+            "timestamp": "not a time",
+            "data": {
+                "amount": "5",
+                "credit_debit_indicator": "credit",
+                "currency": "RON",
+                "type": "InterimBooked",
+            },
+        }
+    )
+    result = interpret([entry])
+    position = only_account(result).position
+    assert position is not None
+    [echoed] = position.balances
+    assert echoed.id == ""
+    assert echoed.fetched_at == FETCHED_AT  # tesoro's fetch time stands in
+    assert position.as_of == FETCHED_AT
+    assert warning_codes(result) == ["unreadable_field"]
+    assert "timestamp" in result.warnings[0].message
+
+
+def test_unreadable_account_details_cost_only_the_name() -> None:
+    listed = FinqwareAccount.model_validate(
+        {"id": "acc-1", "servicer_name": "BT", "data": {"name": {"x": 1}, "nickname": "Ops"}}
+    )
+    result = interpret([balance()], [listed])
+    assert only_account(result).name == "Ops"
+    assert warning_codes(result) == ["unreadable_field"]
