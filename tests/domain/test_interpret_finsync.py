@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import TypeAdapter
 
 from app.domain.interpret import Interpreted, interpret_finsync, interpret_finsync_client
 from app.domain.models import Counterparty, Kind, Meaning, Position, Side, Source
 from app.upstreams.finsync import FinsyncClientRecord
+from app.upstreams.reading import parse_each
 
 FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -291,3 +293,63 @@ def test_json_has_no_negative_zero_and_money_is_fixed_point_text() -> None:
     assert "E+" not in text
     reported = [c["accounts"][0]["position"]["reported"]["amount"] for c in dumped]
     assert reported == ["0.0", "0.001", "100"]
+
+
+# --- tolerant reading -----------------------------------------------------------------------
+
+
+def test_a_client_without_a_readable_name_is_named_by_its_id_with_a_warning() -> None:
+    record = client_from_json('{"id": 42, "name": {"es": "Caja"}, "type": 0, "accounts": []}')
+    result = interpret_finsync_client(record, FETCHED_AT)
+    assert only_counterparty(result).name == "FinSync client 42"
+    [warning] = result.warnings
+    assert (warning.code, warning.counterparty_id) == ("unreadable_field", "finsync:42")
+    assert "'name'" in warning.message
+
+
+def test_a_client_without_a_name_is_named_by_its_id_and_says_so() -> None:
+    record = client_from_json('{"id": 42, "type": 1}')
+    result = interpret_finsync_client(record, FETCHED_AT)
+    assert only_counterparty(result).name == "FinSync client 42"
+    assert [w.code for w in result.warnings] == ["unreadable_field"]
+
+
+def test_unused_fields_that_cannot_be_read_cost_nothing_at_all() -> None:
+    record = client_record(account={"created_at": [1], "client_id": "x"})
+    # The reader noticed...
+    assert {item.field for item in record.accounts[0].unreadable} == {"created_at", "client_id"}
+    result = interpret_finsync_client(record, FETCHED_AT)
+    assert result.warnings == ()
+    assert only_position(record).amount == Decimal("100.00")
+
+
+def test_a_description_written_as_a_number_is_shown_as_text() -> None:
+    record = client_from_json('{"id": 5, "name": "X", "description": 2024, "type": 1}')
+    assert only_counterparty(interpret_finsync_client(record, FETCHED_AT)).description == "2024"
+
+
+def test_records_without_a_readable_id_are_left_out_with_a_warning_each() -> None:
+    record = client_from_json(
+        '{"id": 5, "name": "X", "type": 0, "accounts": ['
+        '{"id": 1, "currency_name": "ARS", "balance": 10}, {"currency_name": "ARS", "balance": 7}'
+        "]}"
+    )
+    rejected = parse_each("finsync", TypeAdapter(FinsyncClientRecord), [{"name": "no id"}], "x")
+    result = interpret_finsync([record], FETCHED_AT, rejected=rejected.rejected)
+    [counterparty] = result.counterparties
+    assert [account.id for account in counterparty.accounts] == ["finsync:1"]
+    assert [(w.code, w.counterparty_id) for w in result.warnings] == [
+        ("unreadable_record", None),
+        ("unreadable_record", "finsync:5"),
+    ]
+
+
+def test_an_unreadable_balance_is_quoted_in_its_warning() -> None:
+    record = client_from_json(
+        '{"id": 5, "name": "X", "type": 0, "accounts": '
+        '[{"id": 1, "currency_name": "ARS", "balance": "lots"}]}'
+    )
+    result = interpret_finsync_client(record, FETCHED_AT)
+    [warning] = result.warnings
+    assert warning.code == "invalid_amount"
+    assert "'lots'" in warning.message

@@ -82,6 +82,10 @@ def check_position(position: Position) -> None:
     money(position.reported.amount)
     if position.available is not None:
         money(position.available)
+    if position.available_with_credit_line is not None:
+        money(position.available_with_credit_line)
+    if position.credit_line is not None:
+        money(position.credit_line)
     for balance in position.balances:
         money(balance.amount)
         aware(balance.fetched_at)
@@ -128,9 +132,16 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
         assert isinstance(counterparty, Counterparty)
         assert isinstance(counterparty.kind, Kind)
         assert isinstance(counterparty.source, Source)
+        assert isinstance(counterparty.status, SourceStatus)
         for account in counterparty.accounts:
             if account.position is not None:
                 check_position(account.position)
+    # The expired sandbox consent is still listed, with its connection's state.
+    expired = next(c for c in page.items if c.id == "finqware:brd-legacy")
+    assert expired.status is SourceStatus.UNAVAILABLE
+    assert expired.error is not None
+    assert expired.error.code is SourceErrorCode.CONSENT_EXPIRED
+    assert expired.accounts == []
     summary["counterparties"] = page.total
     done("list_counterparties")
 
@@ -142,6 +153,12 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
     assert isinstance(paged, CounterpartyPage)
     assert (paged.page, paged.page_size, len(paged.items)) == (2, 1, 1)
     assert paged.items[0].id == page.items[1].id
+    by_currency = list_counterparties.sync(client=reader, currency=["ron", "usd"])
+    assert isinstance(by_currency, CounterpartyPage)
+    assert by_currency.items
+    assert all({a.currency for a in c.accounts} & {"RON", "USD"} for c in by_currency.items)
+    # Only FinSync was asked for external counterparties.
+    assert [info.source for info in external.sources] == ["finsync"]
     done("list_counterparties_filtered")
 
     first = page.items[0]
@@ -180,6 +197,25 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
     assert isinstance(without_zero, PositionsResponse)
     assert all(p.meaning is not Meaning.ZERO for p in without_zero.positions)
     done("list_positions_include_zero")
+
+    paid = list_positions.sync(
+        client=reader, meaning=[Meaning.CASH, Meaning.PAYABLE], page=1, page_size=2
+    )
+    assert isinstance(paid, PositionsResponse)
+    assert (paid.page, paid.page_size, len(paid.positions)) == (1, 2, 2)
+    assert paid.total > 2
+    assert all(p.meaning in (Meaning.CASH, Meaning.PAYABLE) for p in paid.positions)
+    overdrawn = list_positions.sync(
+        client=reader, counterparty_id="finqware:ing-ops", meaning=[Meaning.OVERDRAFT]
+    )
+    assert isinstance(overdrawn, PositionsResponse)
+    [into_line] = overdrawn.positions
+    assert money(into_line.amount) < 0
+    assert into_line.credit_line is not None
+    assert into_line.available_with_credit_line is not None
+    assert money(into_line.available_with_credit_line) > 0
+    assert [info.source for info in overdrawn.sources] == ["finqware:ing-ops"]
+    done("list_positions_meaning_paged")
 
     first_answer = list_positions.sync_detailed(client=reader)
     etag = first_answer.headers["etag"]

@@ -38,6 +38,7 @@ EXPECTED_CHECKS = [
     "get_counterparty",
     "list_positions_filtered",
     "list_positions_include_zero",
+    "list_positions_meaning_paged",
     "if_none_match_304",
     "create_counterparty",
     "create_counterparty_replayed",
