@@ -197,6 +197,9 @@ NON_ISO_MAX_PLACES = 8
 
 # No real balance comes near 10**30 in any currency; beyond that the figure is broken.
 MAX_INTEGER_DIGITS = 30
+# A float's noise reaches about 340 decimals (5e-324); past that a figure is broken, and
+# writing it out in fixed point would take as many digits as it claims.
+MAX_DECIMAL_PLACES = 400
 
 # Unary minus, quantize and sums round to the *context* precision (28 digits by default);
 # money must never be rounded silently, so every operation here runs in an exact context
@@ -233,13 +236,17 @@ def negate(amount: Decimal, currency: str) -> Decimal:
 def check_amount(amount: Decimal) -> None:
     """Raise ValueError for a figure no balance can be: NaN, infinite, or absurdly large.
 
-    The size bound keeps a hostile or broken upstream (1E+999999999) from making exact
-    arithmetic allocate without limit.
+    The size bounds keep a hostile or broken upstream (1E+999999999, 1E-999999999) from
+    making exact arithmetic, or writing the figure out, allocate without limit.
     """
     if not amount.is_finite():
         raise ValueError(f"not a finite amount: {amount}")
     if not amount.is_zero() and amount.adjusted() >= MAX_INTEGER_DIGITS:
         raise ValueError(f"amount has more than {MAX_INTEGER_DIGITS} integer digits")
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, checked above
+    if exponent < -MAX_DECIMAL_PLACES:
+        raise ValueError(f"amount has more than {MAX_DECIMAL_PLACES} decimal places")
 
 
 def round_upstream_number(amount: Decimal, currency: str) -> Decimal:

@@ -66,6 +66,10 @@ class ConsentCredentials:
 # (`amount`/`Amount`/`value`, itself possibly an object with `Amount` and `Currency`), or a
 # list of such objects (UK Open Banking's `CreditLine`). Anything else is unreadable.
 _AMOUNT_KEYS = ("amount", "value")
+# Beyond these a figure is broken data (and exact arithmetic on it would be unbounded):
+# the same bounds as the domain's check_amount, for a field the domain never sees raw.
+MAX_INTEGER_DIGITS = 30
+MAX_PLACES = 400
 _CURRENCY_KEYS = ("currency", "ccy")
 _TYPE_KEYS = ("type",)
 
@@ -95,6 +99,10 @@ def _line_amount(value: Any) -> Decimal:
         raise ValueError("a credit line amount is a decimal") from exc
     if not amount.is_finite() or amount < 0:
         raise ValueError("a credit line amount is finite and not negative")
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite, checked above
+    if exponent < -MAX_PLACES or (not amount.is_zero() and amount.adjusted() >= MAX_INTEGER_DIGITS):
+        raise ValueError("a credit line amount is a plausible figure")
     return amount
 
 
@@ -160,7 +168,7 @@ class FinqwareBalanceData(TolerantModel):
     currency: str | None = None
     native_date: LenientDate | None = None
     native_timestamp: Timestamp | None = None
-    type: str | None = None
+    type: Text | None = None
 
 
 class FinqwareBalance(TolerantModel):

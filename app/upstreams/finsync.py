@@ -23,11 +23,14 @@ from app.upstreams.errors import (
 )
 from app.upstreams.http import first_upstream_error, generic_status_error, parse, send
 from app.upstreams.reading import (
+    MAX_INT_DIGITS,
     Parsed,
     Rejected,
     Text,
     Timestamp,
     TolerantModel,
+    WireInt,
+    clean_text,
     each_of,
     parse_each,
 )
@@ -62,10 +65,10 @@ class FinsyncAccount(TolerantModel):
     """A FinSync account as sent inside a client; only its `id` is required. A balance or
     currency that is absent or unreadable is None: the interpreter leaves the position out."""
 
-    id: int
+    id: WireInt
     name: Text | None = None
     currency_name: Text | None = None
-    client_id: int | None = None
+    client_id: WireInt | None = None
     balance: Annotated[Decimal | None, BeforeValidator(_balance_number)] = None
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
@@ -76,11 +79,17 @@ def _type_as_sent(value: Any) -> Any:
     # text, so interpretation can leave the client out and quote it in a warning.
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < MAX_INT_DIGITS
+        and value == value.to_integral_value()
+    ):
         return int(value)  # 1.0 is 1
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    return "null" if value is None else str(value)
+    text = value.strip() if isinstance(value, str) else None
+    if text and len(text) <= MAX_INT_DIGITS and text.lstrip("+-").isdigit():
+        return int(text)
+    return "null" if value is None else clean_text(str(value))[: MAX_INT_DIGITS * 4]
 
 
 class FinsyncClientRecord(TolerantModel):
@@ -90,10 +99,10 @@ class FinsyncClientRecord(TolerantModel):
     is rejected alone; a value that is not a list makes the field unreadable (no accounts).
     """
 
-    id: int
+    id: WireInt
     name: Text | None = None
     description: Text | None = None
-    company_id: int | None = None
+    company_id: WireInt | None = None
     type: Annotated[int | str, BeforeValidator(_type_as_sent)] = "null"
     # POST answers carry no accounts; a new client has none.
     accounts: Annotated[Parsed[FinsyncAccount], each_of(TypeAdapter(FinsyncAccount))] = Field(
@@ -104,12 +113,12 @@ class FinsyncClientRecord(TolerantModel):
 
 
 class _Pagination(TolerantModel):
-    page: int | None = None
-    page_size: int | None = Field(
+    page: WireInt | None = None
+    page_size: WireInt | None = Field(
         default=None, validation_alias=AliasChoices("pageSize", "page_size"), ge=1
     )
-    total: int | None = Field(default=None, ge=0)
-    total_pages: int | None = Field(
+    total: WireInt | None = Field(default=None, ge=0)
+    total_pages: WireInt | None = Field(
         default=None, validation_alias=AliasChoices("totalPages", "total_pages"), ge=0
     )
 

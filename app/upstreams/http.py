@@ -29,9 +29,21 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"non-finite number {name} in upstream JSON")
 
 
+def _integer(text: str) -> int | Decimal:
+    # Python refuses to build an int from more than 4300 digits (a ValueError that would fail
+    # the whole answer); a long integer is kept as a Decimal for the field to judge.
+    return int(text) if len(text) <= _INT_DIGITS else Decimal(text)
+
+
+_INT_DIGITS = 40
+
+
 def decode_json(content: bytes) -> Any:
-    """Decode JSON keeping every number exact: floats become Decimal, NaN is refused."""
-    return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    """Decode JSON keeping every number exact: floats become Decimal, NaN is refused, and
+    integers too long for Python's int become Decimal."""
+    return json.loads(
+        content, parse_float=Decimal, parse_int=_integer, parse_constant=_reject_constant
+    )
 
 
 def try_decode_json(response: httpx2.Response) -> Any:

@@ -13,6 +13,7 @@ says what it could not read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +40,9 @@ T = TypeVar("T")
 
 # What was sent is quoted this short: a warning is a pointer, not a dump.
 QUOTE_CHARS = 40
+# Ids and counts fit in 18 digits (FinSync ids are matched as 1 to 18 digits): anything longer
+# is broken data, refused before Python builds an arbitrarily large integer from it.
+MAX_INT_DIGITS = 18
 
 
 def quote(value: object) -> str:
@@ -255,13 +259,24 @@ LenientDate = Annotated[date, BeforeValidator(_date)]
 """A calendar date; a full timestamp counts as the date it was written with."""
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Text that can be written back out: JSON may carry a lone surrogate (`"\\ud800"`),
+    which no UTF-8 answer can encode; it becomes U+FFFD REPLACEMENT CHARACTER."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 def _text(value: Any) -> Any:
     # Informational text: a number is shown as written; anything else is not text.
+    if isinstance(value, str):
+        return clean_text(value)
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, Decimal):  # exact JSON decoding makes numbers Decimal
+    # Decoded JSON ints have at most 40 digits (longer ones arrive as Decimal), so str() of
+    # them stays within Python's limit; a Decimal prints in exponent form when it is long.
+    if isinstance(value, int | float | Decimal):
         return str(value)
     return value
 
@@ -270,7 +285,23 @@ Text = Annotated[str, BeforeValidator(_text)]
 """Informational text: a string, or a number written as text."""
 
 
+def _bounded_int(value: Any) -> Any:
+    # Refused before conversion: int(Decimal("1E+999999999")) would build a billion digits.
+    if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= MAX_INT_DIGITS):
+        raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_INT_DIGITS:
+        raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
+    if isinstance(value, str) and len(value.strip().lstrip("+-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
+    return value
+
+
+WireInt = Annotated[int, BeforeValidator(_bounded_int)]
+"""An integer as an upstream sends it (an id, a count): at most MAX_INT_DIGITS digits."""
+
+
 def _identifier(value: Any) -> Any:
+    value = _bounded_int(value) if isinstance(value, int | Decimal) else value
     value = _text(value)
     if isinstance(value, str):
         value = value.strip()

@@ -190,3 +190,14 @@ def test_exponent_notation_becomes_plain_digits() -> None:
     # str() shows the exponent form a naive serialiser would write.
     assert str(round_upstream_number(Decimal("1E+2"), "USDT")) == "100"
     assert str(round_upstream_number(Decimal("1E+2"), "JPY")) == "100"
+
+
+@pytest.mark.parametrize("text", ["1E-401", "1E-999999999", "0.5E-400"])
+def test_amounts_with_absurdly_many_decimal_places_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="decimal places"):
+        check_amount(Decimal(text))
+
+
+def test_float_noise_at_the_edge_of_a_double_is_still_an_amount() -> None:
+    check_amount(Decimal("5E-324"))
+    assert round_upstream_number(Decimal("5.551115123125783E-17"), "ARS") == Decimal("0.00")
