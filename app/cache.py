@@ -18,8 +18,6 @@ from typing import Generic, Literal, TypeVar
 
 from cachetools import TTLCache
 
-from app.upstreams.errors import UpstreamError
-
 V = TypeVar("V")
 
 logger = logging.getLogger(__name__)
@@ -41,7 +39,7 @@ class Cached(Generic[V]):
     fetched_at: datetime
     age_seconds: float
     expires_in_seconds: float
-    error: UpstreamError | None = None
+    error: Exception | None = None
 
 
 class SnapshotCache(Generic[V]):
@@ -55,8 +53,12 @@ class SnapshotCache(Generic[V]):
         min_refresh_interval_seconds: float = 0.0,
         failure_backoff_seconds: float = 0.0,
         maxsize: int = 64,
+        stale_on: type[Exception] | tuple[type[Exception], ...] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Only these failures of a load are covered by stale data and remembered for the
+        # back-off; anything else (a bug) propagates as it is.
+        self._stale_on = stale_on
         self.ttl_seconds = ttl_seconds
         self.stale_if_error_seconds = stale_if_error_seconds
         self.min_refresh_interval_seconds = min_refresh_interval_seconds
@@ -66,12 +68,12 @@ class SnapshotCache(Generic[V]):
         )
         self._inflight: dict[str, asyncio.Task[_Entry[V]]] = {}
         # A failed load is remembered briefly so a down upstream is not called on every request.
-        self._failures: TTLCache[str, UpstreamError] = TTLCache(
+        self._failures: TTLCache[str, Exception] = TTLCache(
             maxsize=maxsize, ttl=max(failure_backoff_seconds, 1e-9), timer=clock
         )
         self._failure_backoff_seconds = failure_backoff_seconds
 
-    def _cached(self, entry: _Entry[V], error: UpstreamError | None = None) -> Cached[V]:
+    def _cached(self, entry: _Entry[V], error: Exception | None = None) -> Cached[V]:
         age = max(0.0, self._clock() - entry.loaded_at)
         fresh = age < self.ttl_seconds and error is None
         return Cached(
@@ -114,7 +116,7 @@ class SnapshotCache(Generic[V]):
             if recent_failure is not None:
                 raise recent_failure.with_traceback(None)
             entry = await asyncio.shield(self._load(key, load))
-        except UpstreamError as exc:
+        except self._stale_on as exc:
             entry = self._store.get(key)
             if entry is None:
                 raise
@@ -133,9 +135,9 @@ class SnapshotCache(Generic[V]):
     async def _run(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
         try:
             entry = _Entry(await load(), self._clock(), datetime.now(UTC))
-        except UpstreamError as exc:
-            # Logged here, once per real upstream call, not once per request it fails.
-            logger.warning("upstream %s failed: %s (%s)", key, exc.message, exc.code)
+        except self._stale_on as exc:
+            # Logged here, once per real load, not once per request it fails.
+            logger.warning("%s failed: %s", key, exc)
             if self._failure_backoff_seconds > 0:
                 self._failures[key] = exc
             raise

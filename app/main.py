@@ -6,26 +6,28 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
+from typing import Any
 
 import httpx2
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app.api.errors import install_error_handlers
-from app.api.idempotency import IdempotencyStore
-from app.api.limits import BodySizeLimit
+from app.api.middleware import BodySizeLimit, RequestMetrics, UnexpectedErrors
 from app.api.openapi import install_openapi
 from app.api.router import api_router
-from app.api.state import Services
+from app.api.state import LifespanState, Services
 from app.cache import SnapshotCache
-from app.domain.directory import Directory
-from app.domain.interpret import BalanceOrders, Interpreted
-from app.domain.treasury import Connection, FinqwareConnection, FinsyncConnection
-from app.metrics import InstrumentedClient, Metrics, ObservedTreasury, RequestMetrics
+from app.domain.interpret import BalanceOrders
+from app.metrics import Metrics
+from app.services.directory import Directory
+from app.services.idempotency import IdempotencyStore
+from app.services.treasury import Connection, FinqwareConnection, FinsyncConnection, Treasury
 from app.settings import Settings
-from app.upstreams.finqware import FinqwareAccount, FinqwareClient
+from app.upstreams.errors import UpstreamError
+from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
-from app.upstreams.reading import Parsed
+from app.upstreams.http import ObservedClient
 
 logger = logging.getLogger("app")
 
@@ -65,15 +67,33 @@ def _http_client(
     transport: httpx2.AsyncBaseTransport | None,
     metrics: Metrics,
 ) -> httpx2.AsyncClient:
-    return InstrumentedClient(
-        upstream=upstream,
-        metrics=metrics,
+    def observe(outcome: str, seconds: float) -> None:
+        metrics.observe_upstream(upstream, outcome, seconds)
+
+    return ObservedClient(
+        observe=observe,
         base_url=base_url.rstrip("/") + "/",
         transport=transport,
         timeout=settings.upstream_timeout_seconds,
         http2=settings.upstream_http2 and transport is None,
         follow_redirects=False,
         headers={"user-agent": f"tesoro/{version('tesoro')}"},
+    )
+
+
+def _cache(
+    settings: Settings, ttl_seconds: float, *, refresh_floor: bool = True, slots: int = 64
+) -> SnapshotCache[Any]:
+    """A connection cache with the service's stale, refresh and back-off settings."""
+    return SnapshotCache[Any](
+        ttl_seconds=ttl_seconds,
+        stale_if_error_seconds=settings.stale_if_error_seconds,
+        min_refresh_interval_seconds=(
+            settings.min_refresh_interval_seconds if refresh_floor else 0.0
+        ),
+        failure_backoff_seconds=settings.failure_backoff_seconds,
+        maxsize=slots,
+        stale_on=UpstreamError,
     )
 
 
@@ -94,15 +114,7 @@ def _build_services(
             page_concurrency=settings.finsync_page_concurrency,
         )
         connections.append(
-            FinsyncConnection(
-                client=finsync,
-                cache=SnapshotCache[Interpreted](
-                    ttl_seconds=settings.finsync_ttl_seconds,
-                    stale_if_error_seconds=settings.stale_if_error_seconds,
-                    min_refresh_interval_seconds=settings.min_refresh_interval_seconds,
-                    failure_backoff_seconds=settings.failure_backoff_seconds,
-                ),
-            )
+            FinsyncConnection(client=finsync, cache=_cache(settings, settings.finsync_ttl_seconds))
         )
     if (
         settings.finqware_enabled
@@ -122,18 +134,10 @@ def _build_services(
             available=tuple(settings.available_balance_types),
         )
         slots = 2 * len(settings.finqware_consents) + 8
-        balances_cache = SnapshotCache[Interpreted](
-            ttl_seconds=settings.finqware_ttl_seconds,
-            stale_if_error_seconds=settings.stale_if_error_seconds,
-            min_refresh_interval_seconds=settings.min_refresh_interval_seconds,
-            failure_backoff_seconds=settings.failure_backoff_seconds,
-            maxsize=slots,
-        )
-        accounts_cache = SnapshotCache[Parsed[FinqwareAccount]](
-            ttl_seconds=settings.finqware_accounts_ttl_seconds,
-            stale_if_error_seconds=settings.stale_if_error_seconds,
-            failure_backoff_seconds=settings.failure_backoff_seconds,
-            maxsize=slots,
+        balances_cache = _cache(settings, settings.finqware_ttl_seconds, slots=slots)
+        # Names and IBANs: no refresh floor of their own (they follow the balances' loads).
+        accounts_cache = _cache(
+            settings, settings.finqware_accounts_ttl_seconds, refresh_floor=False, slots=slots
         )
         connections.extend(
             FinqwareConnection(
@@ -145,9 +149,8 @@ def _build_services(
             )
             for consent in settings.finqware_consents
         )
-    treasury = ObservedTreasury(connections, metrics)
+    treasury = Treasury(connections, on_sources=metrics.observe_sources)
     return Services(
-        settings=settings,
         treasury=treasury,
         directory=Directory(treasury, finsync),
         idempotency=IdempotencyStore(),
@@ -170,21 +173,18 @@ def create_app(
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
         async with AsyncExitStack() as stack:
             if transport is not None:
                 stack.push_async_callback(transport.aclose)
-            app.state.services = _build_services(settings, stack, transport, metrics)
+            services = _build_services(settings, stack, transport, metrics)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             if not settings.auth_required:
                 logger.warning(
                     "callers are NOT authenticated (sandbox without keys, or TESORO_AUTH_DISABLED)"
                 )
-            try:
-                yield
-            finally:
-                app.state.services = None
+            yield {"services": services}
 
     app = FastAPI(
         title="tesoro",
@@ -198,8 +198,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.services = None
     install_error_handlers(app)
+    # A bug answers a logged 500 problem here, inside the metrics, so it is counted too.
+    app.add_middleware(UnexpectedErrors)
     # Starlette's own limit answers text/plain; ours answers a problem like every error.
     app.add_middleware(BodySizeLimit)
     # Outermost of ours, so refused bodies and unmatched paths are counted too.

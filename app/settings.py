@@ -15,23 +15,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_CURRENT_ORDER: tuple[str, ...] = (
-    "InterimBooked",
-    "ClosingBooked",
-    "OpeningBooked",
-    "PreviouslyClosedBooked",
-)
-DEFAULT_CURRENT_FALLBACK_ORDER: tuple[str, ...] = (
-    "Expected",
-    "InterimAvailable",
-    "ClosingAvailable",
-)
-DEFAULT_AVAILABLE_ORDER: tuple[str, ...] = (
-    "InterimAvailable",
-    "Expected",
-    "ClosingAvailable",
-    "OpeningAvailable",
-    "ForwardAvailable",
+from app.domain.ids import CONSENT_KEY_PATTERN
+from app.domain.interpret import (
+    DEFAULT_AVAILABLE_ORDER,
+    DEFAULT_CURRENT_FALLBACK_ORDER,
+    DEFAULT_CURRENT_ORDER,
 )
 
 Scope = Literal["read", "write"]
@@ -40,7 +28,7 @@ Scope = Literal["read", "write"]
 class ConsentSettings(BaseModel):
     """One Finqware consent: a bank connection of the company."""
 
-    key: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    key: Annotated[str, Field(min_length=1, max_length=64, pattern=CONSENT_KEY_PATTERN)]
     label: str | None = None
     credentials_id: SecretStr
     access_token: SecretStr

@@ -28,6 +28,7 @@ from app.sandbox.wiring import sandbox_transport
 from app.settings import Settings
 from app.upstreams.finsync import FinsyncClientRecord
 from app.upstreams.http import decode_json
+from tests.support.asgi import started
 
 
 async def per_call_seconds(call: Callable[[], Awaitable[object]], repeat: int) -> float:
@@ -45,8 +46,8 @@ async def bench_routes() -> None:
     app = create_app(
         Settings(_env_file=None, sandbox=True), transport=sandbox_transport(finsync, finqware)
     )
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
+    async with started(app) as running:
+        transport = httpx2.ASGITransport(app=running)
         async with httpx2.AsyncClient(transport=transport, base_url="http://tesoro") as client:
             await client.get("/positions")  # warm the caches
             floor = await per_call_seconds(lambda: client.get("/healthz"), 200)
@@ -59,8 +60,8 @@ async def bench_routes() -> None:
         Settings(_env_file=None, sandbox=True),
         transport=sandbox_transport(cold_finsync, cold_finqware),
     )
-    async with cold.router.lifespan_context(cold):
-        transport = httpx2.ASGITransport(app=cold)
+    async with started(cold) as running_cold:
+        transport = httpx2.ASGITransport(app=running_cold)
         async with httpx2.AsyncClient(transport=transport, base_url="http://tesoro") as client:
             await asyncio.gather(*(client.get("/positions") for _ in range(100)))
     print(
@@ -102,7 +103,7 @@ def bench_interpretation() -> None:
     decode = timed(lambda: decode_json(body.encode()))
     records = adapter.validate_python(decode_json(body.encode()))
     parse = timed(lambda: adapter.validate_python(decode_json(body.encode())))
-    interpret = timed(lambda: interpret_finsync(records, now))
+    interpret = timed(lambda: interpret_finsync(records, fetched_at=now))
     for label, seconds in (
         ("decode 1,000 clients JSON", decode),
         ("decode + wire models", parse),

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.cache import SnapshotCache
-from app.upstreams.errors import UpstreamTimeoutError
+from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,11 @@ class Loader:
 
 def make(clock: Clock) -> SnapshotCache[str]:
     return SnapshotCache[str](
-        ttl_seconds=30, stale_if_error_seconds=300, min_refresh_interval_seconds=10, clock=clock
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        min_refresh_interval_seconds=10,
+        stale_on=UpstreamError,
+        clock=clock,
     )
 
 
@@ -97,7 +101,7 @@ async def test_upstream_failure_serves_last_good_value_as_stale() -> None:
     stale = await cache.get("k", load)
     assert stale.value == "value-1"
     assert stale.status == "stale"
-    assert stale.error is not None
+    assert isinstance(stale.error, UpstreamError)
     assert stale.error.code == "timeout"
     assert stale.age_seconds == pytest.approx(60)
     assert stale.expires_in_seconds == 0
@@ -145,7 +149,11 @@ async def test_invalidate_forces_a_load_but_keeps_the_value_for_errors() -> None
 async def test_a_failure_is_remembered_for_the_backoff_so_the_upstream_is_not_hammered() -> None:
     clock, load = Clock(), Loader()
     cache = SnapshotCache[str](
-        ttl_seconds=30, stale_if_error_seconds=300, failure_backoff_seconds=15, clock=clock
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        failure_backoff_seconds=15,
+        stale_on=UpstreamError,
+        clock=clock,
     )
     load.failing = True
     for _ in range(5):
@@ -155,3 +163,16 @@ async def test_a_failure_is_remembered_for_the_backoff_so_the_upstream_is_not_ha
     clock.now += 16
     load.failing = False
     assert (await cache.get("k", load)).value == "value-2"
+
+
+async def test_only_the_failures_it_is_told_of_are_covered_by_stale_data() -> None:
+    clock = Clock()
+    cache = make(clock)
+    await cache.get("k", Loader())
+    clock.now += 60
+
+    async def buggy() -> str:
+        raise KeyError("a bug of ours")
+
+    with pytest.raises(KeyError):
+        await cache.get("k", buggy)

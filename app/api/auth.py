@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from fastapi import Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from app.api.errors import ProblemError
-from app.settings import Scope, Settings
+from app.api.errors import ForbiddenError, UnauthenticatedError
+from app.api.state import get_settings
+from app.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="bearerAuth",
     description="An API key issued to the calling service: `Authorization: Bearer <key>`.",
 )
-
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tesoro"'}
 
 
 @dataclass(frozen=True)
@@ -45,37 +43,20 @@ def identify(settings: Settings, token: str) -> Caller | None:
     return found
 
 
-def caller_of(request: Request) -> Caller:
-    """The caller `require` admitted for this request."""
-    caller: Caller = getattr(request.state, "caller", ANONYMOUS)
-    return caller
-
-
-def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
-    """A dependency that admits callers whose key carries `scope`."""
-
-    async def check(
-        request: Request,
-        credentials: HTTPAuthorizationCredentials | None = Security(bearer, scopes=[scope]),  # noqa: B008
-    ) -> None:
-        settings: Settings = request.app.state.settings
-        if not settings.auth_required:
-            request.state.caller = ANONYMOUS
-            return
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise ProblemError(
-                401,
-                "send an API key as `Authorization: Bearer <key>`",
-                kind="unauthorized",
-                headers=_CHALLENGE,
-            )
-        caller = identify(settings, credentials.credentials)
-        if caller is None:
-            raise ProblemError(
-                401, "the API key is not valid", kind="unauthorized", headers=_CHALLENGE
-            )
+async def authenticate(
+    security_scopes: SecurityScopes,
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The caller, admitted when their key carries every scope the operation declares."""
+    if not settings.auth_required:
+        return ANONYMOUS
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthenticatedError("send an API key as `Authorization: Bearer <key>`")
+    caller = identify(settings, credentials.credentials)
+    if caller is None:
+        raise UnauthenticatedError("the API key is not valid")
+    for scope in security_scopes.scopes:
         if scope not in caller.scopes:
-            raise ProblemError(403, f"the API key lacks the `{scope}` scope", kind="forbidden")
-        request.state.caller = caller
-
-    return check
+            raise ForbiddenError(f"the API key lacks the `{scope}` scope")
+    return caller

@@ -1,24 +1,48 @@
-"""Dependency aliases, declared once and used by every route."""
+"""Dependency aliases, declared once and used by every route: one per service, the settings,
+the authenticated caller, and the refresh request."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
 
-from app.api.auth import require
-from app.api.errors import ProblemError
-from app.api.state import Services
+from app.api.auth import Caller, authenticate
+from app.api.errors import NotReadyError
+from app.api.state import Services, get_settings
+from app.metrics import Metrics
+from app.services.directory import Directory
+from app.services.idempotency import IdempotencyStore
+from app.services.treasury import Treasury
+from app.settings import Settings
 
 
-def get_services(request: Request) -> Services:
-    services: Services | None = getattr(request.app.state, "services", None)
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def _services(request: Request) -> Services:
+    # The lifespan's state (LifespanState); absent while the service starts or stops.
+    services: Services | None = getattr(request.state, "services", None)
     if services is None:
-        raise ProblemError(503, "the service is starting or stopping", kind="not-ready")
+        raise NotReadyError("the service is starting or stopping")
     return services
 
 
-def wants_refresh(
+async def get_treasury(request: Request) -> Treasury:
+    return _services(request).treasury
+
+
+async def get_directory(request: Request) -> Directory:
+    return _services(request).directory
+
+
+async def get_idempotency(request: Request) -> IdempotencyStore:
+    return _services(request).idempotency
+
+
+async def wants_refresh(
     cache_control: Annotated[
         str | None,
         Header(
@@ -33,7 +57,11 @@ def wants_refresh(
     return "no-cache" in directives or "max-age=0" in directives
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+TreasuryDep = Annotated[Treasury, Depends(get_treasury)]
+DirectoryDep = Annotated[Directory, Depends(get_directory)]
+IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 Refresh = Annotated[bool, Depends(wants_refresh)]
-ReadAccess = Depends(require("read"))
-WriteAccess = Depends(require("write"))
+Reader = Annotated[Caller, Security(authenticate, scopes=["read"])]
+Writer = Annotated[Caller, Security(authenticate, scopes=["write"])]

@@ -1,9 +1,16 @@
-"""RFC 9457 problem+json: the one error body of tesoro, and the handlers that produce it."""
+"""RFC 9457 problem+json: the one error table of tesoro, its one handler, and its OpenAPI.
+
+Every failure maps in `PROBLEMS`, by exception class, to its status, problem type, title,
+headers and extra members; the handler finds an exception's entry through its MRO, so a
+subclass answers like its closest listed ancestor. The OpenAPI error responses and the
+problem types in `docs/problems.md` come from the same table.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -16,20 +23,38 @@ from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from app.domain.directory import (
+from app.domain.models import SourceErrorCode, SourceInfo
+from app.services.directory import (
     CreateNotConfirmedError,
     DuplicateCounterpartyError,
     SourceNotConfiguredError,
     UnknownCounterpartyError,
 )
-from app.domain.models import SourceErrorCode, SourceInfo
-from app.domain.treasury import AllSourcesUnavailableError
-from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
+from app.services.idempotency import IdempotencyKeyReusedError
+from app.services.treasury import AllSourcesUnavailableError
+from app.upstreams.errors import (
+    ConsentExpiredError,
+    TransientUpstreamError,
+    UpstreamBadResponseError,
+    UpstreamError,
+    UpstreamNotFoundError,
+    UpstreamOutcomeUnknownError,
+    UpstreamRateLimitedError,
+    UpstreamRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnauthorizedError,
+    UpstreamUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_TYPE_BASE = "https://tesoro.dev/problems/"
+# Relative to the service that answers: tesoro can stand behind these, and each is described
+# in docs/problems.md (the table below is its source).
+PROBLEM_TYPE_BASE = "/problems/"
+# Errors in a validation problem: enough to fix a request, never a megabyte of them.
+MAX_FIELD_ERRORS = 20
+_TRANSIENT_CODES = frozenset({"timeout", "upstream_error", "rate_limited"})
 
 
 class FieldError(BaseModel):
@@ -49,14 +74,16 @@ class Problem(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(
-        description="URI naming the kind of problem.", examples=[PROBLEM_TYPE_BASE + "not-found"]
+        description="URI reference naming the kind of problem, relative to the service "
+        "(`/problems/<slug>`); each is described in the service's documentation.",
+        examples=[PROBLEM_TYPE_BASE + "not-found"],
     )
     title: str = Field(description="Short summary of the kind of problem.", examples=["Not Found"])
     status: int = Field(ge=400, le=599, description="The HTTP status code.", examples=[404])
     detail: str = Field(description="What went wrong this time, for a human.")
     instance: str | SkipJsonSchema[None] = Field(default=None, description="The request path.")
     errors: list[FieldError] | SkipJsonSchema[None] = Field(
-        default=None, description="Validation errors (422 only)."
+        default=None, description="Validation errors (422 only), at most 20."
     )
     existing_id: str | SkipJsonSchema[None] = Field(
         default=None, description="409 on create: the id of the counterparty with that name."
@@ -69,91 +96,318 @@ class Problem(BaseModel):
     )
 
 
-class ProblemError(Exception):
-    """Raised anywhere in the API layer to answer with a problem."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        kind: str | None = None,
-        title: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.kind = kind or _slug(status)
-        self.title = title or _title(status)
-        self.headers = headers
-        self.extra = extra
+# --- failures raised by the API layer itself -----------------------------------------------
 
 
-# RFC 9110's names, which Python only uses from 3.13 on: a problem's `type` and `title`
-# must not change with the interpreter.
+class NotReadyError(Exception):
+    """The service is starting or stopping: its services are not there."""
+
+
+class UnauthenticatedError(Exception):
+    """No API key, or one that is not valid."""
+
+
+class ForbiddenError(Exception):
+    """The API key lacks the scope the operation needs."""
+
+
+class BodyTooLargeError(Exception):
+    """The request body is larger than the service accepts."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"the request body is larger than {max_bytes} bytes")
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def _message(exc: Exception) -> str:
+    return str(exc)
+
+
+def _no_extra(exc: Exception) -> dict[str, Any]:
+    return {}
+
+
+def _no_headers(exc: Exception) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class ProblemKind:
+    """How one kind of failure answers."""
+
+    status: int
+    slug: str
+    title: str
+    description: str
+    detail: Callable[[Exception], str] = _message
+    headers: Callable[[Exception], Mapping[str, str]] = _no_headers
+    members: Callable[[Exception], dict[str, Any]] = _no_extra
+    # OpenAPI headers this kind may send, by name.
+    documented_headers: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_BASE + self.slug
+
+
+# RFC 9110's names, which Python only uses from 3.13 on: a problem's `title` must not change
+# with the interpreter.
 _TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
 
 
-def _title(status: int) -> str:
+def status_title(status: int) -> str:
     return _TITLES.get(status) or HTTPStatus(status).phrase
 
 
-def _slug(status: int) -> str:
-    return _title(status).lower().replace(" ", "-")
+def _upstream(status: int, slug: str, description: str) -> ProblemKind:
+    def detail(exc: Exception) -> str:
+        assert isinstance(exc, UpstreamError)
+        return f"{exc.upstream}: {exc.message}"
+
+    def members(exc: Exception) -> dict[str, Any]:
+        assert isinstance(exc, UpstreamError)
+        return {"code": exc.code}
+
+    return ProblemKind(
+        status, slug, status_title(status), description, detail=detail, members=members
+    )
 
 
-def problem_response(
-    request: Request,
-    status: int,
-    detail: str,
-    *,
-    kind: str | None = None,
-    title: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body = Problem(
-        type=PROBLEM_TYPE_BASE + (kind or _slug(status)),
-        title=title or _title(status),
-        status=status,
+def _all_unavailable_detail(exc: Exception) -> str:
+    assert isinstance(exc, AllSourcesUnavailableError)
+    summary = ", ".join(f"{s.source}: {s.error.code}" for s in exc.sources if s.error)
+    return f"no upstream answered and nothing is cached ({summary})"
+
+
+def _all_unavailable_headers(exc: Exception) -> dict[str, str]:
+    # Worth trying again only when something transient failed: an expired consent will not
+    # heal in 30 seconds.
+    assert isinstance(exc, AllSourcesUnavailableError)
+    transient = any(s.error and s.error.code in _TRANSIENT_CODES for s in exc.sources)
+    return {"Retry-After": "30"} if transient else {}
+
+
+def _all_unavailable_members(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, AllSourcesUnavailableError)
+    return {"sources": exc.sources}
+
+
+def _unknown_detail(exc: Exception) -> str:
+    assert isinstance(exc, UnknownCounterpartyError)
+    return f"no counterparty has the id {exc.counterparty_id[:200]!r}"
+
+
+def _duplicate_detail(exc: Exception) -> str:
+    assert isinstance(exc, DuplicateCounterpartyError)
+    return f"a counterparty with this name already exists: {exc.existing_id}"
+
+
+def _duplicate_members(exc: Exception) -> dict[str, Any]:
+    assert isinstance(exc, DuplicateCounterpartyError)
+    return {"existing_id": exc.existing_id}
+
+
+_RETRY_AFTER_DOC = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again, when trying again can help.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tesoro"'}
+_CHALLENGE_DOC = {
+    "WWW-Authenticate": {
+        "description": 'The authentication scheme: `Bearer realm="tesoro"`.',
+        "schema": {"type": "string"},
+    }
+}
+
+PROBLEMS: dict[type[Exception], ProblemKind] = {
+    RequestValidationError: ProblemKind(
+        422,
+        "validation-error",
+        "Unprocessable Content",
+        "The request is not valid; `errors` lists the invalid inputs (at most 20).",
+    ),
+    IdempotencyKeyReusedError: ProblemKind(
+        422,
+        "idempotency-key-reused",
+        "Unprocessable Content",
+        "The `Idempotency-Key` was already used with a different body.",
+        detail=lambda exc: "this Idempotency-Key was already used with a different body",
+    ),
+    UnauthenticatedError: ProblemKind(
+        401,
+        "unauthorized",
+        "Unauthorized",
+        "No API key was sent, or it is not valid (see `WWW-Authenticate`).",
+        headers=lambda exc: _CHALLENGE,
+        documented_headers=_CHALLENGE_DOC,
+    ),
+    ForbiddenError: ProblemKind(
+        403, "forbidden", "Forbidden", "The API key lacks the scope this operation needs."
+    ),
+    UnknownCounterpartyError: ProblemKind(
+        404,
+        "not-found",
+        "Not Found",
+        "No counterparty has this id (an unknown prefix or a malformed id included).",
+        detail=_unknown_detail,
+    ),
+    DuplicateCounterpartyError: ProblemKind(
+        409,
+        "duplicate-counterparty",
+        "Conflict",
+        "A counterparty with this name already exists; `existing_id` names it.",
+        detail=_duplicate_detail,
+        members=_duplicate_members,
+    ),
+    BodyTooLargeError: ProblemKind(
+        413,
+        "content-too-large",
+        "Content Too Large",
+        "The request body is larger than the service accepts (64 KiB).",
+    ),
+    AllSourcesUnavailableError: ProblemKind(
+        503,
+        "upstreams-unavailable",
+        "Service Unavailable",
+        "No upstream answered and nothing is cached; `sources` lists each connection's error.",
+        detail=_all_unavailable_detail,
+        headers=_all_unavailable_headers,
+        members=_all_unavailable_members,
+        documented_headers=_RETRY_AFTER_DOC,
+    ),
+    CreateNotConfirmedError: ProblemKind(
+        503,
+        "create-not-confirmed",
+        "Service Unavailable",
+        "FinSync did not answer the create, and a check shows it was not created: safe to "
+        "try again.",
+        detail=lambda exc: (
+            "FinSync did not answer the create, and a check shows it was not "
+            "created; it is safe to try again"
+        ),
+        headers=lambda exc: {"Retry-After": "5"},
+        documented_headers=_RETRY_AFTER_DOC,
+    ),
+    SourceNotConfiguredError: ProblemKind(
+        503,
+        "source-not-configured",
+        "Service Unavailable",
+        "The operation needs an upstream this deployment does not have.",
+    ),
+    NotReadyError: ProblemKind(
+        503, "not-ready", "Service Unavailable", "The service is starting or stopping."
+    ),
+    UpstreamError: _upstream(502, "upstream-failed", "An upstream failed; `code` says why."),
+    TransientUpstreamError: _upstream(
+        503, "upstream-unavailable", "An upstream is unavailable for now; `code` says why."
+    ),
+    UpstreamTimeoutError: _upstream(504, "upstream-timeout", "An upstream did not answer in time."),
+    UpstreamUnavailableError: _upstream(
+        503, "upstream-error", "An upstream failed (network, 5xx, a proxy's HTML page)."
+    ),
+    UpstreamRateLimitedError: _upstream(
+        503, "upstream-rate-limited", "An upstream (or the bank behind it) limits the rate."
+    ),
+    UpstreamUnauthorizedError: _upstream(
+        502, "upstream-unauthorized", "An upstream refused tesoro's credentials."
+    ),
+    ConsentExpiredError: _upstream(
+        502, "consent-expired", "A bank consent expired or was revoked: onboard again."
+    ),
+    UpstreamBadResponseError: _upstream(
+        502, "upstream-bad-response", "An upstream answered something tesoro cannot read."
+    ),
+    UpstreamRejectedError: _upstream(
+        502, "upstream-rejected", "An upstream refused tesoro's request."
+    ),
+    UpstreamNotFoundError: _upstream(
+        502, "upstream-not-found", "An upstream does not know the record asked for."
+    ),
+    UpstreamOutcomeUnknownError: _upstream(
+        504,
+        "outcome-unknown",
+        "A write reached an upstream but no answer came back: it may or may not have landed.",
+    ),
+    Exception: ProblemKind(
+        500,
+        "internal-error",
+        "Internal Server Error",
+        "An unexpected error; it has been logged.",
+        detail=lambda exc: "an unexpected error occurred; it has been logged",
+    ),
+}
+
+# Framework errors (unknown path, method not allowed, unreadable body) by status.
+_HTTP_SLUGS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}
+
+
+def kind_of(exc: Exception) -> ProblemKind:
+    """The table's entry for an exception: its class's, else its closest ancestor's."""
+    for cls in type(exc).__mro__:
+        found = PROBLEMS.get(cls)
+        if found is not None:
+            return found
+    return PROBLEMS[Exception]
+
+
+def problem_body(kind: ProblemKind, detail: str, instance: str, **extra: Any) -> Problem:
+    return Problem(
+        type=kind.type,
+        title=kind.title,
+        status=kind.status,
         detail=detail,
-        instance=request.url.path,
+        instance=instance,
         **extra,
     )
+
+
+def problem_content(problem: Problem) -> dict[str, Any]:
+    return problem.model_dump(mode="json", exclude_none=True)
+
+
+def problem_of(exc: Exception, instance: str) -> tuple[ProblemKind, Problem]:
+    """The problem an exception answers with, by the table."""
+    kind = kind_of(exc)
+    return kind, problem_body(kind, kind.detail(exc), instance, **kind.members(exc))
+
+
+def _respond(
+    kind: ProblemKind, problem: Problem, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
-        body.model_dump(mode="json", exclude_none=True),
-        status_code=status,
+        problem_content(problem),
+        status_code=kind.status,
         media_type=PROBLEM_MEDIA_TYPE,
-        headers=headers,
+        headers=dict(headers or {}),
     )
 
 
-async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProblemError)
-    return problem_response(
-        request,
-        exc.status,
-        exc.detail,
-        kind=exc.kind,
-        title=exc.title,
-        headers=exc.headers,
-        **exc.extra,
-    )
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, StarletteHTTPException):
+        return _http_error(request, exc)
+    if isinstance(exc, RequestValidationError):
+        return _validation_error(request, exc)
+    kind, problem = problem_of(exc, request.url.path)
+    return _respond(kind, problem, kind.headers(exc))
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
-    if exc.status_code == 404 and detail == "Not Found":
+def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    title = status_title(status)
+    slug = _HTTP_SLUGS.get(status) or title.lower().replace(" ", "-")
+    kind = ProblemKind(status, slug, title, title)
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    headers = dict(exc.headers or {})
+    if status == 404 and detail == "Not Found":
         detail = f"there is nothing at {request.url.path}"
-    elif exc.status_code == 405:
+    elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem_response(
-            request, 405, detail, headers={**(exc.headers or {}), "Allow": _allowed(request)}
-        )
-    return problem_response(request, exc.status_code, detail, headers=exc.headers)
+        headers["Allow"] = _allowed(request)
+    return _respond(kind, problem_body(kind, detail, request.url.path), headers)
 
 
 def _allowed(request: Request) -> str:
@@ -170,152 +424,60 @@ def _location(loc: tuple[Any, ...]) -> list[str | int]:
     return [part if isinstance(part, int) else str(part) for part in loc]
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    found = exc.errors()
     errors = [
         FieldError(
             location=_location(tuple(err.get("loc", ()))),
             message=str(err.get("msg", "")),
             type=str(err.get("type", "")),
         )
-        for err in exc.errors()
+        for err in found[:MAX_FIELD_ERRORS]
     ]
     # Never echo the input back: it may be a secret pasted into the wrong field.
     summary = "; ".join(f"{'.'.join(map(str, e.location))}: {e.message}" for e in errors[:5])
-    return problem_response(
-        request,
-        422,
-        f"the request is not valid: {summary}",
-        kind="validation-error",
-        title="Unprocessable Content",
-        errors=errors,
+    more = f" (and {len(found) - len(errors)} more)" if len(found) > len(errors) else ""
+    kind = PROBLEMS[RequestValidationError]
+    problem = problem_body(
+        kind, f"the request is not valid: {summary}{more}", request.url.path, errors=errors
     )
-
-
-async def _all_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AllSourcesUnavailableError)
-    summary = ", ".join(f"{s.source}: {s.error.code}" for s in exc.sources if s.error)
-    return problem_response(
-        request,
-        503,
-        f"no upstream answered and nothing is cached ({summary})",
-        kind="upstreams-unavailable",
-        sources=exc.sources,
-        headers={"Retry-After": "30"},
-    )
-
-
-async def _unknown_counterparty(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(request, 404, f"no counterparty has the id {str(exc)[:200]!r}")
-
-
-async def _duplicate(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DuplicateCounterpartyError)
-    return problem_response(
-        request,
-        409,
-        f"a counterparty with this name already exists: {exc.existing_id}",
-        kind="duplicate-counterparty",
-        existing_id=exc.existing_id,
-    )
-
-
-async def _not_confirmed(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(
-        request,
-        503,
-        "FinSync did not answer the create, and a check shows it was not created; "
-        "it is safe to try again",
-        kind="create-not-confirmed",
-        headers={"Retry-After": "5"},
-    )
-
-
-async def _not_configured(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(request, 503, str(exc), kind="source-not-configured")
-
-
-async def _upstream(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, UpstreamError)
-    if isinstance(exc, UpstreamTimeoutError) or exc.code == "outcome_unknown":
-        status = 504
-    elif exc.transient:
-        status = 503
-    else:
-        status = 502
-    return problem_response(
-        request,
-        status,
-        f"{exc.upstream}: {exc.message}",
-        kind="upstream-" + exc.code.replace("_", "-"),
-        code=exc.code,
-    )
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(request, 500, "an unexpected error occurred; it has been logged")
+    return _respond(kind, problem)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ProblemError, _problem_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(AllSourcesUnavailableError, _all_unavailable)
-    app.add_exception_handler(UnknownCounterpartyError, _unknown_counterparty)
-    app.add_exception_handler(DuplicateCounterpartyError, _duplicate)
-    app.add_exception_handler(CreateNotConfirmedError, _not_confirmed)
-    app.add_exception_handler(SourceNotConfiguredError, _not_configured)
-    app.add_exception_handler(UpstreamError, _upstream)
-    app.add_exception_handler(Exception, _unexpected)
-
-
-# What each problem status means on tesoro's routes; a route may say it more precisely.
-_PROBLEM_DESCRIPTIONS = {
-    400: "The body could not be read at all (e.g. it is not UTF-8 text).",
-    401: "No API key was sent, or it is not valid (see `WWW-Authenticate`).",
-    403: "The API key lacks the scope this operation needs.",
-    404: "No counterparty has this id (an unknown prefix or a malformed id included).",
-    409: "A counterparty with this name already exists; `existing_id` names it.",
-    413: "The request body is larger than the service accepts (64 KiB).",
-    422: "The request is not valid; `errors` lists every invalid input.",
-    502: "FinSync refused the call or answered something unusable; `code` says why.",
-    503: "No upstream answered and nothing is cached; `sources` lists each connection's error.",
-    504: "FinSync did not answer in time; `code` says why.",
-}
-_PROBLEM_HEADERS: dict[int, dict[str, dict[str, Any]]] = {
-    401: {
-        "WWW-Authenticate": {
-            "description": 'The authentication scheme: `Bearer realm="tesoro"`.',
-            "schema": {"type": "string"},
-        }
-    },
-    503: {
-        "Retry-After": {
-            "description": "Seconds to wait before trying again, when the service knows.",
-            "schema": {"type": "string", "pattern": "^[0-9]+$"},
-        }
-    },
-}
+    """One handler for every listed failure; unexpected ones are answered by the
+    `UnexpectedErrors` middleware, which logs each once."""
+    app.add_exception_handler(StarletteHTTPException, _handle)
+    for cls in PROBLEMS:
+        if cls is not Exception:
+            app.add_exception_handler(cls, _handle)
 
 
 def problem_responses(
     *statuses: int, descriptions: Mapping[int, str] | None = None
 ) -> dict[int | str, dict[str, Any]]:
-    """The `responses=` declaration of problem answers for a route, for the OpenAPI spec.
+    """The `responses=` declaration of problem answers for a route, from the table.
 
     FastAPI puts a response `model` under the route's media type (application/json);
     `app.api.openapi` moves it under `application/problem+json`, the one declared here.
     """
     descriptions = descriptions or {}
-    return {
-        status: {
+    declared: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        kinds = [kind for kind in PROBLEMS.values() if kind.status == status]
+        headers: dict[str, dict[str, Any]] = {}
+        for kind in kinds:
+            headers.update(kind.documented_headers)
+        text = descriptions.get(status) or " ".join(
+            dict.fromkeys(kind.description for kind in kinds)
+        )
+        declared[status] = {
             "model": Problem,
-            "description": descriptions.get(status)
-            or _PROBLEM_DESCRIPTIONS.get(status)
-            or _title(status),
+            "description": text or _HTTP_DESCRIPTIONS.get(status, status_title(status)),
             "content": {PROBLEM_MEDIA_TYPE: {}},
-            **({"headers": _PROBLEM_HEADERS[status]} if status in _PROBLEM_HEADERS else {}),
+            **({"headers": headers} if headers else {}),
         }
-        for status in statuses
-    }
+    return declared
+
+
+_HTTP_DESCRIPTIONS = {400: "The body could not be read at all (e.g. it is not UTF-8 text)."}

@@ -45,11 +45,10 @@ class UpstreamError(Exception):
     code: ClassVar[ErrorCode] = "upstream_error"
     transient: ClassVar[bool] = False
 
-    def __init__(self, upstream: str, message: str, *, status_code: int | None = None) -> None:
-        super().__init__(f"{upstream}: {message}")
+    def __init__(self, upstream: str, message: str) -> None:
+        super().__init__(f"{upstream}: {message} ({self.code})")
         self.upstream = upstream
         self.message = message
-        self.status_code = status_code
 
 
 class TransientUpstreamError(UpstreamError):

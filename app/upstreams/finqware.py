@@ -223,32 +223,24 @@ def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
     if status == 401:
         if code in CONSENT_GONE_CODES:
             return ConsentExpiredError(
-                UPSTREAM,
-                f"the consent is no longer valid ({code}); a new onboarding is needed",
-                status_code=status,
+                UPSTREAM, f"the consent is no longer valid ({code}); a new onboarding is needed"
             )
         detail = f" ({code})" if code else ""
-        return UpstreamUnauthorizedError(
-            UPSTREAM, f"the tenant credentials were refused{detail}", status_code=status
-        )
+        return UpstreamUnauthorizedError(UPSTREAM, f"the tenant credentials were refused{detail}")
     if status == 400 and (kind == "external_api_error" or (code or "").startswith("external_api_")):
         if code in BANK_RATE_LIMIT_CODES:
-            return UpstreamRateLimitedError(
-                UPSTREAM, "the bank's rate limit was reached", status_code=status
-            )
+            return UpstreamRateLimitedError(UPSTREAM, "the bank's rate limit was reached")
         if code == "external_api_unauthorized":
             return ConsentExpiredError(
-                UPSTREAM,
-                "the bank refused the consent (external_api_unauthorized)",
-                status_code=status,
+                UPSTREAM, "the bank refused the consent (external_api_unauthorized)"
             )
         return UpstreamUnavailableError(
-            UPSTREAM, f"the bank failed ({code or 'external_api_error'})", status_code=status
+            UPSTREAM, f"the bank failed ({code or 'external_api_error'})"
         )
     if status == 400 and code:
-        return UpstreamRejectedError(UPSTREAM, f"rejected the request ({code})", status_code=status)
+        return UpstreamRejectedError(UPSTREAM, f"rejected the request ({code})")
     if status == 429:
-        return UpstreamRateLimitedError(UPSTREAM, "rate limited", status_code=status)
+        return UpstreamRateLimitedError(UPSTREAM, "rate limited")
     return generic_status_error(UPSTREAM, response)
 
 

@@ -170,13 +170,11 @@ def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
     status = response.status_code
     detail = _error_text(body)
     if status == 401:
-        return UpstreamUnauthorizedError(UPSTREAM, "the API key was refused", status_code=status)
+        return UpstreamUnauthorizedError(UPSTREAM, "the API key was refused")
     if status == 404:
-        return UpstreamNotFoundError(UPSTREAM, detail or "not found", status_code=status)
+        return UpstreamNotFoundError(UPSTREAM, detail or "not found")
     if status == 400 and detail is not None:
-        return UpstreamRejectedError(
-            UPSTREAM, f"rejected the request: {detail}", status_code=status
-        )
+        return UpstreamRejectedError(UPSTREAM, f"rejected the request: {detail}")
     return generic_status_error(UPSTREAM, response)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
@@ -94,9 +96,7 @@ async def send(
         except ValueError as exc:
             # For a write, it went through but what it made cannot be read from the answer.
             bad = UpstreamBadResponseError(
-                upstream,
-                f"answer {response.status_code} is not valid JSON",
-                status_code=response.status_code,
+                upstream, f"answer {response.status_code} is not valid JSON"
             )
             raise _for_write(bad, idempotent=idempotent) from exc
     raise map_error(response, try_decode_json(response))
@@ -124,7 +124,7 @@ def _for_write(error: UpstreamError, *, idempotent: bool) -> UpstreamError:
     """A write that may have landed has an unknown outcome, whatever else went wrong."""
     if idempotent:
         return error
-    return UpstreamOutcomeUnknownError(error.upstream, error.message, status_code=error.status_code)
+    return UpstreamOutcomeUnknownError(error.upstream, error.message)
 
 
 def parse(upstream: str, adapter: TypeAdapter[T], data: Any, what: str) -> T:
@@ -143,16 +143,14 @@ def generic_status_error(upstream: str, response: httpx2.Response) -> UpstreamEr
     """The translation shared by both upstreams for statuses they do not special-case."""
     status = response.status_code
     if status == 429:
-        return UpstreamRateLimitedError(upstream, "rate limited", status_code=status)
+        return UpstreamRateLimitedError(upstream, "rate limited")
     if status == 403:
-        return UpstreamUnauthorizedError(upstream, "access was refused (403)", status_code=status)
+        return UpstreamUnauthorizedError(upstream, "access was refused (403)")
     if status >= 500 or status in (408, 502, 503, 504):
-        return UpstreamUnavailableError(upstream, f"answered {status}", status_code=status)
+        return UpstreamUnavailableError(upstream, f"answered {status}")
     if "json" not in response.headers.get("content-type", ""):
-        return UpstreamBadResponseError(
-            upstream, f"answered {status} without JSON", status_code=status
-        )
-    return UpstreamBadResponseError(upstream, f"unexpected status {status}", status_code=status)
+        return UpstreamBadResponseError(upstream, f"answered {status} without JSON")
+    return UpstreamBadResponseError(upstream, f"unexpected status {status}")
 
 
 def first_upstream_error(failures: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -163,3 +161,38 @@ def first_upstream_error(failures: BaseExceptionGroup[BaseException]) -> BaseExc
         if isinstance(failure, UpstreamError):
             return failure
     return failures
+
+
+class ObservedClient(httpx2.AsyncClient):
+    """An upstream's HTTP client that reports the outcome and duration of every call it sends
+    (metrics listen): the status code, `timeout`, `transport_error`, `cancelled` or `error`.
+
+    Counting in `send`, not in a wrapping transport, leaves the transport to httpx2: with
+    none injected it builds its own, with HTTP/2 when asked and proxies from the environment.
+    """
+
+    def __init__(self, *, observe: Callable[[str, float], None], **options: Any) -> None:
+        super().__init__(**options)
+        self._observe = observe
+
+    async def send(self, request: httpx2.Request, **options: Any) -> httpx2.Response:
+        started_seconds = time.perf_counter()
+        try:
+            response = await super().send(request, **options)
+        except httpx2.TimeoutException:
+            self._count("timeout", started_seconds)
+            raise
+        except httpx2.TransportError:
+            self._count("transport_error", started_seconds)
+            raise
+        except asyncio.CancelledError:
+            self._count("cancelled", started_seconds)
+            raise
+        except Exception:
+            self._count("error", started_seconds)
+            raise
+        self._count(str(response.status_code), started_seconds)
+        return response
+
+    def _count(self, outcome: str, started_seconds: float) -> None:
+        self._observe(outcome, time.perf_counter() - started_seconds)

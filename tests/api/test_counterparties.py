@@ -14,6 +14,7 @@ from app.main import create_app
 from app.sandbox.wiring import sandbox_transport
 from app.settings import Settings
 from tests.api.conftest import Simulators
+from tests.support.asgi import started
 
 
 def listing(client: TestClient, **params: Any) -> dict[str, Any]:
@@ -254,9 +255,9 @@ async def test_concurrent_creates_of_one_name_create_it_once(simulators: Simulat
         transport=sandbox_transport(simulators.finsync, simulators.finqware),
     )
     async with (
-        app.router.lifespan_context(app),
+        started(app) as running,
         httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=app), base_url="http://tesoro"
+            transport=httpx2.ASGITransport(app=running), base_url="http://tesoro"
         ) as http,
     ):
         answers = await asyncio.gather(

@@ -93,12 +93,12 @@ def interpret(
     orders: BalanceOrders | None = None,
 ) -> Interpreted:
     return interpret_finqware(
-        "bt-main",
-        label,
-        [account()] if accounts is None else accounts,
-        balances,
-        FETCHED_AT,
-        orders or BalanceOrders.default(),
+        key="bt-main",
+        label=label,
+        accounts=[account()] if accounts is None else accounts,
+        balances=balances,
+        fetched_at=FETCHED_AT,
+        orders=orders or BalanceOrders.default(),
     )
 
 
@@ -612,12 +612,12 @@ def test_balance_entries_without_an_account_are_named_and_the_rest_stands() -> N
         "finqware", TypeAdapter(FinqwareBalance), [{"id": "orphan"}, "junk"], "balances"
     ).rejected
     result = interpret_finqware(
-        "bt-main",
-        None,
-        [account()],
-        [balance()],
-        FETCHED_AT,
-        BalanceOrders.default(),
+        key="bt-main",
+        label=None,
+        accounts=[account()],
+        balances=[balance()],
+        fetched_at=FETCHED_AT,
+        orders=BalanceOrders.default(),
         rejected_balances=rejected,
     )
     assert only_account(result).position is not None

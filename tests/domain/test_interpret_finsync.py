@@ -59,7 +59,7 @@ def only_counterparty(result: Interpreted) -> Counterparty:
 
 
 def only_position(record: FinsyncClientRecord) -> Position:
-    counterparty = only_counterparty(interpret_finsync_client(record, FETCHED_AT))
+    counterparty = only_counterparty(interpret_finsync_client(record, fetched_at=FETCHED_AT))
     assert len(counterparty.accounts) == 1
     position = counterparty.accounts[0].position
     assert position is not None
@@ -150,7 +150,7 @@ def test_reported_is_the_raw_unrounded_balance_and_client_type() -> None:
 
 def test_ids_names_and_source_follow_the_identifiers_table() -> None:
     counterparty = only_counterparty(
-        interpret_finsync_client(client_record(client_id=42), FETCHED_AT)
+        interpret_finsync_client(client_record(client_id=42), fetched_at=FETCHED_AT)
     )
     assert counterparty.id == "finsync:42"
     assert counterparty.source is Source.finsync
@@ -185,7 +185,7 @@ def test_currency_is_trimmed_and_upper_cased() -> None:
 
 @pytest.mark.parametrize("currency", ["", "U$S", "DOLLARS!", "A", "TOOLONGCODE"])
 def test_invalid_currency_leaves_the_account_out_with_a_warning(currency: str) -> None:
-    result = interpret_finsync_client(client_record(currency=currency), FETCHED_AT)
+    result = interpret_finsync_client(client_record(currency=currency), fetched_at=FETCHED_AT)
     assert only_counterparty(result).accounts == []
     [warning] = result.warnings
     assert warning.code == "invalid_currency"
@@ -217,7 +217,7 @@ def test_fetched_at_is_the_given_time_in_utc() -> None:
     buenos_aires = timezone(timedelta(hours=-3))
     record = client_record()
     counterparty = only_counterparty(
-        interpret_finsync_client(record, datetime(2026, 5, 4, 9, 0, tzinfo=buenos_aires))
+        interpret_finsync_client(record, fetched_at=datetime(2026, 5, 4, 9, 0, tzinfo=buenos_aires))
     )
     position = counterparty.accounts[0].position
     assert position is not None
@@ -227,7 +227,7 @@ def test_fetched_at_is_the_given_time_in_utc() -> None:
 
 @pytest.mark.parametrize("client_type", [2, -1, 7])
 def test_unknown_client_type_is_left_out_with_a_warning(client_type: int) -> None:
-    result = interpret_finsync_client(client_record(client_type=client_type), FETCHED_AT)
+    result = interpret_finsync_client(client_record(client_type=client_type), fetched_at=FETCHED_AT)
     assert result.counterparties == ()
     [warning] = result.warnings
     assert warning.code == "unknown_client_type"
@@ -241,7 +241,7 @@ def test_listing_keeps_known_clients_and_warns_for_unknown_types() -> None:
         client_record(client_id=2, client_type=2),
         client_record(client_id=3, client_type=1),
     ]
-    result = interpret_finsync(clients, FETCHED_AT)
+    result = interpret_finsync(clients, fetched_at=FETCHED_AT)
     assert [c.id for c in result.counterparties] == ["finsync:1", "finsync:3"]
     assert [(w.code, w.counterparty_id) for w in result.warnings] == [
         ("unknown_client_type", "finsync:2")
@@ -254,7 +254,7 @@ def test_created_client_without_accounts_is_an_external_counterparty() -> None:
         '{"id": 77, "name": "Proveedor SA", "description": null, "company_id": 7,'
         ' "type": 1, "company_client_id": 12}'
     )
-    counterparty = only_counterparty(interpret_finsync_client(created, FETCHED_AT))
+    counterparty = only_counterparty(interpret_finsync_client(created, fetched_at=FETCHED_AT))
     assert (counterparty.id, counterparty.kind, counterparty.accounts) == (
         "finsync:77",
         Kind.external,
@@ -274,7 +274,7 @@ def test_accounts_of_one_client_are_ordered_by_name() -> None:
             ],
         }
     )
-    counterparty = only_counterparty(interpret_finsync_client(record, FETCHED_AT))
+    counterparty = only_counterparty(interpret_finsync_client(record, fetched_at=FETCHED_AT))
     assert [a.id for a in counterparty.accounts] == ["finsync:1", "finsync:2"]
 
 
@@ -284,7 +284,7 @@ def test_json_has_no_negative_zero_and_money_is_fixed_point_text() -> None:
         client_record(client_id=2, client_type=1, balance="0.001"),
         client_record(client_id=3, client_type=0, balance="1e2"),
     ]
-    result = interpret_finsync(records, FETCHED_AT)
+    result = interpret_finsync(records, fetched_at=FETCHED_AT)
     dumped = [json.loads(c.model_dump_json()) for c in result.counterparties]
     amounts = [c["accounts"][0]["position"]["amount"] for c in dumped]
     assert amounts == ["0.00", "0.00", "100.00"]
@@ -300,7 +300,7 @@ def test_json_has_no_negative_zero_and_money_is_fixed_point_text() -> None:
 
 def test_a_client_without_a_readable_name_is_named_by_its_id_with_a_warning() -> None:
     record = client_from_json('{"id": 42, "name": {"es": "Caja"}, "type": 0, "accounts": []}')
-    result = interpret_finsync_client(record, FETCHED_AT)
+    result = interpret_finsync_client(record, fetched_at=FETCHED_AT)
     assert only_counterparty(result).name == "FinSync client 42"
     [warning] = result.warnings
     assert (warning.code, warning.counterparty_id) == ("unreadable_field", "finsync:42")
@@ -309,7 +309,7 @@ def test_a_client_without_a_readable_name_is_named_by_its_id_with_a_warning() ->
 
 def test_a_client_without_a_name_is_named_by_its_id_and_says_so() -> None:
     record = client_from_json('{"id": 42, "type": 1}')
-    result = interpret_finsync_client(record, FETCHED_AT)
+    result = interpret_finsync_client(record, fetched_at=FETCHED_AT)
     assert only_counterparty(result).name == "FinSync client 42"
     assert [w.code for w in result.warnings] == ["unreadable_field"]
 
@@ -318,14 +318,17 @@ def test_unused_fields_that_cannot_be_read_cost_nothing_at_all() -> None:
     record = client_record(account={"created_at": [1], "client_id": "x"})
     # The reader noticed...
     assert {item.field for item in record.accounts[0].unreadable} == {"created_at", "client_id"}
-    result = interpret_finsync_client(record, FETCHED_AT)
+    result = interpret_finsync_client(record, fetched_at=FETCHED_AT)
     assert result.warnings == ()
     assert only_position(record).amount == Decimal("100.00")
 
 
 def test_a_description_written_as_a_number_is_shown_as_text() -> None:
     record = client_from_json('{"id": 5, "name": "X", "description": 2024, "type": 1}')
-    assert only_counterparty(interpret_finsync_client(record, FETCHED_AT)).description == "2024"
+    assert (
+        only_counterparty(interpret_finsync_client(record, fetched_at=FETCHED_AT)).description
+        == "2024"
+    )
 
 
 def test_records_without_a_readable_id_are_left_out_with_a_warning_each() -> None:
@@ -335,7 +338,7 @@ def test_records_without_a_readable_id_are_left_out_with_a_warning_each() -> Non
         "]}"
     )
     rejected = parse_each("finsync", TypeAdapter(FinsyncClientRecord), [{"name": "no id"}], "x")
-    result = interpret_finsync([record], FETCHED_AT, rejected=rejected.rejected)
+    result = interpret_finsync([record], fetched_at=FETCHED_AT, rejected=rejected.rejected)
     [counterparty] = result.counterparties
     assert [account.id for account in counterparty.accounts] == ["finsync:1"]
     assert [(w.code, w.counterparty_id) for w in result.warnings] == [
@@ -349,7 +352,7 @@ def test_an_unreadable_balance_is_quoted_in_its_warning() -> None:
         '{"id": 5, "name": "X", "type": 0, "accounts": '
         '[{"id": 1, "currency_name": "ARS", "balance": "lots"}]}'
     )
-    result = interpret_finsync_client(record, FETCHED_AT)
+    result = interpret_finsync_client(record, fetched_at=FETCHED_AT)
     [warning] = result.warnings
     assert warning.code == "invalid_amount"
     assert "'lots'" in warning.message

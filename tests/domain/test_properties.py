@@ -105,7 +105,7 @@ def test_finsync_sign_rules_hold_for_any_balance(
             "accounts": [{"id": 2, "currency_name": currency, "balance": balance}],
         }
     )
-    [counterparty] = interpret_finsync([record], FETCHED_AT).counterparties
+    [counterparty] = interpret_finsync([record], fetched_at=FETCHED_AT).counterparties
     position = counterparty.accounts[0].position
     assert position is not None
     assert_consistent(position)
@@ -145,7 +145,14 @@ def finqware_balances(draw: st.DrawFn) -> list[FinqwareBalance]:
 def test_finqware_credit_is_never_negative_and_debit_never_positive(
     balances: list[FinqwareBalance],
 ) -> None:
-    result = interpret_finqware("k", None, [], balances, FETCHED_AT, BalanceOrders.default())
+    result = interpret_finqware(
+        key="k",
+        label=None,
+        accounts=[],
+        balances=balances,
+        fetched_at=FETCHED_AT,
+        orders=BalanceOrders.default(),
+    )
     positions = positions_of(result.counterparties)
     for position in positions:
         assert_consistent(position)
@@ -173,7 +180,7 @@ def test_finqware_credit_is_never_negative_and_debit_never_positive(
 @FAST
 @given(clients=finsync_clients())
 def test_totals_add_up_per_currency(clients: list[FinsyncClientRecord]) -> None:
-    positions = positions_of(interpret_finsync(clients, FETCHED_AT).counterparties)
+    positions = positions_of(interpret_finsync(clients, fetched_at=FETCHED_AT).counterparties)
     by_currency = {total.currency: total for total in totals(positions)}
     assert sorted(by_currency) == sorted({p.currency for p in positions})
     for currency, total in by_currency.items():

@@ -377,12 +377,12 @@ async def _read_finqware(balances: bytes, accounts: bytes) -> Interpreted:
     assert not read_balances.rejected
     assert not read_accounts.rejected
     return interpret_finqware(
-        KEY,
-        None,
-        read_accounts,
-        read_balances,
-        FETCHED_AT,
-        BalanceOrders.default(),
+        key=KEY,
+        label=None,
+        accounts=read_accounts,
+        balances=read_balances,
+        fetched_at=FETCHED_AT,
+        orders=BalanceOrders.default(),
         rejected_accounts=read_accounts.rejected,
         rejected_balances=read_balances.rejected,
     )
@@ -589,7 +589,7 @@ async def _read_finsync(body: bytes) -> Interpreted:
     async with httpx2.AsyncClient(transport=transport, base_url="https://finsync.test/") as http:
         clients = await FinsyncClient(http, api_key=SecretStr("key")).list_clients()
     assert not clients.rejected
-    return interpret_finsync(clients, FETCHED_AT, rejected=clients.rejected)
+    return interpret_finsync(clients, fetched_at=FETCHED_AT, rejected=clients.rejected)
 
 
 def read_finsync(body: object) -> Interpreted:

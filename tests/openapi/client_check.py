@@ -98,7 +98,7 @@ def problem(response: Any, status: int) -> Problem:
     parsed = response.parsed
     assert isinstance(parsed, Problem), type(parsed)
     assert parsed.status == status
-    assert parsed.type_.startswith("https://")
+    assert parsed.type_.startswith("/problems/")
     assert parsed.title
     assert parsed.detail
     return parsed

@@ -8,11 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.auth import caller_of
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
-from app.api.deps import ReadAccess, Refresh, ServicesDep, WriteAccess
-from app.api.errors import ProblemError, problem_responses
-from app.api.idempotency import IdempotencyKeyReusedError, StoredAnswer, fingerprint
+from app.api.deps import DirectoryDep, IdempotencyDep, Reader, Refresh, TreasuryDep, Writer
+from app.api.errors import problem_responses
 from app.domain.counterparties import filter_counterparties, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -23,6 +21,7 @@ from app.domain.models import (
     Source,
 )
 from app.domain.names import NAME_PATTERN, clean_name
+from app.services.idempotency import StoredAnswer, fingerprint
 
 router = APIRouter(tags=["counterparties"])
 
@@ -75,13 +74,13 @@ class NewCounterparty(BaseModel):
     "`sources` and the answer is still a 200 (`complete` is false).",
     response_model=CounterpartyPage,
     response_description="One page of counterparties, with the state of every connection.",
-    dependencies=[ReadAccess],
     responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_counterparties(
     request: Request,
-    services: ServicesDep,
+    caller: Reader,
+    treasury: TreasuryDep,
     refresh: Refresh,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
     source: Annotated[Source | None, Query(description="Only this source.")] = None,
@@ -102,7 +101,6 @@ async def list_counterparties(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     page_size: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
 ) -> Response:
-    treasury = services.treasury
     gathered = await treasury.gather(
         refresh=refresh, connections=treasury.scope(source=source, kind=kind)
     )
@@ -131,7 +129,6 @@ async def list_counterparties(
     "answers 503 only when FinSync is down and nothing is cached.",
     response_model=CounterpartyDetail,
     response_description="The counterparty, with the state of its connection.",
-    dependencies=[ReadAccess],
     responses={
         **CACHED_RESPONSES,
         **problem_responses(
@@ -152,7 +149,8 @@ async def list_counterparties(
 )
 async def get_counterparty(
     request: Request,
-    services: ServicesDep,
+    caller: Reader,
+    directory: DirectoryDep,
     refresh: Refresh,
     counterparty_id: Annotated[
         str,
@@ -164,7 +162,7 @@ async def get_counterparty(
         ),
     ],
 ) -> Response:
-    found = await services.directory.get(counterparty_id, refresh=refresh)
+    found = await directory.get(counterparty_id, refresh=refresh)
     gathered = found.gathered
     body = CounterpartyDetail(
         **found.counterparty.model_dump(),
@@ -188,7 +186,6 @@ async def get_counterparty(
     status_code=201,
     response_model=Counterparty,
     response_description="Created: the new counterparty (no accounts yet).",
-    dependencies=[WriteAccess],
     responses={
         201: {
             "headers": {
@@ -227,7 +224,9 @@ async def get_counterparty(
 )
 async def create_counterparty(
     request: Request,
-    services: ServicesDep,
+    caller: Writer,
+    directory: DirectoryDep,
+    idempotency: IdempotencyDep,
     new: Annotated[NewCounterparty, Body()],
     idempotency_key: Annotated[
         str | None,
@@ -240,7 +239,7 @@ async def create_counterparty(
     ] = None,
 ) -> Response:
     async def produce() -> StoredAnswer:
-        created = await services.directory.create(new.name, new.description)
+        created = await directory.create(new.name, new.description)
         location = str(request.url_for("get_counterparty", counterparty_id=created.id).path)
         return StoredAnswer(
             status=201, body=created.model_dump_json().encode(), headers={"Location": location}
@@ -250,20 +249,14 @@ async def create_counterparty(
         answer = await produce()
         replayed = False
     else:
-        try:
-            answer, replayed = await services.idempotency.run(
-                # Keys are each caller's own: another caller's key never replays its answer.
-                f"{caller_of(request).name}\x00{idempotency_key}",
-                fingerprint(new.model_dump(mode="json")),
-                produce,
-                keep=lambda stored: stored.status == 201,
-            )
-        except IdempotencyKeyReusedError:
-            raise ProblemError(
-                422,
-                "this Idempotency-Key was already used with a different body",
-                kind="idempotency-key-reused",
-            ) from None
+        # A key reused with another body raises IdempotencyKeyReusedError: a 422 problem.
+        answer, replayed = await idempotency.run(
+            # Keys are each caller's own: another caller's key never replays its answer.
+            f"{caller.name}\x00{idempotency_key}",
+            fingerprint(new.model_dump(mode="json")),
+            produce,
+            keep=lambda stored: stored.status == 201,
+        )
     headers = dict(answer.headers)
     if replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.errors import ProblemError, problem_responses
-from app.api.state import Services
+from app.api.deps import SettingsDep, TreasuryDep
+from app.api.errors import NotReadyError, problem_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -53,11 +53,7 @@ async def get_health() -> Health:
     response_description="Ready to serve.",
     responses=problem_responses(503, descriptions={503: "Not started, or stopping."}),
 )
-async def get_readiness(request: Request) -> Readiness:
-    services: Services | None = getattr(request.app.state, "services", None)
-    if services is None or not services.treasury.connections:
-        raise ProblemError(503, "the service is not ready", kind="not-ready")
-    return Readiness(
-        connections=[c.key for c in services.treasury.connections],
-        sandbox=services.settings.sandbox,
-    )
+async def get_readiness(treasury: TreasuryDep, settings: SettingsDep) -> Readiness:
+    if not treasury.connections:
+        raise NotReadyError("the service has no upstream connection")
+    return Readiness(connections=[c.key for c in treasury.connections], sandbox=settings.sandbox)

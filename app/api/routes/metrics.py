@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from app.metrics import Metrics
+from app.api.deps import MetricsDep
 
 router = APIRouter(tags=["operations"])
 
@@ -21,7 +21,6 @@ router = APIRouter(tags=["operations"])
     response_class=PlainTextResponse,
     response_description="The metrics, in the Prometheus text exposition format.",
 )
-async def get_metrics(request: Request) -> Response:
-    metrics: Metrics = request.app.state.metrics
+async def get_metrics(metrics: MetricsDep) -> Response:
     # 0.0.4 is what prometheus_client sends a scraper that asks for no particular format.
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_PLAIN_0_0_4)

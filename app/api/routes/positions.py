@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
-from app.api.deps import ReadAccess, Refresh, ServicesDep
+from app.api.deps import Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
 from app.domain.counterparties import paginate
 from app.domain.models import (
@@ -37,13 +37,13 @@ router = APIRouter(tags=["positions"])
     "false).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
-    dependencies=[ReadAccess],
     responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
     request: Request,
-    services: ServicesDep,
+    caller: Reader,
+    treasury: TreasuryDep,
     refresh: Refresh,
     currency: Annotated[
         list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
@@ -71,7 +71,6 @@ async def list_positions(
         int, Query(ge=1, le=10_000, description="Positions per page (totals cover every page).")
     ] = 1000,
 ) -> Response:
-    treasury = services.treasury
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     gathered = await treasury.gather(refresh=refresh, connections=scope)
     positions = filter_positions(

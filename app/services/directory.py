@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty
 from app.domain.names import same_name
-from app.domain.treasury import (
+from app.services.treasury import (
     Gathered,
     Treasury,
     utcnow,
@@ -29,6 +29,10 @@ _FINSYNC_ID = re.compile(r"finsync:([1-9][0-9]{0,17})")
 
 class UnknownCounterpartyError(Exception):
     """No counterparty has that id (or the id is malformed)."""
+
+    def __init__(self, counterparty_id: str) -> None:
+        super().__init__(f"no counterparty has the id {counterparty_id[:200]!r}")
+        self.counterparty_id = counterparty_id
 
 
 class DuplicateCounterpartyError(Exception):
@@ -84,7 +88,7 @@ class Directory:
                 record = await self._finsync.get_client(int(finsync_id.group(1)))
             except UpstreamNotFoundError:
                 raise UnknownCounterpartyError(counterparty_id) from None
-            interpreted = interpret_finsync_client(record, utcnow())
+            interpreted = interpret_finsync_client(record, fetched_at=utcnow())
             if interpreted.counterparties:
                 found = Gathered(
                     counterparties=list(interpreted.counterparties),
@@ -127,7 +131,7 @@ class Directory:
         connection = self._treasury.connection("finsync")
         if connection is not None:
             connection.invalidate()
-        interpreted = interpret_finsync_client(created, utcnow())
+        interpreted = interpret_finsync_client(created, fetched_at=utcnow())
         if not interpreted.counterparties:
             raise UpstreamBadResponseError("finsync", "the created client could not be interpreted")
         return interpreted.counterparties[0]

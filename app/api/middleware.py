@@ -1,0 +1,151 @@
+"""tesoro's ASGI middleware: request metrics, unexpected errors answered (and logged) once, and
+the request body size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import PROBLEM_MEDIA_TYPE, BodyTooLargeError, problem_content, problem_of
+from app.metrics import Metrics
+
+logger = logging.getLogger("app.api")
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
+    """Answer with the table's problem for `exc`, outside the framework's handlers."""
+    kind, problem = problem_of(exc, str(scope.get("path", "")))
+    body = json.dumps(problem_content(problem)).encode()
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [
+        (name.lower().encode(), value.encode()) for name, value in kind.headers(exc).items()
+    ]
+    if isinstance(exc, BodyTooLargeError):
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": kind.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class UnexpectedErrors:
+    """A bug of tesoro's: logged once, with its traceback, and answered as a 500 problem
+    (never re-raised, so the server does not log it a second time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.exception(
+                "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
+            )
+            if not started:
+                await send_problem(scope, send, exc)
+
+
+class BodySizeLimit:
+    """Refuses bodies over `max_bytes`, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await send_problem(scope, send, BodyTooLargeError(self.max_bytes))
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLargeError as exc:
+            if not started:
+                await send_problem(scope, send, exc)
+
+
+# Label values a caller cannot grow without bound: unknown methods and paths share one each.
+UNMATCHED_ROUTE = "unmatched"
+OTHER_METHOD = "other"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (`/counterparties/{counterparty_id}`), never the raw path."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) and template else UNMATCHED_ROUTE
+
+
+def method_label(scope: Scope) -> str:
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else OTHER_METHOD
+
+
+class RequestMetrics:
+    """ASGI middleware counting and timing requests by route template (bounded labels)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started_seconds = time.perf_counter()
+        # What the server error handler outside this middleware answers when the app raises.
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.observe_request(
+                route_label(scope),
+                method_label(scope),
+                status,
+                time.perf_counter() - started_seconds,
+            )

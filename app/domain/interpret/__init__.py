@@ -1,0 +1,51 @@
+"""Interpretation: upstream wire records to counterparties with signed positions, one module
+per upstream (`finsync`, `finqware`) over what they share (`common`)."""
+
+from app.domain.interpret.common import (
+    ACCOUNT_DETAILS_UNAVAILABLE,
+    CONSENT_EXPIRING,
+    CREDIT_LINE_OTHER_CURRENCY,
+    INVALID_AMOUNT,
+    INVALID_BALANCE_TYPE,
+    INVALID_CURRENCY,
+    NO_USABLE_BALANCE,
+    UNKNOWN_CLIENT_TYPE,
+    UNKNOWN_CREDIT_DEBIT_INDICATOR,
+    UNREADABLE_FIELD,
+    UNREADABLE_RECORD,
+    Interpreted,
+    Warnings,
+)
+from app.domain.interpret.finqware import (
+    DEFAULT_AVAILABLE_ORDER,
+    DEFAULT_CURRENT_FALLBACK_ORDER,
+    DEFAULT_CURRENT_ORDER,
+    BalanceOrders,
+    finqware_placeholder,
+    interpret_finqware,
+)
+from app.domain.interpret.finsync import interpret_finsync, interpret_finsync_client
+
+__all__ = [
+    "ACCOUNT_DETAILS_UNAVAILABLE",
+    "CONSENT_EXPIRING",
+    "CREDIT_LINE_OTHER_CURRENCY",
+    "DEFAULT_AVAILABLE_ORDER",
+    "DEFAULT_CURRENT_FALLBACK_ORDER",
+    "DEFAULT_CURRENT_ORDER",
+    "INVALID_AMOUNT",
+    "INVALID_BALANCE_TYPE",
+    "INVALID_CURRENCY",
+    "NO_USABLE_BALANCE",
+    "UNKNOWN_CLIENT_TYPE",
+    "UNKNOWN_CREDIT_DEBIT_INDICATOR",
+    "UNREADABLE_FIELD",
+    "UNREADABLE_RECORD",
+    "BalanceOrders",
+    "Interpreted",
+    "Warnings",
+    "finqware_placeholder",
+    "interpret_finqware",
+    "interpret_finsync",
+    "interpret_finsync_client",
+]

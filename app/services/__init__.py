@@ -1,0 +1,2 @@
+"""Orchestration: the connections and their fan-out, the counterparty directory and
+creates, idempotency."""
