@@ -85,11 +85,6 @@ class SnapshotCache(Generic[V]):
             error=error,
         )
 
-    def peek(self, key: str) -> Cached[V] | None:
-        """The cached value, fresh or stale, without loading."""
-        entry = self._store.get(key)
-        return None if entry is None else self._cached(entry)
-
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
         entry = self._store.get(key)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from dataclasses import dataclass
 
+from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty
 from app.domain.names import same_name
@@ -23,9 +23,6 @@ from app.upstreams.errors import (
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
 
 logger = logging.getLogger(__name__)
-
-_FINSYNC_ID = re.compile(r"finsync:([1-9][0-9]{0,17})")
-
 
 class UnknownCounterpartyError(Exception):
     """No counterparty has that id (or the id is malformed)."""
@@ -81,11 +78,12 @@ class Directory:
         for counterparty in gathered.counterparties:
             if counterparty.id == counterparty_id:
                 return Found(counterparty, gathered)
-        finsync_id = _FINSYNC_ID.fullmatch(counterparty_id)
-        if finsync_id and self._finsync is not None:
+        ref = parse_counterparty_id(counterparty_id)
+        client_id = None if ref is None else ref.finsync_client
+        if client_id is not None and self._finsync is not None:
             # Created since the list was cached (perhaps by someone else): ask FinSync directly.
             try:
-                record = await self._finsync.get_client(int(finsync_id.group(1)))
+                record = await self._finsync.get_client(client_id)
             except UpstreamNotFoundError:
                 raise UnknownCounterpartyError(counterparty_id) from None
             interpreted = interpret_finsync_client(record, fetched_at=utcnow())
@@ -119,7 +117,7 @@ class Directory:
         # same bank as an external counterparty (a lender, say).
         existing = _by_name((await finsync.list_clients()).records, name)
         if existing is not None:
-            raise DuplicateCounterpartyError(f"finsync:{existing.id}", existing.name or name)
+            raise DuplicateCounterpartyError(finsync_id(existing.id), existing.name or name)
         try:
             created = await finsync.create_client(name, description)
         except UpstreamOutcomeUnknownError:
