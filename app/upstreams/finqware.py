@@ -1,6 +1,6 @@
 """Finqware adapter: one consent's balances and accounts; every call a POST, secrets in the body.
 
-Everything inferred about Finqware (see upstreams.md) is in the INFERRED block below.
+Everything inferred about Finqware (`x-inferred` in openapi/finqware.yaml) is in the INFERRED block.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from app.upstreams.reading import (
 
 UPSTREAM = "finqware"
 
-# --- INFERRED (upstreams.md): confirm against the live API -------------------
+# --- INFERRED (x-inferred in openapi/finqware.yaml): confirm against the live API --
 # 401 codes that mean the end user's consent is gone (only a new onboarding helps),
 # as opposed to our tenant secrets being wrong.
 CONSENT_GONE_CODES = frozenset(

@@ -1,7 +1,7 @@
 """FinSync adapter: clients with their accounts, and creating external clients.
 
-Everything inferred about FinSync (see upstreams.md) is in the INFERRED block
-below, so it is one edit when the live API says otherwise.
+Everything inferred about FinSync (marked `x-inferred` in openapi/finsync.yaml) is in the
+INFERRED block below, so it is one edit when the live API says otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from app.upstreams.reading import (
 
 UPSTREAM = "finsync"
 
-# --- INFERRED (upstreams.md): confirm against the live API -------------------
+# --- INFERRED (x-inferred in openapi/finsync.yaml): confirm against the live API ---
 PAGE_SIZE = 100  # pageSize maximum
 # The list envelope is {"data": [...], "pagination": {"page", "pageSize", "total",
 # "totalPages"}}. Tolerated too: a bare array, snake_case pagination keys, and pagination

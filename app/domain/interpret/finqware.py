@@ -128,7 +128,7 @@ def credit_debit(indicator: str | None) -> str | None:
 
 
 def finqware_signed(amount: Decimal, indicator: str, currency: str) -> tuple[Decimal, Meaning]:
-    """API.md's Finqware rows for a non-negative amount and a known indicator.
+    """The Finqware rows (module docstring) for a non-negative amount and a known indicator.
 
     The amount is kept exactly as sent (no rounding); only a zero becomes zero_for(currency).
     """
