@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Annotated, Any, ClassVar, TypeVar, overload
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, overload
 
 from pydantic import (
     AfterValidator,
@@ -77,7 +77,9 @@ class TolerantModel(BaseModel):
         if not isinstance(data, Mapping):
             return handler(data)
         # `unreadable` is ours: an upstream key of that name is never taken as it.
-        sent = {key: value for key, value in data.items() if key != "unreadable"}
+        sent = data
+        if "unreadable" in data:
+            sent = {key: value for key, value in data.items() if key != "unreadable"}
         try:
             model = handler(sent)
         except ValidationError as exc:
@@ -121,10 +123,26 @@ def _lenient_keys(model: type[BaseModel]) -> frozenset[str]:
     return frozenset(keys)
 
 
+@cache
+def _nested_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a model that may hold a nested tolerant record."""
+
+    def tolerant(annotation: Any) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, TolerantModel):
+            return True
+        return any(tolerant(arg) for arg in get_args(annotation))
+
+    return tuple(
+        name
+        for name, info in model.model_fields.items()
+        if name != "unreadable" and tolerant(info.annotation)
+    )
+
+
 def _nested_unreadable(model: BaseModel) -> list[Unreadable]:
     """Unreadable fields of nested tolerant records, with their paths prefixed."""
     found: list[Unreadable] = []
-    for name in type(model).model_fields:
+    for name in _nested_fields(type(model)):
         value = getattr(model, name)
         if isinstance(value, TolerantModel):
             found.extend(Unreadable(f"{name}.{item.field}", item.sent) for item in value.unreadable)
