@@ -22,13 +22,11 @@ import httpx2
 from pydantic import TypeAdapter
 
 from app.domain.interpret import interpret_finsync
-from app.main import create_app
-from app.sandbox import create_finqware_app, create_finsync_app
-from app.sandbox.wiring import sandbox_transport
-from app.settings import Settings
 from app.upstreams.finsync import FinsyncClientRecord
 from app.upstreams.http import decode_json
+from tests.support.apps import sandbox_app
 from tests.support.asgi import started
+from tests.support.simulators import Simulators
 
 
 async def per_call_seconds(call: Callable[[], Awaitable[object]], repeat: int) -> float:
@@ -42,11 +40,7 @@ async def per_call_seconds(call: Callable[[], Awaitable[object]], repeat: int) -
 
 
 async def bench_routes() -> None:
-    finsync, finqware = create_finsync_app(), create_finqware_app()
-    app = create_app(
-        Settings(_env_file=None, sandbox=True), transport=sandbox_transport(finsync, finqware)
-    )
-    async with started(app) as running:
+    async with started(sandbox_app(Simulators.fresh())) as running:
         transport = httpx2.ASGITransport(app=running)
         async with httpx2.AsyncClient(transport=transport, base_url="http://tesoro") as client:
             await client.get("/positions")  # warm the caches
@@ -55,19 +49,15 @@ async def bench_routes() -> None:
                 cost = await per_call_seconds(lambda p=path: client.get(p), 100)  # type: ignore[misc]
                 print(f"{path:34s} {cost * 1e3:7.2f} ms  = {cost / floor:5.1f}x /healthz")
 
-    cold_finsync, cold_finqware = create_finsync_app(), create_finqware_app()
-    cold = create_app(
-        Settings(_env_file=None, sandbox=True),
-        transport=sandbox_transport(cold_finsync, cold_finqware),
-    )
-    async with started(cold) as running_cold:
+    cold = Simulators.fresh()
+    async with started(sandbox_app(cold)) as running_cold:
         transport = httpx2.ASGITransport(app=running_cold)
         async with httpx2.AsyncClient(transport=transport, base_url="http://tesoro") as client:
             await asyncio.gather(*(client.get("/positions") for _ in range(100)))
     print(
         "100 concurrent cold /positions -> upstream calls: "
-        f"FinSync {cold_finsync.state.calls['GET /api/clients']}, "
-        f"Finqware balances {cold_finqware.state.calls['POST /v1/balances/get']} "
+        f"FinSync {cold.finsync_calls()}, "
+        f"Finqware balances {cold.finqware_calls()} "
         "(3 consents)"
     )
 

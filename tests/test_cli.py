@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx2
 
-from tests.e2e.servers import loopback_socket
+from tests.support.servers import loopback_socket
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Settings: environment names from API.md, start-up refusals, secrets that never print."""
+"""Settings: the TESORO_ environment names, start-up refusals, secrets that never print."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from app.main import create_app
 from app.settings import ConfigurationError, Settings, describe_invalid
 
+pytestmark = pytest.mark.usefixtures("clean_env")
+
 CONSENTS = [
     {
         "key": "bt-main",
@@ -19,17 +21,6 @@ CONSENTS = [
         "tenant_user_id": "u1",
     }
 ]
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    # Only the variables a test sets count; a developer's .env or shell must not leak in.
-    monkeypatch.chdir(str(tmp_path))
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("TESORO_"):
-            monkeypatch.delenv(name)
 
 
 def test_reads_every_documented_variable(monkeypatch: pytest.MonkeyPatch) -> None:

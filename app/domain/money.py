@@ -16,12 +16,13 @@ from decimal import (
     localcontext,
 )
 
-# ISO 4217 List One (published 2024-06-25, plus amendment 176's XCG) with the minor units
-# of every active code. Codes whose minor unit is "N.A." (XAU, XAG, XPD, XPT, XDR, XSU,
-# XUA, XBA-XBD, XTS, XXX) are left out on purpose: they have no decimal convention, so they
-# are treated like a non-ISO code and keep up to NON_ISO_MAX_PLACES decimals.
-# ANG and BGN are being withdrawn (replaced by XCG and EUR) but stay while balances in them
-# may still arrive, so those still round to cents.
+# ISO 4217 List One (published 2026-01-01) with the minor units of every active code; the
+# tests check it in full against the `iso4217` package. Codes whose minor unit is "N.A."
+# (XAU, XAG, XPD, XPT, XDR, XSU, XUA, XBA-XBD, XTS, XXX) are left out on purpose: they have
+# no decimal convention, so they are treated like a non-ISO code and keep up to
+# NON_ISO_MAX_PLACES decimals.
+# ANG and BGN are withdrawn (replaced by XCG and EUR) but stay while balances in them may
+# still arrive, so those still round to cents.
 ISO_4217_MINOR_UNITS: dict[str, int] = {
     "AED": 2,
     "AFN": 2,
@@ -60,7 +61,6 @@ ISO_4217_MINOR_UNITS: dict[str, int] = {
     "COP": 2,
     "COU": 2,
     "CRC": 2,
-    "CUC": 2,
     "CUP": 2,
     "CVE": 2,
     "CZK": 2,
@@ -181,6 +181,7 @@ ISO_4217_MINOR_UNITS: dict[str, int] = {
     "VND": 0,
     "VUV": 0,
     "WST": 2,
+    "XAD": 2,
     "XAF": 0,
     "XCD": 2,
     "XCG": 2,

@@ -12,8 +12,9 @@ the control route needs no credentials and is not counted as an upstream call.
 Modes, as each simulator answers them:
 
 * ``error``: the vendor's own 5xx (FinSync 500 ``{"error": ...}``, Finqware error object).
-* ``timeout``: sleeps ``TIMEOUT_SECONDS`` (or ``delay_seconds`` if larger), then answers
-  normally; the sleep ends early if the client disconnects.
+* ``timeout``: holds the request ``timeout_seconds`` (``TIMEOUT_SECONDS`` unless a test
+  sets it in-process), or ``delay_seconds`` if larger, then answers normally; the hold
+  ends early if the client disconnects.
 * ``html``: a 502 ``text/html`` page from the proxy in front of the vendor.
 * ``truncated``: the normal answer, status included, with its body cut in half.
 * ``rate_limited``: Finqware 400 ``external_api_error``/``external_api_too_many_requests``;
@@ -41,7 +42,8 @@ FaultMode = Literal[
 FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
 
 TIMEOUT_SECONDS: float = 30.0
-"""How long a ``timeout`` fault holds a request: far beyond any sane client time-out."""
+"""How long a ``timeout`` fault holds a request by default: far beyond any sane client
+time-out."""
 
 FAULTS_PATH = "/_sandbox/faults"
 
@@ -63,9 +65,13 @@ class Faults:
     """The fault hits this many more requests, then the mode reverts to ``none``."""
     consents: frozenset[str] = frozenset()
     """Finqware only: when non-empty, only requests for these consent keys are faulted."""
+    timeout_seconds: float = TIMEOUT_SECONDS
+    """How long a ``timeout`` fault holds a request (``delay_seconds`` if that is longer).
+    Set in-process only: the control route does not show it, and its ``PUT`` resets it to
+    the default like any field left out."""
 
     def __post_init__(self) -> None:
-        _check(self.mode, self.delay_seconds, self.remaining, self.consents)
+        _check(self.mode, self.delay_seconds, self.remaining, self.consents, self.timeout_seconds)
 
     def pending(self, consent: str | None = None) -> FaultMode:
         """The fault that applies to one request, without using it up.
@@ -93,6 +99,7 @@ class Faults:
         self.delay_seconds = other.delay_seconds
         self.remaining = other.remaining
         self.consents = other.consents
+        self.timeout_seconds = other.timeout_seconds
 
     def reset(self) -> None:
         """Clear every fault and the added latency."""
@@ -137,11 +144,19 @@ class Faults:
         )
 
 
-def _check(mode: str, delay_seconds: float, remaining: int | None, consents: object) -> None:
+def _check(
+    mode: str,
+    delay_seconds: float,
+    remaining: int | None,
+    consents: object,
+    timeout_seconds: float,
+) -> None:
     if mode not in FAULT_MODES:
         raise ValueError(f"unknown fault mode {mode!r}")
     if not delay_seconds >= 0:  # also rejects NaN
         raise ValueError("delay_seconds must be >= 0")
+    if not timeout_seconds >= 0:
+        raise ValueError("timeout_seconds must be >= 0")
     if remaining is not None and remaining < 0:
         raise ValueError("remaining must be >= 0")
     if not isinstance(consents, frozenset):
@@ -161,7 +176,7 @@ class ConnectionDroppedError(httpx2.RemoteProtocolError):
 async def simulate_latency(request: Request, faults: Faults, mode: FaultMode) -> None:
     """Sleep the configured delay, or hold the request for a ``timeout`` fault."""
     if mode == "timeout":
-        await _hold_until_disconnect(request, max(TIMEOUT_SECONDS, faults.delay_seconds))
+        await _hold_until_disconnect(request, max(faults.timeout_seconds, faults.delay_seconds))
     elif faults.delay_seconds > 0:
         await asyncio.sleep(faults.delay_seconds)
 

@@ -24,6 +24,7 @@ from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
 
 logger = logging.getLogger(__name__)
 
+
 class UnknownCounterpartyError(Exception):
     """No counterparty has that id (or the id is malformed)."""
 

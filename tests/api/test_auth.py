@@ -8,15 +8,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.sandbox import FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY, SANDBOX_CONSENTS
-from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators, sha256
+from tests.support.apps import MakeClient
+from tests.support.keys import READ_KEY, WRITE_KEY, bearer, sha256
+from tests.support.simulators import Simulators
 
 SECRETS = [FINSYNC_API_KEY, FINQWARE_CLIENT_SECRET, READ_KEY, WRITE_KEY] + [
     secret for c in SANDBOX_CONSENTS for secret in (c.access_token, c.credentials_id)
 ]
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.mark.parametrize("path", ["/positions", "/counterparties", "/counterparties/finsync:101"])

@@ -10,18 +10,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.domain.counterparties import normalize_text
-from app.main import create_app
-from app.sandbox.wiring import sandbox_transport
-from app.settings import Settings
-from tests.api.conftest import Simulators
+from tests.support.answers import ok_json
+from tests.support.apps import sandbox_app
 from tests.support.asgi import started
+from tests.support.simulators import Simulators
 
 
 def listing(client: TestClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/counterparties", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    return ok_json(client, "/counterparties", **params)
 
 
 def test_lists_every_counterparty_of_every_source_ordered_by_name(client: TestClient) -> None:
@@ -250,10 +246,7 @@ def test_names_are_created_nfc_normalised(client: TestClient) -> None:
 
 @pytest.mark.anyio
 async def test_concurrent_creates_of_one_name_create_it_once(simulators: Simulators) -> None:
-    app = create_app(
-        Settings(_env_file=None, sandbox=True),
-        transport=sandbox_transport(simulators.finsync, simulators.finqware),
-    )
+    app = sandbox_app(simulators)
     async with (
         started(app) as running,
         httpx2.AsyncClient(
@@ -350,8 +343,8 @@ class _UnreadableCreateAnswer(httpx2.AsyncBaseTransport):
 
 
 def test_create_whose_answer_cannot_be_read_is_found_by_name(simulators: Simulators) -> None:
-    transport = _UnreadableCreateAnswer(sandbox_transport(simulators.finsync, simulators.finqware))
-    app = create_app(Settings(_env_file=None, sandbox=True), transport=transport)
+    transport = _UnreadableCreateAnswer(simulators.transport())
+    app = sandbox_app(transport=transport)
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/counterparties", json={"name": "Respuesta Rara SA"})
     assert response.status_code == 201, response.text
@@ -377,8 +370,8 @@ class _PostTimesOut(httpx2.AsyncBaseTransport):
 def test_create_with_unknown_outcome_that_did_not_land_is_a_503_safe_to_retry(
     simulators: Simulators,
 ) -> None:
-    transport = _PostTimesOut(sandbox_transport(simulators.finsync, simulators.finqware))
-    app = create_app(Settings(_env_file=None, sandbox=True), transport=transport)
+    transport = _PostTimesOut(simulators.transport())
+    app = sandbox_app(transport=transport)
     with TestClient(app) as client:
         response = client.post("/counterparties", json={"name": "Never Landed"})
     assert response.status_code == 503

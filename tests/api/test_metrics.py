@@ -13,8 +13,10 @@ from starlette.testclient import TestClient
 from app.main import create_app
 from app.sandbox import FINSYNC_API_KEY, create_finsync_app
 from app.settings import Settings
-from tests.api.conftest import READ_KEY, WRITE_KEY, MakeClient, Simulators
-from tests.e2e.servers import serve
+from tests.support.apps import MakeClient
+from tests.support.keys import READ_KEY, WRITE_KEY, bearer
+from tests.support.servers import serve
+from tests.support.simulators import Simulators
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -155,7 +157,7 @@ def test_no_secret_appears_in_the_metrics(authed_client: TestClient) -> None:
     if settings.finqware_client_id:
         secrets.add(settings.finqware_client_id)
     assert len(secrets) >= 10, secrets  # FinSync, Finqware, three consents, two callers
-    read = {"Authorization": f"Bearer {READ_KEY}"}
+    read = bearer(READ_KEY)
     assert authed_client.get("/positions", headers=read).status_code == 200
     for secret in sorted(secrets):
         # Secrets in the path, matched or not, never become a label.

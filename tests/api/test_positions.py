@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.api.conftest import MakeClient, Simulators
-
-
-def positions(client: TestClient, **params: Any) -> dict[str, Any]:
-    response = client.get("/positions", params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
+from app.sandbox import FaultMode
+from tests.support.answers import positions
+from tests.support.apps import MakeClient
+from tests.support.simulators import Simulators
 
 
 def by_account(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -172,9 +168,9 @@ def test_finsync_down_still_answers_with_the_banks(
     [("html", "upstream_error"), ("truncated", "bad_response"), ("unauthorized", "unauthorized")],
 )
 def test_finsync_failures_carry_stable_codes(
-    client: TestClient, simulators: Simulators, mode: str, code: str
+    client: TestClient, simulators: Simulators, mode: FaultMode, code: str
 ) -> None:
-    simulators.finsync.state.faults.mode = mode
+    simulators.finsync_faults.mode = mode
     sources = {s["source"]: s for s in positions(client)["sources"]}
     assert sources["finsync"]["error"]["code"] == code
     assert "sandbox-finsync-key" not in sources["finsync"]["error"]["message"]
@@ -190,7 +186,7 @@ def test_slow_upstream_times_out_as_timeout(
 
 
 def test_bank_rate_limit_is_rate_limited(client: TestClient, simulators: Simulators) -> None:
-    simulators.finqware.state.faults.mode = "rate_limited"
+    simulators.finqware_faults.mode = "rate_limited"
     sources = {s["source"]: s for s in positions(client)["sources"]}
     assert sources["finqware:bt-main"]["error"]["code"] == "rate_limited"
 
@@ -199,7 +195,7 @@ def test_every_connection_down_with_nothing_cached_is_a_503_problem(
     client: TestClient, simulators: Simulators
 ) -> None:
     simulators.finsync_faults.mode = "error"
-    simulators.finqware.state.faults.mode = "error"
+    simulators.finqware_faults.mode = "error"
     response = client.get("/positions")
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"

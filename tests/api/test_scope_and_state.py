@@ -7,28 +7,21 @@ counters of the simulators tell which upstream connections an answer asked.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from app.cli import main as tesoro_main
 from app.domain.counterparties import normalize_text
-from app.main import create_app
-from app.sandbox.data import (
-    FINQWARE_CLIENT_ID,
-    FINQWARE_CLIENT_SECRET,
-    FINSYNC_API_KEY,
-    SANDBOX_CONSENTS,
-)
-from app.sandbox.wiring import FINQWARE_SANDBOX_URL, FINSYNC_SANDBOX_URL, sandbox_transport
-from app.settings import ConsentSettings, Settings, describe_invalid
-from tests.api.conftest import MakeClient, Simulators
+from app.sandbox.data import SANDBOX_CONSENTS
+from app.settings import Settings, describe_invalid
+from tests.support.answers import ok_json, positions
+from tests.support.apps import Expiries, MakeClient, opened_clients, wired_app
+from tests.support.simulators import Simulators
 
 BANKS = ("bt-main", "ing-ops", "brd-legacy")
 BALANCES = "POST /v1/balances/get"
@@ -36,17 +29,6 @@ ACCOUNTS = "POST /v1/accounts/get"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def ok_json(client: TestClient, path: str, **params: Any) -> dict[str, Any]:
-    response = client.get(path, params=params)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def positions(client: TestClient, **params: Any) -> dict[str, Any]:
-    return ok_json(client, "/positions", **params)
 
 
 def listing(client: TestClient, **params: Any) -> dict[str, Any]:
@@ -520,49 +502,19 @@ def test_counterparty_currency_is_repeatable_and_case_insensitive(client: TestCl
 
 # --------------------------------------------------------------------------- 4. consent expiry
 
-ConsentClient = Callable[[Mapping[str, datetime | None]], TestClient]
-
-
-def consent_settings(key: str, expires_at: datetime | None) -> ConsentSettings:
-    sandbox = next(consent for consent in SANDBOX_CONSENTS if consent.key == key)
-    return ConsentSettings(
-        key=sandbox.key,
-        label=sandbox.label,
-        credentials_id=SecretStr(sandbox.credentials_id),
-        access_token=SecretStr(sandbox.access_token),
-        tenant_user_id=sandbox.tenant_user_id,
-        expires_at=expires_at,
-    )
+ConsentClient = Callable[[Expiries], TestClient]
 
 
 @pytest.fixture
 def consent_client(simulators: Simulators) -> Iterator[ConsentClient]:
     """The real app on the simulators with the sandbox consents and the given `expires_at`
     (the sandbox wiring sets consents without one, so this is wired by hand)."""
-    opened: list[TestClient] = []
+    with opened_clients() as open_client:
 
-    def make(expiries: Mapping[str, datetime | None]) -> TestClient:
-        settings = Settings(
-            _env_file=None,
-            auth_disabled=True,
-            finsync_base_url=FINSYNC_SANDBOX_URL,
-            finsync_api_key=SecretStr(FINSYNC_API_KEY),
-            finqware_base_url=FINQWARE_SANDBOX_URL,
-            finqware_client_id=FINQWARE_CLIENT_ID,
-            finqware_client_secret=SecretStr(FINQWARE_CLIENT_SECRET),
-            finqware_consents=[consent_settings(key, expiries.get(key)) for key in BANKS],
-        )
-        app = create_app(
-            settings, transport=sandbox_transport(simulators.finsync, simulators.finqware)
-        )
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        opened.append(client)
-        return client
+        def make(expiries: Expiries) -> TestClient:
+            return open_client(wired_app(simulators, expiries=expiries, auth_disabled=True))
 
-    yield make
-    for client in opened:
-        client.__exit__(None, None, None)
+        yield make
 
 
 def in_days(days: float) -> datetime:
@@ -659,15 +611,6 @@ def test_an_offset_other_than_utc_is_the_same_instant(consent_client: ConsentCli
     client = consent_client({"bt-main": soon})
     (warning,) = expiring(positions(client))["finqware:bt-main"]
     assert stamp(soon) in warning["message"]
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Only what a test sets counts: a developer's .env or shell must not leak in.
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("TESORO_"):
-            monkeypatch.delenv(name)
 
 
 def consents_env(expires_at: str) -> str:

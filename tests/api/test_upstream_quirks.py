@@ -12,17 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.sandbox.wiring import sandbox_transport
-from app.settings import Settings
-from tests.api.conftest import Simulators
+from tests.support.apps import sandbox_app
+from tests.support.simulators import Simulators
 
 
 class ScriptedFinsync(httpx2.AsyncBaseTransport):
     """FinSync answers what the test scripts; Finqware (optionally scripted) is the sandbox."""
 
     def __init__(self, simulators: Simulators) -> None:
-        self.sandbox = sandbox_transport(simulators.finsync, simulators.finqware)
+        self.sandbox = simulators.transport()
         self.status = 200
         self.body = b"[]"
         self.content_type = "application/json"
@@ -39,10 +37,10 @@ class ScriptedFinsync(httpx2.AsyncBaseTransport):
 
 
 def client_with(transport: httpx2.AsyncBaseTransport) -> TestClient:
-    settings = Settings(
-        _env_file=None, sandbox=True, min_refresh_interval_seconds=0, failure_backoff_seconds=0
+    app = sandbox_app(
+        transport=transport, min_refresh_interval_seconds=0, failure_backoff_seconds=0
     )
-    return TestClient(create_app(settings, transport=transport), raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False)
 
 
 def finsync_client(client_id: int, type_: Any, balance: str = "100.5") -> dict[str, Any]:
@@ -254,7 +252,7 @@ class ScriptedFinqware(httpx2.AsyncBaseTransport):
     """Finqware answers what the test scripts, for both routes; FinSync is the sandbox."""
 
     def __init__(self, simulators: Simulators) -> None:
-        self.sandbox = sandbox_transport(simulators.finsync, simulators.finqware)
+        self.sandbox = simulators.transport()
         self.status = 200
         self.balances = b"[]"
         self.accounts = b"[]"
@@ -380,7 +378,7 @@ class FailingAccountList(httpx2.AsyncBaseTransport):
     """The sandbox, except that Finqware's account list answers 500 while balances work."""
 
     def __init__(self, simulators: Simulators) -> None:
-        self.sandbox = sandbox_transport(simulators.finsync, simulators.finqware)
+        self.sandbox = simulators.transport()
         self.failing = True
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:

@@ -12,11 +12,11 @@ import pytest
 from pydantic import TypeAdapter
 
 from app.domain.interpret import BalanceOrders, Interpreted, interpret_finqware
-from app.domain.models import Account, Counterparty, Kind, Meaning, Position, Side, Source
+from app.domain.models import Account, Kind, Meaning, Position, Side, Source
 from app.upstreams.finqware import FinqwareAccount, FinqwareBalance
 from app.upstreams.reading import parse_each
+from tests.support.interpreted import FETCHED_AT, only_counterparty, only_warning
 
-FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 IBAN = "RO49AAAA1B31007593840000"
 _ids = count(1)
 
@@ -102,11 +102,6 @@ def interpret(
     )
 
 
-def only_counterparty(result: Interpreted) -> Counterparty:
-    assert len(result.counterparties) == 1
-    return result.counterparties[0]
-
-
 def only_account(result: Interpreted) -> Account:
     accounts = only_counterparty(result).accounts
     assert len(accounts) == 1
@@ -163,9 +158,8 @@ def test_unknown_indicator_leaves_the_position_out_with_a_warning(indicator: str
     listed = only_account(result)
     assert listed.position is None
     assert listed.id == "finqware:acc-1"
-    [warning] = result.warnings
-    assert warning.code == "unknown_credit_debit_indicator"
-    assert (warning.source, warning.counterparty_id, warning.account_id) == (
+    assert only_warning(result) == (
+        "unknown_credit_debit_indicator",
         "finqware:bt-main",
         "finqware:bt-main",
         "finqware:acc-1",

@@ -1,4 +1,4 @@
-"""Tests of FinSync interpretation: API.md's FinSync rows, rounding, ids and warnings."""
+"""Tests of FinSync interpretation: the FinSync rows of the table, rounding, ids and warnings."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from app.domain.interpret import Interpreted, interpret_finsync, interpret_finsync_client
-from app.domain.models import Counterparty, Kind, Meaning, Position, Side, Source
+from app.domain.interpret import interpret_finsync, interpret_finsync_client
+from app.domain.models import Kind, Meaning, Position, Side, Source
 from app.upstreams.finsync import FinsyncClientRecord
 from app.upstreams.reading import parse_each
-
-FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+from tests.support.interpreted import FETCHED_AT, only_counterparty, only_warning
 
 
 def client_from_json(text: str) -> FinsyncClientRecord:
@@ -51,11 +50,6 @@ def client_record(
     )
     # Splice the balance in as a raw JSON number so its digits arrive exactly as FinSync's.
     return client_from_json(text[:-3] + f', "balance": {balance}}}]}}')
-
-
-def only_counterparty(result: Interpreted) -> Counterparty:
-    assert len(result.counterparties) == 1
-    return result.counterparties[0]
 
 
 def only_position(record: FinsyncClientRecord) -> Position:
@@ -187,13 +181,7 @@ def test_currency_is_trimmed_and_upper_cased() -> None:
 def test_invalid_currency_leaves_the_account_out_with_a_warning(currency: str) -> None:
     result = interpret_finsync_client(client_record(currency=currency), fetched_at=FETCHED_AT)
     assert only_counterparty(result).accounts == []
-    [warning] = result.warnings
-    assert warning.code == "invalid_currency"
-    assert (warning.source, warning.counterparty_id, warning.account_id) == (
-        "finsync",
-        "finsync:42",
-        "finsync:901",
-    )
+    assert only_warning(result) == ("invalid_currency", "finsync", "finsync:42", "finsync:901")
 
 
 def test_naive_updated_at_is_taken_as_utc() -> None:

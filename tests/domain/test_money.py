@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import iso4217
 import pytest
 from pydantic import TypeAdapter
 
@@ -53,6 +54,17 @@ REFERENCE_MINOR_UNITS = {
     "UYW": 4,
 }
 
+# The maintained ISO 4217 List One (the `iso4217` package, a test-only dependency): every
+# active code with its minor units, None where ISO gives "N.A.".
+PUBLISHED = {currency.code: currency.exponent for currency in iso4217.Currency}
+# The table's documented exceptions (see the comment above ISO_4217_MINOR_UNITS):
+# codes without a minor unit are left out, like a non-ISO code...
+WITHOUT_MINOR_UNIT = frozenset(
+    {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+)
+# ...and withdrawn codes stay, with their last minor units, while balances may still arrive.
+KEPT_AFTER_WITHDRAWAL = {"ANG": 2, "BGN": 2}
+
 MONEY_JSON = TypeAdapter(Money)
 
 
@@ -70,6 +82,28 @@ def test_table_agrees_with_an_independent_reference() -> None:
     assert disagreements == {}
 
 
+def test_every_active_iso_4217_code_with_a_minor_unit_is_in_the_table_with_it() -> None:
+    missing_or_different = {
+        code: (ISO_4217_MINOR_UNITS.get(code), units)
+        for code, units in PUBLISHED.items()
+        if units is not None and ISO_4217_MINOR_UNITS.get(code) != units
+    }
+    assert missing_or_different == {}
+
+
+def test_every_code_of_the_table_is_active_in_iso_4217_or_a_kept_withdrawn_one() -> None:
+    not_published = {
+        code: units for code, units in ISO_4217_MINOR_UNITS.items() if code not in PUBLISHED
+    }
+    assert not_published == KEPT_AFTER_WITHDRAWAL
+
+
+def test_codes_iso_4217_gives_no_minor_unit_are_left_out_of_the_table() -> None:
+    assert {code for code, units in PUBLISHED.items() if units is None} == WITHOUT_MINOR_UNIT
+    assert WITHOUT_MINOR_UNIT.isdisjoint(ISO_4217_MINOR_UNITS)
+    assert all(minor_units(code) is None for code in WITHOUT_MINOR_UNIT)
+
+
 def test_table_keys_are_three_upper_case_letters_and_units_are_known_values() -> None:
     assert all(re.fullmatch(r"[A-Z]{3}", code) for code in ISO_4217_MINOR_UNITS)
     assert set(ISO_4217_MINOR_UNITS.values()) <= {0, 2, 3, 4}
@@ -78,7 +112,7 @@ def test_table_keys_are_three_upper_case_letters_and_units_are_known_values() ->
 
 
 def test_withdrawn_codes_are_not_in_the_table() -> None:
-    for withdrawn in ("HRK", "SLL", "ZWL", "MRO", "STD", "VEF", "LTL"):
+    for withdrawn in ("HRK", "SLL", "ZWL", "MRO", "STD", "VEF", "LTL", "CUC"):
         assert withdrawn not in ISO_4217_MINOR_UNITS
 
 

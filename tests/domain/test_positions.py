@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,8 +20,7 @@ from app.domain.models import (
     Source,
 )
 from app.domain.positions import filter_positions, positions_of, totals
-
-FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
+from tests.support.interpreted import FETCHED_AT
 
 _MEANING_OF_SIGN = {
     (Kind.internal, 1): Meaning.cash,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -15,8 +15,8 @@ from app.domain.money import round_upstream_number
 from app.domain.positions import positions_of, totals
 from app.upstreams.finqware import FinqwareBalance
 from app.upstreams.finsync import FinsyncClientRecord
+from tests.support.interpreted import FETCHED_AT
 
-FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 CURRENCIES = ["ARS", "USD", "JPY", "KWD", "CLF", "USDT"]
 BALANCE_TYPES = [
     "InterimBooked",

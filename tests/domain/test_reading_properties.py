@@ -6,9 +6,8 @@ import asyncio
 import json
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -30,8 +29,9 @@ from app.domain.models import MONEY_PATTERN, Meaning, Side
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import ConsentCredentials, FinqwareClient
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
+from tests.support.finqware import BALANCE_DATA_KEYS, BALANCE_KEYS, balance_entry
+from tests.support.interpreted import FETCHED_AT
 
-FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 CONSENT = ConsentCredentials(
     credentials_id=SecretStr("cred-123"),
     access_token=SecretStr("token-secret-abc"),
@@ -245,19 +245,6 @@ ISO_TYPES = [
     "InterimCleared",
     "Information",
 ]
-BALANCE_KEYS = frozenset({"account_id", "id", "timestamp", "data"})
-BALANCE_DATA_KEYS = frozenset(
-    {
-        "amount",
-        "credit_debit_indicator",
-        "credit_limit_included",
-        "credit_line",
-        "currency",
-        "native_date",
-        "native_timestamp",
-        "type",
-    }
-)
 ACCOUNT_KEYS = frozenset({"id", "servicer_id", "servicer_name", "timestamp", "data"})
 ACCOUNT_DATA_KEYS = frozenset(
     {
@@ -388,12 +375,18 @@ async def _read_finqware(balances: bytes, accounts: bytes) -> Interpreted:
     )
 
 
-def read_finqware(balances: object, accounts: object) -> Interpreted:
-    """Both answers through the real adapter and interpretation; a failed connection fails."""
+def connected(reading: Coroutine[Any, Any, Interpreted]) -> Interpreted:
+    """What a reading through the real adapter and interpretation interpreted; a failed
+    connection fails the test."""
     try:
-        return asyncio.run(_read_finqware(to_json(balances).encode(), to_json(accounts).encode()))
+        return asyncio.run(reading)
     except UpstreamError as exc:
         pytest.fail(f"the connection failed: {exc!r}")
+
+
+def read_finqware(balances: object, accounts: object) -> Interpreted:
+    """Both answers through the real adapter and interpretation; a failed connection fails."""
+    return connected(_read_finqware(to_json(balances).encode(), to_json(accounts).encode()))
 
 
 @READING
@@ -424,26 +417,6 @@ def test_mangled_optional_finqware_fields_never_change_a_position(
         assert other_currency <= ("balance.data.credit_line" in fields)
 
 
-def finqware_entry(**data: object) -> dict[str, Any]:
-    """One InterimBooked entry of 210.23001 RON on account acc-1, with `data` members set."""
-    return {
-        "account_id": "acc-1",
-        "id": "bal-1",
-        "timestamp": "2026-05-04T07:31:51.689168",
-        "data": {
-            "amount": "210.23001",
-            "credit_debit_indicator": "credit",
-            "credit_limit_included": False,
-            "credit_line": None,
-            "currency": "RON",
-            "native_date": "2026-05-04",
-            "native_timestamp": None,
-            "type": "InterimBooked",
-            **data,
-        },
-    }
-
-
 def assert_kept_without_line(result: Interpreted) -> None:
     """acc-1 keeps its position and amount, without a credit line, and one warning says why."""
     [counterparty] = result.counterparties
@@ -461,18 +434,18 @@ def assert_kept_without_line(result: Interpreted) -> None:
 
 @pytest.mark.parametrize("credit_line", [{"amount": {"value": "x"}}, {"weird": 1}])
 def test_a_credit_line_of_an_unknown_shape_costs_only_the_line(credit_line: object) -> None:
-    assert_kept_without_line(read_finqware([finqware_entry(credit_line=credit_line)], []))
+    assert_kept_without_line(read_finqware([balance_entry(credit_line=credit_line)], []))
 
 
 @pytest.mark.parametrize("credit_line", ["1e999999999", Decimal("1E+1000000")])
 def test_a_credit_line_beyond_decimal_range_costs_only_the_line(credit_line: object) -> None:
     # Read as a finite decimal, it overflowed when summed (decimal.Overflow escaped).
-    assert_kept_without_line(read_finqware([finqware_entry(credit_line=credit_line)], []))
+    assert_kept_without_line(read_finqware([balance_entry(credit_line=credit_line)], []))
 
 
 def test_text_with_a_lone_surrogate_still_serialises() -> None:
     # JSON text can escape a lone surrogate (\ud800); UTF-8 cannot encode one.
-    entry = {**finqware_entry(), "id": "\ud800"}
+    entry = {**balance_entry(), "id": "\ud800"}
     account = {"id": "acc-1", "servicer_name": "bank \ud800", "data": {"name": "a\udfffb"}}
     result = read_finqware([entry], [account])
     assert_serialises_with_money_as_text(result)
@@ -481,7 +454,7 @@ def test_text_with_a_lone_surrogate_still_serialises() -> None:
 
 def test_an_integer_too_long_for_python_in_an_unknown_key_does_not_fail_the_connection() -> None:
     # Python refuses to decode integers of more than 4300 digits by default.
-    entry = {**finqware_entry(), "x_extra": RawNumber("1" + "0" * 4300)}
+    entry = {**balance_entry(), "x_extra": RawNumber("1" + "0" * 4300)}
     result = read_finqware([entry], [])
     [counterparty] = result.counterparties
     assert counterparty.accounts[0].position is not None
@@ -594,10 +567,7 @@ async def _read_finsync(body: bytes) -> Interpreted:
 
 def read_finsync(body: object) -> Interpreted:
     """The answer through the real adapter and interpretation; a failed connection fails."""
-    try:
-        return asyncio.run(_read_finsync(to_json(body).encode()))
-    except UpstreamError as exc:
-        pytest.fail(f"the connection failed: {exc!r}")
+    return connected(_read_finsync(to_json(body).encode()))
 
 
 @READING

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,16 +11,11 @@ import httpx2
 import pytest
 
 from app.main import create_app
-from app.sandbox import (
-    FINQWARE_CLIENT_ID,
-    FINQWARE_CLIENT_SECRET,
-    FINSYNC_API_KEY,
-    SANDBOX_CONSENTS,
-    create_finqware_app,
-    create_finsync_app,
-)
+from app.sandbox import FINSYNC_API_KEY, create_finqware_app, create_finsync_app
 from app.settings import Settings
-from tests.e2e.servers import serve
+from tests.support.apps import upstream_settings
+from tests.support.keys import bearer, sha256
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -38,38 +32,17 @@ class Stack:
 @pytest.fixture
 def stack() -> Iterator[Stack]:
     with serve(create_finsync_app()) as finsync_url, serve(create_finqware_app()) as finqware_url:
-        settings = Settings(
-            _env_file=None,
-            finsync_base_url=finsync_url,
-            finsync_api_key=FINSYNC_API_KEY,
-            finqware_base_url=finqware_url + "/v1",
-            finqware_client_id=FINQWARE_CLIENT_ID,
-            finqware_client_secret=FINQWARE_CLIENT_SECRET,
-            finqware_consents=[
-                {
-                    "key": c.key,
-                    "label": c.label,
-                    "credentials_id": c.credentials_id,
-                    "access_token": c.access_token,
-                    "tenant_user_id": c.tenant_user_id,
-                }
-                for c in SANDBOX_CONSENTS
-            ],
-            api_keys={
-                "e2e": {
-                    "sha256": hashlib.sha256(KEY.encode()).hexdigest(),
-                    "scopes": ["read", "write"],
-                }
-            },
+        settings = upstream_settings(
+            finsync_url,
+            finqware_url + "/v1",
+            api_keys={"e2e": {"sha256": sha256(KEY), "scopes": ["read", "write"]}},
             upstream_timeout_seconds=0.5,
             min_refresh_interval_seconds=0,
             failure_backoff_seconds=0,
         )
         with (
             serve(create_app(settings)) as tesoro_url,
-            httpx2.Client(
-                base_url=tesoro_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=10
-            ) as client,
+            httpx2.Client(base_url=tesoro_url, headers=bearer(KEY), timeout=10) as client,
         ):
             yield Stack(client, finsync_url, finqware_url)
 

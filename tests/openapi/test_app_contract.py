@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from app.cli import openapi_settings
 from app.main import create_app
 from app.sandbox.wiring import sandbox_transport
-from tests.api.conftest import READ_KEY, WRITE_KEY, sha256
+from tests.support.keys import WRITE_KEY, reader_and_writer
 
 # Fixed seed: the same cases every run, so a finding is reproducible and CI is not flaky.
 SEED = 20261123
@@ -38,12 +38,7 @@ MIN_CASES = 300
 
 def _fresh_app() -> FastAPI:
     # Defaults only, whatever TESORO_* the environment holds: the app serves the committed spec.
-    settings = openapi_settings(
-        api_keys={
-            "reader": {"sha256": sha256(READ_KEY), "scopes": ["read"]},
-            "writer": {"sha256": sha256(WRITE_KEY), "scopes": ["read", "write"]},
-        }
-    )
+    settings = openapi_settings(api_keys=reader_and_writer())
     return create_app(settings, transport=sandbox_transport())
 
 

@@ -20,8 +20,8 @@ import pytest
 from app.cli import openapi_settings
 from app.main import create_app
 from app.sandbox.wiring import sandbox_transport
-from tests.api.conftest import READ_KEY, WRITE_KEY, sha256
-from tests.e2e.servers import serve
+from tests.support.keys import READ_KEY, WRITE_KEY, reader_and_writer
+from tests.support.servers import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -64,12 +64,7 @@ def _require_generated_client() -> None:
 @pytest.fixture
 def tesoro_url() -> Iterator[str]:
     # Defaults only, whatever TESORO_* the environment holds: the app serves the committed spec.
-    settings = openapi_settings(
-        api_keys={
-            "reader": {"sha256": sha256(READ_KEY), "scopes": ["read"]},
-            "writer": {"sha256": sha256(WRITE_KEY), "scopes": ["read", "write"]},
-        }
-    )
+    settings = openapi_settings(api_keys=reader_and_writer())
     with serve(create_app(settings, transport=sandbox_transport())) as url:
         yield url
 

@@ -15,7 +15,7 @@ from app.cli import main, openapi_document, openapi_settings
 from app.main import create_app
 from app.sandbox import FINQWARE_CLIENT_ID, FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY
 from app.sandbox.data import SANDBOX_CONSENTS
-from tests.api.conftest import READ_KEY, WRITE_KEY, sha256
+from tests.support.keys import READ_KEY, WRITE_KEY, sha256
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 

@@ -11,7 +11,8 @@ from starlette.applications import Starlette
 
 from app.sandbox import FINSYNC_API_KEY, FinsyncStore, create_finsync_app, serve_simulators
 from app.sandbox.data import FINSYNC_CLIENTS, FINSYNC_COMPANY_ID
-from tests.sandbox.conftest import FINSYNC_BASE_URL, consent
+from app.sandbox.wiring import FINSYNC_SANDBOX_URL
+from tests.support.simulators import consent
 
 pytestmark = pytest.mark.anyio
 
@@ -33,7 +34,7 @@ async def test_missing_or_wrong_api_key_is_401_with_string_error(
     finsync_app: Starlette, headers: dict[str, str], method: str, path: str
 ) -> None:
     async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=finsync_app), base_url=FINSYNC_BASE_URL
+        transport=httpx2.ASGITransport(app=finsync_app), base_url=FINSYNC_SANDBOX_URL
     ) as client:
         response = await client.request(method, path, headers=headers, json={"name": "X"})
 
@@ -45,7 +46,7 @@ async def test_rejected_create_stores_nothing(
     finsync_app: Starlette, finsync: httpx2.AsyncClient
 ) -> None:
     async with httpx2.AsyncClient(
-        transport=httpx2.ASGITransport(app=finsync_app), base_url=FINSYNC_BASE_URL
+        transport=httpx2.ASGITransport(app=finsync_app), base_url=FINSYNC_SANDBOX_URL
     ) as anonymous:
         await anonymous.post("/api/clients", json={"name": "Intruso"})
 
@@ -300,7 +301,7 @@ async def test_created_clients_do_not_leak_between_apps(finsync: httpx2.AsyncCli
     other = create_finsync_app()
     async with httpx2.AsyncClient(
         transport=httpx2.ASGITransport(app=other),
-        base_url=FINSYNC_BASE_URL,
+        base_url=FINSYNC_SANDBOX_URL,
         headers={"x-api-key": FINSYNC_API_KEY},
     ) as client:
         listed = (await client.get("/api/clients")).json()

@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from starlette.applications import Starlette
 
 from app.sandbox import FINSYNC_API_KEY, create_finqware_app, create_finsync_app
-from tests.sandbox.conftest import consent
+from tests.support.simulators import consent
 
 SPECS = Path(__file__).resolve().parents[2] / "openapi"
 FINSYNC_SPEC = SPECS / "finsync.yaml"

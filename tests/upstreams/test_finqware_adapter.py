@@ -20,6 +20,7 @@ from app.upstreams.errors import (
     UpstreamUnavailableError,
 )
 from app.upstreams.finqware import ConsentCredentials, FinqwareClient
+from tests.support.finqware import balance_entry
 
 pytestmark = pytest.mark.anyio
 
@@ -30,21 +31,13 @@ CONSENT = ConsentCredentials(
 )
 SECRETS = ("tenant-secret-xyz", "token-secret-abc", "cred-123")
 
-BALANCE = {
-    "account_id": "acc-1",
-    "id": "bal-1",
-    "timestamp": "2020-01-29T07:31:51.689168",
-    "data": {
-        "amount": "210.23001",
-        "credit_debit_indicator": "credit",
-        "credit_limit_included": False,
-        "credit_line": None,
-        "currency": "RON",
-        "native_date": "2018-03-30",
-        "native_timestamp": None,
-        "type": "Expected",
-    },
-}
+BALANCE = balance_entry(
+    timestamp="2020-01-29T07:31:51.689168",
+    amount="210.23001",
+    native_date="2018-03-30",
+    native_timestamp=None,
+    type="Expected",
+)
 
 
 def make(handler: Any) -> FinqwareClient:
@@ -174,7 +167,7 @@ async def test_bank_rate_limit_is_transient_rate_limited() -> None:
 
 
 async def test_a_null_credit_limit_included_reads_as_not_included() -> None:
-    entry = {**BALANCE, "data": {**BALANCE["data"], "credit_limit_included": None}}  # type: ignore[dict-item]
+    entry = {**BALANCE, "data": {**BALANCE["data"], "credit_limit_included": None}}
 
     def handler(request: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(200, json=[entry])
