@@ -9,6 +9,7 @@ caller that goes away does not cancel it for the others.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ class _Entry(Generic[V]):
     value: V
     loaded_at: float  # monotonic seconds
     fetched_at: datetime
+    version: int  # a new number for every load: what was built from a value can be kept by it
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Cached(Generic[V]):
     fetched_at: datetime
     age_seconds: float
     expires_in_seconds: float
+    version: int
     error: Exception | None = None
 
 
@@ -59,6 +62,7 @@ class SnapshotCache(Generic[V]):
         # Only these failures of a load are covered by stale data and remembered for the
         # back-off; anything else (a bug) propagates as it is.
         self._stale_on = stale_on
+        self._versions = itertools.count(1)
         self.ttl_seconds = ttl_seconds
         self.stale_if_error_seconds = stale_if_error_seconds
         self.min_refresh_interval_seconds = min_refresh_interval_seconds
@@ -82,6 +86,7 @@ class SnapshotCache(Generic[V]):
             fetched_at=entry.fetched_at,
             age_seconds=age,
             expires_in_seconds=max(0.0, self.ttl_seconds - age) if fresh else 0.0,
+            version=entry.version,
             error=error,
         )
 
@@ -91,7 +96,7 @@ class SnapshotCache(Generic[V]):
         if entry is not None:
             expired_at = self._clock() - self.ttl_seconds
             self._store[key] = _Entry(
-                entry.value, min(entry.loaded_at, expired_at), entry.fetched_at
+                entry.value, min(entry.loaded_at, expired_at), entry.fetched_at, entry.version
             )
 
     async def get(
@@ -129,7 +134,7 @@ class SnapshotCache(Generic[V]):
 
     async def _run(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
         try:
-            entry = _Entry(await load(), self._clock(), datetime.now(UTC))
+            entry = _Entry(await load(), self._clock(), datetime.now(UTC), next(self._versions))
         except self._stale_on as exc:
             # Logged here, once per real load, not once per request it fails.
             logger.warning("%s failed: %s", key, exc)

@@ -12,6 +12,7 @@ import httpx2
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app.api.answers import AnswerCache
 from app.api.errors import install_error_handlers
 from app.api.middleware import BodySizeLimit, RequestMetrics, UnexpectedErrors
 from app.api.openapi import install_openapi
@@ -154,6 +155,7 @@ def _build_services(
         treasury=treasury,
         directory=Directory(treasury, finsync),
         idempotency=IdempotencyStore(),
+        answers=AnswerCache(),
     )
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+
+from app.api.answers import AnswerCache, Question, etag_of, splice
+from app.services.treasury import Gathered
 
 
 def _etag(body: bytes) -> str:
@@ -26,8 +31,9 @@ _VOLATILE: dict[str, Any] = {"generated_at": True, "sources": {"__all__": {"age_
 
 _VALIDATOR_HEADERS: dict[str, Any] = {
     "ETag": {
-        "description": "Validator of the data (not of `generated_at` or `age_seconds`); "
-        "send it back in `If-None-Match`.",
+        "description": "Validator of the data and the question (not of `generated_at` or "
+        "`age_seconds`, so it is weak on the aggregated lists); send it back in "
+        "`If-None-Match`.",
         "schema": {"type": "string"},
     },
     "Cache-Control": {
@@ -56,6 +62,34 @@ CONDITIONAL_REQUEST: dict[str, Any] = {
         }
     ]
 }
+
+
+def answer_json(
+    request: Request,
+    answers: AnswerCache,
+    question: Question,
+    build: Callable[[], BaseModel],
+    gathered: Gathered,
+) -> Response:
+    """An aggregated answer, kept per data state and question, with this request's volatile
+    members; a matching If-None-Match gets a bodiless 304 without building or writing."""
+    etag = etag_of(question.route, gathered.state, question.query)
+    headers = {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={max(0, gathered.max_age_seconds)}",
+        "Vary": "Authorization",
+    }
+    if _matches(request.headers.get("if-none-match"), etag.removeprefix("W/")):
+        return Response(status_code=304, headers=headers)
+    prebuilt = answers.get(
+        question.route,
+        gathered.state,
+        question.query,
+        build,
+        generated_at=question.generated_at,
+    )
+    body = splice(prebuilt, gathered.sources, datetime.now(UTC))
+    return Response(body, media_type="application/json", headers=headers)
 
 
 def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:

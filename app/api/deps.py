@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request, Security
 
+from app.api.answers import AnswerCache
 from app.api.auth import Caller, authenticate
 from app.api.errors import NotReadyError
 from app.api.state import Services, get_settings
@@ -42,6 +43,10 @@ async def get_idempotency(request: Request) -> IdempotencyStore:
     return _services(request).idempotency
 
 
+async def get_answers(request: Request) -> AnswerCache:
+    return _services(request).answers
+
+
 async def wants_refresh(
     cache_control: Annotated[
         str | None,
@@ -62,6 +67,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 TreasuryDep = Annotated[Treasury, Depends(get_treasury)]
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
+AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
 Refresh = Annotated[bool, Depends(wants_refresh)]
 Reader = Annotated[Caller, Security(authenticate, scopes=["read"])]
 Writer = Annotated[Caller, Security(authenticate, scopes=["write"])]

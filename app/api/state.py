@@ -7,6 +7,7 @@ from typing import TypedDict
 
 from fastapi import Request
 
+from app.api.answers import AnswerCache
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
 from app.services.treasury import Treasury
@@ -20,6 +21,7 @@ class Services:
     treasury: Treasury
     directory: Directory
     idempotency: IdempotencyStore
+    answers: AnswerCache
 
 
 class LifespanState(TypedDict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -191,6 +191,9 @@ class Gathered:
     sources: list[SourceInfo]
     complete: bool
     max_age_seconds: int
+    # What the answer's stable part depends on: each connection's data version and state,
+    # and the notices of the day. Anything built from the same state is the same.
+    state: tuple[Hashable, ...] = ()
 
 
 class AllSourcesUnavailableError(Exception):
@@ -296,8 +299,19 @@ class Treasury:
         counterparties: list[Counterparty] = []
         warnings: list[ResponseWarning] = []
         fresh_ttls: list[float] = []
+        state: list[Hashable] = []
         for connection, outcome, info in zip(chosen, outcomes, sources, strict=True):
-            warnings.extend(connection.notices(now))
+            notices = connection.notices(now)
+            warnings.extend(notices)
+            state.append(
+                (
+                    connection.key,
+                    None if isinstance(outcome, UpstreamError) else outcome.version,
+                    info.status,
+                    None if info.error is None else info.error.code,
+                    tuple(notice.message for notice in notices),
+                )
+            )
             if isinstance(outcome, UpstreamError):
                 placeholder = connection.placeholder()
                 if placeholder is not None:
@@ -313,6 +327,7 @@ class Treasury:
             sources=sources,
             complete=all(s.status != SourceStatus.unavailable for s in sources),
             max_age_seconds=int(min(fresh_ttls)) if fresh_ttls else 0,
+            state=tuple(state),
         )
 
     @staticmethod

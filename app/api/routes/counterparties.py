@@ -8,10 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
-from app.api.deps import DirectoryDep, IdempotencyDep, Reader, Refresh, TreasuryDep, Writer
+from app.api.answers import NO_SOURCES, Question
+from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json, cached_json
+from app.api.deps import (
+    AnswersDep,
+    DirectoryDep,
+    IdempotencyDep,
+    Reader,
+    Refresh,
+    TreasuryDep,
+    Writer,
+)
 from app.api.errors import problem_responses
-from app.domain.counterparties import filter_counterparties, paginate
+from app.domain.counterparties import filter_counterparties, normalize_text, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
     Counterparty,
@@ -81,6 +90,7 @@ async def list_counterparties(
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
+    answers: AnswersDep,
     refresh: Refresh,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
     source: Annotated[Source | None, Query(description="Only this source.")] = None,
@@ -104,19 +114,34 @@ async def list_counterparties(
     gathered = await treasury.gather(
         refresh=refresh, connections=treasury.scope(source=source, kind=kind)
     )
-    matching = filter_counterparties(
-        gathered.counterparties, kind=kind, source=source, q=q, currencies=currency or ()
+    question = Question(
+        "counterparties",
+        (
+            kind,
+            source,
+            normalize_text(q) if q is not None else "",
+            tuple(sorted({code.strip().upper() for code in currency or ()})),
+            page,
+            page_size,
+        ),
+        generated_at=False,
     )
-    body = CounterpartyPage(
-        items=paginate(matching, page, page_size),
-        page=page,
-        page_size=page_size,
-        total=len(matching),
-        sources=gathered.sources,
-        complete=gathered.complete,
-        warnings=gathered.warnings,
-    )
-    return cached_json(request, body, max_age_seconds=gathered.max_age_seconds)
+
+    def build() -> CounterpartyPage:
+        matching = filter_counterparties(
+            gathered.counterparties, kind=kind, source=source, q=q, currencies=currency or ()
+        )
+        return CounterpartyPage(
+            items=paginate(matching, page, page_size),
+            page=page,
+            page_size=page_size,
+            total=len(matching),
+            sources=list(NO_SOURCES),
+            complete=gathered.complete,
+            warnings=gathered.warnings,
+        )
+
+    return answer_json(request, answers, question, build, gathered)
 
 
 @router.get(

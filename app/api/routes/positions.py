@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, cached_json
-from app.api.deps import Reader, Refresh, TreasuryDep
+from app.api.answers import EPOCH, NO_SOURCES, Question
+from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
+from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
 from app.domain.counterparties import paginate
 from app.domain.models import (
@@ -44,6 +44,7 @@ async def list_positions(
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
+    answers: AnswersDep,
     refresh: Refresh,
     currency: Annotated[
         list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
@@ -73,25 +74,46 @@ async def list_positions(
 ) -> Response:
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     gathered = await treasury.gather(refresh=refresh, connections=scope)
-    positions = filter_positions(
-        positions_of(gathered.counterparties),
-        currencies=currency or (),
-        kind=kind,
-        source=source,
-        side=side,
-        meanings=meaning or (),
-        counterparty_id=counterparty_id,
-        include_zero=include_zero,
+    question = Question(
+        "positions",
+        (
+            tuple(sorted({code.strip().upper() for code in currency or ()})),
+            kind,
+            source,
+            side,
+            tuple(sorted(set(meaning or ()))),
+            counterparty_id,
+            include_zero,
+            page,
+            page_size,
+        ),
+        generated_at=True,
     )
-    body = PositionsResponse(
-        positions=paginate(positions, page, page_size),
-        totals=totals(positions),
-        total=len(positions),
-        page=page,
-        page_size=page_size,
-        sources=gathered.sources,
-        complete=gathered.complete,
-        warnings=gathered.warnings,
-        generated_at=datetime.now(UTC),
-    )
-    return cached_json(request, body, max_age_seconds=gathered.max_age_seconds)
+
+    def build() -> PositionsResponse:
+        every = answers.shared(
+            ("positions", gathered.state), lambda: positions_of(gathered.counterparties)
+        )
+        matching = filter_positions(
+            every,
+            currencies=currency or (),
+            kind=kind,
+            source=source,
+            side=side,
+            meanings=meaning or (),
+            counterparty_id=counterparty_id,
+            include_zero=include_zero,
+        )
+        return PositionsResponse(
+            positions=paginate(matching, page, page_size),
+            totals=totals(matching),
+            total=len(matching),
+            page=page,
+            page_size=page_size,
+            complete=gathered.complete,
+            warnings=gathered.warnings,
+            sources=list(NO_SOURCES),
+            generated_at=EPOCH,
+        )
+
+    return answer_json(request, answers, question, build, gathered)

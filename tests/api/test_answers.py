@@ -1,0 +1,82 @@
+"""Aggregated answers are built once per data state and question, and stay byte-for-byte the
+JSON their response models define."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.testclient import TestClient
+
+from app.api.answers import AnswerCache
+from app.domain.models import CounterpartyPage, PositionsResponse
+from tests.support.apps import MakeClient
+from tests.support.simulators import Simulators
+
+
+def kept(client: TestClient) -> AnswerCache:
+    answers: AnswerCache = client.app_state["services"].answers
+    return answers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/positions",
+        "/positions?currency=ars&meaning=payable&meaning=receivable&page_size=3&page=2",
+        "/positions?counterparty_id=finqware:ing-ops&include_zero=true",
+        "/positions?kind=external",
+    ],
+)
+def test_positions_are_exactly_the_models_json(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    plain = PositionsResponse.model_validate_json(response.content).model_dump_json()
+    assert response.content == plain.encode()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/counterparties",
+        "/counterparties?q=cafe&currency=ars",
+        "/counterparties?page=3&page_size=4",
+    ],
+)
+def test_counterparty_pages_are_exactly_the_models_json(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    plain = CounterpartyPage.model_validate_json(response.content).model_dump_json()
+    assert response.content == plain.encode()
+
+
+def test_one_question_about_one_data_state_is_built_once(client: TestClient) -> None:
+    first = client.get("/positions?currency=USD")
+    again = client.get("/positions?currency=usd")  # the same question, written otherwise
+    other = client.get("/positions?currency=ARS")
+    assert kept(client).builds == 2
+    assert first.headers["etag"] == again.headers["etag"] != other.headers["etag"]
+    # Only the volatile members differ: the sources' age and the answer's time.
+    assert first.json()["positions"] == again.json()["positions"]
+
+
+def test_a_matching_etag_is_a_304_that_builds_nothing(make_client: MakeClient) -> None:
+    first = make_client()
+    etag = first.get("/counterparties?q=banca").headers["etag"]
+    assert etag.startswith('W/"')
+    # A second instance that loads the same data state has never built this answer: the
+    # validator alone decides the 304.
+    fresh = make_client()
+    answer = fresh.get("/counterparties?q=banca", headers={"If-None-Match": etag})
+    assert answer.status_code == 304
+    assert answer.content == b""
+    assert kept(fresh).builds == 0
+
+
+def test_new_data_gets_a_new_etag_and_a_new_build(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(min_refresh_interval_seconds=0)
+    before = client.get("/positions?source=finsync")
+    after = client.get("/positions?source=finsync", headers={"Cache-Control": "no-cache"})
+    assert simulators.finsync_calls() == 2
+    assert before.headers["etag"] != after.headers["etag"]
+    assert kept(client).builds == 2
