@@ -57,8 +57,14 @@ class SnapshotCache(Generic[V]):
         failure_backoff_seconds: float = 0.0,
         maxsize: int = 64,
         stale_on: type[Exception] | tuple[type[Exception], ...] = (),
+        stale_while_revalidate: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # Past the TTL, serve the value at once (as stale) while one load runs behind it,
+        # instead of making the caller wait for the upstream.
+        self._stale_while_revalidate = stale_while_revalidate
+        # Keys whose next read must wait for a load (invalidated: the value is known old).
+        self._must_load: set[str] = set()
         # Only these failures of a load are covered by stale data and remembered for the
         # back-off; anything else (a bug) propagates as it is.
         self._stale_on = stale_on
@@ -92,6 +98,7 @@ class SnapshotCache(Generic[V]):
 
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
+        self._must_load.add(key)
         entry = self._store.get(key)
         if entry is not None:
             expired_at = self._clock() - self.ttl_seconds
@@ -102,7 +109,8 @@ class SnapshotCache(Generic[V]):
     async def get(
         self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
     ) -> Cached[V]:
-        """Fresh value from the cache, else one (shared) load; stale on upstream error."""
+        """Fresh value from the cache, else one (shared) load; stale on upstream error, and,
+        with stale-while-revalidate, stale at once past the TTL while one load runs."""
         entry = self._store.get(key)
         if entry is not None:
             age = self._clock() - entry.loaded_at
@@ -110,6 +118,10 @@ class SnapshotCache(Generic[V]):
                 return self._cached(entry)
             if refresh and age < self.min_refresh_interval_seconds:
                 # Forced refreshes are rate-limited per connection: banks count every call.
+                return self._cached(entry)
+            if self._stale_while_revalidate and not refresh and key not in self._must_load:
+                if key not in self._failures:  # a failed load waits out its back-off
+                    self._load(key, load)
                 return self._cached(entry)
         recent_failure = self._failures.get(key)
         try:
@@ -144,6 +156,7 @@ class SnapshotCache(Generic[V]):
         else:
             self._store[key] = entry
             self._failures.pop(key, None)
+            self._must_load.discard(key)
             return entry
         finally:
             self._inflight.pop(key, None)

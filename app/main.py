@@ -95,6 +95,7 @@ def _cache(
         failure_backoff_seconds=settings.failure_backoff_seconds,
         maxsize=slots,
         stale_on=UpstreamError,
+        stale_while_revalidate=True,
     )
 
 

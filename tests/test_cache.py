@@ -176,3 +176,59 @@ async def test_only_the_failures_it_is_told_of_are_covered_by_stale_data() -> No
 
     with pytest.raises(KeyError):
         await cache.get("k", buggy)
+
+
+# --- stale-while-revalidate -----------------------------------------------------------------
+
+
+def make_swr(clock: Clock) -> SnapshotCache[str]:
+    return SnapshotCache[str](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        failure_backoff_seconds=15,
+        stale_on=UpstreamError,
+        stale_while_revalidate=True,
+        clock=clock,
+    )
+
+
+async def test_past_its_ttl_a_value_is_served_at_once_while_one_load_runs_behind_it() -> None:
+    clock, load = Clock(), Loader()
+    cache = make_swr(clock)
+    await cache.get("k", load)
+    clock.now += 31
+    load.gate = asyncio.Event()  # the upstream is slow now
+    answers = await asyncio.gather(*(cache.get("k", load) for _ in range(50)))
+    # Nobody waited for the slow upstream, and only one load was started behind them.
+    assert {(a.value, a.status) for a in answers} == {("value-1", "stale")}
+    assert all(a.expires_in_seconds == 0 for a in answers)
+    assert load.calls == 2
+    load.gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    after = await cache.get("k", load)
+    assert (after.value, after.status) == ("value-2", "fresh")
+    assert after.version > answers[0].version
+    assert load.calls == 2
+
+
+async def test_a_failed_revalidation_keeps_serving_stale_and_waits_out_the_backoff() -> None:
+    clock, load = Clock(), Loader()
+    cache = make_swr(clock)
+    await cache.get("k", load)
+    clock.now += 31
+    load.failing = True
+    first = await cache.get("k", load)
+    await asyncio.sleep(0)
+    second = await cache.get("k", load)
+    assert (first.value, second.value, second.status) == ("value-1", "value-1", "stale")
+    assert load.calls == 2  # one failed load; the back-off holds the next
+
+
+async def test_an_invalidated_value_is_not_served_stale_the_next_read_waits_for_a_load() -> None:
+    clock, load = Clock(), Loader()
+    cache = make_swr(clock)
+    await cache.get("k", load)
+    cache.invalidate("k")
+    again = await cache.get("k", load)
+    assert (again.value, again.status) == ("value-2", "fresh")

@@ -308,7 +308,7 @@ class Treasury:
                     connection.key,
                     None if isinstance(outcome, UpstreamError) else outcome.version,
                     info.status,
-                    None if info.error is None else info.error.code,
+                    None if info.error is None else (info.error.code, info.error.message),
                     tuple(notice.message for notice in notices),
                 )
             )

@@ -3,6 +3,8 @@ JSON their response models define."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -80,3 +82,24 @@ def test_new_data_gets_a_new_etag_and_a_new_build(
     assert simulators.finsync_calls() == 2
     assert before.headers["etag"] != after.headers["etag"]
     assert kept(client).builds == 2
+
+
+def test_past_the_ttl_the_answer_is_served_stale_at_once_and_refreshed_behind_it(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(finsync_ttl_seconds=0.05)
+    client.get("/positions?source=finsync")
+    time.sleep(0.1)
+    # FinSync is slow now (0.3 s): the answer is the last data, served without waiting.
+    simulators.finsync_faults.delay_seconds = 0.3
+    stale = client.get("/positions?source=finsync").json()
+    [source] = stale["sources"]
+    assert (source["status"], source["error"]) == ("stale", None)
+    # Had it waited for the reload, the answer would say ok: stale is the proof.
+    for _ in range(200):  # the refresh behind it lands; a bounded wait, not a time limit
+        [source] = client.get("/positions?source=finsync").json()["sources"]
+        if source["status"] == "ok":
+            break
+        time.sleep(0.01)
+    assert source["status"] == "ok"
+    assert simulators.finsync_calls() >= 2
