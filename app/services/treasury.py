@@ -244,8 +244,9 @@ class Treasury:
         on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
     ) -> None:
         self.connections = list(connections)
-        # Told the state of the connections behind every answer (metrics listen here).
+        # Told when a connection's state changes (metrics listen here): not on every answer.
         self._on_sources = on_sources
+        self._last_status: dict[str, SourceStatus] = {}
 
     def connection(self, key: str) -> Connection | None:
         for connection in self.connections:
@@ -291,8 +292,11 @@ class Treasury:
         chosen = self.connections if connections is None else list(connections)
         outcomes = await asyncio.gather(*(self._one(c, refresh) for c in chosen))
         sources = [_info(c.key, outcome) for c, outcome in zip(chosen, outcomes, strict=True)]
-        if self._on_sources is not None:
-            self._on_sources(sources)
+        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
+        if changed:
+            self._last_status.update((s.source, s.status) for s in changed)
+            if self._on_sources is not None:
+                self._on_sources(changed)
         if require_one and chosen and all(isinstance(o, UpstreamError) for o in outcomes):
             raise AllSourcesUnavailableError(sources)
         now = utcnow()
