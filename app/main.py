@@ -14,7 +14,13 @@ from fastapi.routing import APIRoute
 
 from app.api.answers import AnswerCache
 from app.api.errors import install_error_handlers
-from app.api.middleware import BodySizeLimit, RequestMetrics, UnexpectedErrors
+from app.api.middleware import (
+    AuthenticateFirst,
+    BodySizeLimit,
+    HeadAsGet,
+    RequestMetrics,
+    UnexpectedErrors,
+)
 from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
@@ -198,6 +204,8 @@ def create_app(
         servers=[{"url": settings.public_base_url, "description": "This deployment"}],
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
+        # `/positions/` is a 404, never a redirect: a redirect would be built from `Host`.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -206,6 +214,9 @@ def create_app(
     app.add_middleware(UnexpectedErrors)
     # Starlette's own limit answers text/plain; ours answers a problem like every error.
     app.add_middleware(BodySizeLimit)
+    # Outside the size limit: a write from nobody is a 401 whatever its body.
+    app.add_middleware(AuthenticateFirst, settings=settings)
+    app.add_middleware(HeadAsGet)
     # Outermost of ours, so refused bodies and unmatched paths are counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)

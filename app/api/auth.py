@@ -43,19 +43,27 @@ def identify(settings: Settings, token: str) -> Caller | None:
     return found
 
 
+def admit(settings: Settings, authorization: str | None) -> Caller:
+    """The caller an `Authorization` header names; UnauthenticatedError when it names none."""
+    if not settings.auth_required:
+        return ANONYMOUS
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("send an API key as `Authorization: Bearer <key>`")
+    caller = identify(settings, token.strip())
+    if caller is None:
+        raise UnauthenticatedError("the API key is not valid")
+    return caller
+
+
 async def authenticate(
     security_scopes: SecurityScopes,
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     """The caller, admitted when their key carries every scope the operation declares."""
-    if not settings.auth_required:
-        return ANONYMOUS
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise UnauthenticatedError("send an API key as `Authorization: Bearer <key>`")
-    caller = identify(settings, credentials.credentials)
-    if caller is None:
-        raise UnauthenticatedError("the API key is not valid")
+    header = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
+    caller = admit(settings, header)
     for scope in security_scopes.scopes:
         if scope not in caller.scopes:
             raise ForbiddenError(f"the API key lacks the `{scope}` scope")

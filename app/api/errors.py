@@ -111,11 +111,18 @@ class ForbiddenError(Exception):
     """The API key lacks the scope the operation needs."""
 
 
-class BodyTooLargeError(Exception):
-    """The request body is larger than the service accepts."""
+class BodyTooLargeError(StarletteHTTPException):
+    """The request body is larger than the service accepts.
+
+    An HTTPException so that FastAPI, which turns any other failure while it reads a body
+    into a 400, lets it through to the table's handler when a chunked body grows too big.
+    """
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(f"the request body is larger than {max_bytes} bytes")
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes")
+
+    def __str__(self) -> str:
+        return str(self.detail)
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -267,7 +274,9 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
         413,
         "content-too-large",
         "Content Too Large",
-        "The request body is larger than the service accepts (64 KiB).",
+        "The request body is larger than the service accepts (64 KiB), whether sent with "
+        "`Content-Length` or chunked.",
+        headers=lambda exc: {"Connection": "close"},
     ),
     AllSourcesUnavailableError: ProblemKind(
         503,
@@ -387,7 +396,7 @@ def _respond(
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, StarletteHTTPException):
+    if isinstance(exc, StarletteHTTPException) and kind_of(exc) is PROBLEMS[Exception]:
         return _http_error(request, exc)
     if isinstance(exc, RequestValidationError):
         return _validation_error(request, exc)

@@ -7,10 +7,19 @@ import json
 import logging
 import time
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.errors import PROBLEM_MEDIA_TYPE, BodyTooLargeError, problem_content, problem_of
+from app.api.auth import admit
+from app.api.errors import (
+    PROBLEM_MEDIA_TYPE,
+    BodyTooLargeError,
+    UnauthenticatedError,
+    problem_content,
+    problem_of,
+)
 from app.metrics import Metrics
+from app.settings import Settings
 
 logger = logging.getLogger("app.api")
 
@@ -32,6 +41,68 @@ async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": kind.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# Requests that carry a body: their caller is known before the body is read.
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AuthenticateFirst:
+    """A write whose caller is not authenticated is refused (401) before its body is read:
+    a malformed or huge body from nobody costs nothing. Scopes are still checked by each
+    route's dependency (403)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _WRITES and _is_a_route(scope):
+            authorization = next(
+                (value for name, value in scope["headers"] if name == b"authorization"), b""
+            )
+            try:
+                admit(self.settings, authorization.decode("latin-1") or None)
+            except UnauthenticatedError as exc:
+                await send_problem(scope, send, exc)
+                return
+        await self.app(scope, receive, send)
+
+
+def _is_a_route(scope: Scope) -> bool:
+    # Only a write some route serves: an unknown path stays a 404 and a method the path does
+    # not serve a 405, whoever asks.
+    routes = scope["app"].router.routes
+    return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+
+class HeadAsGet:
+    """`HEAD` on every `GET` route: answered as the `GET` would be, headers and all, with
+    no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b""})
+                return
+            await send(message)
+
+        # A copy: the server's own scope still says HEAD (uvicorn then writes no body).
+        inner = {**scope, "method": "GET"}
+        try:
+            await self.app(inner, receive, headers_only)
+        finally:
+            # The route the router found, for the metrics outside (counted as a HEAD).
+            if "route" in inner:
+                scope["route"] = inner["route"]
 
 
 class UnexpectedErrors:
