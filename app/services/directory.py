@@ -6,9 +6,11 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from cachetools import TTLCache
+
 from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
-from app.domain.models import Counterparty
+from app.domain.models import Counterparty, SourceStatus
 from app.domain.names import same_name
 from app.services.treasury import (
     Gathered,
@@ -19,6 +21,7 @@ from app.upstreams.errors import (
     UpstreamBadResponseError,
     UpstreamNotFoundError,
     UpstreamOutcomeUnknownError,
+    UpstreamUnavailableError,
 )
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
 
@@ -54,6 +57,15 @@ class Found:
     gathered: Gathered
 
 
+# A FinSync id its (stale) list does not have, found missing by FinSync itself, is not asked
+# again for this long; at most this many ids are remembered.
+MISS_MEMORY_SECONDS = 30.0
+MISS_MEMORY_SIZE = 10_000
+# Look-ups by id in flight at once: they can never take FinSync's whole connection pool, and
+# one more fails at once rather than queueing behind a stalled upstream.
+DETAIL_CALLS = 4
+
+
 class Directory:
     def __init__(self, treasury: Treasury, finsync: FinsyncClient | None) -> None:
         self._treasury = treasury
@@ -61,6 +73,10 @@ class Directory:
         # Creates are rare and FinSync's is not idempotent: one at a time in this process,
         # so two concurrent requests for one name cannot both pass the duplicate check.
         self._create_lock = asyncio.Lock()
+        self._misses: TTLCache[int, bool] = TTLCache(
+            maxsize=MISS_MEMORY_SIZE, ttl=MISS_MEMORY_SECONDS
+        )
+        self._lookups: dict[int, asyncio.Task[FinsyncClientRecord | None]] = {}
 
     async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
         """One counterparty from its own connection only; unknown or malformed → error.
@@ -81,12 +97,13 @@ class Directory:
                 return Found(counterparty, gathered)
         ref = parse_counterparty_id(counterparty_id)
         client_id = None if ref is None else ref.finsync_client
-        if client_id is not None and self._finsync is not None:
-            # Created since the list was cached (perhaps by someone else): ask FinSync directly.
-            try:
-                record = await self._finsync.get_client(client_id)
-            except UpstreamNotFoundError:
-                raise UnknownCounterpartyError(counterparty_id) from None
+        fresh = all(info.status is SourceStatus.ok for info in gathered.sources)
+        # A fresh list answers for itself; a stale one may miss a client created since, so
+        # FinSync is asked, once per id at a time, and a miss is remembered.
+        if client_id is not None and not fresh and client_id not in self._misses:
+            record = await self._look_up(client_id)
+            if record is None:
+                raise UnknownCounterpartyError(counterparty_id)
             interpreted = interpret_finsync_client(record, fetched_at=utcnow())
             if interpreted.counterparties:
                 found = Gathered(
@@ -98,6 +115,30 @@ class Directory:
                 )
                 return Found(interpreted.counterparties[0], found)
         raise UnknownCounterpartyError(counterparty_id)
+
+    async def _look_up(self, client_id: int) -> FinsyncClientRecord | None:
+        task = self._lookups.get(client_id)
+        if task is None:
+            if self._finsync is None:
+                return None
+            if len(self._lookups) >= DETAIL_CALLS:
+                raise UpstreamUnavailableError(
+                    "finsync", "too many look-ups by id in flight; try again shortly"
+                )
+            task = asyncio.get_running_loop().create_task(self._ask(self._finsync, client_id))
+            # Every asker may go away: read the outcome so asyncio never logs it as lost.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._lookups[client_id] = task
+        return await asyncio.shield(task)
+
+    async def _ask(self, finsync: FinsyncClient, client_id: int) -> FinsyncClientRecord | None:
+        try:
+            return await finsync.get_client(client_id)
+        except UpstreamNotFoundError:
+            self._misses[client_id] = True
+            return None
+        finally:
+            self._lookups.pop(client_id, None)
 
     async def create(self, name: str, description: str | None) -> Counterparty:
         """Create an external counterparty unless one with the same name exists.
@@ -130,6 +171,7 @@ class Directory:
         connection = self._treasury.connection("finsync")
         if connection is not None:
             connection.invalidate()
+        self._misses.pop(created.id, None)
         interpreted = interpret_finsync_client(created, fetched_at=utcnow())
         if not interpreted.counterparties:
             raise UpstreamBadResponseError("finsync", "the created client could not be interpreted")
