@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, Literal, TypeVar
 
-from cachetools import TTLCache
+from cachetools import TLRUCache, TTLCache
 
 V = TypeVar("V")
 
@@ -54,7 +54,7 @@ class SnapshotCache(Generic[V]):
         ttl_seconds: float,
         stale_if_error_seconds: float,
         min_refresh_interval_seconds: float = 0.0,
-        failure_backoff_seconds: float = 0.0,
+        failure_backoff_seconds: float | Callable[[Exception], float] = 0.0,
         maxsize: int = 64,
         stale_on: type[Exception] | tuple[type[Exception], ...] = (),
         stale_while_revalidate: bool = False,
@@ -78,10 +78,20 @@ class SnapshotCache(Generic[V]):
         )
         self._inflight: dict[str, asyncio.Task[_Entry[V]]] = {}
         # A failed load is remembered briefly so a down upstream is not called on every request.
-        self._failures: TTLCache[str, Exception] = TTLCache(
-            maxsize=maxsize, ttl=max(failure_backoff_seconds, 1e-9), timer=clock
+        # How long a failure is not tried again: a number, or one per kind of failure (an
+        # expired consent can wait an hour; a time-out, seconds).
+        self._backoff: Callable[[Exception], float]
+        if callable(failure_backoff_seconds):
+            self._backoff = failure_backoff_seconds
+        else:
+            fixed_seconds = failure_backoff_seconds
+            self._backoff = lambda _exc: fixed_seconds
+        self._failures: TLRUCache[str, Exception] = TLRUCache(
+            maxsize=maxsize, ttu=self._failure_expires_at, timer=clock
         )
-        self._failure_backoff_seconds = failure_backoff_seconds
+
+    def _failure_expires_at(self, key: str, failure: Exception, now: float) -> float:
+        return now + self._backoff(failure)
 
     def _cached(self, entry: _Entry[V], error: Exception | None = None) -> Cached[V]:
         age = max(0.0, self._clock() - entry.loaded_at)
@@ -150,7 +160,7 @@ class SnapshotCache(Generic[V]):
         except self._stale_on as exc:
             # Logged here, once per real load, not once per request it fails.
             logger.warning("%s failed: %s", key, exc)
-            if self._failure_backoff_seconds > 0:
+            if self._backoff(exc) > 0:
                 self._failures[key] = exc
             raise
         else:

@@ -88,6 +88,10 @@ def _http_client(
     )
 
 
+# Failures only someone's action heals (a new onboarding, a new key): asked again rarely.
+_ASKED_HOURLY = frozenset({"consent_expired", "unauthorized"})
+
+
 def _cache(
     settings: Settings, ttl_seconds: float, *, refresh_floor: bool = True, slots: int = 64
 ) -> SnapshotCache[Any]:
@@ -98,7 +102,11 @@ def _cache(
         min_refresh_interval_seconds=(
             settings.min_refresh_interval_seconds if refresh_floor else 0.0
         ),
-        failure_backoff_seconds=settings.failure_backoff_seconds,
+        failure_backoff_seconds=lambda exc: (
+            settings.permanent_failure_backoff_seconds
+            if isinstance(exc, UpstreamError) and exc.code in _ASKED_HOURLY
+            else settings.failure_backoff_seconds
+        ),
         maxsize=slots,
         stale_on=UpstreamError,
         stale_while_revalidate=True,

@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     upstream_timeout_seconds: Annotated[float, Field(gt=0)] = 5
     min_refresh_interval_seconds: Annotated[float, Field(ge=0)] = 10
     failure_backoff_seconds: Annotated[float, Field(ge=0)] = 15
+    # An expired consent or a refused key is asked again no more than this often.
+    permanent_failure_backoff_seconds: Annotated[float, Field(ge=0)] = 3600
     finsync_page_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     upstream_http2: bool = False
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.cache import SnapshotCache
-from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
+from app.upstreams.errors import ConsentExpiredError, UpstreamError, UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
 
@@ -232,3 +232,34 @@ async def test_an_invalidated_value_is_not_served_stale_the_next_read_waits_for_
     cache.invalidate("k")
     again = await cache.get("k", load)
     assert (again.value, again.status) == ("value-2", "fresh")
+
+
+async def test_each_kind_of_failure_waits_out_its_own_backoff() -> None:
+    clock = Clock()
+
+    def backoff(exc: Exception) -> float:
+        return 3600 if isinstance(exc, ConsentExpiredError) else 15
+
+    cache = SnapshotCache[str](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        failure_backoff_seconds=backoff,
+        stale_on=UpstreamError,
+        clock=clock,
+    )
+    calls = 0
+
+    async def expired() -> str:
+        nonlocal calls
+        calls += 1
+        raise ConsentExpiredError("finqware:brd", "expired")
+
+    for step_seconds in (0, 16, 600, 2900):
+        clock.now += step_seconds
+        with pytest.raises(ConsentExpiredError):
+            await cache.get("k", expired)
+    assert calls == 1  # asked once within the hour
+    clock.now += 100
+    with pytest.raises(ConsentExpiredError):
+        await cache.get("k", expired)
+    assert calls == 2
