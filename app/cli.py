@@ -28,6 +28,7 @@ def _settings(*, sandbox: bool) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.logs import uvicorn_log_config
     from app.main import create_app
 
     settings = _settings(sandbox=args.sandbox)
@@ -48,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         proxy_headers=True,
         server_header=False,
+        log_config=uvicorn_log_config(),
     )
     return 0
 

@@ -76,8 +76,13 @@ def test_serve_sandbox_answers_positions_on_its_port(tmp_path: Path) -> None:
         response = httpx2.get(f"http://127.0.0.1:{port}/positions", timeout=10)
         assert response.status_code == 200
         assert response.json()["positions"]
+        # A caller key pasted into the query string is never written to the access log.
+        leaked = httpx2.get(f"http://127.0.0.1:{port}/healthz?api_key=sk_live_4242", timeout=10)
+        assert leaked.status_code == 200
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=10)
     assert "NOT authenticated" in output
     assert "sandbox-finsync-key" not in output
+    assert "GET /healthz?api_key=[hidden]" in output
+    assert "sk_live_4242" not in output
