@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.logs import uvicorn_log_config
     from app.main import create_app
+    from app.server import limited_protocol
 
     settings = _settings(sandbox=args.sandbox)
     logging.basicConfig(
@@ -45,7 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the header size and time limits it lacks.
+        http=limited_protocol(),
         log_level=settings.log_level,
         proxy_headers=True,
         server_header=False,

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -21,12 +22,17 @@ def loopback_socket() -> socket.socket:
 
 
 @contextmanager
-def serve(app: ASGIApp, *, start_timeout_seconds: float = 10.0) -> Iterator[str]:
-    """Serve `app` on a free loopback port until the block ends; yields its base URL."""
+def serve(
+    app: ASGIApp, *, start_timeout_seconds: float = 10.0, http: Any = "auto"
+) -> Iterator[str]:
+    """Serve `app` on a free loopback port until the block ends; yields its base URL.
+    `http` is uvicorn's protocol (a name, or a class such as tesoro's own)."""
     sock = loopback_socket()
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", ws="none", lifespan="on", loop="asyncio")
+        uvicorn.Config(
+            app, log_level="warning", ws="none", lifespan="on", loop="asyncio", http=http
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
