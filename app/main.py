@@ -34,7 +34,7 @@ from app.settings import Settings
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
-from app.upstreams.http import ObservedClient
+from app.upstreams.http import ObservedClient, RetryPolicy
 
 logger = logging.getLogger("app")
 
@@ -88,6 +88,13 @@ def _http_client(
     )
 
 
+def _retries(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        attempts=settings.upstream_retry_attempts,
+        deadline_seconds=settings.upstream_deadline_seconds,
+    )
+
+
 # Failures only someone's action heals (a new onboarding, a new key): asked again rarely.
 _ASKED_HOURLY = frozenset({"consent_expired", "unauthorized"})
 
@@ -128,6 +135,7 @@ def _build_services(
             http,
             api_key=settings.finsync_api_key,
             page_concurrency=settings.finsync_page_concurrency,
+            retries=_retries(settings),
         )
         connections.append(
             FinsyncConnection(client=finsync, cache=_cache(settings, settings.finsync_ttl_seconds))
@@ -143,6 +151,7 @@ def _build_services(
             http,
             client_id=settings.finqware_client_id,
             client_secret=settings.finqware_client_secret,
+            retries=_retries(settings),
         )
         orders = BalanceOrders(
             current=tuple(settings.current_balance_types),

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     finqware_accounts_ttl_seconds: Annotated[float, Field(gt=0)] = 3600
     stale_if_error_seconds: Annotated[float, Field(ge=0)] = 86400
     upstream_timeout_seconds: Annotated[float, Field(gt=0)] = 5
+    # Reads tried again after a transient failure, and the time all tries of one read get.
+    upstream_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    upstream_deadline_seconds: Annotated[float, Field(gt=0)] = 12
     min_refresh_interval_seconds: Annotated[float, Field(ge=0)] = 10
     failure_backoff_seconds: Annotated[float, Field(ge=0)] = 15
     # An expired consent or a refused key is asked again no more than this often.

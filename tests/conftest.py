@@ -1,14 +1,24 @@
 """Shared pytest configuration: async tests run on asyncio through anyio's plugin."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import stamina
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def one_try_per_read() -> Iterator[None]:
+    """stamina's testing switch: one try per read, so a test's upstream faults and call counts
+    mean what they say; tests of the retries themselves allow more (`retrying`)."""
+    with stamina.set_testing(True, attempts=1):
+        yield
 
 
 @pytest.fixture

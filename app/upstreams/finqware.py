@@ -21,7 +21,7 @@ from app.upstreams.errors import (
     UpstreamUnauthorizedError,
     UpstreamUnavailableError,
 )
-from app.upstreams.http import generic_status_error, send
+from app.upstreams.http import NO_RETRIES, RetryPolicy, generic_status_error, send
 from app.upstreams.reading import (
     Identifier,
     LenientDate,
@@ -248,11 +248,17 @@ class FinqwareClient:
     """Talks to Finqware over an injected ``httpx2.AsyncClient`` whose base URL ends in ``/v1``."""
 
     def __init__(
-        self, http: httpx2.AsyncClient, *, client_id: str, client_secret: SecretStr
+        self,
+        http: httpx2.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: SecretStr,
+        retries: RetryPolicy = NO_RETRIES,
     ) -> None:
         self._http = http
         self._client_id = client_id
         self._client_secret = client_secret
+        self._retries = retries
 
     def _body(self, consent: ConsentCredentials) -> dict[str, str]:
         # Only documented keys: Finqware rejects unknown ones (unknown_fields).
@@ -266,8 +272,15 @@ class FinqwareClient:
 
     async def _post(self, route: str, consent: ConsentCredentials) -> Any:
         # Relative to the base URL, which carries the /v1 prefix.
+        # A POST, but a read: Finqware's calls only fetch, so they are retried like reads.
         return await send(
-            self._http, UPSTREAM, "POST", route, json_body=self._body(consent), map_error=_map_error
+            self._http,
+            UPSTREAM,
+            "POST",
+            route,
+            json_body=self._body(consent),
+            map_error=_map_error,
+            retries=self._retries,
         )
 
     async def get_balances(self, consent: ConsentCredentials) -> Parsed[FinqwareBalance]:

@@ -21,7 +21,14 @@ from app.upstreams.errors import (
     UpstreamRejectedError,
     UpstreamUnauthorizedError,
 )
-from app.upstreams.http import first_upstream_error, generic_status_error, parse, send
+from app.upstreams.http import (
+    NO_RETRIES,
+    RetryPolicy,
+    first_upstream_error,
+    generic_status_error,
+    parse,
+    send,
+)
 from app.upstreams.reading import (
     MAX_INT_DIGITS,
     Parsed,
@@ -182,11 +189,17 @@ class FinsyncClient:
     """Talks to FinSync over an injected ``httpx2.AsyncClient`` whose base URL is FinSync's."""
 
     def __init__(
-        self, http: httpx2.AsyncClient, *, api_key: SecretStr, page_concurrency: int = 4
+        self,
+        http: httpx2.AsyncClient,
+        *,
+        api_key: SecretStr,
+        page_concurrency: int = 4,
+        retries: RetryPolicy = NO_RETRIES,
     ) -> None:
         self._http = http
         self._api_key = api_key
         self._page_concurrency = page_concurrency
+        self._retries = retries
 
     def _headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_key.get_secret_value()}
@@ -200,6 +213,7 @@ class FinsyncClient:
             params=params,
             headers=self._headers(),
             map_error=_map_error,
+            retries=self._retries,
         )
 
     async def _list_page(self, page: int) -> _ClientPage:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
 import httpx2
+import stamina
 from pydantic import TypeAdapter, ValidationError
 
 from app.upstreams.errors import (
@@ -56,6 +59,26 @@ def try_decode_json(response: httpx2.Response) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a read is tried again after a transient failure: jittered exponential waits, at
+    most `attempts` tries, all of it within `deadline_seconds`."""
+
+    attempts: int = 3
+    deadline_seconds: float = 10.0
+    wait_initial_seconds: float = 0.1
+    wait_max_seconds: float = 1.0
+
+
+NO_RETRIES = RetryPolicy(attempts=1)
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    # A dropped connection, a 5xx or a proxy's page, a rate limit (Finqware's bank limit comes
+    # as a 400): another try may succeed. A time-out already spent its time: not retried.
+    return isinstance(exc, UpstreamUnavailableError | UpstreamRateLimitedError)
+
+
 async def send(
     client: httpx2.AsyncClient,
     upstream: str,
@@ -67,12 +90,53 @@ async def send(
     json_body: Any = None,
     headers: Mapping[str, str] | None = None,
     idempotent: bool = True,
+    retries: RetryPolicy = NO_RETRIES,
 ) -> Any:
     """Send one request and return its decoded JSON body, or raise an UpstreamError.
 
-    A non-idempotent request that may have reached the upstream before failing
-    raises UpstreamOutcomeUnknownError, so the caller checks before resending.
+    A read is retried by `retries` on transient failures; a write never is. A
+    non-idempotent request that may have reached the upstream before failing raises
+    UpstreamOutcomeUnknownError, so the caller checks before resending.
     """
+    once = functools.partial(
+        _send_once,
+        client,
+        upstream,
+        method,
+        url,
+        map_error=map_error,
+        params=params,
+        json_body=json_body,
+        headers=headers,
+        idempotent=idempotent,
+    )
+    if not idempotent or retries.attempts <= 1:
+        return await once()
+    async for attempt in stamina.retry_context(
+        on=_worth_retrying,
+        attempts=retries.attempts,
+        timeout=retries.deadline_seconds,
+        wait_initial=retries.wait_initial_seconds,
+        wait_max=retries.wait_max_seconds,
+        wait_jitter=retries.wait_initial_seconds,
+    ):
+        with attempt:
+            return await once()
+    raise AssertionError("stamina returns or raises")  # pragma: no cover
+
+
+async def _send_once(
+    client: httpx2.AsyncClient,
+    upstream: str,
+    method: str,
+    url: str,
+    *,
+    map_error: ErrorMapper,
+    params: Mapping[str, str | int] | None,
+    json_body: Any,
+    headers: Mapping[str, str] | None,
+    idempotent: bool,
+) -> Any:
     content = None if json_body is None else json.dumps(json_body).encode()
     request_headers = {"accept": "application/json"}
     if content is not None:
