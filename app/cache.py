@@ -106,6 +106,11 @@ class SnapshotCache(Generic[V]):
             error=error,
         )
 
+    def peek(self, key: str) -> Cached[V] | None:
+        """The value held, fresh or stale, without loading."""
+        entry = self._store.get(key)
+        return None if entry is None else self._cached(entry)
+
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
         self._must_load.add(key)

@@ -174,7 +174,11 @@ def _build_services(
             )
             for consent in settings.finqware_consents
         )
-    treasury = Treasury(connections, on_sources=metrics.observe_sources)
+    treasury = Treasury(
+        connections,
+        on_sources=metrics.observe_sources,
+        deadline_seconds=settings.request_deadline_seconds,
+    )
     return Services(
         treasury=treasury,
         directory=Directory(treasury, finsync),

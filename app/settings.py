@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # Reads tried again after a transient failure, and the time all tries of one read get.
     upstream_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     upstream_deadline_seconds: Annotated[float, Field(gt=0)] = 12
+    # An aggregated answer leaves by then with what is in hand (stale or unavailable for the
+    # connections still fetching, whose fetches go on and fill the cache).
+    request_deadline_seconds: Annotated[float, Field(gt=0)] = 8
     min_refresh_interval_seconds: Annotated[float, Field(ge=0)] = 10
     failure_backoff_seconds: Annotated[float, Field(ge=0)] = 15
     # An expired consent or a refused key is asked again no more than this often.

@@ -4,6 +4,7 @@ through their caches, and the partial-failure policy."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from app.domain.models import (
     SourceStatus,
 )
 from app.settings import ConsentSettings
-from app.upstreams.errors import UpstreamError
+from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 from app.upstreams.finqware import ConsentCredentials, FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
 from app.upstreams.reading import Parsed
@@ -60,6 +61,9 @@ class Connection(Protocol):
 
     def invalidate(self) -> None:
         """The next snapshot loads again (the old one stays for stale-if-error)."""
+
+    def last(self) -> Cached[Interpreted] | None:
+        """The last data held, fresh or stale, without asking the upstream."""
 
     def placeholder(self) -> Counterparty | None:
         """What stands for the connection in listings when it cannot be read, if anything."""
@@ -92,6 +96,9 @@ class FinsyncConnection:
 
     def invalidate(self) -> None:
         self.cache.invalidate(self.key)
+
+    def last(self) -> Cached[Interpreted] | None:
+        return self.cache.peek(self.key)
 
 
 @dataclass
@@ -181,6 +188,9 @@ class FinqwareConnection:
     def invalidate(self) -> None:
         self.cache.invalidate(self.key)
 
+    def last(self) -> Cached[Interpreted] | None:
+        return self.cache.peek(self.key)
+
 
 @dataclass(frozen=True)
 class Gathered:
@@ -242,8 +252,11 @@ class Treasury:
         connections: Sequence[Connection],
         *,
         on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.connections = list(connections)
+        # An answer leaves by then with what is in hand; slower fetches go on behind it.
+        self._deadline_seconds = deadline_seconds
         # Told when a connection's state changes (metrics listen here): not on every answer.
         self._on_sources = on_sources
         self._last_status: dict[str, SourceStatus] = {}
@@ -290,7 +303,7 @@ class Treasury:
         read still lists its placeholder. Raises AllSourcesUnavailableError when every chosen
         connection failed with nothing cached, unless `require_one` is false."""
         chosen = self.connections if connections is None else list(connections)
-        outcomes = await asyncio.gather(*(self._one(c, refresh) for c in chosen))
+        outcomes = await self._within_deadline(chosen, refresh)
         sources = [_info(c.key, outcome) for c, outcome in zip(chosen, outcomes, strict=True)]
         changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
         if changed:
@@ -333,6 +346,33 @@ class Treasury:
             max_age_seconds=int(min(fresh_ttls)) if fresh_ttls else 0,
             state=tuple(state),
         )
+
+    async def _within_deadline(
+        self, chosen: Sequence[Connection], refresh: bool
+    ) -> list[Cached[Interpreted] | UpstreamError]:
+        """Each connection's outcome; one still fetching at the deadline answers with its last
+        data (stale) or as timed out, and its fetch goes on to fill the cache."""
+        tasks = [asyncio.ensure_future(self._one(c, refresh)) for c in chosen]
+        if not tasks:
+            return []
+        _, pending = await asyncio.wait(tasks, timeout=self._deadline_seconds)
+        outcomes: list[Cached[Interpreted] | UpstreamError] = []
+        for connection, task in zip(chosen, tasks, strict=True):
+            if task not in pending:
+                outcomes.append(task.result())
+                continue
+            # Nobody awaits it now: read its outcome when it ends, so nothing is lost unseen.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            late = UpstreamTimeoutError(
+                connection.key, "still fetching at the answer's deadline; the cache fills behind"
+            )
+            held = connection.last()
+            outcomes.append(
+                late
+                if held is None
+                else dataclasses.replace(held, status="stale", expires_in_seconds=0.0, error=late)
+            )
+        return outcomes
 
     @staticmethod
     async def _one(connection: Connection, refresh: bool) -> Cached[Interpreted] | UpstreamError:

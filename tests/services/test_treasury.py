@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -19,17 +20,27 @@ NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 
 class FakeConnection:
-    """A connection whose next snapshot the test decides: fresh data, or a failure."""
+    """A connection whose next snapshot the test decides: fresh data, a failure, or a wait
+    on `gate`; `held` is the data it already has."""
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.source = Source.finsync
         self.failing = False
+        self.gate: asyncio.Event | None = None
+        self.held: Cached[Interpreted] | None = None
+        self.fetched = 0
 
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failing:
             raise UpstreamTimeoutError(self.key, "slow")
+        self.fetched += 1
         return Cached(Interpreted((), ()), "fresh", NOW, 0.0, 30.0, version=1)
+
+    def last(self) -> Cached[Interpreted] | None:
+        return self.held
 
     def invalidate(self) -> None:
         pass
@@ -58,3 +69,25 @@ async def test_the_listener_hears_each_change_of_state_once() -> None:
         [("a", SourceStatus.ok), ("b", SourceStatus.ok)],
         [("b", SourceStatus.unavailable)],
     ]
+
+
+async def test_an_answer_leaves_at_its_deadline_with_what_is_in_hand() -> None:
+    fast, slow_cold, slow_warm = FakeConnection("a"), FakeConnection("b"), FakeConnection("c")
+    slow_cold.gate, slow_warm.gate = asyncio.Event(), asyncio.Event()
+    slow_warm.held = Cached(Interpreted((), ()), "fresh", NOW, 10.0, 20.0, version=7)
+    treasury = Treasury([fast, slow_cold, slow_warm], deadline_seconds=0.05)
+    gathered = await treasury.gather()
+    states = {s.source: (s.status, s.error.code if s.error else None) for s in gathered.sources}
+    assert states == {
+        "a": (SourceStatus.ok, None),
+        "b": (SourceStatus.unavailable, "timeout"),
+        "c": (SourceStatus.stale, "timeout"),
+    }
+    assert gathered.complete is False
+    assert gathered.max_age_seconds == 0
+    # The fetches left behind go on and finish by themselves.
+    slow_cold.gate.set()
+    slow_warm.gate.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert (slow_cold.fetched, slow_warm.fetched) == (1, 1)
