@@ -3,6 +3,7 @@ not arrive in time closes the connection, and ordinary requests are untouched.""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Iterator
@@ -99,3 +100,36 @@ def test_keep_alive_requests_each_get_their_own_head_budget(tesoro: tuple[str, i
     with httpx2.Client(base_url=f"http://{host}:{port}", timeout=10) as client:
         for _ in range(5):  # 5 x 10 KiB heads on one connection: each is within the limit
             assert client.get("/healthz", headers={"X-Fill": "f" * 10_000}).status_code == 200
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_eight_unfinished_8_mib_heads_leave_memory_bounded_and_healthz_answering(
+    tesoro: tuple[str, int],
+) -> None:
+    host, port = tesoro
+    before = resident_bytes()
+    connections = [socket.create_connection(tesoro, timeout=10) for _ in range(8)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Endless: ")
+        chunk = b"a" * (256 * 1024)
+        for _ in range(32):  # 8 MiB each, never finished
+            for connection in connections:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    connection.sendall(chunk)
+        # The server (in this process) kept at most the 16 KiB it counted of each; without
+        # the limit the parser would buffer all 64 MiB.
+        assert resident_bytes() - before < 32 * 1024 * 1024
+        assert httpx2.get(f"http://{host}:{port}/healthz", timeout=10).status_code == 200
+        for connection in connections:
+            assert read_all(connection).startswith(b"HTTP/1.1 431 ")
+    finally:
+        for connection in connections:
+            connection.close()
