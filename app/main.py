@@ -29,7 +29,13 @@ from app.domain.interpret import BalanceOrders
 from app.metrics import Metrics
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
-from app.services.treasury import Connection, FinqwareConnection, FinsyncConnection, Treasury
+from app.services.treasury import (
+    Breakers,
+    Connection,
+    FinqwareConnection,
+    FinsyncConnection,
+    Treasury,
+)
 from app.settings import Settings
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
@@ -128,6 +134,9 @@ def _build_services(
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
+    breakers = Breakers(
+        failures=settings.breaker_failures, open_seconds=settings.breaker_open_seconds
+    )
     if settings.finsync_enabled and settings.finsync_api_key is not None:
         http = _http_client(settings, "finsync", settings.finsync_base_url, transport, metrics)
         stack.push_async_callback(http.aclose)
@@ -138,7 +147,11 @@ def _build_services(
             retries=_retries(settings),
         )
         connections.append(
-            FinsyncConnection(client=finsync, cache=_cache(settings, settings.finsync_ttl_seconds))
+            FinsyncConnection(
+                client=finsync,
+                cache=_cache(settings, settings.finsync_ttl_seconds),
+                breakers=breakers,
+            )
         )
     if (
         settings.finqware_enabled
@@ -171,6 +184,7 @@ def _build_services(
                 cache=balances_cache,
                 accounts_cache=accounts_cache,
                 orders=orders,
+                breakers=breakers,
             )
             for consent in settings.finqware_consents
         )

@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     failure_backoff_seconds: Annotated[float, Field(ge=0)] = 15
     # An expired consent or a refused key is asked again no more than this often.
     permanent_failure_backoff_seconds: Annotated[float, Field(ge=0)] = 3600
+    # Transient failures in a row that open a connection's circuit, and how long it stays open.
+    breaker_failures: Annotated[int, Field(ge=1)] = 5
+    breaker_open_seconds: Annotated[float, Field(gt=0)] = 30
     finsync_page_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     upstream_http2: bool = False
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
 
 from app.cache import Cached, SnapshotCache
 from app.domain.ids import finqware_id, parse_counterparty_id
@@ -33,7 +37,12 @@ from app.domain.models import (
     SourceStatus,
 )
 from app.settings import ConsentSettings
-from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
+from app.upstreams.errors import (
+    PermanentUpstreamError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from app.upstreams.finqware import ConsentCredentials, FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
 from app.upstreams.reading import Parsed
@@ -72,12 +81,45 @@ class Connection(Protocol):
         """Warnings about the connection itself (a consent about to expire), as of `now`."""
 
 
+class Breakers:
+    """One circuit breaker per connection (purgatory, in memory): `failures` transient
+    failures in a row open it; while open, a load fails at once without calling the upstream
+    (the connection is served stale, or reported unavailable); after `open_seconds` one
+    probe goes through, and its success closes it. Permanent failures do not count: they
+    have their own, hourly, back-off."""
+
+    def __init__(self, *, failures: int = 5, open_seconds: float = 30.0) -> None:
+        self.open_seconds = open_seconds
+        self._factory = AsyncCircuitBreakerFactory(
+            default_threshold=failures,
+            default_ttl=open_seconds,
+            exclude=[PermanentUpstreamError],
+        )
+
+    @asynccontextmanager
+    async def guard(self, key: str) -> AsyncIterator[None]:
+        breaker = await self._factory.get_breaker(key)
+        try:
+            async with breaker:
+                yield
+        except OpenedState as exc:
+            raise UpstreamUnavailableError(
+                key,
+                "circuit open after repeated failures: not asked again for up to "
+                f"{self.open_seconds:g} s",
+            ) from exc
+
+
+NO_BREAKERS = Breakers(failures=1_000_000_000)
+
+
 @dataclass
 class FinsyncConnection:
     client: FinsyncClient
     cache: SnapshotCache[Interpreted]
     key: str = "finsync"
     source: Source = Source.finsync
+    breakers: Breakers = NO_BREAKERS
 
     def placeholder(self) -> Counterparty | None:
         return None  # FinSync's clients are not known without FinSync
@@ -86,7 +128,8 @@ class FinsyncConnection:
         return []
 
     async def load(self) -> Interpreted:
-        clients = await self.client.list_clients()
+        async with self.breakers.guard(self.key):
+            clients = await self.client.list_clients()
         # The reader made every record interpretable: an exception here is a bug of tesoro's,
         # a logged 500, never blamed on FinSync as a bad response and hidden behind stale data.
         return interpret_finsync(clients.records, fetched_at=utcnow(), rejected=clients.rejected)
@@ -109,6 +152,7 @@ class FinqwareConnection:
     accounts_cache: SnapshotCache[Parsed[FinqwareAccount]]
     orders: BalanceOrders
     source: Source = Source.finqware
+    breakers: Breakers = NO_BREAKERS
     credentials: ConsentCredentials = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,9 +196,10 @@ class FinqwareConnection:
 
     async def load(self) -> Interpreted:
         # Accounts (names, IBANs) change rarely and have their own, longer-lived cache.
-        accounts, balances = await asyncio.gather(
-            self._accounts_or_error(), self.client.get_balances(self.credentials)
-        )
+        async with self.breakers.guard(self.key):
+            accounts, balances = await asyncio.gather(
+                self._accounts_or_error(), self.client.get_balances(self.credentials)
+            )
         listed = (
             Parsed[FinqwareAccount]([], []) if isinstance(accounts, UpstreamError) else accounts
         )
