@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -29,6 +30,55 @@ def counterparty_order(item: Counterparty) -> tuple[str, str]:
     return (normalize_text(item.name), item.id)
 
 
+@dataclass(frozen=True)
+class _Entry:
+    item: Counterparty
+    text: str  # normalised name, then normalised description, NUL-separated
+    currencies: frozenset[str]
+
+
+class CounterpartyIndex:
+    """Counterparties in listing order with their searchable text normalised once, so every
+    question about the same data filters without sorting or normalising again."""
+
+    def __init__(self, items: Iterable[Counterparty]) -> None:
+        ordered = sorted(items, key=counterparty_order)
+        self._entries = [
+            _Entry(
+                item,
+                normalize_text(item.name) + "\x00" + normalize_text(item.description or ""),
+                frozenset(account.currency.upper() for account in item.accounts),
+            )
+            for item in ordered
+        ]
+
+    def filter(
+        self,
+        *,
+        kind: Kind | None = None,
+        source: Source | None = None,
+        q: str | None = None,
+        currencies: Collection[str] = (),
+    ) -> list[Counterparty]:
+        """The counterparties matching every given filter, ordered by name then id.
+
+        `q` is a substring of the normalised name or description (`cafe` finds `Café`); a
+        `q` that normalises to nothing filters nothing. `currencies` keeps counterparties
+        with at least one account in any of them, case-insensitively (empty: no filter).
+        """
+        # The separator of name and description can never be part of what is searched for.
+        needle = normalize_text(q).replace("\x00", "") if q is not None else ""
+        wanted = {code.strip().upper() for code in currencies}
+        return [
+            entry.item
+            for entry in self._entries
+            if (kind is None or entry.item.kind == kind)
+            and (source is None or entry.item.source == source)
+            and (not needle or needle in entry.text)
+            and (not wanted or not wanted.isdisjoint(entry.currencies))
+        ]
+
+
 def filter_counterparties(
     items: Iterable[Counterparty],
     *,
@@ -37,29 +87,9 @@ def filter_counterparties(
     q: str | None = None,
     currencies: Collection[str] = (),
 ) -> list[Counterparty]:
-    """The counterparties matching every given filter, ordered by name then id.
-
-    `q` is a substring of the normalised name or description (`cafe` finds `Café`); a `q`
-    that normalises to nothing filters nothing. `currencies` keeps counterparties with at
-    least one account in any of them, case-insensitively (empty: no filter).
-    """
-    needle = normalize_text(q) if q is not None else ""
-    wanted = {code.strip().upper() for code in currencies}
-    kept = [
-        item
-        for item in items
-        if (kind is None or item.kind == kind)
-        and (source is None or item.source == source)
-        and (not needle or _matches_text(item, needle))
-        and (not wanted or any(account.currency.upper() in wanted for account in item.accounts))
-    ]
-    return sorted(kept, key=counterparty_order)
-
-
-def _matches_text(item: Counterparty, needle: str) -> bool:
-    if needle in normalize_text(item.name):
-        return True
-    return item.description is not None and needle in normalize_text(item.description)
+    """The counterparties matching every given filter, ordered by name then id (see
+    `CounterpartyIndex.filter`, which this builds for one question)."""
+    return CounterpartyIndex(items).filter(kind=kind, source=source, q=q, currencies=currencies)
 
 
 def paginate(items: Sequence[T], page: int, page_size: int) -> list[T]:

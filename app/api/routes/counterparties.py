@@ -20,7 +20,7 @@ from app.api.deps import (
     Writer,
 )
 from app.api.errors import problem_responses
-from app.domain.counterparties import filter_counterparties, normalize_text, paginate
+from app.domain.counterparties import CounterpartyIndex, normalize_text, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
     Counterparty,
@@ -128,9 +128,11 @@ async def list_counterparties(
     )
 
     def build() -> CounterpartyPage:
-        matching = filter_counterparties(
-            gathered.counterparties, kind=kind, source=source, q=q, currencies=currency or ()
+        index = answers.shared(
+            ("counterparties", gathered.state),
+            lambda: CounterpartyIndex(gathered.counterparties),
         )
+        matching = index.filter(kind=kind, source=source, q=q, currencies=currency or ())
         return CounterpartyPage(
             items=paginate(matching, page, page_size),
             page=page,
