@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
-from app.settings import ConfigurationError, Settings, describe_invalid
+from app.settings import ConfigurationError, Settings, describe_invalid, describe_unparsable
 
 
 def _settings(*, sandbox: bool) -> Settings:
@@ -22,6 +22,10 @@ def _settings(*, sandbox: bool) -> Settings:
         settings = Settings()
     except ValidationError as exc:
         raise SystemExit(f"tesoro: invalid configuration:\n{describe_invalid(exc)}") from None
+    except SettingsError as exc:
+        # A value that is not the JSON the variable needs: one line naming it, no traceback
+        # (and never the value, which may be a secret).
+        raise SystemExit(f"tesoro: invalid configuration:\n{describe_unparsable(exc)}") from None
     return settings.model_copy(update={"sandbox": True}) if sandbox else settings
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx2
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from app.api.answers import AnswerCache
@@ -252,6 +253,23 @@ def create_app(
     # Outside the size limit: a write from nobody is a 401 whatever its body.
     app.add_middleware(AuthenticateFirst, settings=settings)
     app.add_middleware(HeadAsGet)
+    if settings.cors_origins:
+        # Browsers on these origins may call tesoro; the rest get no CORS headers at all.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Cache-Control",
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+            max_age=600,
+        )
     # Outermost of ours, so refused bodies and unmatched paths are counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.include_router(api_router)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     Field,
@@ -64,6 +67,36 @@ def describe_invalid(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def describe_unparsable(exc: Exception) -> str:
+    """The variable whose value could not be parsed (JSON expected), never its value."""
+    found = re.search(r'field "([a-z_]+)"', str(exc))
+    name = f"TESORO_{found.group(1).upper()}" if found else "a TESORO_ variable"
+    return f"{name}: not valid JSON (see deploy/tesoro.env.example for its shape)"
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host: a base URL without its scheme would start and then fail
+    every call with a misleading error."""
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. https://finsync.ar")
+    return value.strip()
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _origin(value: str) -> str:
+    """An origin as browsers send it: scheme, host and port, nothing else."""
+    parsed = urlsplit(_http_url(value))
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ValueError("an origin is scheme://host[:port], without a path")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+
+
 class Settings(BaseSettings):
     """Every setting of tesoro. Secrets are ``SecretStr`` so they never print."""
 
@@ -80,10 +113,10 @@ class Settings(BaseSettings):
 
     sandbox: bool = False
 
-    finsync_base_url: str = "https://finsync.ar"
+    finsync_base_url: HttpUrl = "https://finsync.ar"
     finsync_api_key: SecretStr | None = None
 
-    finqware_base_url: str = "https://api.finqware.com/v1"
+    finqware_base_url: HttpUrl = "https://api.finqware.com/v1"
     finqware_client_id: str | None = None
     finqware_client_secret: SecretStr | None = None
     finqware_consents: list[ConsentSettings] = Field(default_factory=list)
@@ -122,7 +155,9 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_AVAILABLE_ORDER)
     )
 
-    public_base_url: str = "http://127.0.0.1:8000"
+    public_base_url: HttpUrl = "http://127.0.0.1:8000"
+    # Browser origins allowed to call tesoro (JSON list, e.g. ["https://app.example.com"]).
+    cors_origins: list[Origin] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator(

@@ -86,3 +86,28 @@ def test_serve_sandbox_answers_positions_on_its_port(tmp_path: Path) -> None:
     assert "sandbox-finsync-key" not in output
     assert "GET /healthz?api_key=[hidden]" in output
     assert "sk_live_4242" not in output
+
+
+def test_a_setting_that_is_not_json_is_one_line_naming_it_without_its_value(
+    tmp_path: Path,
+) -> None:
+    env = {**clean_env(), "PYTHONPATH": str(ROOT), "TESORO_API_KEYS": '{"svc": sk_live_9'}
+    result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "TESORO_API_KEYS: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "sk_live_9" not in result.stderr + result.stdout
+
+
+def test_a_base_url_without_its_scheme_refuses_to_start(tmp_path: Path) -> None:
+    env = {
+        **clean_env(),
+        "PYTHONPATH": str(ROOT),
+        "TESORO_FINSYNC_BASE_URL": "finsync.ar",
+        "TESORO_FINSYNC_API_KEY": "k",
+        "TESORO_AUTH_DISABLED": "true",
+    }
+    result = run_tesoro("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "TESORO_FINSYNC_BASE_URL" in result.stderr
+    assert "http://" in result.stderr
