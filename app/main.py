@@ -19,6 +19,7 @@ from app.api.middleware import (
     AuthenticateFirst,
     BodySizeLimit,
     HeadAsGet,
+    RequestIds,
     RequestMetrics,
     UnexpectedErrors,
 )
@@ -272,6 +273,8 @@ def create_app(
         )
     # Outermost of ours, so refused bodies and unmatched paths are counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # Outside everything: every answer, refusals included, carries its request id.
+    app.add_middleware(RequestIds)
     app.include_router(api_router)
     install_openapi(app)
     return app

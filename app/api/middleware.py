@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +22,7 @@ from app.api.errors import (
 )
 from app.metrics import Metrics
 from app.settings import Settings
+from app.upstreams.http import CURRENT_REQUEST_ID
 
 logger = logging.getLogger("app.api")
 
@@ -103,6 +106,37 @@ class HeadAsGet:
             # The route the router found, for the metrics outside (counted as a HEAD).
             if "route" in inner:
                 scope["route"] = inner["route"]
+
+
+class RequestIds:
+    """`X-Request-ID`: accepted when it is a sane token (else a new one is made), echoed on
+    the answer, and forwarded on every upstream call the request makes."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
+        request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        token = CURRENT_REQUEST_ID.set(request_id)
+
+        async def with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(n, v) for n, v in message.get("headers", []) if n != b"x-request-id"]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_id)
+        finally:
+            CURRENT_REQUEST_ID.reset(token)
+
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 class UnexpectedErrors:

@@ -7,6 +7,7 @@ import functools
 import json
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
@@ -28,6 +29,9 @@ from app.upstreams.errors import (
 T = TypeVar("T")
 
 ErrorMapper = Callable[[httpx2.Response, Any], UpstreamError]
+
+# The id of the request being served, if any: sent on every upstream call it makes.
+CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("tesoro_request_id", default=None)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -139,6 +143,9 @@ async def _send_once(
 ) -> Any:
     content = None if json_body is None else json.dumps(json_body).encode()
     request_headers = {"accept": "application/json"}
+    request_id = CURRENT_REQUEST_ID.get()
+    if request_id is not None:
+        request_headers["x-request-id"] = request_id
     if content is not None:
         request_headers["content-type"] = "application/json"
     if headers:
