@@ -18,6 +18,7 @@ from app.api.errors import install_error_handlers
 from app.api.middleware import (
     AuthenticateFirst,
     BodySizeLimit,
+    Compression,
     HeadAsGet,
     RequestIds,
     RequestMetrics,
@@ -253,6 +254,7 @@ def create_app(
     app.add_middleware(BodySizeLimit)
     # Outside the size limit: a write from nobody is a 401 whatever its body.
     app.add_middleware(AuthenticateFirst, settings=settings)
+    app.add_middleware(Compression)
     app.add_middleware(HeadAsGet)
     if settings.cors_origins:
         # Browsers on these origins may call tesoro; the rest get no CORS headers at all.
