@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import time
+
+from bench.loopback import free_port, process, wait_for
 
 SERVER = """
 import sys, uvicorn
@@ -29,34 +29,11 @@ uvicorn.run(create_app(Settings(_env_file=None, sandbox=True)), host="127.0.0.1"
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(port: int, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def one_round(kind: str, seconds: int) -> float:
     port = free_port()
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-    server = subprocess.Popen(
-        [*pin, sys.executable, "-c", SERVER, kind, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-    )
-    try:
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    with process([*pin, sys.executable, "-c", SERVER, kind, str(port)], env):
         wait_for(port)
         load = ["taskset", "-c", "1"] if pin else []
         out = subprocess.run(
@@ -66,9 +43,6 @@ def one_round(kind: str, seconds: int) -> float:
             check=True,
             timeout=seconds + 30,
         ).stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     found = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     assert found is not None, out
     return float(found.group(1))

@@ -17,13 +17,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx2
 
@@ -33,6 +29,7 @@ from app.sandbox.data import (
     FINSYNC_API_KEY,
     SANDBOX_CONSENTS,
 )
+from bench.loopback import free_port, process, wait_for
 
 ROTATION: list[tuple[str, dict[str, object]]] = [
     ("none", {"mode": "none"}),
@@ -44,34 +41,6 @@ ROTATION: list[tuple[str, dict[str, object]]] = [
     ("finqware 500s", {"mode": "error"}),
 ]
 STEP_SECONDS = 3.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-@contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield child
-    finally:
-        child.terminate()
-        child.wait(timeout=15)
 
 
 def rotate(finsync_url: str, finqware_url: str, stop: threading.Event) -> list[str]:
@@ -100,16 +69,7 @@ def main() -> None:
     base_env = {k: v for k, v in base_env.items() if not k.startswith("TESORO_")}
     finsync_url = f"http://127.0.0.1:{finsync_port}"
     finqware_url = f"http://127.0.0.1:{finqware_port}"
-    consents = [
-        {
-            "key": c.key,
-            "label": c.label,
-            "credentials_id": c.credentials_id,
-            "access_token": c.access_token,
-            "tenant_user_id": c.tenant_user_id,
-        }
-        for c in SANDBOX_CONSENTS
-    ]
+    consents = [consent.as_setting() for consent in SANDBOX_CONSENTS]
     tesoro_env = {
         **base_env,
         "TESORO_FINSYNC_BASE_URL": finsync_url,

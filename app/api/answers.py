@@ -43,10 +43,9 @@ class Question:
 
 @dataclass(frozen=True)
 class Prebuilt:
-    """The stable middle of an answer's JSON, and its validator."""
+    """The stable middle of an answer's JSON (its validator is `etag_of` its question)."""
 
     middle: bytes
-    etag: str
     ends_with_generated_at: bool
 
 
@@ -76,29 +75,24 @@ class AnswerCache:
         return found
 
     def get(
-        self,
-        route: str,
-        state: tuple[Hashable, ...],
-        query: Hashable,
-        build: Callable[[], BaseModel],
-        *,
-        generated_at: bool,
+        self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
     ) -> Prebuilt:
-        key = (route, state, query)
+        key = (question.route, state, question.query)
         kept = self._kept.get(key)
         if kept is None:
             # Built without an await: concurrent requests for one key build it once.
             self.builds += 1
-            middle = _cut(build(), generated_at=generated_at)
-            kept = Prebuilt(middle, etag_of(route, state, query), generated_at)
+            middle = _cut(build(), generated_at=question.generated_at)
+            kept = Prebuilt(middle, question.generated_at)
             self._kept[key] = kept
         return kept
 
 
-def etag_of(route: str, state: tuple[Hashable, ...], query: Hashable) -> str:
+def etag_of(question: Question, state: tuple[Hashable, ...]) -> str:
     """The validator of an answer: its data state and its question, never its bytes (weak:
     the volatile members differ between two answers with one ETag)."""
-    digest = hashlib.sha256(repr((route, state, query)).encode()).hexdigest()[:32]
+    key = (question.route, state, question.query)
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
     return f'W/"{digest}"'
 
 

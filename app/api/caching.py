@@ -73,7 +73,7 @@ def answer_json(
 ) -> Response:
     """An aggregated answer, kept per data state and question, with this request's volatile
     members; a matching If-None-Match gets a bodiless 304 without building or writing."""
-    etag = etag_of(question.route, gathered.state, question.query)
+    etag = etag_of(question, gathered.state)
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={max(0, gathered.max_age_seconds)}",
@@ -81,13 +81,7 @@ def answer_json(
     }
     if _matches(request.headers.get("if-none-match"), etag.removeprefix("W/")):
         return Response(status_code=304, headers=headers)
-    prebuilt = answers.get(
-        question.route,
-        gathered.state,
-        question.query,
-        build,
-        generated_at=question.generated_at,
-    )
+    prebuilt = answers.get(question, gathered.state, build)
     body = splice(prebuilt, gathered.sources, datetime.now(UTC))
     return Response(body, media_type="application/json", headers=headers)
 

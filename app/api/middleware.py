@@ -9,6 +9,7 @@ import logging
 import re
 import time
 import uuid
+from decimal import Decimal
 
 import zstandard
 from starlette.routing import Match
@@ -151,21 +152,23 @@ def _accepted(scope: Scope) -> str | None:
     header = next((v for n, v in scope["headers"] if n == b"accept-encoding"), b"").decode(
         "latin-1"
     )
-    offered: dict[str, float] = {}
+    offered: dict[str, Decimal] = {}
     for part in header.split(","):
         name, _, params = part.strip().partition(";")
-        quality = 1.0
+        quality = Decimal(1)
         for param in params.split(";"):
             key, _, value = param.strip().partition("=")
             if key == "q":
                 try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
+                    quality = Decimal(value.strip())
+                except ArithmeticError:
+                    quality = Decimal(0)
+                if not quality.is_finite():
+                    quality = Decimal(0)
         if name:
             offered[name.strip().lower()] = quality
     for encoding in ("zstd", "gzip"):
-        if offered.get(encoding, offered.get("*", 0.0)) > 0:
+        if offered.get(encoding, offered.get("*", Decimal(0))) > 0:
             return encoding
     return None
 
@@ -234,6 +237,18 @@ class Compression:
         await send({"type": "http.response.body", "body": body})
 
 
+class _StartTracking:
+    """A `send` that remembers whether the answer has begun (then no problem can replace it)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self._send(message)
+
+
 class UnexpectedErrors:
     """A bug of tesoro's: logged once, with its traceback, and answered as a 500 problem
     (never re-raised, so the server does not log it a second time)."""
@@ -245,20 +260,14 @@ class UnexpectedErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _StartTracking(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
             logger.exception(
                 "unhandled error on %s %s", scope.get("method"), scope.get("path"), exc_info=exc
             )
-            if not started:
+            if not tracked.started:
                 await send_problem(scope, send, exc)
 
 
@@ -278,7 +287,6 @@ class BodySizeLimit:
                 await send_problem(scope, send, BodyTooLargeError(self.max_bytes))
                 return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -289,15 +297,11 @@ class BodySizeLimit:
                     raise BodyTooLargeError(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        tracked = _StartTracking(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except BodyTooLargeError as exc:
-            if not started:
+            if not tracked.started:
                 await send_problem(scope, send, exc)
 
 

@@ -9,7 +9,7 @@ produce it, e.g. ``0.30000000000000004``), Finqware amounts as decimal strings.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 # --------------------------------------------------------------------------- FinSync
@@ -241,6 +241,10 @@ class SandboxConsent:
     credentials_id: str
     access_token: str
     tenant_user_id: str
+
+    def as_setting(self) -> dict[str, str]:
+        """The consent as one entry of ``TESORO_FINQWARE_CONSENTS``."""
+        return asdict(self)
 
 
 SANDBOX_CONSENTS: tuple[SandboxConsent, ...] = (

@@ -64,16 +64,7 @@ def sandbox_banner(finsync_url: str, finqware_root_url: str) -> str:
     ``finqware_root_url`` is the server's root; the API itself answers under ``/v1``.
     """
     finqware_url = f"{finqware_root_url}/v1"
-    consents = [
-        {
-            "key": c.key,
-            "label": c.label,
-            "credentials_id": c.credentials_id,
-            "access_token": c.access_token,
-            "tenant_user_id": c.tenant_user_id,
-        }
-        for c in SANDBOX_CONSENTS
-    ]
+    consents = [consent.as_setting() for consent in SANDBOX_CONSENTS]
     lines = [
         f"FinSync simulator:  {finsync_url}",
         f"  x-api-key: {FINSYNC_API_KEY}  (company {FINSYNC_COMPANY_ID})",

@@ -32,14 +32,7 @@ def sandbox_settings(settings: Settings) -> Settings:
             "finqware_client_id": FINQWARE_CLIENT_ID,
             "finqware_client_secret": SecretStr(FINQWARE_CLIENT_SECRET),
             "finqware_consents": [
-                ConsentSettings(
-                    key=consent.key,
-                    label=consent.label,
-                    credentials_id=SecretStr(consent.credentials_id),
-                    access_token=SecretStr(consent.access_token),
-                    tenant_user_id=consent.tenant_user_id,
-                )
-                for consent in SANDBOX_CONSENTS
+                ConsentSettings.model_validate(consent.as_setting()) for consent in SANDBOX_CONSENTS
             ],
         }
     )

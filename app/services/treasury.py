@@ -113,8 +113,30 @@ class Breakers:
 NO_BREAKERS = Breakers(failures=1_000_000_000)
 
 
+class _CachedConnection:
+    """What every connection does through its cache; each one says how it `load`s."""
+
+    cache: SnapshotCache[Interpreted]
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    async def load(self) -> Interpreted:
+        raise NotImplementedError
+
+    async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
+        return await self.cache.get(self.key, self.load, refresh=refresh)
+
+    def invalidate(self) -> None:
+        self.cache.invalidate(self.key)
+
+    def last(self) -> Cached[Interpreted] | None:
+        return self.cache.peek(self.key)
+
+
 @dataclass
-class FinsyncConnection:
+class FinsyncConnection(_CachedConnection):
     client: FinsyncClient
     cache: SnapshotCache[Interpreted]
     key: str = "finsync"
@@ -134,18 +156,9 @@ class FinsyncConnection:
         # a logged 500, never blamed on FinSync as a bad response and hidden behind stale data.
         return interpret_finsync(clients.records, fetched_at=utcnow(), rejected=clients.rejected)
 
-    async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
-        return await self.cache.get(self.key, self.load, refresh=refresh)
-
-    def invalidate(self) -> None:
-        self.cache.invalidate(self.key)
-
-    def last(self) -> Cached[Interpreted] | None:
-        return self.cache.peek(self.key)
-
 
 @dataclass
-class FinqwareConnection:
+class FinqwareConnection(_CachedConnection):
     consent: ConsentSettings
     client: FinqwareClient
     cache: SnapshotCache[Interpreted]
@@ -226,15 +239,6 @@ class FinqwareConnection:
                 )
             )
         return interpreted
-
-    async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
-        return await self.cache.get(self.key, self.load, refresh=refresh)
-
-    def invalidate(self) -> None:
-        self.cache.invalidate(self.key)
-
-    def last(self) -> Cached[Interpreted] | None:
-        return self.cache.peek(self.key)
 
 
 @dataclass(frozen=True)

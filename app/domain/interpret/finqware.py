@@ -152,6 +152,7 @@ class _Entry:
     type: str
     included: bool  # includes the credit line, or does not say readably: never picked
     queried_at: datetime  # Finqware's timestamp, else when tesoro fetched
+    line: Decimal | None  # its credit line in the account's currency, read once
 
     @property
     def data(self) -> FinqwareBalanceData:
@@ -214,8 +215,8 @@ def _line_in(entry: FinqwareBalance, currency: str) -> tuple[Decimal | None, boo
     return without_negative_zero(total, currency), False
 
 
-def _credit_line(picked: _Entry, entries: Sequence[_Entry], currency: str) -> Decimal | None:
-    with_line = [e for e in entries if _line_in(e.source, currency)[0] is not None]
+def _credit_line(picked: _Entry, entries: Sequence[_Entry]) -> Decimal | None:
+    with_line = [e for e in entries if e.line is not None]
     if not with_line:
         return None
     # The picked entry's own line, else one of the picked type, else the latest of any type.
@@ -223,7 +224,7 @@ def _credit_line(picked: _Entry, entries: Sequence[_Entry], currency: str) -> De
         with_line,
         key=lambda entry: (entry is picked, entry.type == picked.type, _recency(entry)),
     )
-    return _line_in(best.source, currency)[0]
+    return best.line
 
 
 @dataclass(frozen=True)
@@ -384,6 +385,7 @@ def _checked_entries(
     connection: _Connection,
     account_id: str,
     records: Sequence[FinqwareBalance],
+    lines: dict[int, tuple[Decimal | None, bool]],
 ) -> list[_Entry] | None:
     """The entries with what the interpretation table needs; None, with the warnings that
     say why, when the account's position is left out (every entry must be usable: one that
@@ -421,6 +423,7 @@ def _checked_entries(
                 type=balance_type,
                 included=data.credit_limit_included is not False,
                 queried_at=record.timestamp or connection.fetched_at,
+                line=lines[id(record)][0],
             )
         )
     if unknown:
@@ -456,7 +459,7 @@ def _balance_entry(entry: _Entry, currency: str) -> BalanceEntry:
         currency=currency,
         credit_debit_indicator=entry.indicator,
         credit_limit_included=entry.included,
-        credit_line=_line_in(entry.source, currency)[0],
+        credit_line=entry.line,
         reported=reported(entry.amount),
         native_date=data.native_date,
         native_timestamp=data.native_timestamp,
@@ -478,13 +481,14 @@ def _position(
     records: Sequence[FinqwareBalance],
 ) -> Position | None:
     _field_problems(connection, account_id, records)
-    if any(_line_in(record, currency)[1] for record in records):
+    lines = {id(record): _line_in(record, currency) for record in records}
+    if any(other_currency for _, other_currency in lines.values()):
         connection.warn(
             CREDIT_LINE_OTHER_CURRENCY,
             f"a credit line is in another currency than the account's ({currency}); it is not used",
             account_id,
         )
-    entries = _checked_entries(connection, account_id, records)
+    entries = _checked_entries(connection, account_id, records, lines)
     if entries is None:
         return None
     orders = connection.orders
@@ -502,7 +506,7 @@ def _position(
         return None
     amount, meaning = finqware_signed(picked.amount, picked.indicator, currency)
     available = _signed(_first_in_order(entries, orders.available), currency)
-    credit_line = _credit_line(picked, entries, currency)
+    credit_line = _credit_line(picked, entries)
     with_line = _signed(_first_in_order(entries, orders.available, included=True), currency)
     if with_line is None and available is not None and credit_line is not None:
         with_line = sum_exact([available, credit_line], currency)
