@@ -49,21 +49,38 @@ async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _HttpMiddleware:
+    """Base of tesoro's ASGI middleware: anything but HTTP passes straight through to the
+    app; HTTP requests go to `handle`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
 # Requests that carry a body: their caller is known before the body is read.
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class AuthenticateFirst:
+class AuthenticateFirst(_HttpMiddleware):
     """A write whose caller is not authenticated is refused (401) before its body is read:
     a malformed or huge body from nobody costs nothing. Scopes are still checked by each
     route's dependency (403)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+        super().__init__(app)
         self.settings = settings
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in _WRITES and _is_a_route(scope):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] in _WRITES and _is_a_route(scope):
             authorization = next(
                 (value for name, value in scope["headers"] if name == b"authorization"), b""
             )
@@ -82,15 +99,12 @@ def _is_a_route(scope: Scope) -> bool:
     return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
 
-class HeadAsGet:
+class HeadAsGet(_HttpMiddleware):
     """`HEAD` on every `GET` route: answered as the `GET` would be, headers and all, with
     no body."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
 
@@ -111,17 +125,11 @@ class HeadAsGet:
                 scope["route"] = inner["route"]
 
 
-class RequestIds:
+class RequestIds(_HttpMiddleware):
     """`X-Request-ID`: accepted when it is a sane token (else a new one is made), echoed on
     the answer, and forwarded on every upstream call the request makes."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
         request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         token = CURRENT_REQUEST_ID.set(request_id)
@@ -180,18 +188,12 @@ def _compress(body: bytes, encoding: str) -> bytes:
     return gzip.compress(body, compresslevel=1, mtime=0)
 
 
-class Compression:
+class Compression(_HttpMiddleware):
     """gzip, or zstd where the caller accepts it, for JSON and text bodies over about 1 KB;
     `Vary: Accept-Encoding` always; an encoded body's ETag is made weak (it names the data,
     not these bytes)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         encoding = _accepted(scope)
         start: Message | None = None
         chunks: list[bytes] = []
@@ -249,17 +251,11 @@ class _StartTracking:
         await self._send(message)
 
 
-class UnexpectedErrors:
+class UnexpectedErrors(_HttpMiddleware):
     """A bug of tesoro's: logged once, with its traceback, and answered as a 500 problem
     (never re-raised, so the server does not log it a second time)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         tracked = _StartTracking(send)
         try:
             await self.app(scope, receive, tracked)
@@ -271,17 +267,14 @@ class UnexpectedErrors:
                 await send_problem(scope, send, exc)
 
 
-class BodySizeLimit:
+class BodySizeLimit(_HttpMiddleware):
     """Refuses bodies over `max_bytes`, by Content-Length or while streaming."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
                 await send_problem(scope, send, BodyTooLargeError(self.max_bytes))
@@ -323,17 +316,14 @@ def method_label(scope: Scope) -> str:
     return method if method in _METHODS else OTHER_METHOD
 
 
-class RequestMetrics:
+class RequestMetrics(_HttpMiddleware):
     """ASGI middleware counting and timing requests by route template (bounded labels)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started_seconds = time.perf_counter()
         # What the server error handler outside this middleware answers when the app raises.
         status = 500
