@@ -13,7 +13,7 @@ PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench
+.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,7 +42,26 @@ typecheck: install
 pytest: install client
 	$(VENV)/bin/pytest
 
-test: lint typecheck pytest
+# The container and the manifests: hadolint on the Dockerfile, yamllint on deploy/, and
+# kubernetes-validate (strict, offline schemas) on what `kubectl kustomize` builds from the base,
+# or on the base's files one by one where kubectl is missing; the Secret template is checked too.
+lint-deploy: install
+	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/yamllint --strict deploy/ .yamllint.yaml
+	@mkdir -p $(GEN)
+	@if command -v kubectl >/dev/null 2>&1; then \
+		echo "kubectl kustomize deploy/kubernetes > $(GEN)/kubernetes.yaml"; \
+		kubectl kustomize deploy/kubernetes > $(GEN)/kubernetes.yaml || exit 1; \
+		$(VENV)/bin/kubernetes-validate --strict --quiet $(GEN)/kubernetes.yaml \
+			deploy/kubernetes/secret.example.yaml || exit 1; \
+	else \
+		echo "skipped: kubectl not found (kubectl kustomize); validating the base's files one by one"; \
+		$(VENV)/bin/kubernetes-validate --strict --quiet \
+			$$(ls deploy/kubernetes/*.yaml | grep -v /kustomization.yaml) || exit 1; \
+	fi
+	@echo "deploy: Dockerfile and manifests valid"
+
+test: lint lint-deploy typecheck pytest
 
 openapi: install
 	$(VENV)/bin/tesoro openapi --output openapi/openapi.json
