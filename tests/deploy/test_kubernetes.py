@@ -160,9 +160,10 @@ def test_the_network_policy_lets_in_only_the_container_port() -> None:
     assert egress_ports == {53, 443, 6379}
 
 
-def test_every_variable_named_in_the_base_is_a_setting() -> None:
+def test_every_variable_named_in_deploy_is_a_setting() -> None:
     # Comments included: a commented example must still be a name tesoro reads.
-    for path in KUBERNETES.glob("*.yaml"):
+    paths = [*KUBERNETES.glob("*.yaml"), KUBERNETES.parent / "tesoro.env.example"]
+    for path in paths:
         assert setting_names_in(path) <= setting_names(), path
 
 
