@@ -59,7 +59,11 @@ class SnapshotCache(Generic[V]):
         stale_on: type[Exception] | tuple[type[Exception], ...] = (),
         stale_while_revalidate: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
+        # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
+        # background_refresh for a load started behind a stale answer (metrics listen).
+        self._observe = observe
         # Past the TTL, serve the value at once (as stale) while one load runs behind it,
         # instead of making the caller wait for the upstream.
         self._stale_while_revalidate = stale_while_revalidate
@@ -126,27 +130,38 @@ class SnapshotCache(Generic[V]):
     ) -> Cached[V]:
         """Fresh value from the cache, else one (shared) load; stale on upstream error, and,
         with stale-while-revalidate, stale at once past the TTL while one load runs."""
+        observe = self._observe
         entry = self._store.get(key)
         if entry is not None:
             age = self._clock() - entry.loaded_at
-            if age < self.ttl_seconds and not refresh:
-                return self._cached(entry)
-            if refresh and age < self.min_refresh_interval_seconds:
+            if (age < self.ttl_seconds and not refresh) or (
                 # Forced refreshes are rate-limited per connection: banks count every call.
+                refresh and age < self.min_refresh_interval_seconds
+            ):
+                if observe is not None:
+                    observe(key, "hit")
                 return self._cached(entry)
             if self._stale_while_revalidate and not refresh and key not in self._must_load:
                 if key not in self._failures:  # a failed load waits out its back-off
+                    if observe is not None and key not in self._inflight:
+                        observe(key, "background_refresh")
                     self._load(key, load)
+                if observe is not None:
+                    observe(key, "stale_served")
                 return self._cached(entry)
         recent_failure = self._failures.get(key)
         try:
             if recent_failure is not None:
                 raise recent_failure.with_traceback(None)
+            if observe is not None:
+                observe(key, "coalesced_wait" if key in self._inflight else "miss")
             entry = await asyncio.shield(self._load(key, load))
         except self._stale_on as exc:
             entry = self._store.get(key)
             if entry is None:
                 raise
+            if observe is not None:
+                observe(key, "stale_served")
             return self._cached(entry, exc)
         return self._cached(entry)
 
@@ -164,7 +179,12 @@ class SnapshotCache(Generic[V]):
             entry = _Entry(await load(), self._clock(), datetime.now(UTC), next(self._versions))
         except self._stale_on as exc:
             # Logged here, once per real load, not once per request it fails.
-            logger.warning("%s failed: %s", key, exc)
+            logger.warning(
+                "%s failed: %s",
+                key,
+                exc,
+                extra={"connection": key, "code": getattr(exc, "code", type(exc).__name__)},
+            )
             if self._backoff(exc) > 0:
                 self._failures[key] = exc
             raise

@@ -29,17 +29,30 @@ def _settings(*, sandbox: bool) -> Settings:
     return settings.model_copy(update={"sandbox": True}) if sandbox else settings
 
 
+# Addresses that mean "every interface": no client can use them, so the spec's `servers`
+# entry is left relative (to wherever the spec was fetched from) instead.
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, never bound)
+
+
+def _served_base_url(host: str, port: int) -> str | None:
+    if host in _WILDCARD_HOSTS:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.logs import uvicorn_log_config
+    from app.logs import configure_logging
     from app.main import create_app
     from app.server import limited_protocol
 
     settings = _settings(sandbox=args.sandbox)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_format, settings.log_level)
+    if settings.public_base_url is None:
+        served = _served_base_url(args.host, args.port)
+        settings = settings.model_copy(update={"public_base_url": served})
     try:
         app = create_app(settings)
     except ConfigurationError as exc:
@@ -51,11 +64,14 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         loop="uvloop",
         # httptools, with the header size and time limits it lacks.
-        http=limited_protocol(),
+        http=limited_protocol(on_refused=app.state.metrics.observe_refused_head),
         log_level=settings.log_level,
         proxy_headers=True,
         server_header=False,
-        log_config=uvicorn_log_config(),
+        # tesoro writes its own access line (route template, status, duration, request id)
+        # and configured logging above: uvicorn's configuration would replace it.
+        access_log=False,
+        log_config=None,
     )
     return 0
 
@@ -64,8 +80,26 @@ def _sandbox(args: argparse.Namespace) -> int:
     from app.sandbox.serve import serve_simulators
 
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(serve_simulators(args.host, args.finsync_port, args.finqware_port))
+    try:
+        asyncio.run(
+            serve_simulators(
+                args.host,
+                args.finsync_port,
+                args.finqware_port,
+                env_file=None if args.env_file is None else Path(args.env_file),
+                print_env=args.print_env,
+            )
+        )
+    except FileExistsError as exc:
+        print(f"tesoro: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+# The `servers` entry of the published spec: where `make run` serves.
+PUBLISHED_BASE_URL = "http://127.0.0.1:8000"
 
 
 class _DefaultSettings(Settings):
@@ -90,7 +124,7 @@ def openapi_settings(**overrides: Any) -> Settings:
     sets its `servers` entry), or the committed copy would differ from one host to another.
     Tests pass `overrides` (API keys) to serve that spec without the environment's say.
     """
-    return _DefaultSettings(sandbox=True, **overrides)
+    return _DefaultSettings(sandbox=True, **{"public_base_url": PUBLISHED_BASE_URL, **overrides})
 
 
 def openapi_document() -> dict[str, object]:
@@ -110,22 +144,57 @@ def _openapi(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="tesoro", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service with uvicorn")
-    serve.add_argument("--sandbox", action="store_true", help="serve the built-in simulators")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve = commands.add_parser(
+        "serve",
+        help="run the service with uvicorn",
+        description="Run tesoro. Configuration comes from TESORO_* variables or ./.env.",
+        formatter_class=formatter,
+    )
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="serve the built-in simulators instead of the real upstreams",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve.set_defaults(run=_serve)
 
-    sandbox = commands.add_parser("sandbox", help="serve the two simulators on their own ports")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--finsync-port", type=int, default=8101)
-    sandbox.add_argument("--finqware-port", type=int, default=8102)
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the two simulators on their own ports",
+        description="Serve the FinSync and Finqware simulators over HTTP, print their "
+        "URLs and sandbox credentials, and optionally the settings tesoro serve needs.",
+        formatter_class=formatter,
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument(
+        "--finsync-port", type=int, default=8101, help="FinSync simulator's port (0: any free)"
+    )
+    sandbox.add_argument(
+        "--finqware-port", type=int, default=8102, help="Finqware simulator's port (0: any free)"
+    )
+    sandbox.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="write the TESORO_* settings for these simulators, a caller key included, to "
+        "PATH (e.g. .env, which tesoro serve reads from its working directory); a file "
+        "tesoro sandbox did not write is never replaced",
+    )
+    sandbox.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print only `export TESORO_...` lines for a shell, instead of the banner",
+    )
     sandbox.set_defaults(run=_sandbox)
 
-    spec = commands.add_parser("openapi", help="write the OpenAPI document")
+    spec = commands.add_parser(
+        "openapi", help="write the OpenAPI document", formatter_class=formatter
+    )
     spec.add_argument("--output", default="-", help="file to write, or - for stdout")
     spec.set_defaults(run=_openapi)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.metadata import version
 from typing import Any
@@ -29,6 +29,7 @@ from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import SnapshotCache
 from app.domain.interpret import BalanceOrders
+from app.logs import add_secrets
 from app.metrics import Metrics
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
@@ -39,7 +40,8 @@ from app.services.treasury import (
     FinsyncConnection,
     Treasury,
 )
-from app.settings import Settings
+from app.settings import Settings, configured_connections, secret_values
+from app.tracing import Tracing
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
@@ -82,12 +84,15 @@ def _http_client(
     base_url: str,
     transport: httpx2.AsyncBaseTransport | None,
     metrics: Metrics,
+    tracing: Tracing,
 ) -> httpx2.AsyncClient:
     def observe(outcome: str, seconds: float) -> None:
         metrics.observe_upstream(upstream, outcome, seconds)
 
     return ObservedClient(
         observe=observe,
+        upstream=upstream,
+        span=tracing.span,
         base_url=base_url.rstrip("/") + "/",
         transport=transport,
         timeout=settings.upstream_timeout_seconds,
@@ -97,10 +102,11 @@ def _http_client(
     )
 
 
-def _retries(settings: Settings) -> RetryPolicy:
+def _retries(settings: Settings, metrics: Metrics) -> RetryPolicy:
     return RetryPolicy(
         attempts=settings.upstream_retry_attempts,
         deadline_seconds=settings.upstream_deadline_seconds,
+        on_retry=metrics.observe_retry,
     )
 
 
@@ -109,7 +115,12 @@ _ASKED_HOURLY = frozenset({"consent_expired", "unauthorized"})
 
 
 def _cache(
-    settings: Settings, ttl_seconds: float, *, refresh_floor: bool = True, slots: int = 64
+    settings: Settings,
+    ttl_seconds: float,
+    *,
+    observe: Callable[[str, str], None] | None = None,
+    refresh_floor: bool = True,
+    slots: int = 64,
 ) -> SnapshotCache[Any]:
     """A connection cache with the service's stale, refresh and back-off settings."""
     return SnapshotCache[Any](
@@ -126,6 +137,7 @@ def _cache(
         maxsize=slots,
         stale_on=UpstreamError,
         stale_while_revalidate=True,
+        observe=observe,
     )
 
 
@@ -134,25 +146,34 @@ def _build_services(
     stack: AsyncExitStack,
     transport: httpx2.AsyncBaseTransport | None,
     metrics: Metrics,
+    tracing: Tracing,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
     breakers = Breakers(
-        failures=settings.breaker_failures, open_seconds=settings.breaker_open_seconds
+        failures=settings.breaker_failures,
+        open_seconds=settings.breaker_open_seconds,
+        on_state=metrics.observe_breaker,
     )
     if settings.finsync_enabled and settings.finsync_api_key is not None:
-        http = _http_client(settings, "finsync", settings.finsync_base_url, transport, metrics)
+        http = _http_client(
+            settings, "finsync", settings.finsync_base_url, transport, metrics, tracing
+        )
         stack.push_async_callback(http.aclose)
         finsync = FinsyncClient(
             http,
             api_key=settings.finsync_api_key,
             page_concurrency=settings.finsync_page_concurrency,
-            retries=_retries(settings),
+            retries=_retries(settings, metrics),
         )
         connections.append(
             FinsyncConnection(
                 client=finsync,
-                cache=_cache(settings, settings.finsync_ttl_seconds),
+                cache=_cache(
+                    settings,
+                    settings.finsync_ttl_seconds,
+                    observe=metrics.cache_observer("finsync"),
+                ),
                 breakers=breakers,
             )
         )
@@ -161,13 +182,15 @@ def _build_services(
         and settings.finqware_client_id
         and settings.finqware_client_secret
     ):
-        http = _http_client(settings, "finqware", settings.finqware_base_url, transport, metrics)
+        http = _http_client(
+            settings, "finqware", settings.finqware_base_url, transport, metrics, tracing
+        )
         stack.push_async_callback(http.aclose)
         finqware = FinqwareClient(
             http,
             client_id=settings.finqware_client_id,
             client_secret=settings.finqware_client_secret,
-            retries=_retries(settings),
+            retries=_retries(settings, metrics),
         )
         orders = BalanceOrders(
             current=tuple(settings.current_balance_types),
@@ -175,10 +198,19 @@ def _build_services(
             available=tuple(settings.available_balance_types),
         )
         slots = 2 * len(settings.finqware_consents) + 8
-        balances_cache = _cache(settings, settings.finqware_ttl_seconds, slots=slots)
+        balances_cache = _cache(
+            settings,
+            settings.finqware_ttl_seconds,
+            observe=metrics.cache_observer("finqware_balances"),
+            slots=slots,
+        )
         # Names and IBANs: no refresh floor of their own (they follow the balances' loads).
         accounts_cache = _cache(
-            settings, settings.finqware_accounts_ttl_seconds, refresh_floor=False, slots=slots
+            settings,
+            settings.finqware_accounts_ttl_seconds,
+            observe=metrics.cache_observer("finqware_accounts"),
+            refresh_floor=False,
+            slots=slots,
         )
         connections.extend(
             FinqwareConnection(
@@ -205,9 +237,13 @@ def _build_services(
 
 
 def create_app(
-    settings: Settings | None = None, *, transport: httpx2.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    tracing: Tracing | None = None,
 ) -> FastAPI:
-    """Build the service. `transport` replaces the network for every upstream (tests, sandbox)."""
+    """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
+    `tracing` replaces the one the settings and OTEL_* variables make (tests)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
@@ -216,17 +252,27 @@ def create_app(
         if transport is None:
             transport = sandbox_transport()
     settings.check_runnable()
+    # Whatever the logs say, these values are written as [hidden].
+    add_secrets(secret_values(settings))
     # One registry per app: two apps in one process (tests) never share counts.
     metrics = Metrics()
+    tracing = tracing if tracing is not None else Tracing.from_settings(settings.tracing_enabled)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
         async with AsyncExitStack() as stack:
             if transport is not None:
                 stack.push_async_callback(transport.aclose)
-            services = _build_services(settings, stack, transport, metrics)
+            stack.callback(tracing.shutdown)
+            services = _build_services(settings, stack, transport, metrics, tracing)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
+            else:
+                logger.info(
+                    "connections: %s",
+                    ", ".join(str(item["key"]) for item in configured_connections(settings)),
+                    extra={"connections": configured_connections(settings)},
+                )
             if not settings.auth_required:
                 logger.warning(
                     "callers are NOT authenticated (sandbox without keys, or TESORO_AUTH_DISABLED)"
@@ -239,7 +285,12 @@ def create_app(
         summary="Treasury backend-for-frontend over FinSync and Finqware.",
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        servers=[{"url": settings.public_base_url, "description": "This deployment"}],
+        # Unset, the spec names no server: clients call where they fetched it from.
+        servers=(
+            [{"url": settings.public_base_url, "description": "This deployment"}]
+            if settings.public_base_url
+            else None
+        ),
         generate_unique_id_function=_operation_id,
         lifespan=lifespan,
         # `/positions/` is a 404, never a redirect: a redirect would be built from `Host`.

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.domain.models import SourceInfo, SourceStatus
 
 _LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+# The route label of requests refused before any route is matched: a body over the size
+# limit (413) or a request head over the header limit (431, answered by the server).
+REFUSED_ROUTE = "<refused>"
+REFUSED_STATUSES = frozenset({413, 431})
+
+# What a cache read did (SnapshotCache's `observe` hook).
+CACHE_OUTCOMES = ("hit", "miss", "stale_served", "coalesced_wait", "background_refresh")
+
+# purgatory's state names, and the gauge value of each.
+BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
 
 class Metrics:
@@ -55,6 +66,61 @@ class Metrics:
             ["connection"],
             registry=self.registry,
         )
+
+        self.cache_events = Counter(
+            "tesoro_cache_events",
+            "Connection cache reads by cache, connection and outcome: hit (fresh), miss (a "
+            "load started), coalesced_wait (joined a load under way), stale_served (old data "
+            "served: past its TTL while a background_refresh runs, or because the load "
+            "failed), background_refresh (a load started behind a stale answer).",
+            ["cache", "connection", "outcome"],
+            registry=self.registry,
+        )
+        self.breaker_state = Gauge(
+            "tesoro_circuit_breaker_state",
+            "A connection's circuit breaker: 0 closed, 1 half-open (one probe), 2 open.",
+            ["connection"],
+            registry=self.registry,
+        )
+        self.breaker_opened = Counter(
+            "tesoro_circuit_breaker_opened",
+            "Times a connection's circuit breaker opened after failures in a row.",
+            ["connection"],
+            registry=self.registry,
+        )
+        self.upstream_retries = Counter(
+            "tesoro_upstream_retries",
+            "Reads tried again after a transient failure, by upstream.",
+            ["upstream"],
+            registry=self.registry,
+        )
+
+    def cache_observer(self, cache: str) -> Callable[[str, str], None]:
+        """The `observe(key, outcome)` hook of one cache. Each (connection, outcome) child is
+        bound once: a read then costs a dict look-up and an increment."""
+        children: dict[tuple[str, str], Counter] = {}
+        family = self.cache_events
+
+        def observe(key: str, outcome: str) -> None:
+            child = children.get((key, outcome))
+            if child is None:
+                child = children[key, outcome] = family.labels(cache, key, outcome)
+            child.inc()
+
+        return observe
+
+    def observe_breaker(self, connection: str, state: str) -> None:
+        """A connection's breaker changed state (purgatory's state names)."""
+        self.breaker_state.labels(connection).set(BREAKER_STATES.get(state, 0))
+        if state == "opened":
+            self.breaker_opened.labels(connection).inc()
+
+    def observe_retry(self, upstream: str) -> None:
+        self.upstream_retries.labels(upstream).inc()
+
+    def observe_refused_head(self) -> None:
+        """A request head over the server's limit, answered 431 before the app saw it."""
+        self.http_requests.labels(REFUSED_ROUTE, "other", "431").inc()
 
     def observe_upstream(self, upstream: str, outcome: str, seconds: float) -> None:
         self.upstream_requests.labels(upstream, outcome).inc()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -49,6 +50,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     max_header_bytes: int = MAX_HEADER_BYTES
     header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
+    # Told of each refused head (metrics count it: the app never sees the request).
+    on_refused: Callable[[], None] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +106,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         could lose the answer before the client reads it), then the connection closes."""
         self._disarm_head_timer()
         self._awaiting_head, self._refused = False, True
+        if self.on_refused is not None:
+            self.on_refused()
         self.transport.write(_answer_431(self.max_header_bytes))
         if self.transport.can_write_eof():
             self.transport.write_eof()
@@ -132,10 +137,17 @@ def limited_protocol(
     *,
     max_header_bytes: int = MAX_HEADER_BYTES,
     header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS,
+    on_refused: Callable[[], None] | None = None,
 ) -> type[LimitedHttpToolsProtocol]:
-    """The protocol class with these limits (uvicorn builds one instance per connection)."""
+    """The protocol class with these limits (uvicorn builds one instance per connection);
+    `on_refused` is called for every head refused with a 431."""
     return type(
         "LimitedHttpToolsProtocol",
         (LimitedHttpToolsProtocol,),
-        {"max_header_bytes": max_header_bytes, "header_timeout_seconds": header_timeout_seconds},
+        {
+            "max_header_bytes": max_header_bytes,
+            "header_timeout_seconds": header_timeout_seconds,
+            # staticmethod: a plain function stored on the class would become a method.
+            "on_refused": None if on_refused is None else staticmethod(on_refused),
+        },
     )

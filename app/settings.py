@@ -27,6 +27,23 @@ from app.domain.interpret import (
 
 Scope = Literal["read", "write"]
 
+# The ISO 20022 / UK Open Banking balance types Finqware reports.
+BALANCE_TYPES: tuple[str, ...] = (
+    "ClosingAvailable",
+    "ClosingBooked",
+    "ClosingCleared",
+    "Expected",
+    "ForwardAvailable",
+    "Information",
+    "InterimAvailable",
+    "InterimBooked",
+    "InterimCleared",
+    "OpeningAvailable",
+    "OpeningBooked",
+    "OpeningCleared",
+    "PreviouslyClosedBooked",
+)
+
 
 class ConsentSettings(BaseModel):
     """One Finqware consent: a bank connection of the company."""
@@ -155,10 +172,16 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_AVAILABLE_ORDER)
     )
 
-    public_base_url: HttpUrl = "http://127.0.0.1:8000"
+    # The spec's `servers` entry; unset, it follows the address served (see `tesoro serve`).
+    public_base_url: HttpUrl | None = None
     # Browser origins allowed to call tesoro (JSON list, e.g. ["https://app.example.com"]).
     cors_origins: list[Origin] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # JSON lines (for collectors) or human-readable lines (for a terminal).
+    log_format: Literal["json", "console"] = "json"
+    # A span per upstream call, exported by OTLP, when the `otel` extra is installed; also on
+    # when an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set (OTEL_SDK_DISABLED=true wins).
+    tracing_enabled: bool = False
 
     @field_validator(
         "current_balance_types",
@@ -171,6 +194,21 @@ class Settings(BaseSettings):
         # Orders read better as "InterimBooked,ClosingBooked" than as JSON in an env var.
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "current_balance_types",
+        "current_fallback_balance_types",
+        "available_balance_types",
+    )
+    @classmethod
+    def _known_balance_types(cls, value: list[str]) -> list[str]:
+        # A misspelt type would silently never match: refused at start-up instead.
+        unknown = [name for name in value if name not in BALANCE_TYPES]
+        if unknown:
+            raise ValueError(
+                f"unknown balance type {', '.join(unknown)}; known: {', '.join(BALANCE_TYPES)}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -221,3 +259,31 @@ class Settings(BaseSettings):
                 "no caller API key is configured: set TESORO_API_KEYS, or "
                 "TESORO_AUTH_DISABLED=true to run without authentication"
             )
+
+
+def configured_connections(settings: Settings) -> list[dict[str, str | None]]:
+    """The connections the settings configure, by key and label only (for the start-up log)."""
+    found: list[dict[str, str | None]] = []
+    if settings.finsync_enabled:
+        found.append({"key": "finsync", "label": None})
+    if settings.finqware_enabled:
+        found.extend(
+            {"key": f"finqware:{consent.key}", "label": consent.label}
+            for consent in settings.finqware_consents
+        )
+    return found
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold (masked in the logs)."""
+    values = [
+        secret.get_secret_value()
+        for secret in (settings.finsync_api_key, settings.finqware_client_secret)
+        if secret is not None
+    ]
+    for consent in settings.finqware_consents:
+        values += [
+            consent.access_token.get_secret_value(),
+            consent.credentials_id.get_secret_value(),
+        ]
+    return values

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import pytest
 
+from app.cli import main
+from app.sandbox.data import (
+    FINQWARE_CLIENT_SECRET,
+    FINSYNC_API_KEY,
+    SANDBOX_CALLER_KEY,
+    SANDBOX_CONSENTS,
+)
+from tests.support.keys import bearer
 from tests.support.servers import loopback_socket
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,8 +96,17 @@ def test_serve_sandbox_answers_positions_on_its_port(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=10)
     assert "NOT authenticated" in output
     assert "sandbox-finsync-key" not in output
-    assert "GET /healthz?api_key=[hidden]" in output
     assert "sk_live_4242" not in output
+    # Every line is JSON (uvicorn's own included), and each request has one access line.
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    access = [r for r in records if r["logger"] == "app.access"]
+    assert [(r["method"], r["route"], r["status"]) for r in access] == [
+        ("GET", "/positions", 200),
+        ("GET", "/healthz", 200),
+    ]
+    assert all(r["request_id"] for r in access)
+    assert not any(r["logger"] == "uvicorn.access" for r in records)
+    assert any(r["logger"] == "uvicorn.error" for r in records)
 
 
 def test_a_setting_that_is_not_json_is_one_line_naming_it_without_its_value(
@@ -111,3 +132,146 @@ def test_a_base_url_without_its_scheme_refuses_to_start(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "TESORO_FINSYNC_BASE_URL" in result.stderr
     assert "http://" in result.stderr
+
+
+@contextmanager
+def running(
+    *args: str, env: dict[str, str], cwd: Path, port: int | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`tesoro <args>` as a process (waiting for `port` to accept, if given), then stopped."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while port is not None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "did not start"
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def free_port() -> int:
+    with loopback_socket() as probe:
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.1)
+
+
+def test_every_option_shows_its_help_and_default(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, expected in (
+        ("serve", ["--host HOST", "(default: 127.0.0.1)", "(default: 8000)", "--sandbox"]),
+        ("sandbox", ["(default: 8101)", "(default: 8102)", "--env-file PATH", "--print-env"]),
+        ("openapi", ["(default: -)"]),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for part in expected:
+            assert part in text, (command, part)
+
+
+def test_sandbox_env_file_makes_serving_against_the_simulators_one_step(tmp_path: Path) -> None:
+    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    env_file = tmp_path / ".env"
+    port = free_port()
+    with running(
+        "sandbox", "--finsync-port", "0", "--finqware-port", "0", "--env-file", str(env_file),
+        env=env, cwd=tmp_path,
+    ) as sandbox:  # fmt: skip
+        wait_for(env_file, sandbox)
+        # The one step: tesoro serve in the folder of that .env, no other configuration.
+        with running("serve", "--port", str(port), env=env, cwd=tmp_path, port=port) as served:
+            base = f"http://127.0.0.1:{port}"
+            answer = httpx2.get(f"{base}/positions", headers=bearer(SANDBOX_CALLER_KEY))
+            refused = httpx2.get(f"{base}/positions")
+            spec = httpx2.get(f"{base}/openapi.json").json()
+            served.terminate()
+            output = served.communicate(timeout=10)[0]
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["positions"]
+    assert refused.status_code == 401
+    # The spec's server is the address served (TESORO_PUBLIC_BASE_URL unset).
+    assert spec["servers"] == [{"url": base, "description": "This deployment"}]
+    # The start-up log names the connections by key and label, and nothing secret.
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    (listed,) = [r["connections"] for r in records if "connections" in r]
+    assert {"key": "finsync", "label": None} in listed
+    assert {"key": "finqware:bt-main", "label": "Banca Transilvania"} in listed
+    assert set().union(*listed) == {"key", "label"}
+    secrets = [FINSYNC_API_KEY, FINQWARE_CLIENT_SECRET, SANDBOX_CALLER_KEY]
+    secrets += [c.access_token for c in SANDBOX_CONSENTS] + [
+        c.credentials_id for c in SANDBOX_CONSENTS
+    ]
+    assert all(secret in env_file.read_text(encoding="utf-8") for secret in secrets[:2])
+    for secret in secrets:
+        assert secret not in output, secret
+
+
+def test_sandbox_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("TESORO_FINSYNC_API_KEY=mine\n", encoding="utf-8")
+    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    result = run_tesoro(
+        "sandbox", "--finsync-port", "0", "--finqware-port", "0", "--env-file", str(env_file),
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "was not written by tesoro sandbox" in result.stderr
+    assert env_file.read_text(encoding="utf-8") == "TESORO_FINSYNC_API_KEY=mine\n"
+
+
+def test_sandbox_prints_export_lines_a_shell_can_source(tmp_path: Path) -> None:
+    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    with running(
+        "sandbox", "--finsync-port", "0", "--finqware-port", "0", "--print-env",
+        env=env, cwd=tmp_path,
+    ) as sandbox:  # fmt: skip
+        assert sandbox.stdout is not None
+        exports: list[str] = []
+        while not any(line.startswith("export TESORO_API_KEYS=") for line in exports):
+            line = sandbox.stdout.readline()
+            assert line, "the sandbox stopped"
+            if line.startswith("export "):
+                exports.append(line.rstrip("\n"))
+    script = "\n".join([*exports, 'printf %s "$TESORO_FINQWARE_CONSENTS"'])
+    shell = subprocess.run(
+        ["/bin/sh", "-c", script], capture_output=True, text=True, check=True, timeout=10
+    )
+    consents = json.loads(shell.stdout)
+    assert [c["key"] for c in consents] == ["bt-main", "ing-ops", "brd-legacy"]
+    names = {line.split("=", 1)[0].removeprefix("export ") for line in exports}
+    assert {"TESORO_FINSYNC_BASE_URL", "TESORO_FINQWARE_BASE_URL", "TESORO_API_KEYS"} <= names
+
+
+def test_an_unknown_balance_type_refuses_to_start(tmp_path: Path) -> None:
+    env = {
+        **clean_env(),
+        "PYTHONPATH": str(ROOT),
+        "TESORO_CURRENT_BALANCE_TYPES": "InterimBooked,ClosingBookd",
+    }
+    result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "TESORO_CURRENT_BALANCE_TYPES" in result.stderr
+    assert "ClosingBookd" in result.stderr
+    assert "Traceback" not in result.stderr

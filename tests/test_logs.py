@@ -1,12 +1,46 @@
-"""A credential sent in a query string is never written to the access log."""
+"""Logs: structlog lines, one access line per request, the request id on every line of a
+request, upstream failures named by connection and code, and never a credential."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+from collections.abc import Iterator
+from typing import Any
 
+import httpx2
 import pytest
+import structlog
+from pydantic import SecretStr
+from starlette.testclient import TestClient
 
-from app.logs import CredentialQueryFilter, redact_query, uvicorn_log_config
+from app.logs import add_secrets, configure_logging, redact_query, redact_text
+from app.main import create_app
+from app.settings import ConsentSettings, Settings
+from tests.support.keys import READ_KEY, WRITE_KEY, bearer, reader_and_writer
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    """Logging configured as `tesoro serve` does, into a buffer; restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging("json", "debug", stream=stream)
+    try:
+        yield stream
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        structlog.reset_defaults()
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize(
@@ -25,20 +59,164 @@ def test_credential_like_query_values_are_hidden(path: str, expected: str) -> No
     assert redact_query(path) == expected
 
 
-def test_the_access_log_as_configured_for_serve_hides_them(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    config = uvicorn_log_config()
-    assert "credentials" in config["handlers"]["access"]["filters"]
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/positions?token=sk_live_123", "1.1", 200),
-        None,
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer sk_live_abcdef123", "Authorization: Bearer [hidden]"),
+        ('{"authorization": "Basic dXNlcjpwYXNz"}', '{"authorization": "Basic [hidden]"}'),
+        ("{'x-api-key': 'fs_live_0a1b2c'}", "{'x-api-key': '[hidden]'}"),
+        ("sent Bearer tok_123456 twice", "sent Bearer [hidden] twice"),
+        ("basic settings are fine", "basic settings are fine"),
+    ],
+)
+def test_credentials_in_text_are_hidden(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_configured_secrets_are_hidden_anywhere_in_a_line(captured: io.StringIO) -> None:
+    add_secrets(["cfg-secret-7d1e4b90c2"])
+    logging.getLogger("app.test").warning(
+        "calling with cfg-secret-7d1e4b90c2",
+        extra={"nested": {"deep": ["x cfg-secret-7d1e4b90c2 y"]}, "authorization": "anything"},
     )
-    assert CredentialQueryFilter().filter(record)
-    assert "sk_live_123" not in record.getMessage()
-    assert "token=[hidden]" in record.getMessage()
+    try:
+        raise RuntimeError("failed: cfg-secret-7d1e4b90c2")
+    except RuntimeError:
+        logging.getLogger("app.test").exception("boom")
+
+    text = captured.getvalue()
+    assert "cfg-secret-7d1e4b90c2" not in text
+    first, second = lines(captured)
+    assert first["event"] == "calling with [hidden]"
+    assert first["nested"] == {"deep": ["x [hidden] y"]}
+    assert first["authorization"] == "[hidden]"
+    assert first["level"] == "warning"
+    assert first["logger"] == "app.test"
+    assert "timestamp" in first
+    assert "RuntimeError: failed: [hidden]" in second["exception"]
+
+
+def test_library_lines_are_json_too(captured: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+
+    (line,) = lines(captured)
+    assert line["event"] == "Started server process [42]"
+    assert line["logger"] == "uvicorn.error"
+
+
+def test_console_format_is_one_readable_line(captured: io.StringIO) -> None:
+    stream = io.StringIO()
+    configure_logging("console", "info", stream=stream)
+    logging.getLogger("app.test").info("hello", extra={"connection": "finsync"})
+    logging.getLogger("app.test").debug("not shown at info")
+
+    text = stream.getvalue()
+    assert "hello" in text
+    assert "connection=finsync" in text
+    assert "not shown" not in text
+    assert not text.lstrip().startswith("{")
+
+
+def test_one_access_line_per_request_with_route_template_and_request_id(
+    captured: io.StringIO,
+) -> None:
+    settings = Settings(_env_file=None, sandbox=True)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/counterparties/finsync:101", headers={"X-Request-ID": "req-42"})
+        assert response.status_code == 200
+        assert client.get("/no/such/path").status_code == 404
+
+    access = [line for line in lines(captured) if line["logger"] == "app.access"]
+    assert len(access) == 2
+    first, second = access
+    assert first["event"] == "request"
+    assert first["method"] == "GET"
+    assert first["route"] == "/counterparties/{counterparty_id}"
+    assert first["status"] == 200
+    assert first["request_id"] == "req-42"
+    assert isinstance(first["duration_ms"], float)
+    assert first["duration_ms"] >= 0
+    assert (second["route"], second["status"]) == ("unmatched", 404)
+    assert second["request_id"] != "req-42"
+    # Routine upstream calls of the request: DEBUG, carrying its id and its connection.
+    calls = [line for line in lines(captured) if line["logger"] == "app.upstreams.http"]
+    assert calls, "the look-up called FinSync"
+    assert all(line["level"] == "debug" for line in calls)
+    assert {line["request_id"] for line in calls} == {"req-42"}
+    assert all(line["upstream"] == "finsync" for line in calls)
+
+
+# Real-looking secrets: what a leak would look like in production.
+FINSYNC_KEY = "fs_live_5f0c3e9a1b7d4c2e8f6a"
+FINQWARE_SECRET = "fqs_4b1d9e7c2a6f8e0d3c5b"
+ACCESS_TOKEN = "at_live_9c8b7a6f5e4d3c2b1a00"
+CREDENTIALS_ID = "cid-2e5f7a9c-1b3d-4e6f-8a0c"
+WRONG_KEY = "reader-key-9876543210"
+
+
+class EchoingUpstreams:
+    """Upstreams that fail and echo what they were sent: headers, body, everything; with
+    `bug` set, the call raises an unexpected error carrying that text (a bug's traceback is
+    logged)."""
+
+    def __init__(self) -> None:
+        self.bug = False
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        echoed = f"{request.method} {request.url} headers={dict(request.headers)} body="
+        echoed += request.content.decode()
+        if self.bug:
+            raise RuntimeError(f"unexpected: {echoed}")
+        if request.url.host == "finsync.example":
+            return httpx2.Response(500, json={"error": echoed})
+        return httpx2.Response(
+            500, json={"type": "api_error", "code": "internal", "message": echoed}
+        )
+
+
+def test_no_secret_and_no_caller_key_is_ever_logged(captured: io.StringIO) -> None:
+    settings = Settings(
+        _env_file=None,
+        finsync_base_url="https://finsync.example",
+        finsync_api_key=SecretStr(FINSYNC_KEY),
+        finqware_base_url="https://finqware.example/v1",
+        finqware_client_id="tenant-andes",
+        finqware_client_secret=SecretStr(FINQWARE_SECRET),
+        finqware_consents=[
+            ConsentSettings(
+                key="bt-main",
+                label="BT",
+                credentials_id=SecretStr(CREDENTIALS_ID),
+                access_token=SecretStr(ACCESS_TOKEN),
+                tenant_user_id="andes",
+            )
+        ],
+        api_keys=reader_and_writer(),
+        failure_backoff_seconds=0,
+        min_refresh_interval_seconds=0,
+        upstream_retry_attempts=2,
+    )
+    upstreams = EchoingUpstreams()
+    app = create_app(settings, transport=httpx2.MockTransport(upstreams))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/positions", headers=bearer(READ_KEY)).status_code == 503
+        assert client.get("/positions", headers=bearer(WRONG_KEY)).status_code == 401
+        assert client.get(f"/positions?api_key={READ_KEY}").status_code == 401
+        client.post("/counterparties", headers=bearer(WRITE_KEY), json={"name": "Acme"})
+        upstreams.bug = True
+        assert client.get("/positions", headers=bearer(WRITE_KEY)).status_code == 500
+
+    text = captured.getvalue()
+    records = lines(captured)
+    # The failures were logged, named by connection and code, and a bug with its traceback.
+    failures = [r for r in records if r.get("code") and r.get("connection")]
+    assert {(r["connection"], r["code"]) for r in failures} >= {
+        ("finsync", "upstream_error"),
+        ("finqware:bt-main", "upstream_error"),
+    }
+    assert any("RuntimeError" in r.get("exception", "") for r in records)
+    assert any(r["level"] == "warning" and r.get("upstream") == "finqware" for r in records)
+    for secret in (FINSYNC_KEY, FINQWARE_SECRET, ACCESS_TOKEN, CREDENTIALS_ID):
+        assert secret not in text, secret
+    for caller_key in (READ_KEY, WRITE_KEY, WRONG_KEY):
+        assert caller_key not in text, caller_key

@@ -6,9 +6,17 @@ import json
 
 import pytest
 from pydantic import ValidationError
+from starlette.testclient import TestClient
 
 from app.main import create_app
-from app.settings import ConfigurationError, Settings, describe_invalid
+from app.settings import (
+    BALANCE_TYPES,
+    ConfigurationError,
+    Settings,
+    configured_connections,
+    describe_invalid,
+    secret_values,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -139,3 +147,79 @@ def test_invalid_settings_are_named_by_their_variable_without_their_value(
     assert "TESORO_UPSTREAM_TIMEOUT_SECONDS: Input should be greater than 0" in message
     assert "token-secret-1" not in message
     assert "tok-hidden" not in message
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "TESORO_CURRENT_BALANCE_TYPES",
+        "TESORO_CURRENT_FALLBACK_BALANCE_TYPES",
+        "TESORO_AVAILABLE_BALANCE_TYPES",
+    ],
+)
+def test_an_unknown_balance_type_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "InterimBooked, Interimbooked")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    described = describe_invalid(caught.value)
+    assert described.startswith(f"{variable}: ")
+    assert "unknown balance type Interimbooked" in described
+    assert "\n" not in described
+
+
+def test_every_known_balance_type_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TESORO_CURRENT_BALANCE_TYPES", ",".join(BALANCE_TYPES))
+    assert Settings().current_balance_types == list(BALANCE_TYPES)
+
+
+@pytest.mark.parametrize("value", ["tesoro.example", "ftp://tesoro.example", "https://"])
+def test_the_public_base_url_needs_a_scheme_and_a_host(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TESORO_PUBLIC_BASE_URL", value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert describe_invalid(caught.value).startswith("TESORO_PUBLIC_BASE_URL: ")
+
+
+def test_the_public_base_url_is_the_served_specs_server() -> None:
+    configured = Settings(sandbox=True, public_base_url="https://tesoro.example/api")
+    with TestClient(create_app(configured)) as client:
+        servers = client.get("/openapi.json").json()["servers"]
+    assert servers == [{"url": "https://tesoro.example/api", "description": "This deployment"}]
+    # Unset (and not set by `tesoro serve` from its address), the spec names no server:
+    # clients call where they fetched it from.
+    with TestClient(create_app(Settings(sandbox=True))) as client:
+        assert "servers" not in client.get("/openapi.json").json()
+
+
+def test_log_format_and_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (Settings().log_format, Settings().log_level) == ("json", "info")
+    monkeypatch.setenv("TESORO_LOG_FORMAT", "console")
+    monkeypatch.setenv("TESORO_LOG_LEVEL", "debug")
+    assert (Settings().log_format, Settings().log_level) == ("console", "debug")
+    monkeypatch.setenv("TESORO_LOG_FORMAT", "xml")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert describe_invalid(caught.value).startswith("TESORO_LOG_FORMAT: ")
+
+
+def test_configured_connections_are_keys_and_labels_only() -> None:
+    settings = Settings(
+        finsync_api_key="fs-secret",
+        finqware_client_id="tenant",
+        finqware_client_secret="tenant-secret",
+        finqware_consents=CONSENTS,
+    )
+    assert configured_connections(settings) == [
+        {"key": "finsync", "label": None},
+        {"key": "finqware:bt-main", "label": "BT"},
+    ]
+    assert set(secret_values(settings)) == {
+        "fs-secret",
+        "tenant-secret",
+        "token-secret-1",
+        "cred-secret-1",
+    }

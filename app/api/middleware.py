@@ -23,7 +23,8 @@ from app.api.errors import (
     problem_content,
     problem_of,
 )
-from app.metrics import Metrics
+from app.logs import log_access
+from app.metrics import REFUSED_ROUTE, REFUSED_STATUSES, Metrics
 from app.settings import Settings
 from app.upstreams.http import CURRENT_REQUEST_ID
 
@@ -317,7 +318,9 @@ def method_label(scope: Scope) -> str:
 
 
 class RequestMetrics(_HttpMiddleware):
-    """ASGI middleware counting and timing requests by route template (bounded labels)."""
+    """ASGI middleware counting and timing requests by route template (bounded labels), and
+    writing the one access line of each request (`app.logs.log_access`). A body refused
+    for its size (413) is counted under the fixed route `<refused>`."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         super().__init__(app)
@@ -337,9 +340,8 @@ class RequestMetrics(_HttpMiddleware):
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.observe_request(
-                route_label(scope),
-                method_label(scope),
-                status,
-                time.perf_counter() - started_seconds,
-            )
+            seconds = time.perf_counter() - started_seconds
+            route = REFUSED_ROUTE if status in REFUSED_STATUSES else route_label(scope)
+            method = method_label(scope)
+            self.metrics.observe_request(route, method, status, seconds)
+            log_access(method, route, status, seconds)

@@ -3,14 +3,55 @@
 Everything here is hand-written and fixed, so every run and every test sees the same
 figures. The credentials are public fake values, meant to be printed and copied.
 
+Timestamps are written as of `SEEDED_AS_OF`; a simulator app serves them moved forward by
+`seed_shift()` (whole hours, so the newest is at most about an hour old), so that `as_of`
+looks current whenever the sandbox runs. Amounts never move.
+
 Money is kept exactly as each upstream writes it on the wire: FinSync balances as the
 literal text of a JSON number (float noise included where a float-summing upstream would
 produce it, e.g. ``0.30000000000000004``), Finqware amounts as decimal strings.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
+
+SEEDED_AS_OF = datetime(2026, 11, 20, 19, 0, tzinfo=UTC)
+"""The moment the seeded data is written as of (its newest timestamp is just before)."""
+
+
+NO_SHIFT = timedelta(0)
+
+
+def seed_shift(now: datetime | None = None) -> timedelta:
+    """How far the seeded timestamps move to look current: whole hours from `SEEDED_AS_OF`
+    to `now` (the same for every app built within the same hour)."""
+    elapsed = (datetime.now(UTC) if now is None else now) - SEEDED_AS_OF
+    return timedelta(hours=elapsed // timedelta(hours=1))
+
+
+def shift_timestamp(text: str, shift: timedelta) -> str:
+    """An ISO 8601 timestamp moved by `shift`, written in the same style (``Z`` or naive,
+    with or without microseconds)."""
+    if not shift:
+        return text
+    zulu = text.endswith("Z")
+    moved = datetime.fromisoformat(text.removesuffix("Z")) + shift
+    written = moved.isoformat(timespec="microseconds" if "." in text else "seconds")
+    return written + "Z" if zulu else written
+
+
+def shift_date(text: str, shift: timedelta) -> str:
+    """An ISO date moved with the timestamps (its midnight moved by `shift`)."""
+    if not shift:
+        return text
+    return (datetime.combine(date.fromisoformat(text), time()) + shift).date().isoformat()
+
+
+SANDBOX_CALLER_KEY: str = "sandbox-caller-key-0f4e9c2d"
+"""A caller key for tesoro pointed at the simulators (`tesoro sandbox --env-file`): a public
+fake like every credential here, never to be configured anywhere else."""
 
 # --------------------------------------------------------------------------- FinSync
 
@@ -473,3 +514,41 @@ FINQWARE_ACCOUNTS: tuple[FinqwareAccount, ...] = (
         ),
     ),
 )  # fmt: skip
+
+
+def shifted_finsync_client(client: FinsyncClient, shift: timedelta) -> FinsyncClient:
+    """The client with its (and its accounts') timestamps moved by `shift`."""
+    return replace(
+        client,
+        created_at=shift_timestamp(client.created_at, shift),
+        updated_at=shift_timestamp(client.updated_at, shift),
+        accounts=tuple(
+            replace(
+                account,
+                created_at=shift_timestamp(account.created_at, shift),
+                updated_at=shift_timestamp(account.updated_at, shift),
+            )
+            for account in client.accounts
+        ),
+    )
+
+
+def shifted_finqware_account(account: FinqwareAccount, shift: timedelta) -> FinqwareAccount:
+    """The account with its listing, query and balance timestamps and dates moved."""
+    return replace(
+        account,
+        listed_at=shift_timestamp(account.listed_at, shift),
+        queried_at=shift_timestamp(account.queried_at, shift),
+        balances=tuple(
+            replace(
+                balance,
+                native_timestamp=None
+                if balance.native_timestamp is None
+                else shift_timestamp(balance.native_timestamp, shift),
+                native_date=None
+                if balance.native_date is None
+                else shift_date(balance.native_date, shift),
+            )
+            for balance in account.balances
+        ),
+    )

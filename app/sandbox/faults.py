@@ -23,6 +23,10 @@ Modes, as each simulator answers them:
 * ``drop_after_create``: FinSync ``POST /api/clients`` stores the client, then the
   connection drops before the answer's body (see `ConnectionDroppedError`); other
   requests, and creates it rejects, pass untouched and do not count against `remaining`.
+
+On Finqware, ``"consents": ["ing-ops"]`` narrows the fault *and* ``delay_seconds`` to
+requests for those consent keys (a request naming no known consent is never narrowed in);
+FinSync ignores ``consents``.
 """
 
 import asyncio
@@ -60,7 +64,8 @@ class Faults:
 
     mode: FaultMode = "none"
     delay_seconds: float = 0.0
-    """Added to every vendor request, faulted or not."""
+    """Added to every vendor request, faulted or not; with `consents`, on Finqware, only to
+    requests for those consents (scoped like the fault)."""
     remaining: int | None = None
     """The fault hits this many more requests, then the mode reverts to ``none``."""
     consents: frozenset[str] = frozenset()
@@ -84,6 +89,13 @@ class Faults:
         if consent is not None and self.consents and consent not in self.consents:
             return "none"
         return self.mode
+
+    def delay_for(self, consent: str | None = None) -> float:
+        """The added latency of one request: `delay_seconds`, narrowed by `consents` like
+        the fault (``consent`` as in `pending`)."""
+        if consent is not None and self.consents and consent not in self.consents:
+            return 0.0
+        return self.delay_seconds
 
     def consume(self) -> None:
         """Count one faulted request against `remaining`."""
@@ -173,12 +185,16 @@ class ConnectionDroppedError(httpx2.RemoteProtocolError):
     """
 
 
-async def simulate_latency(request: Request, faults: Faults, mode: FaultMode) -> None:
-    """Sleep the configured delay, or hold the request for a ``timeout`` fault."""
+async def simulate_latency(
+    request: Request, faults: Faults, mode: FaultMode, consent: str | None = None
+) -> None:
+    """Sleep the configured delay (for this consent, see `Faults.delay_for`), or hold the
+    request for a ``timeout`` fault."""
+    delay = faults.delay_for(consent)
     if mode == "timeout":
-        await _hold_until_disconnect(request, max(faults.timeout_seconds, faults.delay_seconds))
-    elif faults.delay_seconds > 0:
-        await asyncio.sleep(faults.delay_seconds)
+        await _hold_until_disconnect(request, max(faults.timeout_seconds, delay))
+    elif delay > 0:
+        await asyncio.sleep(delay)
 
 
 async def _hold_until_disconnect(request: Request, seconds: float) -> None:

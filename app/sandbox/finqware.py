@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,10 +42,13 @@ from app.sandbox.data import (
     FINQWARE_CLIENT_ID,
     FINQWARE_CLIENT_SECRET,
     FINQWARE_SERVICERS,
+    NO_SHIFT,
     SANDBOX_CONSENTS,
     FinqwareAccount,
     FinqwareServicer,
     SandboxConsent,
+    seed_shift,
+    shifted_finqware_account,
 )
 from app.sandbox.faults import (
     Faults,
@@ -82,9 +86,12 @@ class FinqwareStore:
         accounts: Iterable[FinqwareAccount] = FINQWARE_ACCOUNTS,
         servicers: Mapping[str, FinqwareServicer] = FINQWARE_SERVICERS,
         expired: Iterable[str] = EXPIRED_CONSENT_KEYS,
+        *,
+        shift: timedelta = NO_SHIFT,
     ) -> None:
+        """`shift` moves the accounts' timestamps and dates (see `seed_shift`)."""
         self._by_credentials = {c.credentials_id: c for c in consents}
-        self._accounts = tuple(accounts)
+        self._accounts = tuple(shifted_finqware_account(a, shift) for a in accounts)
         self._servicers = dict(servicers)
         self.expired: set[str] = set(expired)
         """Consent keys whose calls answer ``expired_credentials``; tests may add to it."""
@@ -101,7 +108,8 @@ class FinqwareStore:
 
 def create_finqware_app(faults: Faults | None = None) -> Starlette:
     """A fresh Finqware simulator, routes under ``/v1`` like ``api.finqware.com/v1``."""
-    simulator = _FinqwareSimulator(FinqwareStore(), Faults() if faults is None else faults)
+    store = FinqwareStore(shift=seed_shift())
+    simulator = _FinqwareSimulator(store, Faults() if faults is None else faults)
     app = Starlette(
         routes=[
             simulator.route(GET_BALANCES, simulator.balances),
@@ -160,12 +168,13 @@ class _FinqwareSimulator:
         payload = _parse(await request.body()) if sends_json(request) else None
         consent = self.store.consent(payload.get("credentials_id")) if payload is not None else None
         self.calls_by_consent[key, "" if consent is None else consent.key] += 1
-        mode = self.faults.pending("" if consent is None else consent.key)
+        consent_key = "" if consent is None else consent.key
+        mode = self.faults.pending(consent_key)
         if mode == "drop_after_create":  # FinSync's create only; nothing here creates
             mode = "none"
         if mode != "none":
             self.faults.consume()
-        await simulate_latency(request, self.faults, mode)
+        await simulate_latency(request, self.faults, mode, consent_key)
         if mode == "error":
             return self._error(500, "api_error", "internal_server_error", "Internal server error")
         if mode == "rate_limited":

@@ -24,7 +24,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -38,7 +38,10 @@ from app.sandbox.data import (
     FINSYNC_CLIENTS,
     FINSYNC_COMPANY_ID,
     FINSYNC_EXTERNAL,
+    NO_SHIFT,
     FinsyncClient,
+    seed_shift,
+    shifted_finsync_client,
 )
 from app.sandbox.faults import (
     ConnectionDroppedError,
@@ -70,9 +73,12 @@ Handler = Callable[[Request], Awaitable[Response]]
 class FinsyncStore:
     """The simulator's live FinSync data: the seeded clients plus those created over HTTP."""
 
-    def __init__(self, clients: Iterable[FinsyncClient] = FINSYNC_CLIENTS) -> None:
+    def __init__(
+        self, clients: Iterable[FinsyncClient] = FINSYNC_CLIENTS, *, shift: timedelta = NO_SHIFT
+    ) -> None:
+        """`shift` moves the seeded clients' timestamps (see `seed_shift`)."""
         self._clients: dict[int, FinsyncClient] = {}
-        for client in clients:
+        for client in (shifted_finsync_client(c, shift) for c in clients):
             for account in client.accounts:
                 _check_json_number(account.balance)
             self._clients[client.id] = client
@@ -125,7 +131,8 @@ class FinsyncStore:
 
 def create_finsync_app(faults: Faults | None = None) -> Starlette:
     """A fresh FinSync simulator with its own copy of the seeded data."""
-    simulator = _FinsyncSimulator(FinsyncStore(), Faults() if faults is None else faults)
+    store = FinsyncStore(shift=seed_shift())
+    simulator = _FinsyncSimulator(store, Faults() if faults is None else faults)
     app = Starlette(
         routes=[
             *simulator.routes(

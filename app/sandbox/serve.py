@@ -1,7 +1,10 @@
 """Serves the FinSync and Finqware simulators side by side with uvicorn."""
 
 import asyncio
+import hashlib
 import json
+import shlex
+from pathlib import Path
 
 import uvicorn
 
@@ -11,6 +14,7 @@ from app.sandbox.data import (
     FINQWARE_CLIENT_SECRET,
     FINSYNC_API_KEY,
     FINSYNC_COMPANY_ID,
+    SANDBOX_CALLER_KEY,
     SANDBOX_CONSENTS,
 )
 from app.sandbox.faults import FAULTS_PATH
@@ -20,11 +24,27 @@ from app.sandbox.finsync import create_finsync_app
 _STARTUP_POLL_SECONDS = 0.02
 
 
-async def serve_simulators(host: str, finsync_port: int, finqware_port: int) -> None:
+# The first line of an env file `tesoro sandbox` writes: only such a file is ever replaced.
+ENV_FILE_MARK = "# Written by `tesoro sandbox`: settings for tesoro serve against its simulators."
+
+
+async def serve_simulators(
+    host: str,
+    finsync_port: int,
+    finqware_port: int,
+    *,
+    env_file: Path | None = None,
+    print_env: bool = False,
+) -> None:
     """Serve both simulators until stopped, printing their URLs and sandbox credentials.
 
-    A port of 0 picks a free one; the printed URLs show the ports actually bound.
+    A port of 0 picks a free one; the printed URLs (and the env file) show the ports
+    actually bound. `env_file` gets the settings tesoro needs for them, a caller key
+    included; `print_env` prints only `export` lines for them instead of the banner.
+    Raises FileExistsError, before serving, for an `env_file` it did not write itself.
     """
+    if env_file is not None:
+        _check_replaceable(env_file)
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
         for app, port in (
@@ -40,7 +60,15 @@ async def serve_simulators(host: str, finsync_port: int, finqware_port: int) -> 
             await asyncio.sleep(_STARTUP_POLL_SECONDS)
         else:
             finsync_url, finqware_url = (_url(host, server) for server in servers)
-            print(sandbox_banner(finsync_url, finqware_url), flush=True)
+            settings = sandbox_env(finsync_url, finqware_url)
+            if env_file is not None:
+                write_env_file(env_file, settings)
+            if print_env:
+                print(export_lines(settings), flush=True)
+            else:
+                print(sandbox_banner(finsync_url, finqware_url), flush=True)
+                if env_file is not None:
+                    print(f"\nWrote these settings to {env_file}", flush=True)
         # asyncio.wait, unlike gather, does not cancel the servers when this task is
         # cancelled, so the finally clause below can still shut them down cleanly.
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -58,13 +86,55 @@ def _url(host: str, server: uvicorn.Server) -> str:
     return f"http://{shown}:{port}"
 
 
+def sandbox_env(finsync_url: str, finqware_root_url: str) -> dict[str, str]:
+    """The TESORO_* settings that point tesoro serve at these simulators, with a caller key
+    (`SANDBOX_CALLER_KEY`, read and write scopes) so the served API can be called at once."""
+    consents = [consent.as_setting() for consent in SANDBOX_CONSENTS]
+    caller = hashlib.sha256(SANDBOX_CALLER_KEY.encode()).hexdigest()
+    return {
+        "TESORO_FINSYNC_BASE_URL": finsync_url,
+        "TESORO_FINSYNC_API_KEY": FINSYNC_API_KEY,
+        "TESORO_FINQWARE_BASE_URL": f"{finqware_root_url}/v1",
+        "TESORO_FINQWARE_CLIENT_ID": FINQWARE_CLIENT_ID,
+        "TESORO_FINQWARE_CLIENT_SECRET": FINQWARE_CLIENT_SECRET,
+        "TESORO_FINQWARE_CONSENTS": json.dumps(consents, ensure_ascii=False),
+        "TESORO_API_KEYS": json.dumps({"sandbox": {"sha256": caller, "scopes": ["read", "write"]}}),
+    }
+
+
+def export_lines(settings: dict[str, str]) -> str:
+    """`export NAME='value'` lines a POSIX shell can source."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in settings.items())
+
+
+def _check_replaceable(path: Path) -> None:
+    if path.exists():
+        with path.open(encoding="utf-8") as existing:
+            first = existing.readline().rstrip("\n")
+        if first != ENV_FILE_MARK:
+            raise FileExistsError(
+                f"{path} exists and was not written by tesoro sandbox; "
+                "choose another --env-file or remove it"
+            )
+
+
+def write_env_file(path: Path, settings: dict[str, str]) -> None:
+    """The settings as a `.env` file (single-quoted values, as python-dotenv reads them)."""
+    _check_replaceable(path)
+    lines = [
+        ENV_FILE_MARK,
+        f"# Call the API with: Authorization: Bearer {SANDBOX_CALLER_KEY}",
+        *(f"{name}='{value}'" for name, value in settings.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def sandbox_banner(finsync_url: str, finqware_root_url: str) -> str:
     """What a person needs to point a client at the simulators (all values are public fakes).
 
     ``finqware_root_url`` is the server's root; the API itself answers under ``/v1``.
     """
     finqware_url = f"{finqware_root_url}/v1"
-    consents = [consent.as_setting() for consent in SANDBOX_CONSENTS]
     lines = [
         f"FinSync simulator:  {finsync_url}",
         f"  x-api-key: {FINSYNC_API_KEY}  (company {FINSYNC_COMPANY_ID})",
@@ -85,13 +155,13 @@ def sandbox_banner(finsync_url: str, finqware_root_url: str) -> str:
         f"Faults (no auth): GET/PUT {finsync_url}{FAULTS_PATH}",
         f"                  GET/PUT {finqware_root_url}{FAULTS_PATH}",
         '  e.g. curl -X PUT -d \'{"mode": "error", "remaining": 1}\' <URL above>',
+        '  Finqware, some consents only: {"mode": "timeout", "consents": ["ing-ops"]}',
         "",
-        "For tesoro:",
-        f"  TESORO_FINSYNC_BASE_URL={finsync_url}",
-        f"  TESORO_FINSYNC_API_KEY={FINSYNC_API_KEY}",
-        f"  TESORO_FINQWARE_BASE_URL={finqware_url}",
-        f"  TESORO_FINQWARE_CLIENT_ID={FINQWARE_CLIENT_ID}",
-        f"  TESORO_FINQWARE_CLIENT_SECRET={FINQWARE_CLIENT_SECRET}",
-        f"  TESORO_FINQWARE_CONSENTS='{json.dumps(consents, ensure_ascii=False)}'",
+        "For tesoro (or run tesoro sandbox --env-file .env, then tesoro serve):",
+        *(
+            f"  {name}='{value}'" if name.endswith(("_CONSENTS", "_KEYS")) else f"  {name}={value}"
+            for name, value in sandbox_env(finsync_url, finqware_root_url).items()
+        ),
+        f"  then call it with: Authorization: Bearer {SANDBOX_CALLER_KEY}",
     ]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import OpenedState
 
 from app.cache import Cached, SnapshotCache
@@ -45,6 +46,7 @@ from app.upstreams.errors import (
 )
 from app.upstreams.finqware import ConsentCredentials, FinqwareAccount, FinqwareClient
 from app.upstreams.finsync import FinsyncClient
+from app.upstreams.http import CURRENT_CONNECTION
 from app.upstreams.reading import Parsed
 
 logger = logging.getLogger(__name__)
@@ -88,17 +90,41 @@ class Breakers:
     probe goes through, and its success closes it. Permanent failures do not count: they
     have their own, hourly, back-off."""
 
-    def __init__(self, *, failures: int = 5, open_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        failures: int = 5,
+        open_seconds: float = 30.0,
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.open_seconds = open_seconds
         self._factory = AsyncCircuitBreakerFactory(
             default_threshold=failures,
             default_ttl=open_seconds,
             exclude=[PermanentUpstreamError],
         )
+        if on_state is not None:
+            # Told (connection, "closed" | "opened" | "half-opened") on every change
+            # (metrics listen); a new breaker starts closed.
+            def hook(name: str, event_name: str, event: object) -> None:
+                if event_name == "circuit_breaker_created":
+                    on_state(name, "closed")
+                elif isinstance(event, ContextChanged):
+                    on_state(name, event.state)
+                    if event.state == "opened":
+                        logger.warning(
+                            "%s: circuit opened after repeated failures",
+                            name,
+                            extra={"connection": name},
+                        )
+
+            self._factory.add_listener(hook)
 
     @asynccontextmanager
     async def guard(self, key: str) -> AsyncIterator[None]:
         breaker = await self._factory.get_breaker(key)
+        # Every upstream call made inside is this connection's (spans and logs name it).
+        token = CURRENT_CONNECTION.set(key)
         try:
             async with breaker:
                 yield
@@ -108,6 +134,8 @@ class Breakers:
                 "circuit open after repeated failures: not asked again for up to "
                 f"{self.open_seconds:g} s",
             ) from exc
+        finally:
+            CURRENT_CONNECTION.reset(token)
 
 
 NO_BREAKERS = Breakers(failures=1_000_000_000)

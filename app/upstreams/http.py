@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
@@ -32,6 +34,11 @@ ErrorMapper = Callable[[httpx2.Response, Any], UpstreamError]
 
 # The id of the request being served, if any: sent on every upstream call it makes.
 CURRENT_REQUEST_ID: ContextVar[str | None] = ContextVar("tesoro_request_id", default=None)
+# The connection (`finsync`, `finqware:<consent>`) a load is for, if any: upstream calls'
+# log lines and spans name it (set by the connection's circuit breaker guard).
+CURRENT_CONNECTION: ContextVar[str | None] = ContextVar("tesoro_connection", default=None)
+
+logger = logging.getLogger(__name__)
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -72,6 +79,8 @@ class RetryPolicy:
     deadline_seconds: float = 10.0
     wait_initial_seconds: float = 0.1
     wait_max_seconds: float = 1.0
+    # Told the upstream's name before each try after the first (metrics count retries).
+    on_retry: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 NO_RETRIES = RetryPolicy(attempts=1)
@@ -124,6 +133,16 @@ async def send(
         wait_max=retries.wait_max_seconds,
         wait_jitter=retries.wait_initial_seconds,
     ):
+        if attempt.num > 1:
+            logger.info(
+                "%s %s: try %d after a transient failure",
+                upstream,
+                method,
+                attempt.num,
+                extra={"upstream": upstream, "connection": CURRENT_CONNECTION.get()},
+            )
+            if retries.on_retry is not None:
+                retries.on_retry(upstream)
         with attempt:
             return await once()
     raise AssertionError("stamina returns or raises")  # pragma: no cover
@@ -237,33 +256,80 @@ def first_upstream_error(failures: BaseExceptionGroup[BaseException]) -> BaseExc
 class ObservedClient(httpx2.AsyncClient):
     """An upstream's HTTP client that reports the outcome and duration of every call it sends
     (metrics listen): the status code, `timeout`, `transport_error`, `cancelled` or `error`.
+    Each call is logged (DEBUG; a failure at WARNING, with the connection it was for) and,
+    with tracing on, wrapped in a span (`span`, from `app.tracing`).
 
     Counting in `send`, not in a wrapping transport, leaves the transport to httpx2: with
     none injected it builds its own, with HTTP/2 when asked and proxies from the environment.
     """
 
-    def __init__(self, *, observe: Callable[[str, float], None], **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        observe: Callable[[str, float], None],
+        upstream: str = "upstream",
+        span: SpanFactory | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self._observe = observe
+        self._upstream = upstream
+        self._span = span
 
     async def send(self, request: httpx2.Request, **options: Any) -> httpx2.Response:
+        if self._span is None:
+            return await self._send(request, options, None)
+        with self._span(self._upstream, request.method, request.url.path) as outcome:
+            return await self._send(request, options, outcome)
+
+    async def _send(
+        self, request: httpx2.Request, options: dict[str, Any], span: SpanOutcome | None
+    ) -> httpx2.Response:
         started_seconds = time.perf_counter()
+        outcome = "error"
         try:
             response = await super().send(request, **options)
         except httpx2.TimeoutException:
-            self._count("timeout", started_seconds)
+            outcome = "timeout"
             raise
         except httpx2.TransportError:
-            self._count("transport_error", started_seconds)
+            outcome = "transport_error"
             raise
         except asyncio.CancelledError:
-            self._count("cancelled", started_seconds)
+            outcome = "cancelled"
             raise
-        except Exception:
-            self._count("error", started_seconds)
-            raise
-        self._count(str(response.status_code), started_seconds)
-        return response
+        else:
+            outcome = str(response.status_code)
+            return response
+        finally:
+            seconds = time.perf_counter() - started_seconds
+            self._observe(outcome, seconds)
+            if span is not None:
+                span(outcome)
+            self._log(request, outcome, seconds)
 
-    def _count(self, outcome: str, started_seconds: float) -> None:
-        self._observe(outcome, time.perf_counter() - started_seconds)
+    def _log(self, request: httpx2.Request, outcome: str, seconds: float) -> None:
+        # The path only: query strings may carry credentials (and ids say nothing useful).
+        failed = not outcome.isdigit() or int(outcome) >= 500
+        level = logging.WARNING if failed and outcome != "cancelled" else logging.DEBUG
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s %s %s: %s",
+                self._upstream,
+                request.method,
+                request.url.path,
+                outcome,
+                extra={
+                    "upstream": self._upstream,
+                    "connection": CURRENT_CONNECTION.get(),
+                    "outcome": outcome,
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+
+
+SpanOutcome = Callable[[str], None]
+"""Told the call's outcome (status code, `timeout`, ...) before its span ends."""
+SpanFactory = Callable[[str, str, str], AbstractContextManager[SpanOutcome]]
+"""`span(upstream, method, path)`: a span around one upstream call."""

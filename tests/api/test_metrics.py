@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import httpx2
 import pytest
+import stamina
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, SecretStr
 from starlette.testclient import TestClient
 
+from app.api.middleware import MAX_BODY_BYTES
 from app.main import create_app
+from app.metrics import CACHE_OUTCOMES, Metrics
 from app.sandbox import FINSYNC_API_KEY, create_finsync_app
+from app.server import limited_protocol
 from app.settings import Settings
 from tests.support.apps import MakeClient
 from tests.support.keys import READ_KEY, WRITE_KEY, bearer
@@ -255,3 +262,134 @@ def test_calls_over_the_network_are_counted(http2: bool) -> None:
     upstream = "tesoro_upstream_requests_total"
     assert total(samples, upstream, upstream="finsync", outcome="200") > 0
     assert label_values(samples, upstream, "upstream") == {"finsync"}
+
+
+def test_cache_reads_are_counted_by_outcome(make_client: MakeClient) -> None:
+    client = make_client(finsync_ttl_seconds=0.05, min_refresh_interval_seconds=0)
+    assert client.get("/positions").status_code == 200  # nothing held: a miss
+    assert client.get("/counterparties").status_code == 200  # fresh: a hit
+    time.sleep(0.1)  # past FinSync's TTL
+    assert client.get("/positions").status_code == 200  # stale at once, load behind it
+
+    _, samples = scrape(client)
+
+    events = "tesoro_cache_events_total"
+    assert total(samples, events, cache="finsync", connection="finsync", outcome="miss") == 1
+    assert total(samples, events, cache="finsync", connection="finsync", outcome="hit") == 1
+    assert total(samples, events, connection="finsync", outcome="stale_served") == 1
+    assert total(samples, events, connection="finsync", outcome="background_refresh") == 1
+    assert total(samples, events, cache="finqware_balances", connection="finqware:bt-main") > 0
+    assert total(samples, events, cache="finqware_accounts", outcome="miss") > 0
+    assert label_values(samples, events, "cache") == {
+        "finsync",
+        "finqware_balances",
+        "finqware_accounts",
+    }
+    assert label_values(samples, events, "outcome") <= set(CACHE_OUTCOMES)
+
+
+def test_reads_joining_a_load_under_way_are_counted_as_coalesced(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client()
+    simulators.finsync_faults.delay_seconds = 0.3
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(lambda _: client.get("/positions"), range(3)))
+    assert [answer.status_code for answer in answers] == [200] * 3
+
+    _, samples = scrape(client)
+
+    events = "tesoro_cache_events_total"
+    assert total(samples, events, connection="finsync", outcome="miss") == 1
+    assert total(samples, events, connection="finsync", outcome="coalesced_wait") == 2
+    assert simulators.finsync_calls() == 1
+
+
+def test_an_open_breaker_and_its_state_are_exported(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(
+        breaker_failures=2, failure_backoff_seconds=0, min_refresh_interval_seconds=0
+    )
+    simulators.finsync_faults.mode = "error"
+    for _ in range(3):
+        assert client.get("/positions", headers={"Cache-Control": "no-cache"}).status_code == 200
+
+    _, samples = scrape(client)
+
+    state = "tesoro_circuit_breaker_state"
+    assert total(samples, state, connection="finsync") == 2  # open
+    assert total(samples, state, connection="finqware:bt-main") == 0  # closed
+    assert total(samples, "tesoro_circuit_breaker_opened_total", connection="finsync") == 1
+    # The third load failed at once: FinSync was asked twice.
+    assert simulators.finsync_calls() == 2
+
+
+def test_retries_are_counted_by_upstream(make_client: MakeClient, simulators: Simulators) -> None:
+    client = make_client()
+    simulators.finsync_faults.mode, simulators.finsync_faults.remaining = "error", 1
+    with stamina.set_testing(True, attempts=3):
+        assert client.get("/positions").status_code == 200
+
+    _, samples = scrape(client)
+
+    assert total(samples, "tesoro_upstream_retries_total", upstream="finsync") == 1
+    assert total(samples, "tesoro_upstream_retries_total", upstream="finqware") == 0
+    assert total(samples, "tesoro_connection_stale", connection="finsync") == 0
+
+
+def test_a_body_over_the_limit_is_counted_under_the_refused_route(
+    authed_client: TestClient,
+) -> None:
+    big = b"{" + b" " * (MAX_BODY_BYTES + 1) + b"}"
+    response = authed_client.post(
+        "/counterparties",
+        content=big,
+        headers={**bearer(WRITE_KEY), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+    _, samples = scrape(authed_client)
+
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="<refused>", method="POST", status="413") == 1
+    assert total(samples, requests, route="/counterparties", status="413") == 0
+
+
+@pytest.mark.e2e
+def test_a_head_over_the_limit_is_counted_under_the_refused_route() -> None:
+    app = create_app(Settings(_env_file=None, sandbox=True))
+    metrics: Metrics = app.state.metrics
+    protocol = limited_protocol(on_refused=metrics.observe_refused_head)
+    with serve(app, http=protocol) as url:
+        response = httpx2.get(f"{url}/healthz", headers={"X-Big": "b" * 20_000}, timeout=10)
+        assert response.status_code == 431
+        assert httpx2.get(f"{url}/healthz", timeout=10).status_code == 200
+        text = httpx2.get(f"{url}/metrics", timeout=10).text
+
+    samples: Samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="<refused>", method="other", status="431") == 1
+    assert total(samples, requests, route="/healthz", status="200") == 1
+
+
+def test_every_new_family_is_exported_with_bounded_labels(client: TestClient) -> None:
+    assert client.get("/positions").status_code == 200
+    response = client.get("/metrics")
+
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    assert {
+        "tesoro_cache_events",
+        "tesoro_circuit_breaker_state",
+        "tesoro_circuit_breaker_opened",
+        "tesoro_upstream_retries",
+    } <= set(families)
+    # Connections are named by their configured key, nothing else.
+    keys = {"finsync", "finqware:bt-main", "finqware:ing-ops", "finqware:brd-legacy"}
+    for name in ("tesoro_cache_events", "tesoro_circuit_breaker_state"):
+        for sample in families[name].samples:
+            assert sample.labels["connection"] in keys, sample

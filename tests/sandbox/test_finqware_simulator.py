@@ -4,7 +4,7 @@ import json
 import re
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import httpx2
@@ -12,7 +12,13 @@ import pytest
 from starlette.applications import Starlette
 
 from app.sandbox import SANDBOX_CONSENTS, FinqwareStore
-from app.sandbox.data import FINQWARE_ACCOUNTS
+from app.sandbox.data import (
+    FINQWARE_ACCOUNTS,
+    SEEDED_AS_OF,
+    seed_shift,
+    shift_date,
+    shift_timestamp,
+)
 from tests.support.finqware import BALANCE_DATA_KEYS, BALANCE_KEYS
 from tests.support.simulators import consent
 
@@ -92,6 +98,35 @@ async def test_timestamps_are_naive_with_microseconds(finqware: httpx2.AsyncClie
         stamp = entry["timestamp"]
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", stamp)
         assert datetime.fromisoformat(stamp).tzinfo is None
+
+
+async def test_seeded_timestamps_and_dates_look_current(finqware: httpx2.AsyncClient) -> None:
+    entries = (await finqware.post("/balances/get", json=consent("bt-main"))).json()
+
+    now = datetime.now(UTC)
+    queried = max(datetime.fromisoformat(e["timestamp"]).replace(tzinfo=UTC) for e in entries)
+    # Moved by whole hours from when the data was written: at most about a day old here.
+    assert now - timedelta(hours=13) < queried <= now
+    native = [e["data"]["native_timestamp"] for e in entries if e["data"]["native_timestamp"]]
+    assert max(datetime.fromisoformat(t) for t in native) <= now
+    dates = {e["data"]["native_date"] for e in entries if e["data"].get("native_date")}
+    # ClosingBooked's date is yesterday's, as the seeded data has it (or today, past midnight).
+    assert any(now.date() - timedelta(days=2) <= date.fromisoformat(d) <= now.date() for d in dates)
+    # Amounts never move.
+    seeded = {b.id: b.amount for a in FINQWARE_ACCOUNTS for b in a.balances}
+    assert entries
+    assert {e["id"]: e["data"]["amount"] for e in entries} == {
+        e["id"]: seeded[e["id"]] for e in entries
+    }
+
+
+def test_a_shift_keeps_each_timestamps_style() -> None:
+    hours = timedelta(hours=5)
+    assert shift_timestamp("2026-11-20T18:45:10Z", hours) == "2026-11-20T23:45:10Z"
+    assert shift_timestamp("2026-11-20T07:31:51.689168", hours) == "2026-11-20T12:31:51.689168"
+    assert shift_date("2026-11-19", timedelta(days=2, hours=5)) == "2026-11-21"
+    assert seed_shift(SEEDED_AS_OF + timedelta(hours=3, minutes=59)) == timedelta(hours=3)
+    assert seed_shift(SEEDED_AS_OF) == timedelta(0)
 
 
 async def test_filter_narrows_balances(finqware: httpx2.AsyncClient) -> None:

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx2
@@ -10,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from app.sandbox import FINSYNC_API_KEY, FinsyncStore, create_finsync_app, serve_simulators
-from app.sandbox.data import FINSYNC_CLIENTS, FINSYNC_COMPANY_ID
+from app.sandbox.data import FINSYNC_CLIENTS, FINSYNC_COMPANY_ID, shift_timestamp
 from app.sandbox.wiring import FINSYNC_SANDBOX_URL
 from tests.support.simulators import consent
 
@@ -162,14 +163,16 @@ async def test_get_client_has_the_documented_shape(finsync: httpx2.AsyncClient) 
     response = await finsync.get("/api/clients/101")
 
     assert response.status_code == 200
+    # Seeded timestamps are served moved to look current, all by the same whole hours.
+    shift = moved_by(response.json()["updated_at"], "2026-11-20T18:45:10Z")
     assert response.json() == {
         "id": 101,
         "name": "Caja Pesos",
         "description": "Efectivo en oficina central",
         "company_id": 7,
         "type": 0,
-        "created_at": "2023-11-07T05:31:56Z",
-        "updated_at": "2026-11-20T18:45:10Z",
+        "created_at": shift_timestamp("2023-11-07T05:31:56Z", shift),
+        "updated_at": shift_timestamp("2026-11-20T18:45:10Z", shift),
         "accounts": [
             {
                 "id": 901,
@@ -177,11 +180,33 @@ async def test_get_client_has_the_documented_shape(finsync: httpx2.AsyncClient) 
                 "currency_name": "ARS",
                 "client_id": 101,
                 "balance": 1520.5,
-                "created_at": "2024-03-01T12:00:00Z",
-                "updated_at": "2026-11-20T18:45:10Z",
+                "created_at": shift_timestamp("2024-03-01T12:00:00Z", shift),
+                "updated_at": shift_timestamp("2026-11-20T18:45:10Z", shift),
             }
         ],
     }
+
+
+def moved_by(served: str, seeded: str) -> timedelta:
+    """How far a served timestamp was moved from its seeded value: whole hours."""
+    shift = datetime.fromisoformat(served) - datetime.fromisoformat(seeded)
+    assert shift % timedelta(hours=1) == timedelta(0), shift
+    return shift
+
+
+async def test_seeded_timestamps_look_current(finsync: httpx2.AsyncClient) -> None:
+    body = json.loads((await finsync.get("/api/clients")).content, parse_float=Decimal)
+
+    now = datetime.now(UTC)
+    stamps = [datetime.fromisoformat(c["updated_at"]) for c in body]
+    stamps += [datetime.fromisoformat(a["updated_at"]) for c in body for a in c["accounts"]]
+    # The newest is at most about an hour old (the move is in whole hours), never ahead.
+    assert now - timedelta(hours=2) < max(stamps) <= now
+    # Amounts never move: every balance is the seeded one.
+    seeded = {a.id: Decimal(a.balance) for c in FINSYNC_CLIENTS for a in c.accounts}
+    served = {a["id"]: Decimal(a["balance"]) for c in body for a in c["accounts"]}
+    assert served
+    assert served == {k: v for k, v in seeded.items() if k in served}
 
 
 @pytest.mark.parametrize("raw_id", ["abc", "12a", "-5", "1.0", "%20"])
