@@ -279,6 +279,28 @@ async def test_delay_is_added_to_every_request(
     assert time.perf_counter() - started >= 0.1
 
 
+def test_delay_is_scoped_to_consents_like_the_fault() -> None:
+    faults = Faults(delay_seconds=2.0, consents=frozenset({"ing-ops"}))
+
+    assert faults.delay_for("ing-ops") == 2.0
+    assert faults.delay_for("bt-main") == 0.0
+    assert faults.delay_for("") == 0.0  # a request naming no known consent
+    assert faults.delay_for(None) == 2.0  # FinSync: consents do not narrow it
+    assert Faults(delay_seconds=2.0).delay_for("bt-main") == 2.0
+
+
+async def test_a_scoped_delay_holds_that_consents_requests(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    faults_of(finqware_app).replace(Faults(delay_seconds=0.2, consents=frozenset({"ing-ops"})))
+
+    started = time.perf_counter()
+    response = await finqware.post("/balances/get", json=consent("ing-ops"))
+
+    assert response.status_code == 200
+    assert time.perf_counter() - started >= 0.2
+
+
 async def test_timeout_fault_holds_the_request(
     finsync_app: Starlette, finsync: httpx2.AsyncClient
 ) -> None:
