@@ -15,10 +15,13 @@ and query parameters whose names look like credentials.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -136,6 +139,8 @@ def add_request_id(
 
 
 _HANDLER_NAME = "tesoro"
+# The root logger's handler list, read (not copied) to see whether ours is still attached.
+_root_handlers = logging.getLogger().handlers
 
 
 def configure_logging(
@@ -164,9 +169,11 @@ def configure_logging(
             renderer,
         ],
     )
+    global _access_handler
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
+    _access_handler = handler if log_format == "json" else None
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -196,11 +203,18 @@ def configure_logging(
 
 # The access line: one per request, written by the RequestMetrics middleware.
 access_logger = logging.getLogger("app.access")
+# With JSON lines, the access line is written straight to the handler's stream: the same
+# line the formatter would make, at about a fifth of the cost (no LogRecord, no processor
+# chain; its fields are tesoro's own, nothing to redact). None: through `logging`.
+_access_handler: logging.StreamHandler[TextIO] | None = None
 
 
 def log_access(method: str, route: str, status: int, seconds: float) -> None:
     """`{"event": "request", "method", "route", "status", "duration_ms", "request_id"}`."""
-    if access_logger.isEnabledFor(logging.INFO):
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    handler = _access_handler
+    if handler is None or handler not in _root_handlers:
         access_logger.info(
             "request",
             extra={
@@ -210,3 +224,21 @@ def log_access(method: str, route: str, status: int, seconds: float) -> None:
                 "duration_ms": round(seconds * 1000, 3),
             },
         )
+        return
+    line: dict[str, object] = {
+        "event": "request",
+        "level": "info",
+        "logger": "app.access",
+        "method": method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    request_id = CURRENT_REQUEST_ID.get()
+    if request_id is not None:
+        line["request_id"] = request_id
+    text = json.dumps(line) + "\n"
+    with handler.lock or contextlib.nullcontext():
+        handler.stream.write(text)
+        handler.stream.flush()

@@ -15,7 +15,7 @@ import structlog
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from app.logs import add_secrets, configure_logging, redact_query, redact_text
+from app.logs import add_secrets, configure_logging, log_access, redact_query, redact_text
 from app.main import create_app
 from app.settings import ConsentSettings, Settings
 from tests.support.keys import READ_KEY, WRITE_KEY, bearer, reader_and_writer
@@ -220,3 +220,35 @@ def test_no_secret_and_no_caller_key_is_ever_logged(captured: io.StringIO) -> No
         assert secret not in text, secret
     for caller_key in (READ_KEY, WRITE_KEY, WRONG_KEY):
         assert caller_key not in text, caller_key
+
+
+class Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_access_line_in_console_format_and_without_configuration(
+    captured: io.StringIO,
+) -> None:
+    stream = io.StringIO()
+    configure_logging("console", "info", stream=stream)
+    log_access("POST", "/counterparties", 201, 0.0042)
+    assert "request" in stream.getvalue()
+    assert "route=/counterparties" in stream.getvalue()
+    assert "status=201" in stream.getvalue()
+
+    # Not configured (an embedding app, a test): an ordinary `logging` record.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    collector = Collector()
+    root.addHandler(collector)
+    log_access("GET", "/positions", 200, 0.001)
+    (record,) = collector.records
+    assert record.getMessage() == "request"
+    assert record.__dict__["route"] == "/positions"
+    assert record.__dict__["duration_ms"] == 1.0
