@@ -118,6 +118,8 @@ def _redact_value(value: Any) -> Any:
 
 def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: hide credentials in every field but tesoro's own plain ones."""
+    # uvicorn's copy of its message with terminal colours: noise in a log line.
+    event.pop("color_message", None)
     for key, value in event.items():
         if key in _PLAIN_FIELDS:
             continue

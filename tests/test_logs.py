@@ -97,11 +97,14 @@ def test_configured_secrets_are_hidden_anywhere_in_a_line(captured: io.StringIO)
 
 
 def test_library_lines_are_json_too(captured: io.StringIO) -> None:
-    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42, extra={"color_message": "\x1b[36m%d\x1b[0m"}
+    )
 
     (line,) = lines(captured)
     assert line["event"] == "Started server process [42]"
     assert line["logger"] == "uvicorn.error"
+    assert "color_message" not in line
 
 
 def test_console_format_is_one_readable_line(captured: io.StringIO) -> None:
