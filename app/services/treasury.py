@@ -22,10 +22,10 @@ from app.domain.interpret import (
     ACCOUNT_DETAILS_UNAVAILABLE,
     CONSENT_EXPIRING,
     BalanceOrders,
+    FinsyncPages,
     Interpreted,
     finqware_placeholder,
     interpret_finqware,
-    interpret_finsync,
 )
 from app.domain.models import (
     Counterparty,
@@ -178,11 +178,13 @@ class FinsyncConnection(_CachedConnection):
         return []
 
     async def load(self) -> Interpreted:
+        # Each page is interpreted as it lands, while the next ones are on the wire. The reader
+        # made every record interpretable: an exception here is a bug of tesoro's, a logged
+        # 500, never blamed on FinSync as a bad response and hidden behind stale data.
+        pages = FinsyncPages(fetched_at=utcnow())
         async with self.breakers.guard(self.key):
-            clients = await self.client.list_clients()
-        # The reader made every record interpretable: an exception here is a bug of tesoro's,
-        # a logged 500, never blamed on FinSync as a bad response and hidden behind stale data.
-        return interpret_finsync(clients.records, fetched_at=utcnow(), rejected=clients.rejected)
+            await self.client.each_page(pages.add)
+        return pages.done()
 
 
 @dataclass

@@ -7,6 +7,7 @@ INFERRED block below, so it is one edit when the live API says otherwise.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -185,6 +186,10 @@ def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
     return generic_status_error(UPSTREAM, response)
 
 
+PageHandler = Callable[[int, Parsed[FinsyncClientRecord]], None]
+"""Takes one page of the client list (its number, its clients) as it arrives."""
+
+
 class FinsyncClient:
     """Talks to FinSync over an injected ``httpx2.AsyncClient`` whose base URL is FinSync's."""
 
@@ -222,56 +227,66 @@ class FinsyncClient:
             return _ClientPage(data=parse_each(UPSTREAM, _CLIENT, body, "client list"))
         return parse(UPSTREAM, _PAGE, body, "client list")
 
-    async def list_clients(self) -> Parsed[FinsyncClientRecord]:
-        """Every client of the company, page 1 first, then the rest a few at a time.
+    async def each_page(self, on_page: PageHandler) -> None:
+        """Every page of the client list handed to `on_page` as it arrives, with its number:
+        page 1 first, then the rest a few at a time, in whatever order they land. Pages are
+        not kept here, so a caller can work on one while the next are still on the wire.
 
         Clients without a readable `id` come back rejected, each on its own."""
         first = await self._list_page(1)
+        on_page(1, first.data)
         total_pages = _total_pages(first)
         if total_pages is None:
-            pages = await self._walk_pages(first)
+            await self._walk_pages(first, on_page)
         else:
-            pages = [first, *await self._pages_concurrently(range(2, total_pages + 1))]
+            await self._pages_concurrently(range(2, total_pages + 1), on_page)
+
+    async def list_clients(self) -> Parsed[FinsyncClientRecord]:
+        """Every client of the company, once each, in page order."""
+        pages: dict[int, Parsed[FinsyncClientRecord]] = {}
+        await self.each_page(pages.__setitem__)
         seen: dict[int, FinsyncClientRecord] = {}
         rejected: list[Rejected] = []
-        for page in pages:
-            for client in page.data.records:
+        for number in sorted(pages):
+            for client in pages[number].records:
                 # Pages can shift under concurrent writes: the same client may appear twice.
                 seen.setdefault(client.id, client)
-            rejected.extend(page.data.rejected)
+            rejected.extend(pages[number].rejected)
         return Parsed(list(seen.values()), rejected)
 
-    async def _pages_concurrently(self, numbers: range) -> list[_ClientPage]:
+    async def _pages_concurrently(self, numbers: range, on_page: PageHandler) -> None:
         if not numbers:
-            return []
+            return
+        # Polite to FinSync, whose capacity is unknown: a few pages on the wire at a time
+        # (`page_concurrency`), each handed on as soon as it lands.
         limit = asyncio.Semaphore(self._page_concurrency)
 
-        async def fetch(page: int) -> _ClientPage:
+        async def fetch(number: int) -> None:
             async with limit:
-                return await self._list_page(page)
+                page = await self._list_page(number)
+            on_page(number, page.data)
 
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(fetch(number)) for number in numbers]
+                for number in numbers:
+                    group.create_task(fetch(number))
         except ExceptionGroup as failures:
             # One failed page fails the listing; surface it as the plain upstream error.
             raise first_upstream_error(failures) from None
-        return [task.result() for task in tasks]
 
-    async def _walk_pages(self, first: _ClientPage) -> list[_ClientPage]:
+    async def _walk_pages(self, first: _ClientPage, on_page: PageHandler) -> None:
         """Pages one after another while each brings clients not seen before.
 
         For answers that do not say how many pages there are; a server that ignores `page`
         and repeats itself stops the walk after one extra call.
         """
-        pages = [first]
         seen = {client.id for client in first.data.records}
         for number in range(2, MAX_PAGES + 1):
             page = await self._list_page(number)
             new = {client.id for client in page.data.records} - seen
             if not new:
-                return pages
-            pages.append(page)
+                return
+            on_page(number, page.data)
             seen |= new
         raise UpstreamBadResponseError(UPSTREAM, f"client list goes on past {MAX_PAGES} pages")
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from app.domain.interpret import interpret_finsync, interpret_finsync_client
+from app.domain.interpret import FinsyncPages, interpret_finsync, interpret_finsync_client
 from app.domain.models import Kind, Meaning, Position, Side, Source
 from app.upstreams.finsync import FinsyncClientRecord
-from app.upstreams.reading import parse_each
+from app.upstreams.reading import Parsed, parse_each
 from tests.support.interpreted import FETCHED_AT, only_counterparty, only_warning
 
 
@@ -344,3 +344,39 @@ def test_an_unreadable_balance_is_quoted_in_its_warning() -> None:
     [warning] = result.warnings
     assert warning.code == "invalid_amount"
     assert "'lots'" in warning.message
+
+
+def test_pages_interpreted_as_they_land_come_together_in_page_order() -> None:
+    pages = FinsyncPages(fetched_at=FETCHED_AT)
+    # Page 2 lands first; client 7 shifted from page 1 to page 2 under a concurrent write,
+    # and its copy on page 2 has a type tesoro cannot interpret.
+    pages.add(
+        2, Parsed([client_record(client_id=7, client_type=5), client_record(client_id=9)], [])
+    )
+    pages.add(1, Parsed([client_record(client_id=3), client_record(client_id=7)], []))
+
+    interpreted = pages.done()
+
+    assert [c.id for c in interpreted.counterparties] == ["finsync:3", "finsync:7", "finsync:9"]
+    # The copy kept is page 1's: the left-out copy's warning goes with it.
+    assert interpreted.warnings == ()
+
+
+def test_a_page_that_repeats_a_client_keeps_its_first_copy() -> None:
+    pages = FinsyncPages(fetched_at=FETCHED_AT)
+    pages.add(
+        1, Parsed([client_record(client_id=4), client_record(client_id=4, client_type=5)], [])
+    )
+
+    interpreted = pages.done()
+
+    assert [c.id for c in interpreted.counterparties] == ["finsync:4"]
+    assert interpreted.warnings == ()
+
+
+def test_a_client_left_out_keeps_its_warning_when_not_repeated() -> None:
+    pages = FinsyncPages(fetched_at=FETCHED_AT)
+    pages.add(1, Parsed([client_record(client_id=3)], []))
+    pages.add(2, Parsed([client_record(client_id=8, client_type=5)], []))
+
+    assert only_warning(pages.done()) == ("unknown_client_type", "finsync", "finsync:8", None)

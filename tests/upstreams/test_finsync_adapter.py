@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from app.upstreams.errors import (
     UpstreamUnauthorizedError,
     UpstreamUnavailableError,
 )
-from app.upstreams.finsync import FinsyncClient
+from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
 
 pytestmark = pytest.mark.anyio
 
@@ -369,3 +369,26 @@ async def test_client_types_are_kept_as_sent_for_interpretation(sent: str, kept:
 
     clients = await make(handler).list_clients()
     assert clients[0].type == kept
+
+
+async def test_each_page_is_handed_on_as_it_lands_not_after_the_last() -> None:
+    fake = PagedFinsync(count=450)
+    handed: list[tuple[int, list[int]]] = []
+    # What had been handed on when each page was asked for: with two pages on the wire at a
+    # time, pages are handed on while later ones are still to be asked.
+    handed_when_asked: dict[int, int] = {}
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        handed_when_asked[int(request.url.params["page"])] = len(handed)
+        return fake(request)
+
+    def on_page(number: int, clients: Sequence[FinsyncClientRecord]) -> None:
+        handed.append((number, [client.id for client in clients]))
+
+    await make(handler).each_page(on_page)
+
+    assert sorted(number for number, _ in handed) == [1, 2, 3, 4, 5]
+    assert handed[0] == (1, list(range(1, 101)))
+    assert dict(handed)[5] == list(range(401, 451))
+    assert handed_when_asked[1] == 0
+    assert handed_when_asked[5] >= 2  # pages 1 and at least one more were handed on first

@@ -24,7 +24,11 @@ from app.domain.interpret.finqware import (
     finqware_placeholder,
     interpret_finqware,
 )
-from app.domain.interpret.finsync import interpret_finsync, interpret_finsync_client
+from app.domain.interpret.finsync import (
+    FinsyncPages,
+    interpret_finsync,
+    interpret_finsync_client,
+)
 
 __all__ = [
     "ACCOUNT_DETAILS_UNAVAILABLE",
@@ -42,6 +46,7 @@ __all__ = [
     "UNREADABLE_FIELD",
     "UNREADABLE_RECORD",
     "BalanceOrders",
+    "FinsyncPages",
     "Interpreted",
     "Warnings",
     "finqware_placeholder",

@@ -38,10 +38,19 @@ from app.domain.interpret.common import (
     side_of,
     unreadable_named,
 )
-from app.domain.models import Account, Counterparty, Kind, Meaning, Position, ReportedFigure, Source
+from app.domain.models import (
+    Account,
+    Counterparty,
+    Kind,
+    Meaning,
+    Position,
+    ReportedFigure,
+    ResponseWarning,
+    Source,
+)
 from app.domain.money import negate, round_upstream_number, zero_for
 from app.upstreams.finsync import FinsyncAccount, FinsyncClientRecord
-from app.upstreams.reading import Rejected
+from app.upstreams.reading import Parsed, Rejected
 
 _KINDS: dict[int, Kind] = {0: Kind.internal, 1: Kind.external}
 
@@ -52,6 +61,50 @@ _CLIENT_FIELDS_SHOWN = frozenset({"name", "description", "accounts"})
 _ACCOUNT_FIELDS_SHOWN = frozenset({"name", "updated_at"})
 
 
+class FinsyncPages:
+    """FinSync's client list interpreted a page at a time, as the pages arrive (so the
+    interpretation overlaps the wait for the next pages, and no page's wire records outlive
+    it), then put together in page order: a client that pages shifting under a concurrent
+    write shows twice is kept where it first appears, with that copy's warnings only."""
+
+    def __init__(self, *, fetched_at: datetime) -> None:
+        self._fetched_at = as_utc(fetched_at)
+        self._pages: dict[int, tuple[list[tuple[int, Counterparty | None]], Warnings]] = {}
+
+    def add(self, number: int, clients: Parsed[FinsyncClientRecord]) -> None:
+        """Interpret one page now; `number` orders it among the others."""
+        warnings = Warnings(FINSYNC)
+        for record in clients.rejected:
+            warnings.add(
+                UNREADABLE_RECORD,
+                f"a FinSync client could not be read ({cut(record.reason)}); it is left out",
+            )
+        read: list[tuple[int, Counterparty | None]] = []
+        on_page: set[int] = set()
+        for client in clients.records:
+            if client.id not in on_page:
+                on_page.add(client.id)
+                read.append((client.id, _client(client, self._fetched_at, warnings)))
+        self._pages[number] = (read, warnings)
+
+    def done(self) -> Interpreted:
+        seen: set[int] = set()
+        counterparties: list[Counterparty] = []
+        items: list[ResponseWarning] = []
+        for number in sorted(self._pages):
+            read, warnings = self._pages[number]
+            repeated: set[str] = set()
+            for client_id, counterparty in read:
+                if client_id in seen:
+                    repeated.add(finsync_id(client_id))
+                    continue
+                seen.add(client_id)
+                if counterparty is not None:
+                    counterparties.append(counterparty)
+            items.extend(w for w in warnings.items if w.counterparty_id not in repeated)
+        return Interpreted(tuple(counterparties), tuple(items))
+
+
 def interpret_finsync(
     clients: Sequence[FinsyncClientRecord],
     *,
@@ -60,19 +113,9 @@ def interpret_finsync(
 ) -> Interpreted:
     """Every FinSync client as a counterparty, in the order given; each client FinSync sent
     without a readable id (`rejected`) is named in an `unreadable_record` warning."""
-    fetched_at = as_utc(fetched_at)
-    warnings = Warnings(FINSYNC)
-    for record in rejected:
-        warnings.add(
-            UNREADABLE_RECORD,
-            f"a FinSync client could not be read ({cut(record.reason)}); it is left out",
-        )
-    counterparties: list[Counterparty] = []
-    for client in clients:
-        counterparty = _client(client, fetched_at, warnings)
-        if counterparty is not None:
-            counterparties.append(counterparty)
-    return warnings.done(counterparties)
+    pages = FinsyncPages(fetched_at=fetched_at)
+    pages.add(1, Parsed(list(clients), list(rejected)))
+    return pages.done()
 
 
 def interpret_finsync_client(client: FinsyncClientRecord, *, fetched_at: datetime) -> Interpreted:
