@@ -13,7 +13,7 @@ PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy
+.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,7 +39,14 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install client
+# The shared tier's tests start their own redis-server (Debian's package) on a free loopback
+# port; installed here when missing. The package's own service is stopped: nothing needs it.
+redis-server:
+	@command -v redis-server >/dev/null || ( \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null \
+		&& (service redis-server stop >/dev/null 2>&1 || true) )
+
+pytest: install client redis-server
 	$(VENV)/bin/pytest
 
 # The container and the manifests: hadolint on the Dockerfile, yamllint on deploy/, and

@@ -4,6 +4,11 @@ cachetools' ``TTLCache`` is the storage; entries live for ``ttl + stale window``
 so the last good value can still be served when the upstream fails. Loads run
 as their own tasks, so every concurrent caller shares one upstream call and a
 caller that goes away does not cancel it for the others.
+
+With a shared tier (several replicas, `SharedSnapshots`), a local miss asks it before the
+upstream: a snapshot another replica loaded is taken with its load time (ages, TTLs and the
+refresh floor hold fleet-wide), one replica at a time loads a key while the others wait for
+its snapshot, and a failure's back-off is shared. A fresh local hit never asks it.
 """
 
 from __future__ import annotations
@@ -11,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
@@ -45,6 +52,48 @@ class Cached(Generic[V]):
     error: Exception | None = None
 
 
+@dataclass(frozen=True)
+class SharedSnapshot(Generic[V]):
+    """A value as the shared tier holds it for every replica."""
+
+    value: V
+    loaded_at: float  # wall-clock seconds (time.time()) of the load: one clock for the fleet
+    fetched_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class SharedState:
+    """What the shared tier knows of a key, without its (large) value."""
+
+    loaded_at: float | None = None  # of the snapshot held, if any
+    version: int | None = None
+    failure: Exception | None = None  # a load that failed, still in its back-off
+    failure_seconds: float = 0.0  # how much longer that back-off lasts
+
+
+class SharedSnapshots(Protocol[V]):
+    """A tier behind the cache that replicas share (Redis). It never raises: when it cannot be
+    reached, reads find nothing, `claim` lets this replica load, and writes are dropped."""
+
+    wait_seconds: float  # how long a replica waits for another's load before loading itself
+    poll_seconds: float
+
+    async def read(self, key: str) -> SharedState: ...
+
+    async def fetch(self, key: str) -> SharedSnapshot[V] | None: ...
+
+    def claim(self, key: str) -> AbstractAsyncContextManager[bool]:
+        """True while this replica is the one to load `key` (or the tier is unreachable)."""
+        ...
+
+    async def write(
+        self, key: str, snapshot: SharedSnapshot[V], *, keep_seconds: float
+    ) -> None: ...
+
+    async def fail(self, key: str, failure: Exception, *, seconds: float) -> None: ...
+
+
 class SnapshotCache(Generic[V]):
     """One value per key (per upstream connection), loaded by the given coroutine."""
 
@@ -60,15 +109,20 @@ class SnapshotCache(Generic[V]):
         stale_while_revalidate: bool = False,
         clock: Callable[[], float] = time.monotonic,
         observe: Callable[[str, str], None] | None = None,
+        shared: SharedSnapshots[V] | None = None,
     ) -> None:
+        self._shared = shared
+        # Back-offs learnt from the shared tier keep the time they have left there.
+        self._failure_seconds: dict[str, float] = {}
         # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
         # background_refresh for a load started behind a stale answer (metrics listen).
         self._observe = observe
         # Past the TTL, serve the value at once (as stale) while one load runs behind it,
         # instead of making the caller wait for the upstream.
         self._stale_while_revalidate = stale_while_revalidate
-        # Keys whose next read must wait for a load (invalidated: the value is known old).
-        self._must_load: set[str] = set()
+        # Keys whose next read must wait for a load (invalidated: the value is known old), and
+        # when (wall clock): a shared snapshot from before then is old too.
+        self._must_load: dict[str, float] = {}
         # Only these failures of a load are covered by stale data and remembered for the
         # back-off; anything else (a bug) propagates as it is.
         self._stale_on = stale_on
@@ -95,7 +149,8 @@ class SnapshotCache(Generic[V]):
         )
 
     def _failure_expires_at(self, key: str, failure: Exception, now: float) -> float:
-        return now + self._backoff(failure)
+        seconds = self._failure_seconds.pop(key, None)
+        return now + (self._backoff(failure) if seconds is None else seconds)
 
     def _cached(self, entry: _Entry[V], error: Exception | None = None) -> Cached[V]:
         age = max(0.0, self._clock() - entry.loaded_at)
@@ -117,7 +172,7 @@ class SnapshotCache(Generic[V]):
 
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
-        self._must_load.add(key)
+        self._must_load[key] = time.time()
         entry = self._store.get(key)
         if entry is not None:
             expired_at = self._clock() - self.ttl_seconds
@@ -155,7 +210,7 @@ class SnapshotCache(Generic[V]):
                 raise recent_failure.with_traceback(None)
             if observe is not None:
                 observe(key, "coalesced_wait" if key in self._inflight else "miss")
-            entry = await asyncio.shield(self._load(key, load))
+            entry = await asyncio.shield(self._load(key, load, refresh=refresh))
         except self._stale_on as exc:
             entry = self._store.get(key)
             if entry is None:
@@ -165,18 +220,31 @@ class SnapshotCache(Generic[V]):
             return self._cached(entry, exc)
         return self._cached(entry)
 
-    def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> asyncio.Task[_Entry[V]]:
+    def _load(
+        self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
+    ) -> asyncio.Task[_Entry[V]]:
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._run(key, load))
+            task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
             # Every caller may have gone away: read the outcome so asyncio never logs it as lost.
             task.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._inflight[key] = task
         return task
 
-    async def _run(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
+    async def _run(
+        self, key: str, load: Callable[[], Awaitable[V]], refresh: bool = False
+    ) -> _Entry[V]:
         try:
-            entry = _Entry(await load(), self._clock(), datetime.now(UTC), next(self._versions))
+            if self._shared is not None:
+                return await self._through_shared(self._shared, key, load, refresh)
+            return await self._load_upstream(key, load)
+        finally:
+            if self._inflight.get(key) is asyncio.current_task():
+                del self._inflight[key]
+
+    async def _load_upstream(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
+        try:
+            value = await load()
         except self._stale_on as exc:
             # Logged here, once per real load, not once per request it fails.
             logger.warning(
@@ -185,13 +253,103 @@ class SnapshotCache(Generic[V]):
                 exc,
                 extra={"connection": key, "code": getattr(exc, "code", type(exc).__name__)},
             )
-            if self._backoff(exc) > 0:
+            backoff = self._backoff(exc)
+            if backoff > 0:
                 self._failures[key] = exc
+                if self._shared is not None:
+                    await self._shared.fail(key, exc, seconds=backoff)
             raise
-        else:
-            self._store[key] = entry
-            self._failures.pop(key, None)
-            self._must_load.discard(key)
-            return entry
-        finally:
-            self._inflight.pop(key, None)
+        loaded_at, wall = self._clock(), time.time()
+        if self._shared is None:
+            return self._keep(
+                key, _Entry(value, loaded_at, datetime.now(UTC), next(self._versions))
+            )
+        # One number for this load on every replica, so their answers' ETags agree.
+        entry = _Entry(value, loaded_at, datetime.now(UTC), random.getrandbits(62))
+        snapshot = SharedSnapshot(value, wall, entry.fetched_at, entry.version)
+        keep_seconds = self.ttl_seconds + self.stale_if_error_seconds
+        await self._shared.write(key, snapshot, keep_seconds=keep_seconds)
+        return self._keep(key, entry)
+
+    def _keep(self, key: str, entry: _Entry[V]) -> _Entry[V]:
+        self._store[key] = entry
+        self._failures.pop(key, None)
+        self._must_load.pop(key, None)
+        return entry
+
+    # The shared tier: asked on a local miss or expiry only.
+
+    async def _through_shared(
+        self,
+        shared: SharedSnapshots[V],
+        key: str,
+        load: Callable[[], Awaitable[V]],
+        refresh: bool,
+    ) -> _Entry[V]:
+        """Another replica's snapshot when it will do; else this replica loads under the
+        fleet's lock for `key`, or waits (bounded) for the replica holding it."""
+        waited_until = self._clock() + shared.wait_seconds
+        # Cold here: a stale snapshot found in the shared tier may answer at once.
+        first = key not in self._store
+        while True:
+            found = await self._from_shared(shared, key, refresh, await shared.read(key))
+            if found is not None:
+                return found
+            if first:
+                first = False
+                stale = self._store.get(key)
+                if (
+                    stale is not None
+                    and self._stale_while_revalidate
+                    and not refresh
+                    and key not in self._must_load
+                ):
+                    # A stale snapshot (from the shared tier) answers at once; one load
+                    # goes on behind it, as stale-while-revalidate does locally.
+                    task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
+                    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+                    self._inflight[key] = task
+                    return stale
+            async with shared.claim(key) as mine:
+                if mine:
+                    # What the replica before us wrote just before letting go counts.
+                    found = await self._from_shared(shared, key, refresh, await shared.read(key))
+                    return found if found is not None else await self._load_upstream(key, load)
+            if self._clock() >= waited_until:
+                logger.warning("%s: no snapshot from the replica loading it; loading here", key)
+                return await self._load_upstream(key, load)
+            await asyncio.sleep(shared.poll_seconds)
+
+    async def _from_shared(
+        self, shared: SharedSnapshots[V], key: str, refresh: bool, state: SharedState
+    ) -> _Entry[V] | None:
+        """The shared snapshot as this replica's entry when it is recent enough; raises the
+        shared failure while its back-off lasts; keeps an older snapshot for stale-if-error."""
+        if state.loaded_at is not None and state.version is not None:
+            age = max(0.0, time.time() - state.loaded_at)
+            invalidated = self._must_load.get(key)
+            usable = (invalidated is None or state.loaded_at > invalidated) and (
+                age < (self.min_refresh_interval_seconds if refresh else self.ttl_seconds)
+            )
+            local = self._store.get(key)
+            if local is not None and local.version == state.version:
+                entry = _Entry(local.value, self._clock() - age, local.fetched_at, local.version)
+            elif usable or (local is None and age < self.ttl_seconds + self.stale_if_error_seconds):
+                snapshot = await shared.fetch(key)
+                if snapshot is None:
+                    return None
+                age = max(0.0, time.time() - snapshot.loaded_at)
+                entry = _Entry(
+                    snapshot.value, self._clock() - age, snapshot.fetched_at, snapshot.version
+                )
+            else:
+                entry = None
+            if entry is not None and usable:
+                return self._keep(key, entry)
+            if entry is not None and (local is None or local.loaded_at < entry.loaded_at):
+                self._store[key] = entry  # stale: served if the load fails
+        if state.failure is not None:
+            self._failure_seconds[key] = state.failure_seconds
+            self._failures[key] = state.failure
+            raise state.failure
+        return None

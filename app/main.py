@@ -31,8 +31,10 @@ from app.cache import SnapshotCache
 from app.domain.interpret import BalanceOrders
 from app.logs import add_secrets
 from app.metrics import Metrics
+from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
+from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
     Breakers,
     Connection,
@@ -40,7 +42,13 @@ from app.services.treasury import (
     FinsyncConnection,
     Treasury,
 )
-from app.settings import Settings, configured_connections, secret_values
+from app.settings import (
+    ConfigurationError,
+    Settings,
+    configured_connections,
+    redis_url_redacted,
+    secret_values,
+)
 from app.tracing import Tracing
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
@@ -121,8 +129,10 @@ def _cache(
     observe: Callable[[str, str], None] | None = None,
     refresh_floor: bool = True,
     slots: int = 64,
+    shared: RedisTier | None = None,
 ) -> SnapshotCache[Any]:
-    """A connection cache with the service's stale, refresh and back-off settings."""
+    """A connection cache with the service's stale, refresh and back-off settings; with a
+    shared tier, Redis behind it (the snapshots are interpreted connections)."""
     return SnapshotCache[Any](
         ttl_seconds=ttl_seconds,
         stale_if_error_seconds=settings.stale_if_error_seconds,
@@ -138,6 +148,34 @@ def _cache(
         stale_on=UpstreamError,
         stale_while_revalidate=True,
         observe=observe,
+        shared=None
+        if shared is None
+        else RedisSnapshots(
+            shared,
+            encode=encode_interpreted,
+            decode=decode_interpreted,
+            # A load holds the fleet's lock for a key at most this long.
+            lock_seconds=settings.upstream_deadline_seconds + 5,
+        ),
+    )
+
+
+def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
+    """The Redis client when TESORO_REDIS_URL is set (the `redis` extra), else None."""
+    if settings.redis_url is None:
+        return None
+    try:
+        import redis  # noqa: F401  (the extra is installed)
+    except ImportError:
+        raise ConfigurationError(
+            "TESORO_REDIS_URL is set but the redis extra is not installed "
+            "(pip install 'tesoro[redis]')"
+        ) from None
+    return RedisTier(
+        settings.redis_url.get_secret_value(),
+        shown_as=redis_url_redacted(settings.redis_url),
+        timeout_seconds=settings.redis_timeout_seconds,
+        on_change=metrics.observe_redis,
     )
 
 
@@ -147,6 +185,7 @@ def _build_services(
     transport: httpx2.AsyncBaseTransport | None,
     metrics: Metrics,
     tracing: Tracing,
+    shared: RedisTier | None = None,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
@@ -173,6 +212,7 @@ def _build_services(
                     settings,
                     settings.finsync_ttl_seconds,
                     observe=metrics.cache_observer("finsync"),
+                    shared=shared,
                 ),
                 breakers=breakers,
             )
@@ -203,6 +243,7 @@ def _build_services(
             settings.finqware_ttl_seconds,
             observe=metrics.cache_observer("finqware_balances"),
             slots=slots,
+            shared=shared,
         )
         # Names and IBANs: no refresh floor of their own (they follow the balances' loads).
         accounts_cache = _cache(
@@ -230,8 +271,8 @@ def _build_services(
     )
     return Services(
         treasury=treasury,
-        directory=Directory(treasury, finsync),
-        idempotency=IdempotencyStore(),
+        directory=Directory(treasury, finsync, shared=shared),
+        idempotency=IdempotencyStore(shared=shared),
         answers=AnswerCache(),
     )
 
@@ -264,7 +305,12 @@ def create_app(
             if transport is not None:
                 stack.push_async_callback(transport.aclose)
             stack.callback(tracing.shutdown)
-            services = _build_services(settings, stack, transport, metrics, tracing)
+            shared = _shared_tier(settings, metrics)
+            app.state.redis = shared
+            if shared is not None:
+                stack.push_async_callback(shared.close)
+                await shared.ping()  # logs whether it answers; never stops the start
+            services = _build_services(settings, stack, transport, metrics, tracing, shared)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

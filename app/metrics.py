@@ -138,3 +138,13 @@ class Metrics:
             self.connection_stale.labels(info.source).set(
                 1 if info.status == SourceStatus.stale else 0
             )
+
+    def observe_redis(self, up: bool) -> None:
+        """The shared tier (Redis) answered (1) or failed (0); absent without TESORO_REDIS_URL."""
+        if not hasattr(self, "redis_up"):
+            self.redis_up = Gauge(
+                "tesoro_redis_up",
+                "1 while the shared tier (Redis) answers, 0 while this replica serves without it.",
+                registry=self.registry,
+            )
+        self.redis_up.set(1 if up else 0)

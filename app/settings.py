@@ -114,6 +114,24 @@ def _origin(value: str) -> str:
 Origin = Annotated[str, AfterValidator(_origin)]
 
 
+def _redis_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        parsed = urlsplit(value.get_secret_value().strip())
+        if parsed.scheme not in ("redis", "rediss", "unix") or not (parsed.hostname or parsed.path):
+            raise ValueError(
+                "must be a redis://, rediss:// or unix:// URL, e.g. redis://redis:6379/0"
+            )
+    return value
+
+
+def redis_url_redacted(url: SecretStr) -> str:
+    """The Redis URL as logs may show it: any user name and password replaced."""
+    parsed = urlsplit(url.get_secret_value().strip())
+    host = parsed.netloc.rpartition("@")[2]
+    shown = parsed._replace(netloc=f"***@{host}" if "@" in parsed.netloc else host, query="")
+    return shown.geturl()
+
+
 class Settings(BaseSettings):
     """Every setting of tesoro. Secrets are ``SecretStr`` so they never print."""
 
@@ -182,6 +200,11 @@ class Settings(BaseSettings):
     # A span per upstream call, exported by OTLP, when the `otel` extra is installed; also on
     # when an OTEL_EXPORTER_OTLP_*ENDPOINT variable is set (OTEL_SDK_DISABLED=true wins).
     tracing_enabled: bool = False
+    # The shared tier (redis://[:password@]host:port/db, rediss:// for TLS): replicas share one
+    # cache, one set of idempotency records and one create lock. A secret (it may hold a
+    # password): shown only as redis_url_redacted(). Each Redis call gets this long.
+    redis_url: Annotated[SecretStr | None, AfterValidator(_redis_url)] = None
+    redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
 
     @field_validator(
         "current_balance_types",
@@ -281,6 +304,10 @@ def secret_values(settings: Settings) -> list[str]:
         for secret in (settings.finsync_api_key, settings.finqware_client_secret)
         if secret is not None
     ]
+    if settings.redis_url is not None:
+        # The password in the Redis URL, and the URL itself.
+        password = urlsplit(settings.redis_url.get_secret_value()).password
+        values += [settings.redis_url.get_secret_value(), *([password] if password else [])]
     for consent in settings.finqware_consents:
         values += [
             consent.access_token.get_secret_value(),

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from cachetools import TTLCache
@@ -11,7 +15,8 @@ from cachetools import TTLCache
 from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty, SourceStatus
-from app.domain.names import same_name
+from app.domain.names import name_key, same_name
+from app.services.shared import LockBusyError, RedisTier
 from app.services.treasury import (
     Gathered,
     Treasury,
@@ -24,6 +29,7 @@ from app.upstreams.errors import (
     UpstreamUnavailableError,
 )
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
+from app.upstreams.reading import Parsed
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +72,39 @@ MISS_MEMORY_SIZE = 10_000
 DETAIL_CALLS = 4
 
 
+# How long a create of one name holds the fleet's lock at most (it expires by itself if the
+# replica holding it dies), and how long another create of that name waits for it.
+CREATE_LOCK_SECONDS = 60.0
+# A create's read of FinSync's list waits this long for other creates to share it.
+LIST_READ_GATHER_SECONDS = 0.02
+
+
+@dataclass
+class _ListRead:
+    task: asyncio.Task[Parsed[FinsyncClientRecord]] | None = None
+    started: float | None = None  # monotonic, once the list is asked for
+
+
 class Directory:
-    def __init__(self, treasury: Treasury, finsync: FinsyncClient | None) -> None:
+    def __init__(
+        self,
+        treasury: Treasury,
+        finsync: FinsyncClient | None,
+        *,
+        shared: RedisTier | None = None,
+        lock_seconds: float = CREATE_LOCK_SECONDS,
+    ) -> None:
         self._treasury = treasury
         self._finsync = finsync
-        # Creates are rare and FinSync's is not idempotent: one at a time in this process,
-        # so two concurrent requests for one name cannot both pass the duplicate check.
-        self._create_lock = asyncio.Lock()
+        # FinSync's create is not idempotent: creates of one name (names that would be taken
+        # for one another share a lock) run one at a time, in this process and, with Redis,
+        # in the fleet, so two concurrent requests cannot both pass the duplicate check.
+        # Creates of different names run side by side.
+        self._name_locks: dict[str, asyncio.Lock] = {}
+        self._shared = shared
+        self._lock_seconds = lock_seconds
+        # The last read of FinSync's list for a create.
+        self._list_read: _ListRead | None = None
         self._misses: TTLCache[int, bool] = TTLCache(
             maxsize=MISS_MEMORY_SIZE, ttl=MISS_MEMORY_SECONDS
         )
@@ -148,23 +180,71 @@ class Directory:
         """
         if self._finsync is None:
             raise SourceNotConfiguredError("FinSync is not configured")
-        async with self._create_lock:
-            return await self._create(self._finsync, name, description)
+        # The lock's name is a digest: names are data of the company, not for Redis keys.
+        lock_key = hashlib.sha256(name_key(name).encode()).hexdigest()[:32]
+        lock = self._name_locks.setdefault(lock_key, asyncio.Lock())
+        try:
+            async with lock, self._fleet_lock(lock_key):
+                return await self._create(self._finsync, name, description, time.monotonic())
+        finally:
+            if not lock.locked() and self._name_locks.get(lock_key) is lock:
+                del self._name_locks[lock_key]
+
+    @asynccontextmanager
+    async def _fleet_lock(self, lock_key: str) -> AsyncIterator[None]:
+        if self._shared is None:
+            yield
+            return
+        try:
+            async with self._shared.lock(
+                self._shared.key("create-lock", lock_key),
+                seconds=self._lock_seconds,
+                wait_seconds=self._lock_seconds,
+            ) as fleet_wide:
+                if not fleet_wide:
+                    logger.warning(
+                        "Redis unavailable: this create is guarded by this process's lock only"
+                    )
+                yield
+        except LockBusyError:
+            raise UpstreamUnavailableError(
+                "finsync", "another create of the same name is still running; try again shortly"
+            ) from None
+
+    async def _clients(self, finsync: FinsyncClient, since: float) -> list[FinsyncClientRecord]:
+        """FinSync's list as it stands after `since`: a read started since then is shared
+        (concurrent creates of different names ask once), an older one is not joined."""
+        current = self._list_read
+        if current is None or (current.started is not None and current.started < since):
+            current = self._list_read = _ListRead()
+            task = asyncio.get_running_loop().create_task(self._read_list(finsync, current))
+            # Every asker may go away: read the outcome so asyncio never logs it as lost.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            current.task = task
+        assert current.task is not None
+        return (await asyncio.shield(current.task)).records
+
+    @staticmethod
+    async def _read_list(finsync: FinsyncClient, read: _ListRead) -> Parsed[FinsyncClientRecord]:
+        # Creates arriving together (their locks taken within this pause) share the read.
+        await asyncio.sleep(LIST_READ_GATHER_SECONDS)
+        read.started = time.monotonic()
+        return await finsync.list_clients()
 
     async def _create(
-        self, finsync: FinsyncClient, name: str, description: str | None
+        self, finsync: FinsyncClient, name: str, description: str | None, since: float
     ) -> Counterparty:
-        # FinSync's own list, read live: a client created elsewhere a second ago counts.
-        # Only FinSync clients count: a bank connection's name does not block creating the
-        # same bank as an external counterparty (a lender, say).
-        existing = _by_name((await finsync.list_clients()).records, name)
+        # FinSync's own list, read live (after this name's lock was taken): a client created
+        # elsewhere a second ago counts. Only FinSync clients count: a bank connection's name
+        # does not block creating the same bank as an external counterparty (a lender, say).
+        existing = _by_name(await self._clients(finsync, since), name)
         if existing is not None:
             raise DuplicateCounterpartyError(finsync_id(existing.id), existing.name or name)
         try:
             created = await finsync.create_client(name, description)
         except UpstreamOutcomeUnknownError:
             logger.warning("FinSync create outcome unknown; checking whether it landed")
-            landed = _by_name((await finsync.list_clients()).records, name)
+            landed = _by_name(await self._clients(finsync, time.monotonic()), name)
             if landed is None:
                 raise CreateNotConfirmedError(name) from None
             created = landed

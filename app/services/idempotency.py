@@ -1,15 +1,29 @@
-"""Idempotency-Key support for creates: a retry gets the first answer instead of a second create."""
+"""Idempotency-Key support for creates: a retry gets the first answer instead of a second create.
+
+With the shared tier, the records live in Redis too (a retry that lands on another replica
+replays) and a Redis lock per key makes concurrent requests with one key on two replicas run
+once: the later one waits and replays. Without Redis, or while it is down, each process keeps
+its own records and lock.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import TTLCache
+
+from app.services.shared import RedisTier, SharedTierUnavailableError
+from app.upstreams.errors import UpstreamUnavailableError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,14 +43,27 @@ def fingerprint(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+Record = tuple[str, StoredAnswer]
+
+
 class IdempotencyStore:
     """Remembers final answers by key; concurrent requests with one key run once."""
 
-    def __init__(self, *, ttl_seconds: float = 86400, maxsize: int = 10_000) -> None:
-        self._answers: TTLCache[str, tuple[str, StoredAnswer]] = TTLCache(
-            maxsize=maxsize, ttl=ttl_seconds
-        )
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float = 86400,
+        maxsize: int = 10_000,
+        shared: RedisTier | None = None,
+        lock_seconds: float = 60.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        self._ttl_seconds = ttl_seconds
+        self._answers: TTLCache[str, Record] = TTLCache(maxsize=maxsize, ttl=ttl_seconds)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._shared = shared
+        self._lock_seconds = lock_seconds
+        self._poll_seconds = poll_seconds
 
     async def run(
         self,
@@ -52,9 +79,11 @@ class IdempotencyStore:
             async with lock:
                 stored = self._answers.get(key)
                 if stored is not None:
-                    if stored[0] != request_fingerprint:
-                        raise IdempotencyKeyReusedError(key)
-                    return stored[1], True
+                    return _replay(key, stored, request_fingerprint)
+                if self._shared is not None:
+                    return await self._run_shared(
+                        self._shared, key, request_fingerprint, produce, keep
+                    )
                 answer = await produce()
                 if keep(answer):
                     self._answers[key] = (request_fingerprint, answer)
@@ -62,3 +91,84 @@ class IdempotencyStore:
         finally:
             if not lock.locked() and self._locks.get(key) is lock:
                 del self._locks[key]
+
+    async def _run_shared(
+        self,
+        tier: RedisTier,
+        key: str,
+        request_fingerprint: str,
+        produce: Callable[[], Awaitable[StoredAnswer]],
+        keep: Callable[[StoredAnswer], bool],
+    ) -> tuple[StoredAnswer, bool]:
+        # Keys name callers' own values: only their digest goes to Redis.
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        record_name, lock_name = (
+            tier.key("idempotency", digest),
+            tier.key("idempotency-lock", digest),
+        )
+        token: str | None = None
+        waited_until = time.monotonic() + self._lock_seconds
+        while True:
+            try:
+                found = await self._read(tier, record_name)
+                if found is not None:
+                    self._answers[key] = found
+                    return _replay(key, found, request_fingerprint)
+                token = await tier.try_lock(lock_name, self._lock_seconds)
+            except SharedTierUnavailableError:
+                logger.warning(
+                    "Redis unavailable: this Idempotency-Key is guarded by this process only"
+                )
+                break
+            if token is not None:
+                break
+            # A request with this key is running on another replica: its answer is replayed.
+            if time.monotonic() >= waited_until:
+                raise UpstreamUnavailableError(
+                    "finsync", "a request with this Idempotency-Key is still running; retry later"
+                )
+            await asyncio.sleep(self._poll_seconds)
+        try:
+            answer = await produce()
+            if keep(answer):
+                self._answers[key] = (request_fingerprint, answer)
+                await self._write(tier, record_name, (request_fingerprint, answer))
+            return answer, False
+        finally:
+            if token is not None:
+                await tier.unlock(lock_name, token)
+
+    @staticmethod
+    async def _read(tier: RedisTier, name: str) -> Record | None:
+        data = await tier.run(lambda redis: redis.get(name))
+        if data is None:
+            return None
+        fields = json.loads(data)
+        answer = StoredAnswer(
+            status=int(fields["status"]),
+            body=base64.b64decode(fields["body"]),
+            headers={str(k): str(v) for k, v in fields["headers"].items()},
+        )
+        return str(fields["fingerprint"]), answer
+
+    async def _write(self, tier: RedisTier, name: str, record: Record) -> None:
+        request_fingerprint, answer = record
+        data = json.dumps(
+            {
+                "fingerprint": request_fingerprint,
+                "status": answer.status,
+                "body": base64.b64encode(answer.body).decode(),
+                "headers": answer.headers,
+            }
+        )
+        ms = max(1, int(self._ttl_seconds * 1000))
+        try:
+            await tier.run(lambda redis: redis.set(name, data, px=ms))
+        except SharedTierUnavailableError:
+            logger.warning("Redis unavailable: an idempotent answer is kept by this process only")
+
+
+def _replay(key: str, stored: Record, request_fingerprint: str) -> tuple[StoredAnswer, bool]:
+    if stored[0] != request_fingerprint:
+        raise IdempotencyKeyReusedError(key)
+    return stored[1], True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import SettingsDep, TreasuryDep
@@ -29,6 +29,12 @@ class Readiness(BaseModel):
     status: Literal["ready"] = Field(default="ready", description="Always `ready`.")
     connections: list[str] = Field(description="The upstream connections this instance serves.")
     sandbox: bool = Field(description="True when serving the built-in simulators.")
+    redis: Literal["off", "ok", "unavailable"] = Field(
+        default="off",
+        description="The shared tier: `off` (TESORO_REDIS_URL not set), `ok`, or `unavailable` "
+        "(this replica serves from its own cache and the upstreams until Redis answers again; "
+        "never makes the service unready).",
+    )
 
 
 @router.get(
@@ -47,13 +53,22 @@ async def get_health() -> Health:
     "/readyz",
     name="get_readiness",
     summary="Readiness",
-    description="Ready when configured and started; does not call the upstreams. "
-    "No authentication.",
+    description="Ready when configured and started; does not call the upstreams (it pings "
+    "Redis when one is configured, and reports it without depending on it). No authentication.",
     response_model=Readiness,
     response_description="Ready to serve.",
     responses=problem_responses(503, descriptions={503: "Not started, or stopping."}),
 )
-async def get_readiness(treasury: TreasuryDep, settings: SettingsDep) -> Readiness:
+async def get_readiness(
+    request: Request, treasury: TreasuryDep, settings: SettingsDep
+) -> Readiness:
     if not treasury.connections:
         raise NotReadyError("the service has no upstream connection")
-    return Readiness(connections=[c.key for c in treasury.connections], sandbox=settings.sandbox)
+    # Redis is an optional tier: its state is reported, never a reason to be unready.
+    shared = getattr(request.app.state, "redis", None)
+    redis: Literal["off", "ok", "unavailable"] = "off"
+    if shared is not None:
+        redis = "ok" if await shared.ping() else "unavailable"
+    return Readiness(
+        connections=[c.key for c in treasury.connections], sandbox=settings.sandbox, redis=redis
+    )
