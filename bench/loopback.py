@@ -29,9 +29,13 @@ def wait_for(port: int, seconds: float = 30) -> None:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    args: list[str], env: dict[str, str], *, cwd: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """A child process, quiet, terminated when the block ends."""
-    child = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         yield child
     finally:

@@ -1,0 +1,966 @@
+"""The hot-path benchmark (`make bench`): tesoro served the production way, against fakes.
+
+    python -m bench.harness [--sizes 250,5000,50000] [--duration 10] [--latency-ms 50]
+                            [--output bench/results.json] [--smoke]
+
+For each size, as separate processes on loopback: the FinSync fake with that many clients
+and the Finqware fake (`bench/fakes.py`, a fixed per-page latency), and `tesoro serve`
+pointed at them, pinned to CPU 0; wrk pinned to CPU 1. Phases (see bench/README.md):
+
+* warm: wrk on /healthz, /positions, /positions with gzip, /counterparties?page_size=200,
+  each beside the bare baseline (`bench/baseline.py`, the same bytes under the same uvicorn
+  settings) in the same run: req/s, ratio, server CPU µs per request, p50/p99;
+* cold: the first /positions after start against the critical path of the fakes' latency;
+* live (short TTLs, fresh process): /healthz polled every 10 ms by another process while
+  the data loads cold, reloads behind stale answers, and the first answer after a data
+  change is built; the stale answers' latency during the reload; RSS sampled throughout;
+* memory: RSS idle, after warm-up, at the reload's peak, VmHWM; bytes per account;
+* search: /counterparties?q= over distinct fragments, and one fragment repeated;
+* coalescing: 1, 10, 100, 1000 concurrent cold /positions on a fresh process each: upstream
+  calls per FinSync page and per Finqware consent, answers built;
+* access log: the warm /positions wrk with the access line on (as shipped) and off.
+
+Writes every figure to the results file (with the machine, date and commit) and prints a
+table. Every loop is bounded in count and time; traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import http.client
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx2
+
+from bench.fakes import PAGE_SIZE, consents, search_fragments
+from bench.loopback import free_port, process
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "bench" / "results.json"
+CALLER_KEY = "bench-caller-key"
+AUTH = {"Authorization": f"Bearer {CALLER_KEY}"}
+CONSENTS = 3
+SERVER_CPU = 0
+CLIENT_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
+CONNECTIONS = 32
+COALESCING_LEVELS = (1, 10, 100, 1000)
+SEARCHES = 50
+POLL_INTERVAL_SECONDS = 0.01
+LIVE_TTL_SECONDS = 3.0
+LONG_TTL_SECONDS = 86400
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The warm targets: (name, path and query, extra request headers).
+TARGETS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("/healthz", "/healthz", {}),
+    ("/positions", "/positions", {}),
+    ("/positions gzip", "/positions", {"Accept-Encoding": "gzip"}),
+    ("/counterparties?page_size=200", "/counterparties?page_size=200", {}),
+)
+WRK_SCRIPT = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\\"requests\\":%d,\\"duration_us\\":%d,\\"bytes\\":%d,\\"non_2xx\\":%d,"
+    .. "\\"socket_errors\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"max_us\\":%d}\\n",
+    summary.requests, summary.duration, summary.bytes, e.status,
+    e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> str:
+    """wrk's path, installed from Debian's packages when missing (needs root)."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit("wrk is missing; install it: sudo apt-get install -y wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step in (["apt-get", "install", "-y", "-qq", "wrk"], ["apt-get", "update", "-qq"]):
+        subprocess.run(step, env=env, check=False, timeout=600, capture_output=True)
+        if step[1] == "update":
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "wrk"],
+                env=env, check=False, timeout=600, capture_output=True,
+            )  # fmt: skip
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise SystemExit("wrk is missing and `apt-get install -y wrk` did not install it")
+
+
+def pinned(cpu: int, args: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *args] if shutil.which("taskset") else args
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process in bytes, from /proc/<pid>/status."""
+    found = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                found[name] = int(value.split()[0]) * 1024
+    return found
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest-rank percentile (share in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(milliseconds: Sequence[float]) -> dict[str, Any]:
+    return {
+        "samples": len(milliseconds),
+        "p50_ms": percentile(milliseconds, 50),
+        "p99_ms": percentile(milliseconds, 99),
+        "max_ms": max(milliseconds) if milliseconds else None,
+    }
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Running:
+    name: str
+    child: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.child.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _wait_listening(running: Running, command: list[str], seconds: float = 60) -> None:
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        code = running.child.poll()
+        if code is not None:
+            raise RuntimeError(
+                f"{running.name} exited ({code}) before listening; run it to see why: "
+                + " ".join(command)
+            )
+        try:
+            socket.create_connection(("127.0.0.1", running.port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{running.name} did not listen on {running.port} within {seconds:g} s")
+
+
+@contextmanager
+def started(name: str, command: list[str], env: dict[str, str], cpu: int) -> Iterator[Running]:
+    port = free_port()
+    args = pinned(cpu, [arg.replace("{port}", str(port)) for arg in command])
+    with tempfile.TemporaryDirectory(prefix="tesoro-bench-") as cwd, process(
+        args, env, cwd=cwd
+    ) as child:  # fmt: skip
+        running = Running(name, child, port)
+        _wait_listening(running, args)
+        yield running
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESORO_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@dataclass
+class Fakes:
+    finsync: Running
+    finqware: Running
+    clients: int
+    latency_ms: float
+
+    def calls(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for fake in (self.finsync, self.finqware):
+            found.update(json.loads(httpx2.get(f"{fake.url}/_calls", timeout=10).text))
+        return found
+
+    def accounts(self) -> int:
+        info = json.loads(httpx2.get(f"{self.finsync.url}/_info", timeout=10).text)
+        return int(info["accounts"])
+
+    def change(self) -> None:
+        httpx2.post(f"{self.finsync.url}/_change", timeout=10).raise_for_status()
+
+
+def tesoro_env(fakes: Fakes, **overrides: str) -> dict[str, str]:
+    digest = hashlib.sha256(CALLER_KEY.encode()).hexdigest()
+    from app.sandbox.data import FINQWARE_CLIENT_ID, FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY
+
+    env = {
+        **base_env(),
+        "TESORO_FINSYNC_BASE_URL": fakes.finsync.url,
+        "TESORO_FINSYNC_API_KEY": FINSYNC_API_KEY,
+        "TESORO_FINQWARE_BASE_URL": fakes.finqware.url + "/v1",
+        "TESORO_FINQWARE_CLIENT_ID": FINQWARE_CLIENT_ID,
+        "TESORO_FINQWARE_CLIENT_SECRET": FINQWARE_CLIENT_SECRET,
+        "TESORO_FINQWARE_CONSENTS": json.dumps([c.as_setting() for c in consents(CONSENTS)]),
+        "TESORO_API_KEYS": json.dumps({"bench": {"sha256": digest, "scopes": ["read"]}}),
+        # Data lifetimes long enough that no reload runs inside a warm phase (the live
+        # phase sets them short); everything else is tesoro's default.
+        "TESORO_FINSYNC_TTL_SECONDS": str(LONG_TTL_SECONDS),
+        "TESORO_FINQWARE_TTL_SECONDS": str(LONG_TTL_SECONDS),
+    }
+    env.update(overrides)
+    return env
+
+
+TESORO = [
+    str(ROOT / ".venv" / "bin" / "tesoro"),
+    "serve",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "{port}",
+]
+
+
+def start_tesoro(stack: ExitStack, env: dict[str, str], name: str = "tesoro") -> Running:
+    command = TESORO if Path(TESORO[0]).exists() else [sys.executable, "-m", "app", *TESORO[1:]]
+    return stack.enter_context(started(name, command, env, SERVER_CPU))
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class Client:
+    """One keep-alive connection; raw bytes (no decoding), wall time per request."""
+
+    def __init__(self, port: int, timeout: float = 120) -> None:
+        self._port, self._timeout = port, timeout
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+
+    def get(
+        self, target: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes, float]:
+        for attempt in (1, 2):
+            start = time.perf_counter()
+            try:
+                self._conn.request("GET", target, headers={**AUTH, **(headers or {})})
+                response = self._conn.getresponse()
+                body = response.read()
+            except (ConnectionError, http.client.HTTPException):
+                self._conn.close()
+                self._conn = http.client.HTTPConnection("127.0.0.1", self._port, self._timeout)
+                if attempt == 2:
+                    raise
+                continue
+            seconds = time.perf_counter() - start
+            found = {k.lower(): v for k, v in response.getheaders()}
+            return response.status, found, body, seconds
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def wrk(
+    url: str, seconds: float, pid: int, headers: dict[str, str], script: Path
+) -> dict[str, Any]:
+    """One wrk run pinned to the client CPU; the server's CPU time is measured around it."""
+    header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
+    command = pinned(
+        CLIENT_CPU,
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+         "-s", str(script), *header_args, url],
+    )  # fmt: skip
+    before = cpu_seconds(pid)
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 60
+    ).stdout
+    used = cpu_seconds(pid) - before
+    line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    requests = raw["requests"]
+    duration = raw["duration_us"] / 1e6
+    return {
+        "requests": requests,
+        "seconds": round(duration, 3),
+        "rps": round(requests / duration, 1) if duration else 0.0,
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "bytes_per_request": round(raw["bytes"] / requests) if requests else 0,
+        "non_2xx": raw["non_2xx"],
+        "socket_errors": raw["socket_errors"],
+        "server_cpu_seconds": round(used, 2),
+        "cpu_us_per_request": round(used * 1e6 / requests, 1) if requests else None,
+    }
+
+
+def answer_builds(url: str) -> int | None:
+    """tesoro_answer_builds_total from /metrics (summed over labels); None when absent."""
+    text = httpx2.get(f"{url}/metrics", headers=AUTH, timeout=30).text
+    values = [
+        float(line.rpartition(" ")[2])
+        for line in text.splitlines()
+        if line.startswith("tesoro_answer_builds_total")
+    ]
+    return round(sum(values)) if values else None
+
+
+# --------------------------------------------------------------------------- samplers
+
+
+def poll_healthz(port: int, stop_file: str, max_seconds: float) -> None:
+    """Run as its own process: GET /healthz every 10 ms until `stop_file` exists (or
+    `max_seconds`), then print `[[monotonic start, milliseconds or null], ...]`."""
+    samples: list[tuple[float, float | None]] = []
+    client = Client(port, timeout=30)
+    deadline = time.monotonic() + max_seconds
+    while time.monotonic() < deadline and not os.path.exists(stop_file):
+        start = time.monotonic()
+        try:
+            status, _, _, seconds = client.get("/healthz")
+            samples.append((start, seconds * 1000 if status == 200 else None))
+        except OSError:
+            samples.append((start, None))
+        time.sleep(max(0.0, POLL_INTERVAL_SECONDS - (time.monotonic() - start)))
+    client.close()
+    print(json.dumps(samples))
+
+
+class Poller:
+    """The /healthz poller process; samples are read when it stops."""
+
+    def __init__(self, port: int, max_seconds: float) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="tesoro-poll-")
+        self._stop = os.path.join(self._dir.name, "stop")
+        code = (
+            "import sys; from bench.harness import poll_healthz; "
+            f"poll_healthz({port}, {self._stop!r}, {max_seconds})"
+        )
+        self._child = subprocess.Popen(
+            pinned(CLIENT_CPU, [sys.executable, "-c", code]),
+            env=base_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.samples: list[tuple[float, float | None]] = []
+        self.max_seconds = max_seconds
+
+    def stop(self) -> list[tuple[float, float | None]]:
+        Path(self._stop).touch()
+        out, _ = self._child.communicate(timeout=self.max_seconds + 30)
+        self._dir.cleanup()
+        self.samples = [(t, ms) for t, ms in json.loads(out)]
+        return self.samples
+
+    def window(self, start: float, end: float) -> dict[str, Any]:
+        inside = [ms for t, ms in self.samples if start <= t <= end]
+        ok = [ms for ms in inside if ms is not None]
+        return {**latency_summary(ok), "failed": len(inside) - len(ok)}
+
+
+class RssSampler:
+    """VmRSS of a process every 20 ms in a thread, with the peak of any time window."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                self.samples.append((time.monotonic(), memory(self._pid)["VmRSS"]))
+            except (OSError, KeyError):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def peak(self, start: float, end: float) -> int | None:
+        inside = [rss for t, rss in self.samples if start <= t <= end]
+        return max(inside) if inside else None
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def critical_path_ms(clients: int, latency_ms: float, page_concurrency: int) -> dict[str, Any]:
+    """The least time a cold /positions can take: FinSync's page 1, then the other pages
+    `page_concurrency` at a time; beside it Finqware's accounts and balances of every
+    consent at once (one latency). The longer of the two."""
+    pages = max(1, -(-clients // PAGE_SIZE))
+    finsync = latency_ms * (1 + math.ceil((pages - 1) / page_concurrency))
+    finqware = latency_ms
+    return {
+        "pages": pages,
+        "page_concurrency": page_concurrency,
+        "finsync_ms": finsync,
+        "finqware_ms": finqware,
+        "critical_path_ms": max(finsync, finqware),
+    }
+
+
+def page_concurrency() -> int:
+    from app.settings import Settings
+
+    default = Settings.model_fields["finsync_page_concurrency"].default
+    return int(os.environ.get("TESORO_FINSYNC_PAGE_CONCURRENCY", default))
+
+
+def access_log_switch() -> dict[str, str] | None:
+    """The environment that turns tesoro's access line off, if tesoro has one."""
+    from app.settings import Settings
+
+    fields = Settings.model_fields
+    if "access_log" in fields:
+        return {"TESORO_ACCESS_LOG": "false"}
+    if "log_level" in fields:
+        # The access line is written at INFO: above it, none is written.
+        return {"TESORO_LOG_LEVEL": "warning"}
+    return None
+
+
+def capture(client: Client, path: str, headers: dict[str, str], name: str) -> dict[str, Any]:
+    status, found, body, _ = client.get(path, headers)
+    if status != 200:
+        raise RuntimeError(f"tesoro answered {status} to {name}: {body[:300]!r}")
+    return {
+        "target": path,
+        "gzip": "gzip" in headers.get("Accept-Encoding", ""),
+        "status": status,
+        "content_type": found.get("content-type", "application/octet-stream"),
+        "content_encoding": found.get("content-encoding"),
+        "body_b64": base64.b64encode(body).decode(),
+    }
+
+
+def ratio(part: float | None, whole: float | None, digits: int = 3) -> float | None:
+    return round(part / whole, digits) if part is not None and whole else None
+
+
+@dataclass
+class Plan:
+    sizes: list[int]
+    duration: float
+    latency_ms: float
+    levels: tuple[int, ...]
+    searches: int
+    script: Path
+    log: Callable[[str], None] = field(default=print)
+
+
+def warm_phases(
+    plan: Plan, stack: ExitStack, fakes: Fakes, tesoro: Running
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    client = Client(tesoro.port)
+    answers = []
+    for name, path, headers in TARGETS:
+        client.get(path, headers)  # builds the kept answer
+        answers.append(capture(client, path, headers, name))
+    client.close()
+    spec = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tesoro-bl-"))) / "a.json"
+    spec.write_text(json.dumps(answers), encoding="utf-8")
+    baseline = stack.enter_context(
+        started(
+            "baseline",
+            [sys.executable, "-m", "bench.baseline", "--spec", str(spec), "--port", "{port}"],
+            base_env(),
+            SERVER_CPU,
+        )
+    )
+    warm: dict[str, Any] = {}
+    for (name, path, headers), answer in zip(TARGETS, answers, strict=True):
+        both = {
+            who: wrk(f"{server.url}{path}", plan.duration, server.pid, {**AUTH, **headers},
+                     plan.script)
+            for who, server in (("tesoro", tesoro), ("baseline", baseline))
+        }  # fmt: skip
+        warm[name] = {
+            **both,
+            "body_bytes": len(base64.b64decode(answer["body_b64"])),
+            "content_encoding": answer["content_encoding"],
+            "rps_ratio": ratio(both["tesoro"]["rps"], both["baseline"]["rps"]),
+            "cpu_ratio": ratio(
+                both["tesoro"]["cpu_us_per_request"], both["baseline"]["cpu_us_per_request"]
+            ),
+        }
+        plan.log(
+            f"  warm {name:32s} tesoro {both['tesoro']['rps']:9.1f} req/s "
+            f"{both['tesoro']['cpu_us_per_request']} µs/req | baseline "
+            f"{both['baseline']['rps']:9.1f} req/s -> ratio {warm[name]['rps_ratio']}"
+        )
+    return warm, {"baseline_pid": baseline.pid}
+
+
+def search_phase(plan: Plan, tesoro: Running) -> dict[str, Any]:
+    client = Client(tesoro.port)
+    distinct, repeated, statuses = [], [], []
+    fragments = search_fragments(plan.searches)
+    for fragment in fragments:
+        status, _, _, seconds = client.get(f"/counterparties?q={quote(fragment)}")
+        statuses.append(status)
+        distinct.append(seconds * 1000)
+    for _ in range(plan.searches):
+        status, _, _, seconds = client.get(f"/counterparties?q={quote(fragments[0])}")
+        statuses.append(status)
+        repeated.append(seconds * 1000)
+    client.close()
+    return {
+        "queries": len(distinct),
+        "distinct_p50_ms": percentile(distinct, 50),
+        "distinct_max_ms": max(distinct),
+        "repeated_p50_ms": percentile(repeated, 50),
+        "non_200": sum(1 for s in statuses if s != 200),
+    }
+
+
+def access_log_phase(plan: Plan, stack: ExitStack, fakes: Fakes, tesoro: Running) -> dict[str, Any]:
+    switch = access_log_switch()
+    on = wrk(f"{tesoro.url}/positions", plan.duration, tesoro.pid, AUTH, plan.script)
+    if switch is None:
+        return {"switch": None, "on": on, "off": None, "cost_us_per_request": None}
+    quiet = start_tesoro(stack, tesoro_env(fakes, **switch), "tesoro (access log off)")
+    client = Client(quiet.port)
+    client.get("/positions")
+    client.close()
+    off = wrk(f"{quiet.url}/positions", plan.duration, quiet.pid, AUTH, plan.script)
+    cost = (
+        round(on["cpu_us_per_request"] - off["cpu_us_per_request"], 1)
+        if on["cpu_us_per_request"] is not None and off["cpu_us_per_request"] is not None
+        else None
+    )
+    return {
+        "switch": " ".join(f"{k}={v}" for k, v in switch.items()),
+        "on": on,
+        "off": off,
+        "rps_ratio_on_off": ratio(on["rps"], off["rps"]),
+        "cost_us_per_request": cost,
+    }
+
+
+def _statuses(answer: dict[str, Any]) -> set[str]:
+    return {str(source.get("status")) for source in answer.get("sources", [])}
+
+
+def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
+    """Fresh tesoro with short TTLs: /healthz polled from another process during the cold
+    load, the reload behind stale answers, and the first build after a data change."""
+    budget = 60 + 6 * critical_ms / 1000
+    short = {
+        "TESORO_FINSYNC_TTL_SECONDS": str(LIVE_TTL_SECONDS),
+        "TESORO_FINQWARE_TTL_SECONDS": str(LIVE_TTL_SECONDS),
+    }
+    with ExitStack() as stack:
+        tesoro = start_tesoro(stack, tesoro_env(fakes, **short), "tesoro (live)")
+        rss = RssSampler(tesoro.pid)
+        poller = Poller(tesoro.port, max_seconds=budget + LIVE_TTL_SECONDS + 30)
+        client = Client(tesoro.port)
+        client.get("/healthz")
+        time.sleep(0.3)  # the poller's first samples, before any load
+        cold_start = time.monotonic()
+        status, _, _, cold_seconds = client.get("/positions")
+        cold_end = time.monotonic()
+        fakes.change()  # the reload will bring new data: the answers are built again
+        time.sleep(max(0.0, cold_end + LIVE_TTL_SECONDS + 0.2 - time.monotonic()))
+        # Stale-while-revalidate: /positions every 20 ms until the reload has landed.
+        stale_ms: list[float] = []
+        reload_start = reload_end = build_end = None
+        first_after_ms = None
+        deadline = time.monotonic() + budget
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            status, _, body, seconds = client.get("/positions")
+            statuses = _statuses(json.loads(body)) if status == 200 else {"error"}
+            if "stale" in statuses:
+                reload_start = start if reload_start is None else reload_start
+                stale_ms.append(seconds * 1000)
+            elif reload_start is not None:
+                reload_end, build_end = start, time.monotonic()
+                first_after_ms = seconds * 1000
+                break
+            time.sleep(max(0.0, 0.02 - (time.monotonic() - start)))
+        time.sleep(0.2)
+        client.close()
+        poller.stop()
+        rss.stop()
+        status_after = memory(tesoro.pid)
+    reload_start = reload_start or cold_end
+    reload_end = reload_end or time.monotonic()
+    build_end = build_end or reload_end
+    return {
+        "ttl_seconds": LIVE_TTL_SECONDS,
+        "cold_status": status,
+        "cold_ms": round(cold_seconds * 1000, 1),
+        "reload_landed": first_after_ms is not None,
+        "reload_seconds": round(reload_end - reload_start, 3),
+        "stale_during_reload": latency_summary(stale_ms),
+        "first_after_reload_ms": first_after_ms,
+        "healthz": {
+            "poll_interval_ms": POLL_INTERVAL_SECONDS * 1000,
+            "idle": poller.window(cold_start - 0.3, cold_start),
+            "cold_load": poller.window(cold_start, cold_end),
+            "reload": poller.window(reload_start, reload_end),
+            "build": poller.window(reload_end, build_end),
+            "all_load": {
+                **latency_summary(
+                    [
+                        ms
+                        for t, ms in poller.samples
+                        if ms is not None
+                        and (cold_start <= t <= cold_end or reload_start <= t <= build_end)
+                    ]
+                )
+            },
+        },
+        "rss_peak_cold_bytes": rss.peak(cold_start, cold_end + 0.5),
+        "rss_peak_reload_bytes": rss.peak(reload_start, build_end + 0.5),
+        "hwm_bytes": status_after.get("VmHWM"),
+    }
+
+
+async def _concurrent(url: str, count: int) -> dict[str, int]:
+    limits = httpx2.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+    async with httpx2.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        answers = await asyncio.gather(
+            *(client.get("/positions", headers=AUTH) for _ in range(count)),
+            return_exceptions=True,
+        )
+    found: dict[str, int] = {}
+    for answer in answers:
+        key = str(answer.status_code) if isinstance(answer, httpx2.Response) else "error"
+        found[key] = found.get(key, 0) + 1
+    return found
+
+
+def coalescing_phase(plan: Plan, fakes: Fakes) -> list[dict[str, Any]]:
+    rows = []
+    for level in plan.levels:
+        with ExitStack() as stack:
+            tesoro = start_tesoro(stack, tesoro_env(fakes), f"tesoro (cold x{level})")
+            before = fakes.calls()
+            start = time.perf_counter()
+            statuses = asyncio.run(_concurrent(tesoro.url, level))
+            seconds = time.perf_counter() - start
+            after = fakes.calls()
+            builds = answer_builds(tesoro.url)
+        delta = {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+        pages = [v for k, v in delta.items() if k.startswith("GET /api/clients?page=")]
+        consent_calls = [v for k, v in delta.items() if k.startswith("POST /v1/")]
+        rows.append(
+            {
+                "concurrency": level,
+                "statuses": statuses,
+                "wall_seconds": round(seconds, 3),
+                "finsync_pages_called": len(pages),
+                "finsync_calls_per_page_max": max(pages, default=0),
+                "finsync_calls_per_page_mean": round(sum(pages) / len(pages), 3) if pages else 0,
+                "finqware_calls_per_consent_max": max(consent_calls, default=0),
+                "finqware_calls": sum(consent_calls),
+                "answer_builds": builds,
+            }
+        )
+        plan.log(f"  coalescing x{level}: {rows[-1]}")
+    return rows
+
+
+def run_size(plan: Plan, clients: int) -> dict[str, Any]:
+    plan.log(f"size {clients:,} clients")
+    fake = [sys.executable, "-m", "bench.fakes"]
+    latency = ["--latency-ms", str(plan.latency_ms), "--port", "{port}"]
+    concurrency = page_concurrency()
+    critical = critical_path_ms(clients, plan.latency_ms, concurrency)
+    with ExitStack() as stack:
+        fakes = Fakes(
+            stack.enter_context(
+                started("finsync fake", [*fake, "finsync", "--clients", str(clients), *latency],
+                        base_env(), CLIENT_CPU)
+            ),
+            stack.enter_context(
+                started("finqware fake", [*fake, "finqware", "--consents", str(CONSENTS),
+                        *latency], base_env(), CLIENT_CPU)
+            ),
+            clients,
+            plan.latency_ms,
+        )  # fmt: skip
+        tesoro = start_tesoro(stack, tesoro_env(fakes))
+        client = Client(tesoro.port)
+        client.get("/healthz")
+        idle = memory(tesoro.pid)
+        status, _, body, cold_seconds = client.get("/positions")
+        if status != 200:
+            raise RuntimeError(f"cold /positions answered {status}: {body[:300]!r}")
+        positions = json.loads(body)
+        client.close()
+        cold = {
+            **critical,
+            "latency_ms": plan.latency_ms,
+            "wall_ms": round(cold_seconds * 1000, 1),
+            "ratio": ratio(cold_seconds * 1000, critical["critical_path_ms"]),
+            "complete": positions.get("complete"),
+            "positions_total": positions.get("total"),
+        }
+        plan.log(
+            f"  cold /positions {cold['wall_ms']} ms vs critical path "
+            f"{critical['critical_path_ms']:.0f} ms -> {cold['ratio']}"
+        )
+        warm, _ = warm_phases(plan, stack, fakes, tesoro)
+        search = search_phase(plan, tesoro)
+        plan.log(f"  search {search}")
+        warm_memory = memory(tesoro.pid)
+        access = access_log_phase(plan, stack, fakes, tesoro)
+        plan.log(f"  access log on/off: {access['switch']} cost {access['cost_us_per_request']}")
+        live = live_phase(plan, fakes, critical["critical_path_ms"])
+        plan.log(
+            f"  live: healthz p99 cold {live['healthz']['cold_load']['p99_ms']} reload "
+            f"{live['healthz']['reload']['p99_ms']} build {live['healthz']['build']['p99_ms']}; "
+            f"stale p99 {live['stale_during_reload']['p99_ms']}"
+        )
+        coalescing = coalescing_phase(plan, fakes)
+        accounts = fakes.accounts() + 2 * CONSENTS
+    grown = warm_memory["VmRSS"] - idle["VmRSS"]
+    peak = max(v for v in (live["rss_peak_reload_bytes"], live["hwm_bytes"], 0) if v is not None)
+    return {
+        "clients": clients,
+        "accounts": accounts,
+        "consents": CONSENTS,
+        "warm": warm,
+        "cold": cold,
+        "swr": {
+            "ttl_seconds": live["ttl_seconds"],
+            "reload_landed": live["reload_landed"],
+            "reload_seconds": live["reload_seconds"],
+            **live["stale_during_reload"],
+            "first_after_reload_ms": live["first_after_reload_ms"],
+        },
+        "live": live["healthz"],
+        "memory": {
+            "idle_rss_bytes": idle["VmRSS"],
+            "warm_rss_bytes": warm_memory["VmRSS"],
+            "warm_hwm_bytes": warm_memory["VmHWM"],
+            "reload_peak_rss_bytes": live["rss_peak_reload_bytes"],
+            "cold_peak_rss_bytes": live["rss_peak_cold_bytes"],
+            "live_hwm_bytes": live["hwm_bytes"],
+            "peak_bytes": peak,
+            "bytes_per_account": round(grown / accounts) if accounts else None,
+        },
+        "search": search,
+        "coalescing": coalescing,
+        "access_log": access,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    import uvicorn
+
+    model = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "uvicorn": uvicorn.__version__,
+        "wrk": (wrk_version.stdout or wrk_version.stderr).split("\n")[0].strip(),
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "server_cpu": SERVER_CPU,
+        "client_cpu": CLIENT_CPU,
+        "pinned": shutil.which("taskset") is not None,
+    }
+
+
+def commit() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--short"))}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = []
+    for size, r in results["sizes"].items():
+        lines.append(f"\n== {int(size):,} clients ({r['accounts']:,} accounts) ==")
+        lines.append(
+            f"{'warm':32s} {'req/s':>9s} {'base':>9s} {'ratio':>6s} {'µs/req':>8s} "
+            f"{'base':>7s} {'p50':>7s} {'p99':>7s} {'bytes':>8s}"
+        )
+        for name, w in r["warm"].items():
+            t, b = w["tesoro"], w["baseline"]
+            lines.append(
+                f"{name:32s} {t['rps']:9.1f} {b['rps']:9.1f} {w['rps_ratio'] or 0:6.2f} "
+                f"{t['cpu_us_per_request'] or 0:8.0f} {b['cpu_us_per_request'] or 0:7.0f} "
+                f"{t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['bytes_per_request']:8d}"
+            )
+        c = r["cold"]
+        lines.append(
+            f"cold /positions: {c['wall_ms']} ms vs critical path {c['critical_path_ms']:.0f} ms "
+            f"({c['pages']} pages at {c['page_concurrency']}, {c['latency_ms']:g} ms a call) "
+            f"-> ratio {c['ratio']}"
+        )
+        s = r["swr"]
+        lines.append(
+            f"stale-while-revalidate: {s['samples']} answers during a {s['reload_seconds']} s "
+            f"reload, p50 {_ms(s['p50_ms'])} p99 {_ms(s['p99_ms'])} max {_ms(s['max_ms'])} ms; "
+            f"first after reload (builds) {_ms(s['first_after_reload_ms'])} ms"
+        )
+        for phase in ("cold_load", "reload", "build"):
+            h = r["live"][phase]
+            lines.append(
+                f"/healthz during {phase:9s}: {h['samples']:4d} polls p50 {_ms(h['p50_ms'])} "
+                f"p99 {_ms(h['p99_ms'])} max {_ms(h['max_ms'])} ms, failed {h['failed']}"
+            )
+        m = r["memory"]
+        lines.append(
+            f"memory: idle {m['idle_rss_bytes'] / 2**20:.0f} MiB, warm "
+            f"{m['warm_rss_bytes'] / 2**20:.0f} MiB, peak {m['peak_bytes'] / 2**20:.0f} MiB "
+            f"(reload {(m['reload_peak_rss_bytes'] or 0) / 2**20:.0f} MiB), "
+            f"{m['bytes_per_account']} bytes/account"
+        )
+        q = r["search"]
+        lines.append(
+            f"search: {q['queries']} distinct q p50 {_ms(q['distinct_p50_ms'])} ms "
+            f"(max {_ms(q['distinct_max_ms'])}), repeated q p50 {_ms(q['repeated_p50_ms'])} ms"
+        )
+        for row in r["coalescing"]:
+            builds = "n/a" if row["answer_builds"] is None else row["answer_builds"]
+            lines.append(
+                f"cold x{row['concurrency']:<5d}: FinSync calls/page max "
+                f"{row['finsync_calls_per_page_max']} ({row['finsync_pages_called']} pages), "
+                f"Finqware calls/consent-route max {row['finqware_calls_per_consent_max']}, "
+                f"answers built {builds}, statuses {row['statuses']}, {row['wall_seconds']} s"
+            )
+        a = r["access_log"]
+        if a["off"] is None:
+            lines.append("access log: no switch to turn it off (n/a)")
+        else:
+            lines.append(
+                f"access log ({a['switch']} to turn off): on {a['on']['rps']:.0f} req/s "
+                f"{a['on']['cpu_us_per_request']} µs/req, off {a['off']['rps']:.0f} req/s "
+                f"{a['off']['cpu_us_per_request']} µs/req -> {a['cost_us_per_request']} µs/req"
+            )
+    return "\n".join(lines)
+
+
+def raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.harness", description=__doc__)
+    parser.add_argument("--sizes", default="250,5000,50000", help="client counts, comma-separated")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk phase")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=float(os.environ.get("BENCH_LATENCY_MS", "50")),
+        help="each upstream call's latency in the fakes (env BENCH_LATENCY_MS)",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--smoke", action="store_true", help="250 clients, 1 s phases: checks the harness"
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    duration = args.duration
+    if args.smoke:
+        sizes, duration = [250], 1.0
+    ensure_wrk()
+    raise_file_limit()
+    started_at = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tesoro-wrk-") as scratch:
+        script = Path(scratch) / "report.lua"
+        script.write_text(WRK_SCRIPT, encoding="utf-8")
+        plan = Plan(
+            sizes=sizes,
+            duration=duration,
+            latency_ms=args.latency_ms,
+            levels=COALESCING_LEVELS,
+            searches=SEARCHES,
+            script=script,
+            log=lambda line: print(line, flush=True),
+        )
+        results: dict[str, Any] = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            **commit(),
+            "machine": machine(),
+            "settings": {
+                "sizes": sizes,
+                "duration_seconds": duration,
+                "latency_ms": args.latency_ms,
+                "connections": CONNECTIONS,
+                "wrk_threads": 1,
+                "consents": CONSENTS,
+                "smoke": args.smoke,
+            },
+            "sizes": {},
+        }
+        for size in sizes:
+            results["sizes"][str(size)] = run_size(plan, size)
+    results["elapsed_seconds"] = round(time.monotonic() - started_at, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(table(results))
+    print(f"\nwritten to {args.output} in {results['elapsed_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
