@@ -46,7 +46,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.logs import configure_logging
     from app.main import create_app
-    from app.server import limited_protocol
+    from app.server import limited_protocol, settle_heap, tune_gc
 
     settings = _settings(sandbox=args.sandbox)
     configure_logging(settings.log_format, settings.log_level)
@@ -54,10 +54,11 @@ def _serve(args: argparse.Namespace) -> int:
         served = _served_base_url(args.host, args.port)
         settings = settings.model_copy(update={"public_base_url": served})
     try:
-        app = create_app(settings)
+        app = create_app(settings, settle_heap=settle_heap)
     except ConfigurationError as exc:
         print(f"tesoro: cannot start: {exc}", file=sys.stderr)
         return 2
+    tune_gc()
     uvicorn.run(
         app,
         host=args.host,

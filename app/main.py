@@ -41,6 +41,7 @@ from app.services.treasury import (
     FinqwareConnection,
     FinsyncConnection,
     Treasury,
+    keep_heap,
 )
 from app.settings import (
     ConfigurationError,
@@ -186,6 +187,7 @@ def _build_services(
     metrics: Metrics,
     tracing: Tracing,
     shared: RedisTier | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
@@ -215,6 +217,7 @@ def _build_services(
                     shared=shared,
                 ),
                 breakers=breakers,
+                settle=settle or keep_heap,
             )
         )
     if (
@@ -261,6 +264,7 @@ def _build_services(
                 accounts_cache=accounts_cache,
                 orders=orders,
                 breakers=breakers,
+                settle=settle or keep_heap,
             )
             for consent in settings.finqware_consents
         )
@@ -273,7 +277,7 @@ def _build_services(
         treasury=treasury,
         directory=Directory(treasury, finsync, shared=shared),
         idempotency=IdempotencyStore(shared=shared),
-        answers=AnswerCache(),
+        answers=AnswerCache(on_build=metrics.observe_answer_build),
     )
 
 
@@ -282,9 +286,11 @@ def create_app(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     tracing: Tracing | None = None,
+    settle_heap: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
-    `tracing` replaces the one the settings and OTEL_* variables make (tests)."""
+    `tracing` replaces the one the settings and OTEL_* variables make (tests); `settle_heap`
+    runs after each connection's load (the server's garbage-collection policy)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
@@ -310,7 +316,9 @@ def create_app(
             if shared is not None:
                 stack.push_async_callback(shared.close)
                 await shared.ping()  # logs whether it answers; never stops the start
-            services = _build_services(settings, stack, transport, metrics, tracing, shared)
+            services = _build_services(
+                settings, stack, transport, metrics, tracing, shared, settle_heap
+            )
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

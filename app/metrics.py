@@ -94,6 +94,13 @@ class Metrics:
             ["upstream"],
             registry=self.registry,
         )
+        self.answer_builds = Counter(
+            "tesoro_answer_builds",
+            "Aggregated answers built (once per route, data version and question; every "
+            "other request for one is served from the kept bytes), by route.",
+            ["route"],
+            registry=self.registry,
+        )
 
     def cache_observer(self, cache: str) -> Callable[[str, str], None]:
         """The `observe(key, outcome)` hook of one cache. Each (connection, outcome) child is
@@ -114,6 +121,9 @@ class Metrics:
         self.breaker_state.labels(connection).set(BREAKER_STATES.get(state, 0))
         if state == "opened":
             self.breaker_opened.labels(connection).inc()
+
+    def observe_answer_build(self, route: str) -> None:
+        self.answer_builds.labels(route).inc()
 
     def observe_retry(self, upstream: str) -> None:
         self.upstream_retries.labels(upstream).inc()

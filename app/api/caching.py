@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from app.api.answers import AnswerCache, Question, etag_of, splice
+from app.api.answers import AnswerCache, Question, etag_of, splice, splice_encoded
+from app.api.middleware import MIN_COMPRESSED_BYTES, accepted_encoding
 from app.services.treasury import Gathered
 
 
@@ -64,7 +65,7 @@ CONDITIONAL_REQUEST: dict[str, Any] = {
 }
 
 
-def answer_json(
+async def answer_json(
     request: Request,
     answers: AnswerCache,
     question: Question,
@@ -72,7 +73,9 @@ def answer_json(
     gathered: Gathered,
 ) -> Response:
     """An aggregated answer, kept per data state and question, with this request's volatile
-    members; a matching If-None-Match gets a bodiless 304 without building or writing."""
+    members; compressed (zstd or gzip, as the caller accepts) around a middle compressed once
+    per data version; a matching If-None-Match gets a bodiless 304 without building or
+    writing."""
     etag = etag_of(question, gathered.state)
     headers = {
         "ETag": etag,
@@ -81,8 +84,16 @@ def answer_json(
     }
     if _matches(request.headers.get("if-none-match"), etag.removeprefix("W/")):
         return Response(status_code=304, headers=headers)
-    prebuilt = answers.get(question, gathered.state, build)
-    body = splice(prebuilt, gathered.sources, datetime.now(UTC))
+    prebuilt = await answers.get(question, gathered.state, build)
+    generated_at = datetime.now(UTC)
+    encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
+    if encoding is not None and len(prebuilt.middle) >= MIN_COMPRESSED_BYTES:
+        encoded = await answers.encoded(prebuilt, encoding)
+        body = splice_encoded(prebuilt, encoded, encoding, gathered.sources, generated_at)
+        # The Compression middleware leaves an encoded body as it is (and adds the Vary).
+        headers["Content-Encoding"] = encoding
+    else:
+        body = splice(prebuilt, gathered.sources, generated_at)
     return Response(body, media_type="application/json", headers=headers)
 
 

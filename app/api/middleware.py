@@ -157,10 +157,13 @@ _COMPRESSIBLE = (b"application/json", b"application/problem+json", b"text/")
 
 
 def _accepted(scope: Scope) -> str | None:
-    """The encoding to answer with: zstd when the caller accepts it, else gzip, else none."""
-    header = next((v for n, v in scope["headers"] if n == b"accept-encoding"), b"").decode(
-        "latin-1"
-    )
+    header = next((v for n, v in scope["headers"] if n == b"accept-encoding"), b"")
+    return accepted_encoding(header.decode("latin-1"))
+
+
+def accepted_encoding(header: str) -> str | None:
+    """The encoding to answer with, from an Accept-Encoding value: zstd when the caller
+    accepts it, else gzip, else none."""
     offered: dict[str, Decimal] = {}
     for part in header.split(","):
         name, _, params = part.strip().partition(";")

@@ -141,6 +141,10 @@ class Breakers:
 NO_BREAKERS = Breakers(failures=1_000_000_000)
 
 
+def keep_heap() -> None:
+    """No heap policy: the garbage collector as configured (tests, embedding)."""
+
+
 class _CachedConnection:
     """What every connection does through its cache; each one says how it `load`s."""
 
@@ -153,8 +157,17 @@ class _CachedConnection:
     async def load(self) -> Interpreted:
         raise NotImplementedError
 
+    # Called after each load: the server freezes the heap there (`app.server.settle_heap`),
+    # so the new snapshot's objects are not scanned by every later full garbage collection.
+    settle: Callable[[], None]
+
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
-        return await self.cache.get(self.key, self.load, refresh=refresh)
+        return await self.cache.get(self.key, self._load_and_settle, refresh=refresh)
+
+    async def _load_and_settle(self) -> Interpreted:
+        loaded = await self.load()
+        self.settle()
+        return loaded
 
     def invalidate(self) -> None:
         self.cache.invalidate(self.key)
@@ -170,6 +183,7 @@ class FinsyncConnection(_CachedConnection):
     key: str = "finsync"
     source: Source = Source.finsync
     breakers: Breakers = NO_BREAKERS
+    settle: Callable[[], None] = keep_heap
 
     def placeholder(self) -> Counterparty | None:
         return None  # FinSync's clients are not known without FinSync
@@ -196,6 +210,7 @@ class FinqwareConnection(_CachedConnection):
     orders: BalanceOrders
     source: Source = Source.finqware
     breakers: Breakers = NO_BREAKERS
+    settle: Callable[[], None] = keep_heap
     credentials: ConsentCredentials = field(init=False)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.counterparties import (
     filter_counterparties,
@@ -115,3 +119,10 @@ def test_paginate_returns_the_requested_slice() -> None:
 def test_paginate_refuses_pages_and_sizes_below_one(page: int, page_size: int) -> None:
     with pytest.raises(ValueError, match="page"):
         paginate([1, 2], page, page_size)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_names_normalise_as_the_unicode_path_would(raw: str) -> None:
+    reference = unicodedata.normalize("NFKD", raw)
+    reference = "".join(ch for ch in reference if not unicodedata.combining(ch))
+    assert normalize_text(raw) == " ".join(reference.casefold().split())

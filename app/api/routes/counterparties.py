@@ -143,7 +143,7 @@ async def list_counterparties(
             warnings=gathered.warnings,
         )
 
-    return answer_json(request, answers, question, build, gathered)
+    return await answer_json(request, answers, question, build, gathered)
 
 
 @router.get(

@@ -116,4 +116,4 @@ async def list_positions(
             generated_at=EPOCH,
         )
 
-    return answer_json(request, answers, question, build, gathered)
+    return await answer_json(request, answers, question, build, gathered)
