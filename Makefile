@@ -92,5 +92,6 @@ client: $(CLIENT)/.spec
 clean:
 	rm -rf $(VENV) $(TOOLS) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-bench: install
+bench: install redis-server
 	$(VENV)/bin/python -m bench.bench_service
+	$(VENV)/bin/python -m bench.bench_redis

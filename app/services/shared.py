@@ -82,13 +82,15 @@ class RedisTier:
         )
         self.up: bool | None = None  # unknown until the first call
         self._skip_until = 0.0
+        self._closed = False
 
     def key(self, *parts: str) -> str:
         return ":".join((PREFIX, *parts))
 
     async def run(self, call: Callable[[Redis], Awaitable[T]]) -> T:
         """One call to Redis, bounded; SharedTierUnavailableError when it fails or is skipped."""
-        if self.up is False and time.monotonic() < self._skip_until:
+        if self._closed or (self.up is False and time.monotonic() < self._skip_until):
+            # Closed: a load finishing after shutdown must not open a new connection.
             raise SharedTierUnavailableError(self.shown_as)
         try:
             # The socket time-out bounds each read; this bounds the whole call.
@@ -166,6 +168,7 @@ class RedisTier:
                 await self.unlock(name, token)
 
     async def close(self) -> None:
+        self._closed = True
         await self._redis.aclose()
 
 

@@ -100,6 +100,30 @@ async def test_a_replica_serves_another_ones_snapshot_stale_when_its_upstream_fa
     assert any(item["id"].startswith("finsync:") for item in answer.json()["items"])
 
 
+async def test_a_cold_replica_answers_stale_from_redis_at_once_and_refreshes_behind(
+    simulators: Simulators, redis_server: RedisServer
+) -> None:
+    async with replicas(simulators, redis_url=redis_server.url, finsync_ttl_seconds=0.2) as [
+        first,
+        second,
+    ]:
+        assert (await first.get("/counterparties")).status_code == 200
+        loaded = simulators.finsync_calls()
+        await asyncio.sleep(0.3)
+        simulators.finsync_faults.delay_seconds = 0.5
+        answer = await second.get("/counterparties")
+        finsync = next(s for s in answer.json()["sources"] if s["source"] == "finsync")
+        assert finsync["status"] == "stale"  # not kept waiting for FinSync's 0.5 s
+        for _ in range(100):  # the refresh behind it reaches FinSync and lands
+            again = await second.get("/counterparties")
+            finsync = next(s for s in again.json()["sources"] if s["source"] == "finsync")
+            if finsync["status"] == "ok":
+                break
+            await asyncio.sleep(0.05)
+        assert finsync["status"] == "ok"
+        assert simulators.finsync_calls() > loaded
+
+
 async def test_concurrent_creates_of_one_name_on_two_replicas_create_it_once(
     simulators: Simulators, redis_server: RedisServer
 ) -> None:
