@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import httpx2
 import pytest
@@ -266,3 +267,21 @@ async def test_a_redis_password_is_never_shown(
             assert await _readiness(http) == "unavailable"
     assert "unavailable" in caplog.text
     assert "s3cr3t-pw" not in caplog.text
+
+
+async def test_a_redis_that_never_answers_costs_its_time_out_then_is_skipped(
+    simulators: Simulators,
+) -> None:
+    with socket.socket() as silent:  # accepts connections, never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        async with replicas(simulators, redis_url=url, redis_timeout_seconds=0.1) as [
+            first,
+            second,
+        ]:
+            answers = await _cold_burst([first, second], 5)
+            assert {answer.status_code for answer in answers} == {200}
+            assert await _readiness(first) == "unavailable"
+            created = await second.post("/counterparties", json={"name": "Lento SA"})
+            assert created.status_code == 201
