@@ -24,9 +24,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.main import create_app
 from app.sandbox import FINSYNC_API_KEY, create_finqware_app
 from app.sandbox.wiring import sandbox_transport
-from tests.support.apps import sandbox_app
+from app.server import settle_heap, tune_gc
+from app.settings import Settings
 from tests.support.asgi import started
 
 _TYPES = (0, 1)  # internal, external
@@ -132,7 +134,12 @@ async def main(clients: int, latency_ms: float) -> None:
         finsync_stand_in(records, latency_ms / 1000), create_finqware_app()
     )
     del records
-    app = sandbox_app(transport=transport, finsync_ttl_seconds=3600, finqware_ttl_seconds=3600)
+    # As `tesoro serve` runs it: its garbage-collection policy, the heap settled after loads.
+    tune_gc()
+    settings = Settings(
+        _env_file=None, sandbox=True, finsync_ttl_seconds=3600, finqware_ttl_seconds=3600
+    )
+    app = create_app(settings, transport=transport, settle_heap=settle_heap)
     async with started(app) as running:
         asgi = httpx2.ASGITransport(app=running)
         async with httpx2.AsyncClient(

@@ -186,6 +186,12 @@ def _map_error(response: httpx2.Response, body: Any) -> UpstreamError:
     return generic_status_error(UPSTREAM, response)
 
 
+def _read_page(body: Any) -> _ClientPage:
+    if isinstance(body, list):
+        return _ClientPage(data=parse_each(UPSTREAM, _CLIENT, body, "client list"))
+    return parse(UPSTREAM, _PAGE, body, "client list")
+
+
 PageHandler = Callable[[int, Parsed[FinsyncClientRecord]], None]
 """Takes one page of the client list (its number, its clients) as it arrives."""
 
@@ -222,10 +228,10 @@ class FinsyncClient:
         )
 
     async def _list_page(self, page: int) -> _ClientPage:
-        body = await self._get("/api/clients", {"page": page, "pageSize": PAGE_SIZE})
-        if isinstance(body, list):
-            return _ClientPage(data=parse_each(UPSTREAM, _CLIENT, body, "client list"))
-        return parse(UPSTREAM, _PAGE, body, "client list")
+        return _read_page(await self._page_body(page))
+
+    async def _page_body(self, page: int) -> Any:
+        return await self._get("/api/clients", {"page": page, "pageSize": PAGE_SIZE})
 
     async def each_page(self, on_page: PageHandler) -> None:
         """Every page of the client list handed to `on_page` as it arrives, with its number:
@@ -262,9 +268,11 @@ class FinsyncClient:
         limit = asyncio.Semaphore(self._page_concurrency)
 
         async def fetch(number: int) -> None:
+            # Only the call holds a place on the wire: reading the page and handing it on
+            # happen after, while the next call is already out.
             async with limit:
-                page = await self._list_page(number)
-            on_page(number, page.data)
+                body = await self._page_body(number)
+            on_page(number, _read_page(body).data)
 
         try:
             async with asyncio.TaskGroup() as group:

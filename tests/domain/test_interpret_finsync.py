@@ -380,3 +380,18 @@ def test_a_client_left_out_keeps_its_warning_when_not_repeated() -> None:
     pages.add(2, Parsed([client_record(client_id=8, client_type=5)], []))
 
     assert only_warning(pages.done()) == ("unknown_client_type", "finsync", "finsync:8", None)
+
+
+def test_interpreted_models_share_their_field_name_sets_and_keep_their_values() -> None:
+    interpreted = interpret_finsync(
+        [client_record(client_id=1), client_record(client_id=2, balance="-3.5")],
+        fetched_at=FETCHED_AT,
+    )
+    first, second = (c.accounts[0].position for c in interpreted.counterparties)
+    assert first is not None
+    assert second is not None
+    assert first.__pydantic_fields_set__ is second.__pydantic_fields_set__
+    for counterparty in interpreted.counterparties:
+        again = type(counterparty).model_validate_json(counterparty.model_dump_json())
+        assert again == counterparty
+        assert again.model_dump_json() == counterparty.model_dump_json()

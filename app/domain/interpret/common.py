@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -107,7 +108,8 @@ def normalize_currency(raw: str | None) -> str | None:
     if raw is None:
         return None
     code = raw.strip().upper()
-    return code if _CURRENCY.fullmatch(code) else None
+    # Interned: a snapshot holds the same few codes tens of thousands of times.
+    return sys.intern(code) if _CURRENCY.fullmatch(code) else None
 
 
 def quote(value: object) -> str:

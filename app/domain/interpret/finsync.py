@@ -47,6 +47,7 @@ from app.domain.models import (
     ReportedFigure,
     ResponseWarning,
     Source,
+    compact,
 )
 from app.domain.money import negate, round_upstream_number, zero_for
 from app.upstreams.finsync import FinsyncAccount, FinsyncClientRecord
@@ -85,6 +86,7 @@ class FinsyncPages:
             if client.id not in on_page:
                 on_page.add(client.id)
                 read.append((client.id, _client(client, self._fetched_at, warnings)))
+        compact(counterparty for _, counterparty in read if counterparty is not None)
         self._pages[number] = (read, warnings)
 
     def done(self) -> Interpreted:
@@ -166,7 +168,8 @@ def _client(
     accounts = [
         account
         for record in client.accounts
-        if (account := _account(client, name, kind, record, fetched_at, warnings)) is not None
+        if (account := _account(client, counterparty_id, name, kind, record, fetched_at, warnings))
+        is not None
     ]
     return Counterparty(
         id=counterparty_id,
@@ -180,6 +183,7 @@ def _client(
 
 def _account(
     client: FinsyncClientRecord,
+    counterparty_id: str,
     counterparty_name: str,
     kind: Kind,
     record: FinsyncAccount,
@@ -217,7 +221,7 @@ def _account(
     amount, meaning = finsync_signed(kind, rounded, currency)
     assert isinstance(client.type, int)  # a known kind is 0 or 1
     position = Position(
-        counterparty_id=finsync_id(client.id),
+        counterparty_id=counterparty_id,
         counterparty_name=counterparty_name,
         kind=kind,
         source=Source.finsync,
