@@ -63,14 +63,9 @@ def project_version() -> str:
     return version
 
 
-# Named in deploy/ ahead of the setting: the shared tier (issue #11) adds TESORO_REDIS_URL.
-# Remove it from here once Settings has it.
-PENDING_SETTINGS = frozenset({"TESORO_REDIS_URL"})
-
-
 def setting_names() -> set[str]:
-    """Every TESORO_* variable tesoro reads (and the ones about to be, `PENDING_SETTINGS`)."""
-    return {f"TESORO_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    """Every TESORO_* variable tesoro reads."""
+    return {f"TESORO_{name.upper()}" for name in Settings.model_fields}
 
 
 def setting_names_in(path: Path) -> set[str]:

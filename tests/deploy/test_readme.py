@@ -8,6 +8,7 @@ import json
 import re
 from decimal import Decimal
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
@@ -26,6 +27,7 @@ from app.domain.models import (
 )
 from app.domain.money import round_upstream_number
 from app.domain.positions import totals
+from app.metrics import Metrics
 from app.server import HEADER_TIMEOUT_SECONDS, MAX_HEADER_BYTES
 from tests.deploy.manifests import ROOT
 from tests.support.apps import sandbox_app
@@ -174,6 +176,10 @@ def test_the_metrics_to_alert_on_are_exported() -> None:
     with TestClient(sandbox_app()) as client:
         client.get("/positions")  # so the per-connection and upstream series exist
         exported = client.get("/metrics").text
+    # The shared tier's gauge is declared only when a Redis is configured.
+    shared = Metrics()
+    shared.observe_redis(True)
+    exported += generate_latest(shared.registry).decode()
     # A family with no series yet (a counter nothing has counted) still declares its name.
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
     exported_names = {
