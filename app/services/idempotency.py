@@ -143,13 +143,17 @@ class IdempotencyStore:
         data = await tier.run(lambda redis: redis.get(name))
         if data is None:
             return None
-        fields = json.loads(data)
-        answer = StoredAnswer(
-            status=int(fields["status"]),
-            body=base64.b64decode(fields["body"]),
-            headers={str(k): str(v) for k, v in fields["headers"].items()},
-        )
-        return str(fields["fingerprint"]), answer
+        try:
+            fields = json.loads(data)
+            answer = StoredAnswer(
+                status=int(fields["status"]),
+                body=base64.b64decode(fields["body"], validate=True),
+                headers={str(k): str(v) for k, v in fields["headers"].items()},
+            )
+            return str(fields["fingerprint"]), answer
+        except (ValueError, KeyError, TypeError, AttributeError):
+            logger.warning("an idempotency record in Redis is unreadable; ignored")
+            return None
 
     async def _write(self, tier: RedisTier, name: str, record: Record) -> None:
         request_fingerprint, answer = record

@@ -46,6 +46,10 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 _THREAD_BYTES = 256 * 1024
 
 
+# What a value in Redis that is not ours (or is corrupt) raises when read: it is ignored.
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError)
+
+
 class SharedTierUnavailableError(Exception):
     """Redis could not be reached (or is being skipped after a failure)."""
 
@@ -228,16 +232,20 @@ class RedisSnapshots(Generic[V]):
             meta, failure, failure_ms = await tier.run(call)
         except SharedTierUnavailableError:
             return SharedState()
-        loaded_at = version = None
-        if meta is not None:
-            fields = json.loads(meta)
-            loaded_at, version = float(fields["loaded_at"]), int(fields["version"])
-        return SharedState(
-            loaded_at=loaded_at,
-            version=version,
-            failure=None if failure is None else self._failure(failure),
-            failure_seconds=max(0.0, int(failure_ms) / 1000),
-        )
+        try:
+            loaded_at = version = None
+            if meta is not None:
+                fields = json.loads(meta)
+                loaded_at, version = float(fields["loaded_at"]), int(fields["version"])
+            return SharedState(
+                loaded_at=loaded_at,
+                version=version,
+                failure=None if failure is None else self._failure(failure),
+                failure_seconds=max(0.0, int(failure_ms) / 1000),
+            )
+        except _UNREADABLE:
+            logger.warning("%s: what Redis holds for it is unreadable; ignored", key)
+            return SharedState()
 
     async def fetch(self, key: str) -> SharedSnapshot[V] | None:
         name = self._tier.key("snapshot", key)
@@ -247,18 +255,17 @@ class RedisSnapshots(Generic[V]):
             return None
         if meta is None or data is None:
             return None
-        fields = json.loads(meta)
         try:
-            value = await _maybe_in_thread(self._decode, data)
-        except ValueError:
+            fields = json.loads(meta)
+            return SharedSnapshot(
+                value=await _maybe_in_thread(self._decode, data),
+                loaded_at=float(fields["loaded_at"]),
+                fetched_at=datetime.fromisoformat(fields["fetched_at"]),
+                version=int(fields["version"]),
+            )
+        except _UNREADABLE:
             logger.warning("%s: the shared snapshot could not be read; loading again", key)
             return None
-        return SharedSnapshot(
-            value=value,
-            loaded_at=float(fields["loaded_at"]),
-            fetched_at=datetime.fromisoformat(fields["fetched_at"]),
-            version=int(fields["version"]),
-        )
 
     @asynccontextmanager
     async def claim(self, key: str) -> AsyncIterator[bool]:

@@ -285,3 +285,17 @@ async def test_a_redis_that_never_answers_costs_its_time_out_then_is_skipped(
             assert await _readiness(first) == "unavailable"
             created = await second.post("/counterparties", json={"name": "Lento SA"})
             assert created.status_code == 201
+
+
+async def test_what_redis_holds_that_is_not_a_snapshot_is_ignored(
+    simulators: Simulators, redis_server: RedisServer
+) -> None:
+    redis_server.command("HSET", "tesoro:v1:snapshot:finsync", "meta", "{not json", "value", "x")
+    redis_server.command("SET", "tesoro:v1:failure:finqware:bt-main", "[1, 2]")
+    async with replicas(simulators, count=1, redis_url=redis_server.url) as [http]:
+        answer = await http.get("/counterparties")
+    assert answer.status_code == 200
+    assert {
+        s["status"] for s in answer.json()["sources"] if s["source"] != "finqware:brd-legacy"
+    } == {"ok"}
+    assert simulators.finsync_calls() >= 1
