@@ -13,7 +13,8 @@ PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server
+.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server \
+	wrk bench-inprocess bench-redis
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -92,6 +93,19 @@ client: $(CLIENT)/.spec
 clean:
 	rm -rf $(VENV) $(TOOLS) $(GEN) .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
-bench: install redis-server
+# The hot-path benchmark of record (bench/README.md): fakes, tesoro serve and a bare baseline
+# as processes on loopback, driven by wrk (Debian's package, installed when missing); prints
+# a table and writes bench/results.json. About 10 minutes; not part of make test.
+wrk:
+	@command -v wrk >/dev/null || ( \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null )
+
+bench: install wrk
+	$(VENV)/bin/python -m bench.harness
+
+# The older in-process ratios, and the shared tier's two-replica benchmark.
+bench-inprocess: install
 	$(VENV)/bin/python -m bench.bench_service
+
+bench-redis: install redis-server
 	$(VENV)/bin/python -m bench.bench_redis
