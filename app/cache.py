@@ -180,6 +180,20 @@ class SnapshotCache(Generic[V]):
                 entry.value, min(entry.loaded_at, expired_at), entry.fetched_at, entry.version
             )
 
+    def answers_at_once(self, key: str, *, refresh: bool = False) -> bool:
+        """Whether `get` would answer without waiting for a load (held data it may serve, or
+        a recent failure it re-raises): the caller can then skip a task of its own."""
+        entry = self._store.get(key)
+        if entry is not None:
+            age = self._clock() - entry.loaded_at
+            if (age < self.ttl_seconds and not refresh) or (
+                refresh and age < self.min_refresh_interval_seconds
+            ):
+                return True
+            if self._stale_while_revalidate and not refresh and key not in self._must_load:
+                return True
+        return key in self._failures
+
     async def get(
         self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
     ) -> Cached[V]:

@@ -263,3 +263,38 @@ async def test_each_kind_of_failure_waits_out_its_own_backoff() -> None:
     with pytest.raises(ConsentExpiredError):
         await cache.get("k", expired)
     assert calls == 2
+
+
+async def test_answers_at_once_says_whether_a_read_would_wait_for_a_load() -> None:
+    clock, load = Clock(), Loader()
+    cache = make(clock)
+    assert not cache.answers_at_once("finsync")  # nothing held: a read loads
+    await cache.get("finsync", load)
+    assert cache.answers_at_once("finsync")
+    assert cache.answers_at_once("finsync", refresh=True)  # within the refresh floor
+    clock.now += 31
+    assert not cache.answers_at_once("finsync")  # past the TTL, without stale-while-revalidate
+    load.failing = True
+    await cache.get("finsync", load)  # fails, served stale; the failure is not remembered
+    assert not cache.answers_at_once("finsync")
+
+
+async def test_answers_at_once_past_the_ttl_with_stale_while_revalidate() -> None:
+    clock, load = Clock(), Loader()
+    cache = SnapshotCache[str](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        failure_backoff_seconds=60,
+        stale_on=UpstreamError,
+        stale_while_revalidate=True,
+        clock=clock,
+    )
+    await cache.get("finsync", load)
+    clock.now += 31
+    assert cache.answers_at_once("finsync")
+    assert not cache.answers_at_once("finsync", refresh=True)
+    cache.invalidate("finsync")
+    assert not cache.answers_at_once("finsync")
+    load.failing = True
+    await cache.get("finsync", load)
+    assert cache.answers_at_once("finsync")  # the failure is re-raised at once, backed off

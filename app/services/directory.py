@@ -139,11 +139,11 @@ class Directory:
             interpreted = interpret_finsync_client(record, fetched_at=utcnow())
             if interpreted.counterparties:
                 found = Gathered(
-                    counterparties=list(interpreted.counterparties),
-                    warnings=list(interpreted.warnings),
                     sources=gathered.sources,
                     complete=gathered.complete,
                     max_age_seconds=0,
+                    parts=((interpreted.counterparties, None),),
+                    warning_parts=(interpreted.warnings,),
                 )
                 return Found(interpreted.counterparties[0], found)
         raise UnknownCounterpartyError(counterparty_id)

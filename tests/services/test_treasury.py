@@ -42,6 +42,9 @@ class FakeConnection:
     def last(self) -> Cached[Interpreted] | None:
         return self.held
 
+    def answers_at_once(self, *, refresh: bool) -> bool:
+        return self.gate is None
+
     def invalidate(self) -> None:
         pass
 
