@@ -16,10 +16,12 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import schemathesis
 from fastapi import FastAPI
+from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from app.cli import openapi_settings
@@ -116,5 +118,70 @@ def _one_idempotency_key_per_case(case: schemathesis.Case[Any], n: int) -> None:
 def test_tesoro_follows_its_spec(case: schemathesis.Case[Any], tally: Tally) -> None:
     tally.cases[case.operation.label] += 1
     _one_idempotency_key_per_case(case, tally.cases.total())
-    response = case.call_and_validate()
+    response = case.call()
     tally.statuses[case.operation.label, response.status_code] += 1
+    try:
+        case.validate_response(response)
+    except FailureGroup as failures:
+        if not (_only_accepted_negative_data(failures) and _query_sent_is_valid(case, response)):
+            raise
+
+
+def _only_accepted_negative_data(failures: FailureGroup) -> bool:
+    return all(isinstance(failure, AcceptedNegativeData) for failure in failures.exceptions)
+
+
+def _query_sent_is_valid(case: schemathesis.Case[Any], response: Any) -> bool:
+    """Whether the query the request carried, read as the text it is, is valid after all.
+
+    A query string holds only text: a negative case that puts JSON `true` where a string is
+    due sends `true`, which may be a perfectly valid string (a currency code, say).
+    schemathesis forgives such a mutation of one parameter, not of two at once; this
+    forgives it when every parameter sent is valid text and every required one is there.
+    """
+    sent: dict[str, list[str]] = {}
+    for name, value in parse_qsl(urlsplit(str(response.request.url)).query, True):
+        sent.setdefault(name, []).append(value)
+    declared = {p.name: p.definition for p in case.operation.query}
+    if set(sent) - set(declared):
+        return False
+    for name, definition in declared.items():
+        schema = definition.get("schema", {})
+        if name not in sent:
+            if definition.get("required", False):
+                return False
+            continue
+        values = sent[name]
+        item = _string_schema(schema, case.operation.schema.raw_schema["components"]["schemas"])
+        if item is None or (not _is_array(schema) and len(values) != 1):
+            return False
+        if not all(_valid_text(value, item) for value in values):
+            return False
+    return True
+
+
+def _is_array(schema: dict[str, Any]) -> bool:
+    options = schema.get("anyOf", [schema])
+    return any(option.get("type") == "array" for option in options)
+
+
+def _string_schema(schema: dict[str, Any], components: dict[str, Any]) -> dict[str, Any] | None:
+    """The string (or string enum) form a parameter, or its items, accept, if text at all."""
+    for option in schema.get("anyOf", [schema]):
+        ref = option.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            option = components[ref.removeprefix("#/components/schemas/")]
+        if option.get("type") == "array":
+            return _string_schema(option.get("items", {}), components)
+        if option.get("type") == "string" or "enum" in option:
+            return dict(option)
+    return None
+
+
+def _valid_text(value: str, schema: dict[str, Any]) -> bool:
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", 10**9):
+        return False
+    pattern = schema.get("pattern")
+    return pattern is None or re.search(pattern, value) is not None
