@@ -996,6 +996,99 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _n(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's results section from a results file."""
+    m = results["machine"]
+    sizes = results["sizes"]
+    heads = [f"{int(size):,}" for size in sizes]
+    out = [
+        f"Run of {results['date']} at commit `{(results['commit'] or '?')[:12]}`"
+        + (" (with uncommitted work of others in the tree)" if results["dirty"] else "")
+        + f"; {results['settings']['duration_seconds']:g} s a warm phase, "
+        f"{results['settings']['latency_ms']:g} ms an upstream call, "
+        f"{results['elapsed_seconds']:g} s in all. "
+        f"Machine: {m['cores']} cores ({m['cpu_model']}), Linux {m['kernel']}, Python "
+        f"{m['python']}, uvicorn {m['uvicorn']}, {m['wrk'].split(' Copyright')[0]}; tesoro "
+        f"on CPU {m['server_cpu']}, wrk on CPU {m['client_cpu']}.",
+        "",
+        "Warm, tesoro against the bare baseline (req/s tesoro / baseline = ratio; CPU µs per "
+        "request tesoro / baseline; tesoro's p50 / p99 ms at 32 connections):",
+        "",
+        "| clients | route | req/s | ratio | CPU µs/req | p50 / p99 ms | body bytes |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for size, r in sizes.items():
+        for name, w in r["warm"].items():
+            t, b = w["tesoro"], w["baseline"]
+            out.append(
+                f"| {int(size):,} | `{name}` | {t['rps']:,.0f} / {b['rps']:,.0f} | "
+                f"{_n(w['rps_ratio'], 2)} | {_n(t['cpu_us_per_request'], 0)} / "
+                f"{_n(b['cpu_us_per_request'], 0)} | {_n(t['p50_ms'])} / {_n(t['p99_ms'])} | "
+                f"{w['body_bytes']:,} |"
+            )
+    rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        ("accounts", lambda r: f"{r['accounts']:,}"),
+        ("cold: first /positions ms (complete?)",
+         lambda r: f"{_n(r['cold']['wall_ms'], 0)} ({r['cold']['first_complete']})"),
+        ("cold: first complete answer ms",
+         lambda r: _n(r["cold"]["complete_ms"], 0)),
+        ("cold: critical path ms (pages)",
+         lambda r: f"{_n(r['cold']['critical_path_ms'], 0)} ({r['cold']['pages']})"),
+        ("cold: ratio first / complete (≤ 1.10)",
+         lambda r: f"{_n(r['cold']['ratio'], 2)} / {_n(r['cold']['complete_ratio'], 2)}"),
+        ("reload behind stale answers, s", lambda r: _n(r["swr"]["reload_seconds"], 2)),
+        ("stale answers during it: n, p50 / p99 ms",
+         lambda r: f"{r['swr']['samples']}, {_n(r['swr']['p50_ms'])} / {_n(r['swr']['p99_ms'])}"),
+        ("first answer after the reload (builds), ms",
+         lambda r: _n(r["swr"]["first_after_reload_ms"])),
+    ]  # fmt: skip
+    for phase in ("cold_load", "reload", "build"):
+        rows.append(
+            (
+                f"/healthz p50 / p99 / max ms during {phase.replace('_', ' ')} (p99 < 50)",
+                lambda r, p=phase: (  # type: ignore[misc]
+                    f"{_n(r['live'][p]['p50_ms'])} / {_n(r['live'][p]['p99_ms'])} / "
+                    f"{_n(r['live'][p]['max_ms'])}"
+                ),
+            )
+        )
+    rows += [
+        ("RSS idle / warm / peak MiB (< 400 at 50,000)",
+         lambda r: " / ".join(
+             _n((r["memory"][k] or 0) / 2**20, 0)
+             for k in ("idle_rss_bytes", "warm_rss_bytes", "peak_bytes"))),
+        ("bytes per account", lambda r: f"{r['memory']['bytes_per_account']:,}"),
+        ("search p50 ms, distinct q / repeated q (< 50)",
+         lambda r: f"{_n(r['search']['distinct_p50_ms'])} / {_n(r['search']['repeated_p50_ms'])}"),
+        ("access line: CPU µs/req on / off (cost)",
+         lambda r: "n/a" if r["access_log"]["off"] is None else (
+             f"{_n(r['access_log']['on']['cpu_us_per_request'], 0)} / "
+             f"{_n(r['access_log']['off']['cpu_us_per_request'], 0)} "
+             f"({_n(r['access_log']['cost_us_per_request'], 0)})")),
+    ]  # fmt: skip
+    for row in next(iter(sizes.values()))["coalescing"]:
+        level = row["concurrency"]
+        rows.append(
+            (
+                f"{level} concurrent cold: calls per page / per consent call, answers built",
+                lambda r, level=level: next(  # type: ignore[misc]
+                    f"{x['finsync_calls_per_page_max']} / {x['finqware_calls_per_consent_max']}"
+                    f", {'n/a' if x['answer_builds'] is None else x['answer_builds']}"
+                    for x in r["coalescing"]
+                    if x["concurrency"] == level
+                ),
+            )
+        )
+    out += ["", "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for label, cell in rows:
+        out.append(f"| {label} | " + " | ".join(cell(r) for r in sizes.values()) + " |")
+    return "\n".join(out)
+
+
 def raise_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 8192 if hard == resource.RLIM_INFINITY else min(hard, 8192)
@@ -1017,7 +1110,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="250 clients, 1 s phases: checks the harness"
     )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="RESULTS",
+        help="print a results file as Markdown, run nothing",
+    )
     args = parser.parse_args(argv)
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text(encoding="utf-8"))))
+        return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     duration = args.duration
     if args.smoke:
