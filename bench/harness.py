@@ -368,7 +368,8 @@ def answer_builds(url: str) -> int | None:
 
 def poll_healthz(port: int, stop_file: str, max_seconds: float) -> None:
     """Run as its own process: GET /healthz every 10 ms until `stop_file` exists (or
-    `max_seconds`), then print `[[monotonic start, milliseconds or null], ...]`."""
+    `max_seconds`), then print `[[monotonic start, milliseconds or null], ...]`. A file
+    `<stop_file>.ready` says the first answer came back."""
     samples: list[tuple[float, float | None]] = []
     client = Client(port, timeout=30)
     deadline = time.monotonic() + max_seconds
@@ -379,6 +380,8 @@ def poll_healthz(port: int, stop_file: str, max_seconds: float) -> None:
             samples.append((start, seconds * 1000 if status == 200 else None))
         except OSError:
             samples.append((start, None))
+        if len(samples) == 1:
+            Path(f"{stop_file}.ready").touch()
         time.sleep(max(0.0, POLL_INTERVAL_SECONDS - (time.monotonic() - start)))
     client.close()
     print(json.dumps(samples))
@@ -402,6 +405,11 @@ class Poller:
         )
         self.samples: list[tuple[float, float | None]] = []
         self.max_seconds = max_seconds
+        ready = time.monotonic() + 30
+        while not os.path.exists(f"{self._stop}.ready") and time.monotonic() < ready:
+            if self._child.poll() is not None:
+                raise RuntimeError("the /healthz poller exited before its first poll")
+            time.sleep(0.02)
 
     def stop(self) -> list[tuple[float, float | None]]:
         Path(self._stop).touch()
@@ -668,7 +676,7 @@ def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
         poller = Poller(tesoro.port, max_seconds=budget * 2 + LIVE_TTL_SECONDS + 30)
         client = Client(tesoro.port)
         client.get("/healthz")
-        time.sleep(0.3)  # the poller's first samples, before any load
+        time.sleep(0.3)  # the poller polls an idle tesoro for a moment, before any load
         cold_start = time.monotonic()
         status, _, body, cold_seconds = client.get("/positions")
         cold_first_end = time.monotonic()
