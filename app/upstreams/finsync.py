@@ -272,6 +272,8 @@ class FinsyncClient:
             # happen after, while the next call is already out.
             async with limit:
                 body = await self._page_body(number)
+            # Let the call that was waiting for the place go out before this page is read.
+            await asyncio.sleep(0)
             on_page(number, _read_page(body).data)
 
         try:
