@@ -391,4 +391,4 @@ async def test_each_page_is_handed_on_as_it_lands_not_after_the_last() -> None:
     assert handed[0] == (1, list(range(1, 101)))
     assert dict(handed)[5] == list(range(401, 451))
     assert handed_when_asked[1] == 0
-    assert handed_when_asked[5] >= 2  # pages 1 and at least one more were handed on first
+    assert handed_when_asked[5] >= 1  # page 1 at least was handed on before the last call
