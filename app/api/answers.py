@@ -97,23 +97,33 @@ class AnswerCache:
     """Kept answers by (route, data state, normalised query); least recently used go first."""
 
     def __init__(
-        self, maxsize: int = 512, *, on_build: Callable[[str], None] | None = None
+        self, max_bytes: int = 64 * 1024 * 1024, *, on_build: Callable[[str], None] | None = None
     ) -> None:
-        self._kept: LRUCache[Hashable, Prebuilt] = LRUCache(maxsize=maxsize)
+        # Bounded by bytes, not count: one answer at 50,000 clients is half a megabyte (twice
+        # that with its compressed forms, counted in).
+        self._kept: LRUCache[Hashable, Prebuilt] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda kept: 2 * len(kept.middle) + 256
+        )
         self._building: dict[Hashable, asyncio.Future[Prebuilt]] = {}
-        # What several questions share (every position, sorted) is kept per data state too;
-        # builds run in worker threads, so this one is shared under a lock.
-        self._shared: LRUCache[Hashable, object] = LRUCache(maxsize=32)
+        # What several questions share (every position, sorted) is kept for the latest data
+        # state of each set of connections only: it holds the snapshot it was built from,
+        # which must not outlive its replacement. Builds run in worker threads, so this one
+        # is shared under a lock.
+        self._shared: dict[tuple[str, tuple[Hashable, ...]], tuple[Hashable, object]] = {}
         self._shared_lock = threading.Lock()
         self._on_build = on_build
         self.builds = 0
 
-    def shared(self, key: Hashable, build: Callable[[], T]) -> T:
-        """A value derived from one data state, built once for every question about it."""
+    def shared(self, name: str, state: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+        """A value derived from one data state, built once for every question about it
+        (`state` is `Gathered.state`: one entry per connection, its key first)."""
+        connections = tuple(entry[0] if isinstance(entry, tuple) else entry for entry in state)
         with self._shared_lock:
-            if key not in self._shared:
-                self._shared[key] = build()
-            found: T = self._shared[key]  # type: ignore[assignment]
+            held = self._shared.get((name, connections))
+            if held is None or held[0] != state:
+                held = (state, build())
+                self._shared[name, connections] = held
+            found: T = held[1]  # type: ignore[assignment]
             return found
 
     async def get(

@@ -3,13 +3,14 @@ JSON their response models define."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 from starlette.testclient import TestClient
 
-from app.api.answers import AnswerCache
-from app.domain.models import CounterpartyPage, PositionsResponse
+from app.api.answers import AnswerCache, Question
+from app.domain.models import CounterpartyPage, PositionsResponse, ResponseWarning
 from tests.support.apps import MakeClient
 from tests.support.simulators import Simulators
 
@@ -103,3 +104,49 @@ def test_past_the_ttl_the_answer_is_served_stale_at_once_and_refreshed_behind_it
         time.sleep(0.01)
     assert source["status"] == "ok"
     assert simulators.finsync_calls() >= 2
+
+
+def test_a_shared_value_is_kept_for_the_latest_state_of_its_connections_only() -> None:
+    answers = AnswerCache()
+    built: list[str] = []
+
+    def build(label: str) -> str:
+        built.append(label)
+        return label
+
+    old, new = (("finsync", 1, "ok"),), (("finsync", 2, "ok"),)
+    bank = (("finqware:bt-main", 7, "ok"),)
+    assert answers.shared("positions", old, lambda: build("old")) == "old"
+    assert answers.shared("positions", old, lambda: build("again")) == "old"
+    assert answers.shared("positions", bank, lambda: build("bank")) == "bank"
+    assert answers.shared("positions", new, lambda: build("new")) == "new"
+    # The old state's value was let go (it holds a replaced snapshot); the bank's was not.
+    assert answers.shared("positions", old, lambda: build("old again")) == "old again"
+    assert answers.shared("positions", bank, lambda: build("bank again")) == "bank"
+    assert built == ["old", "bank", "new", "old again"]
+
+
+def test_kept_answers_are_bounded_by_their_bytes() -> None:
+    answers = AnswerCache(max_bytes=14_000)
+    page = CounterpartyPage(
+        items=[],
+        page=1,
+        page_size=1,
+        total=0,
+        sources=[],
+        complete=True,
+        warnings=[ResponseWarning(code="x", message="m" * 3000, source="finsync")],
+    )
+
+    async def ask(n: int) -> None:
+        await answers.get(Question("counterparties", n, generated_at=False), (), lambda: page)
+
+    async def scenario() -> None:
+        for n in (1, 2, 1):
+            await ask(n)
+        assert answers.builds == 2  # both fit (about 3 KB each, counted twice)
+        for n in (3, 4, 1):
+            await ask(n)
+
+    asyncio.run(scenario())
+    assert answers.builds == 5  # 1 was pushed out by 3 and 4, and built again

@@ -129,7 +129,8 @@ async def list_counterparties(
 
     def build() -> CounterpartyPage:
         index = answers.shared(
-            ("counterparties", gathered.state),
+            "counterparties",
+            gathered.state,
             lambda: CounterpartyIndex(gathered.counterparties),
         )
         matching = index.filter(kind=kind, source=source, q=q, currencies=currency or ())

@@ -92,7 +92,7 @@ async def list_positions(
 
     def build() -> PositionsResponse:
         every = answers.shared(
-            ("positions", gathered.state), lambda: positions_of(gathered.counterparties)
+            "positions", gathered.state, lambda: positions_of(gathered.counterparties)
         )
         matching = filter_positions(
             every,
