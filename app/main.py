@@ -29,6 +29,7 @@ from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import SnapshotCache
 from app.domain.interpret import BalanceOrders
+from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
 from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
@@ -41,7 +42,6 @@ from app.services.treasury import (
     FinqwareConnection,
     FinsyncConnection,
     Treasury,
-    keep_heap,
 )
 from app.settings import (
     ConfigurationError,
@@ -187,7 +187,7 @@ def _build_services(
     metrics: Metrics,
     tracing: Tracing,
     shared: RedisTier | None = None,
-    settle: Callable[[], None] | None = None,
+    heap: HeapPolicy = KEEP_HEAP,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
@@ -217,7 +217,7 @@ def _build_services(
                     shared=shared,
                 ),
                 breakers=breakers,
-                settle=settle or keep_heap,
+                heap=heap,
             )
         )
     if (
@@ -264,7 +264,7 @@ def _build_services(
                 accounts_cache=accounts_cache,
                 orders=orders,
                 breakers=breakers,
-                settle=settle or keep_heap,
+                heap=heap,
             )
             for consent in settings.finqware_consents
         )
@@ -277,7 +277,7 @@ def _build_services(
         treasury=treasury,
         directory=Directory(treasury, finsync, shared=shared),
         idempotency=IdempotencyStore(shared=shared),
-        answers=AnswerCache(on_build=metrics.observe_answer_build),
+        answers=AnswerCache(on_build=metrics.observe_answer_build, release=heap.release),
     )
 
 
@@ -286,11 +286,11 @@ def create_app(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     tracing: Tracing | None = None,
-    settle_heap: Callable[[], None] | None = None,
+    heap: HeapPolicy = KEEP_HEAP,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
-    `tracing` replaces the one the settings and OTEL_* variables make (tests); `settle_heap`
-    runs after each connection's load (the server's garbage-collection policy)."""
+    `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
+    what happens around each connection's load (the server's heap policy)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
@@ -316,9 +316,7 @@ def create_app(
             if shared is not None:
                 stack.push_async_callback(shared.close)
                 await shared.ping()  # logs whether it answers; never stops the start
-            services = _build_services(
-                settings, stack, transport, metrics, tracing, shared, settle_heap
-            )
+            services = _build_services(settings, stack, transport, metrics, tracing, shared, heap)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

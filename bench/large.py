@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.heap import HeapPolicy, Reaper
 from app.main import create_app
 from app.sandbox import FINSYNC_API_KEY, create_finqware_app
 from app.sandbox.wiring import sandbox_transport
@@ -139,7 +140,11 @@ async def main(clients: int, latency_ms: float) -> None:
     settings = Settings(
         _env_file=None, sandbox=True, finsync_ttl_seconds=3600, finqware_ttl_seconds=3600
     )
-    app = create_app(settings, transport=transport, settle_heap=settle_heap)
+    app = create_app(
+        settings,
+        transport=transport,
+        heap=HeapPolicy(settle=settle_heap, release=Reaper().release),
+    )
     async with started(app) as running:
         asgi = httpx2.ASGITransport(app=running)
         async with httpx2.AsyncClient(

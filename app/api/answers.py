@@ -97,7 +97,11 @@ class AnswerCache:
     """Kept answers by (route, data state, normalised query); least recently used go first."""
 
     def __init__(
-        self, max_bytes: int = 64 * 1024 * 1024, *, on_build: Callable[[str], None] | None = None
+        self,
+        max_bytes: int = 64 * 1024 * 1024,
+        *,
+        on_build: Callable[[str], None] | None = None,
+        release: Callable[[object], None] | None = None,
     ) -> None:
         # Bounded by bytes, not count: one answer at 50,000 clients is half a megabyte (twice
         # that with its compressed forms, counted in).
@@ -112,6 +116,8 @@ class AnswerCache:
         self._shared: dict[tuple[str, tuple[Hashable, ...]], tuple[Hashable, object]] = {}
         self._shared_lock = threading.Lock()
         self._on_build = on_build
+        # Takes a replaced shared value (the server's reaper), else it is dropped here.
+        self._release = release
         self.builds = 0
 
     def shared(self, name: str, state: tuple[Hashable, ...], build: Callable[[], T]) -> T:
@@ -121,8 +127,11 @@ class AnswerCache:
         with self._shared_lock:
             held = self._shared.get((name, connections))
             if held is None or held[0] != state:
-                held = (state, build())
+                replaced, held = held, (state, build())
                 self._shared[name, connections] = held
+                if replaced is not None and self._release is not None:
+                    self._release(replaced[1])
+                del replaced
             found: T = held[1]  # type: ignore[assignment]
             return found
 

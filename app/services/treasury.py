@@ -38,6 +38,7 @@ from app.domain.models import (
     SourceInfo,
     SourceStatus,
 )
+from app.heap import KEEP_HEAP, HeapPolicy
 from app.settings import ConsentSettings
 from app.upstreams.errors import (
     PermanentUpstreamError,
@@ -145,10 +146,6 @@ class Breakers:
 NO_BREAKERS = Breakers(failures=1_000_000_000)
 
 
-def keep_heap() -> None:
-    """No heap policy: the garbage collector as configured (tests, embedding)."""
-
-
 class _CachedConnection:
     """What every connection does through its cache; each one says how it `load`s."""
 
@@ -161,16 +158,21 @@ class _CachedConnection:
     async def load(self) -> Interpreted:
         raise NotImplementedError
 
-    # Called after each load: the server freezes the heap there (`app.server.settle_heap`),
-    # so the new snapshot's objects are not scanned by every later full garbage collection.
-    settle: Callable[[], None]
+    # Around each load: the server freezes the heap after it, so the new snapshot is not
+    # walked by every later full collection, and takes the replaced one apart in a worker
+    # thread instead of freeing a million objects at once on the event loop.
+    heap: HeapPolicy
 
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
         return await self.cache.get(self.key, self._load_and_settle, refresh=refresh)
 
     async def _load_and_settle(self) -> Interpreted:
+        replaced = self.cache.peek(self.key)
         loaded = await self.load()
-        self.settle()
+        self.heap.settle()
+        if replaced is not None:
+            # Once the cache holds the new value (later in this same step), not before.
+            asyncio.get_running_loop().call_soon(self.heap.release, replaced.value)
         return loaded
 
     def invalidate(self) -> None:
@@ -190,7 +192,7 @@ class FinsyncConnection(_CachedConnection):
     key: str = "finsync"
     source: Source = Source.finsync
     breakers: Breakers = NO_BREAKERS
-    settle: Callable[[], None] = keep_heap
+    heap: HeapPolicy = KEEP_HEAP
 
     def placeholder(self) -> Counterparty | None:
         return None  # FinSync's clients are not known without FinSync
@@ -217,7 +219,7 @@ class FinqwareConnection(_CachedConnection):
     orders: BalanceOrders
     source: Source = Source.finqware
     breakers: Breakers = NO_BREAKERS
-    settle: Callable[[], None] = keep_heap
+    heap: HeapPolicy = KEEP_HEAP
     credentials: ConsentCredentials = field(init=False)
 
     def __post_init__(self) -> None:

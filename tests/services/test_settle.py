@@ -8,6 +8,7 @@ from pydantic import SecretStr
 
 from app.cache import SnapshotCache
 from app.domain.interpret import Interpreted
+from app.heap import HeapPolicy
 from app.sandbox import FINSYNC_API_KEY, create_finsync_app
 from app.services.treasury import FinsyncConnection
 from app.upstreams.finsync import FinsyncClient
@@ -24,7 +25,7 @@ async def test_the_heap_is_settled_once_per_load_not_per_read() -> None:
     connection = FinsyncConnection(
         client=FinsyncClient(http, api_key=SecretStr(FINSYNC_API_KEY)),
         cache=cache,
-        settle=lambda: settled.append(1),
+        heap=HeapPolicy(settle=lambda: settled.append(1)),
     )
     async with http:
         first = await connection.snapshot(refresh=False)
