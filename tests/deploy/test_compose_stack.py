@@ -5,10 +5,8 @@ sandbox does (no Docker needed; only the host names and ports are rewritten)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -19,28 +17,9 @@ import pytest
 
 from tests.deploy.manifests import ROOT, compose
 from tests.support.redis import running_redis
-from tests.support.servers import loopback_socket
+from tests.support.servers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with loopback_socket() as probe:
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 @contextmanager

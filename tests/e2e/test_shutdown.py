@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import httpx2
 import pytest
 
 from app.sandbox import FINSYNC_API_KEY, create_finsync_app
-from tests.support.servers import loopback_socket, serve
+from tests.support.servers import free_port, serve, wait_for
 from tests.support.simulators import faults_of
 
 pytestmark = pytest.mark.e2e
@@ -24,25 +23,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_DELAY_SECONDS = 3.0
 """How long the FinSync simulator holds each request: the window the signal arrives in."""
-
-
-def free_port() -> int:
-    with loopback_socket() as probe:
-        port: int = probe.getsockname()[1]
-    return port
-
-
-def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tesoro serve exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def wait_until(condition: object, seconds: float = 30) -> None:
