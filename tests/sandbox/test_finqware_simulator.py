@@ -19,6 +19,7 @@ from app.sandbox.data import (
     shift_date,
     shift_timestamp,
 )
+from app.settings import BALANCE_TYPES
 from tests.support.finqware import BALANCE_DATA_KEYS, BALANCE_KEYS
 from tests.support.simulators import consent
 
@@ -31,21 +32,6 @@ AVAILABLE_FAMILY = {
     "ClosingAvailable",
     "OpeningAvailable",
     "ForwardAvailable",
-}
-BALANCE_TYPES = {
-    "ClosingAvailable",
-    "ClosingBooked",
-    "ClosingCleared",
-    "Expected",
-    "ForwardAvailable",
-    "Information",
-    "InterimAvailable",
-    "InterimBooked",
-    "InterimCleared",
-    "OpeningAvailable",
-    "OpeningBooked",
-    "OpeningCleared",
-    "PreviouslyClosedBooked",
 }
 AMOUNT = re.compile(r"[0-9]+(\.[0-9]{1,5})?")
 
