@@ -11,6 +11,7 @@ import zstandard
 from pydantic import TypeAdapter
 
 from app.domain.interpret import Interpreted
+from app.domain.models import compact
 
 # Bumped whenever the encoded shape changes: keys carry it, so an old replica and a new one
 # never read each other's values during a rolling update.
@@ -32,4 +33,7 @@ def decode_interpreted(data: bytes) -> Interpreted:
         raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED_BYTES)
     except zstandard.ZstdError as exc:
         raise ValueError(f"not a zstd frame: {exc}") from exc
-    return _ADAPTER.validate_json(raw)
+    value = _ADAPTER.validate_json(raw)
+    # As compact in memory as a snapshot interpreted here (shared field-name sets).
+    compact(value.counterparties)
+    return value

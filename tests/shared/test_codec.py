@@ -112,3 +112,17 @@ def test_the_bytes_are_compressed_json_not_pickle() -> None:
 def test_bytes_that_are_not_a_snapshot_are_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match=r"zstd|validation error"):
         decode_interpreted(data)
+
+
+def test_a_decoded_snapshot_is_as_compact_as_an_interpreted_one() -> None:
+    one, other = (
+        decode_interpreted(encode_interpreted(_snapshot(amount)))
+        for amount in (Decimal("1.5"), Decimal("-2"))
+    )
+    first, second = (snapshot.counterparties[0].accounts[0].position for snapshot in (one, other))
+    assert first is not None
+    assert second is not None
+    assert first.__pydantic_fields_set__ is second.__pydantic_fields_set__
+    assert one.counterparties[0].__pydantic_fields_set__ is (
+        other.counterparties[0].__pydantic_fields_set__
+    )
