@@ -28,7 +28,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import SnapshotCache
-from app.domain.interpret import BalanceOrders
+from app.domain.interpret import BalanceOrders, Interpreted
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
 from app.metrics import Metrics
@@ -131,6 +131,7 @@ def _cache(
     refresh_floor: bool = True,
     slots: int = 64,
     shared: RedisTier | None = None,
+    heap: HeapPolicy = KEEP_HEAP,
 ) -> SnapshotCache[Any]:
     """A connection cache with the service's stale, refresh and back-off settings; with a
     shared tier, Redis behind it (the snapshots are interpreted connections)."""
@@ -154,11 +155,17 @@ def _cache(
         else RedisSnapshots(
             shared,
             encode=encode_interpreted,
-            decode=decode_interpreted,
+            decode=lambda data: _settled(decode_interpreted(data), heap),
             # A load holds the fleet's lock for a key at most this long.
             lock_seconds=settings.upstream_deadline_seconds + 5,
         ),
     )
+
+
+def _settled(value: Interpreted, heap: HeapPolicy) -> Interpreted:
+    # A snapshot read from Redis is as long-lived as one loaded here: settled the same way.
+    heap.settle()
+    return value
 
 
 def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
@@ -215,6 +222,7 @@ def _build_services(
                     settings.finsync_ttl_seconds,
                     observe=metrics.cache_observer("finsync"),
                     shared=shared,
+                    heap=heap,
                 ),
                 breakers=breakers,
                 heap=heap,
@@ -247,6 +255,7 @@ def _build_services(
             observe=metrics.cache_observer("finqware_balances"),
             slots=slots,
             shared=shared,
+            heap=heap,
         )
         # Names and IBANs: no refresh floor of their own (they follow the balances' loads).
         accounts_cache = _cache(
