@@ -388,7 +388,7 @@ def create_app(
     # Outermost of ours, so refused bodies and unmatched paths are counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     # Outside everything: every answer, refusals included, carries its request id.
-    app.add_middleware(RequestIds)
+    app.add_middleware(RequestIds, settings=settings)
     app.include_router(api_router)
     install_openapi(app)
     return app

@@ -15,7 +15,7 @@ import zstandard
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.auth import admit
+from app.api.auth import admit, identify
 from app.api.errors import (
     PROBLEM_MEDIA_TYPE,
     BodyTooLargeError,
@@ -130,9 +130,13 @@ class RequestIds(_HttpMiddleware):
     """`X-Request-ID`: accepted when it is a sane token (else a new one is made), echoed on
     the answer, and forwarded on every upstream call the request makes."""
 
+    def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
+        super().__init__(app)
+        self.settings = settings
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
-        request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        request_id = sent if self._acceptable(sent) else uuid.uuid4().hex
         token = CURRENT_REQUEST_ID.set(request_id)
 
         async def with_id(message: Message) -> None:
@@ -146,6 +150,13 @@ class RequestIds(_HttpMiddleware):
             await self.app(scope, receive, with_id)
         finally:
             CURRENT_REQUEST_ID.reset(token)
+
+    def _acceptable(self, sent: str) -> bool:
+        # A caller's API key sent as a request id (it looks like one) would be logged and
+        # forwarded to the upstreams: it is replaced like any id that is not acceptable.
+        if not _REQUEST_ID.fullmatch(sent):
+            return False
+        return self.settings is None or identify(self.settings, sent) is None
 
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")

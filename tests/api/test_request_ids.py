@@ -6,6 +6,7 @@ import httpx2
 from starlette.testclient import TestClient
 
 from tests.support.apps import sandbox_app
+from tests.support.keys import READ_KEY, WRITE_KEY, reader_and_writer
 from tests.support.simulators import Simulators
 
 
@@ -40,3 +41,18 @@ def test_a_missing_or_unsafe_request_id_is_replaced_by_a_new_one(client: TestCli
     assert unsafe not in (made, "a b\tc")
     # Refusals carry one too.
     assert "x-request-id" in client.get("/nope").headers
+
+
+def test_a_caller_key_sent_as_a_request_id_is_neither_echoed_nor_forwarded() -> None:
+    recording = Recording(Simulators.fresh().transport())
+    app = sandbox_app(transport=recording, api_keys=reader_and_writer())
+    with TestClient(app) as client:
+        response = client.get(
+            "/positions?source=finsync",
+            headers={"Authorization": f"Bearer {READ_KEY}", "X-Request-ID": WRITE_KEY},
+        )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] != WRITE_KEY
+    assert len(response.headers["x-request-id"]) == 32
+    assert recording.seen
+    assert WRITE_KEY not in recording.seen
