@@ -180,18 +180,30 @@ class SnapshotCache(Generic[V]):
                 entry.value, min(entry.loaded_at, expired_at), entry.fetched_at, entry.version
             )
 
+    def _held_answers(
+        self, key: str, entry: _Entry[V], refresh: bool
+    ) -> Literal["hit", "stale"] | None:
+        """How a held entry answers a read without waiting for a load: as it is (fresh, or a
+        forced refresh inside the refresh floor), as stale while a load runs behind it, or
+        not at all."""
+        age = self._clock() - entry.loaded_at
+        if (age < self.ttl_seconds and not refresh) or (
+            # Forced refreshes are rate-limited per connection: banks count every call.
+            refresh and age < self.min_refresh_interval_seconds
+        ):
+            return "hit"
+        return "stale" if self._may_serve_stale(key, refresh) else None
+
+    def _may_serve_stale(self, key: str, refresh: bool) -> bool:
+        # Stale-while-revalidate, unless the caller forces a refresh or the value is known old.
+        return self._stale_while_revalidate and not refresh and key not in self._must_load
+
     def answers_at_once(self, key: str, *, refresh: bool = False) -> bool:
         """Whether `get` would answer without waiting for a load (held data it may serve, or
         a recent failure it re-raises): the caller can then skip a task of its own."""
         entry = self._store.get(key)
-        if entry is not None:
-            age = self._clock() - entry.loaded_at
-            if (age < self.ttl_seconds and not refresh) or (
-                refresh and age < self.min_refresh_interval_seconds
-            ):
-                return True
-            if self._stale_while_revalidate and not refresh and key not in self._must_load:
-                return True
+        if entry is not None and self._held_answers(key, entry, refresh) is not None:
+            return True
         return key in self._failures
 
     async def get(
@@ -201,23 +213,19 @@ class SnapshotCache(Generic[V]):
         with stale-while-revalidate, stale at once past the TTL while one load runs."""
         observe = self._observe
         entry = self._store.get(key)
-        if entry is not None:
-            age = self._clock() - entry.loaded_at
-            if (age < self.ttl_seconds and not refresh) or (
-                # Forced refreshes are rate-limited per connection: banks count every call.
-                refresh and age < self.min_refresh_interval_seconds
-            ):
+        held = None if entry is None else self._held_answers(key, entry, refresh)
+        if entry is not None and held is not None:
+            if held == "hit":
                 if observe is not None:
                     observe(key, "hit")
                 return self._cached(entry)
-            if self._stale_while_revalidate and not refresh and key not in self._must_load:
-                if key not in self._failures:  # a failed load waits out its back-off
-                    if observe is not None and key not in self._inflight:
-                        observe(key, "background_refresh")
-                    self._load(key, load)
-                if observe is not None:
-                    observe(key, "stale_served")
-                return self._cached(entry)
+            if key not in self._failures:  # a failed load waits out its back-off
+                if observe is not None and key not in self._inflight:
+                    observe(key, "background_refresh")
+                self._load(key, load)
+            if observe is not None:
+                observe(key, "stale_served")
+            return self._cached(entry)
         recent_failure = self._failures.get(key)
         try:
             if recent_failure is not None:
@@ -238,11 +246,16 @@ class SnapshotCache(Generic[V]):
         self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
     ) -> asyncio.Task[_Entry[V]]:
         task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
-            # Every caller may have gone away: read the outcome so asyncio never logs it as lost.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._inflight[key] = task
+        return self._start(key, load, refresh) if task is None else task
+
+    def _start(
+        self, key: str, load: Callable[[], Awaitable[V]], refresh: bool
+    ) -> asyncio.Task[_Entry[V]]:
+        """A new load of `key`, the one every read of it now waits for."""
+        task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
+        # Every caller may have gone away: read the outcome so asyncio never logs it as lost.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._inflight[key] = task
         return task
 
     async def _run(
@@ -312,17 +325,11 @@ class SnapshotCache(Generic[V]):
             if first:
                 first = False
                 stale = self._store.get(key)
-                if (
-                    stale is not None
-                    and self._stale_while_revalidate
-                    and not refresh
-                    and key not in self._must_load
-                ):
+                if stale is not None and self._may_serve_stale(key, refresh):
                     # A stale snapshot (from the shared tier) answers at once; one load
-                    # goes on behind it, as stale-while-revalidate does locally.
-                    task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
-                    task.add_done_callback(lambda done: done.cancelled() or done.exception())
-                    self._inflight[key] = task
+                    # goes on behind it (replacing this one as the key's load), as
+                    # stale-while-revalidate does locally.
+                    self._start(key, load, refresh)
                     return stale
             async with shared.claim(key) as mine:
                 if mine:
