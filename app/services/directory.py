@@ -16,6 +16,7 @@ from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty, SourceStatus
 from app.domain.names import name_key, same_name
+from app.services.locks import KeyedLocks
 from app.services.shared import LockBusyError, RedisTier
 from app.services.treasury import (
     Gathered,
@@ -100,7 +101,7 @@ class Directory:
         # for one another share a lock) run one at a time, in this process and, with Redis,
         # in the fleet, so two concurrent requests cannot both pass the duplicate check.
         # Creates of different names run side by side.
-        self._name_locks: dict[str, asyncio.Lock] = {}
+        self._name_locks = KeyedLocks()
         self._shared = shared
         self._lock_seconds = lock_seconds
         # The last read of FinSync's list for a create.
@@ -182,13 +183,8 @@ class Directory:
             raise SourceNotConfiguredError("FinSync is not configured")
         # The lock's name is a digest: names are data of the company, not for Redis keys.
         lock_key = hashlib.sha256(name_key(name).encode()).hexdigest()[:32]
-        lock = self._name_locks.setdefault(lock_key, asyncio.Lock())
-        try:
-            async with lock, self._fleet_lock(lock_key):
-                return await self._create(self._finsync, name, description, time.monotonic())
-        finally:
-            if not lock.locked() and self._name_locks.get(lock_key) is lock:
-                del self._name_locks[lock_key]
+        async with self._name_locks.hold(lock_key), self._fleet_lock(lock_key):
+            return await self._create(self._finsync, name, description, time.monotonic())
 
     @asynccontextmanager
     async def _fleet_lock(self, lock_key: str) -> AsyncIterator[None]:

@@ -8,19 +8,18 @@ its own records and lock.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import TTLCache
 
-from app.services.shared import RedisTier, SharedTierUnavailableError
+from app.services.locks import KeyedLocks
+from app.services.shared import LockBusyError, RedisTier, SharedTierUnavailableError
 from app.upstreams.errors import UpstreamUnavailableError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ class IdempotencyStore:
     ) -> None:
         self._ttl_seconds = ttl_seconds
         self._answers: TTLCache[str, Record] = TTLCache(maxsize=maxsize, ttl=ttl_seconds)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()
         self._shared = shared
         self._lock_seconds = lock_seconds
         self._poll_seconds = poll_seconds
@@ -74,23 +73,16 @@ class IdempotencyStore:
         keep: Callable[[StoredAnswer], bool],
     ) -> tuple[StoredAnswer, bool]:
         """The stored answer for `key` (replayed=True), else produce, keep if final, return."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                stored = self._answers.get(key)
-                if stored is not None:
-                    return _replay(key, stored, request_fingerprint)
-                if self._shared is not None:
-                    return await self._run_shared(
-                        self._shared, key, request_fingerprint, produce, keep
-                    )
-                answer = await produce()
-                if keep(answer):
-                    self._answers[key] = (request_fingerprint, answer)
-                return answer, False
-        finally:
-            if not lock.locked() and self._locks.get(key) is lock:
-                del self._locks[key]
+        async with self._locks.hold(key):
+            stored = self._answers.get(key)
+            if stored is not None:
+                return _replay(key, stored, request_fingerprint)
+            if self._shared is not None:
+                return await self._run_shared(self._shared, key, request_fingerprint, produce, keep)
+            answer = await produce()
+            if keep(answer):
+                self._answers[key] = (request_fingerprint, answer)
+            return answer, False
 
     async def _run_shared(
         self,
@@ -102,45 +94,48 @@ class IdempotencyStore:
     ) -> tuple[StoredAnswer, bool]:
         # Keys name callers' own values: only their digest goes to Redis.
         digest = hashlib.sha256(key.encode()).hexdigest()
-        record_name, lock_name = (
-            tier.key("idempotency", digest),
-            tier.key("idempotency-lock", digest),
-        )
-        token: str | None = None
-        waited_until = time.monotonic() + self._lock_seconds
-        while True:
-            try:
-                found = await self._read(tier, record_name)
-                if found is not None:
-                    self._answers[key] = found
-                    return _replay(key, found, request_fingerprint)
-                token = await tier.try_lock(lock_name, self._lock_seconds)
-            except SharedTierUnavailableError:
-                logger.warning(
-                    "Redis unavailable: this Idempotency-Key is guarded by this process only"
-                )
-                break
-            if token is not None:
-                break
-            # A request with this key is running on another replica: its answer is replayed.
-            if time.monotonic() >= waited_until:
-                raise UpstreamUnavailableError(
-                    "finsync", "a request with this Idempotency-Key is still running; retry later"
-                )
-            await asyncio.sleep(self._poll_seconds)
+        record_name = tier.key("idempotency", digest)
+
+        async def replayed() -> tuple[StoredAnswer, bool] | None:
+            found = await self._read(tier, record_name)
+            if found is None:
+                return None
+            self._answers[key] = found
+            return _replay(key, found, request_fingerprint)
+
+        if (replay := await replayed()) is not None:  # a retry: replayed without the lock
+            return replay
         try:
-            answer = await produce()
-            if keep(answer):
-                self._answers[key] = (request_fingerprint, answer)
-                await self._write(tier, record_name, (request_fingerprint, answer))
-            return answer, False
-        finally:
-            if token is not None:
-                await tier.unlock(lock_name, token)
+            # A request with this key running on another replica holds the lock: this one
+            # waits for it, then replays its answer.
+            async with tier.lock(
+                tier.key("idempotency-lock", digest),
+                seconds=self._lock_seconds,
+                wait_seconds=self._lock_seconds,
+                poll_seconds=self._poll_seconds,
+            ) as fleet_wide:
+                if fleet_wide and (replay := await replayed()) is not None:
+                    return replay
+                if not fleet_wide:
+                    logger.warning(
+                        "Redis unavailable: this Idempotency-Key is guarded by this process only"
+                    )
+                answer = await produce()
+                if keep(answer):
+                    self._answers[key] = (request_fingerprint, answer)
+                    await self._write(tier, record_name, (request_fingerprint, answer))
+                return answer, False
+        except LockBusyError:
+            raise UpstreamUnavailableError(
+                "finsync", "a request with this Idempotency-Key is still running; retry later"
+            ) from None
 
     @staticmethod
     async def _read(tier: RedisTier, name: str) -> Record | None:
-        data = await tier.run(lambda redis: redis.get(name))
+        try:
+            data = await tier.run(lambda redis: redis.get(name))
+        except SharedTierUnavailableError:
+            return None  # Redis unreachable: nothing to replay from it
         if data is None:
             return None
         try:
