@@ -44,9 +44,8 @@ class Reaper:
 
     def _run(self) -> None:
         while True:
-            value = self._values.get()
-            _take_apart(value)
-            del value
+            # Handed straight on: no variable here may keep the value alive.
+            _take_apart(self._values.get())
             if self._values.empty():
                 self._idle.set()
 
