@@ -26,6 +26,8 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
+from app.heap import KEEP_HEAP, HeapPolicy
+
 V = TypeVar("V")
 
 logger = logging.getLogger(__name__)
@@ -110,8 +112,13 @@ class SnapshotCache(Generic[V]):
         clock: Callable[[], float] = time.monotonic,
         observe: Callable[[str, str], None] | None = None,
         shared: SharedSnapshots[V] | None = None,
+        heap: HeapPolicy = KEEP_HEAP,
     ) -> None:
         self._shared = shared
+        # Told of every value stored (settle) and of the one it replaced (release): the
+        # server freezes the new one out of later full collections and takes the old one apart
+        # off the event loop.
+        self._heap = heap
         # Back-offs learnt from the shared tier keep the time they have left there.
         self._failure_seconds: dict[str, float] = {}
         # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
@@ -299,10 +306,20 @@ class SnapshotCache(Generic[V]):
         return self._keep(key, entry)
 
     def _keep(self, key: str, entry: _Entry[V]) -> _Entry[V]:
-        self._store[key] = entry
+        self._put(key, entry)
         self._failures.pop(key, None)
         self._must_load.pop(key, None)
         return entry
+
+    def _put(self, key: str, entry: _Entry[V]) -> None:
+        """Store a newly loaded (or fetched) value for `key`."""
+        replaced = self._store.get(key)
+        self._store[key] = entry
+        self._heap.settle()
+        if replaced is not None and replaced.value is not entry.value:
+            old = replaced.value
+            del replaced
+            self._heap.release(old)
 
     # The shared tier: asked on a local miss or expiry only.
 
@@ -368,7 +385,7 @@ class SnapshotCache(Generic[V]):
             if entry is not None and usable:
                 return self._keep(key, entry)
             if entry is not None and (local is None or local.loaded_at < entry.loaded_at):
-                self._store[key] = entry  # stale: served if the load fails
+                self._put(key, entry)  # stale: served if the load fails
         if state.failure is not None:
             self._failure_seconds[key] = state.failure_seconds
             self._failures[key] = state.failure

@@ -17,10 +17,13 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 # An object held only by the reaper's own variable (and the call's argument).
 _SOLE = 2
+# How long a released value may stay held elsewhere before it is dropped whole.
+_TRIES, _TRY_SECONDS = 20, 0.05
 
 
 class Reaper:
@@ -44,8 +47,14 @@ class Reaper:
 
     def _run(self) -> None:
         while True:
-            # Handed straight on: no variable here may keep the value alive.
-            _take_apart(self._values.get())
+            # Held in a box, never in a variable, so its count shows who else holds it.
+            box = [self._values.get()]
+            # The one who released it may still be dropping its own reference: wait a little.
+            for _ in range(_TRIES):
+                if sys.getrefcount(box[0]) <= _SOLE:
+                    break
+                time.sleep(_TRY_SECONDS)
+            _take_apart(box.pop())
             if self._values.empty():
                 self._idle.set()
 

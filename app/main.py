@@ -28,7 +28,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import SnapshotCache
-from app.domain.interpret import BalanceOrders, Interpreted
+from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
 from app.metrics import Metrics
@@ -150,22 +150,17 @@ def _cache(
         stale_on=UpstreamError,
         stale_while_revalidate=True,
         observe=observe,
+        heap=heap,
         shared=None
         if shared is None
         else RedisSnapshots(
             shared,
             encode=encode_interpreted,
-            decode=lambda data: _settled(decode_interpreted(data), heap),
+            decode=decode_interpreted,
             # A load holds the fleet's lock for a key at most this long.
             lock_seconds=settings.upstream_deadline_seconds + 5,
         ),
     )
-
-
-def _settled(value: Interpreted, heap: HeapPolicy) -> Interpreted:
-    # A snapshot read from Redis is as long-lived as one loaded here: settled the same way.
-    heap.settle()
-    return value
 
 
 def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
@@ -225,7 +220,6 @@ def _build_services(
                     heap=heap,
                 ),
                 breakers=breakers,
-                heap=heap,
             )
         )
     if (
@@ -264,6 +258,7 @@ def _build_services(
             observe=metrics.cache_observer("finqware_accounts"),
             refresh_floor=False,
             slots=slots,
+            heap=heap,
         )
         connections.extend(
             FinqwareConnection(
@@ -273,7 +268,6 @@ def _build_services(
                 accounts_cache=accounts_cache,
                 orders=orders,
                 breakers=breakers,
-                heap=heap,
             )
             for consent in settings.finqware_consents
         )
@@ -299,7 +293,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
     `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
-    what happens around each connection's load (the server's heap policy)."""
+    told of every snapshot stored and replaced (the server's heap policy)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport

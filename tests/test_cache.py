@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from app.cache import SnapshotCache
+from app.heap import HeapPolicy
 from app.upstreams.errors import ConsentExpiredError, UpstreamError, UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
@@ -298,3 +299,23 @@ async def test_answers_at_once_past_the_ttl_with_stale_while_revalidate() -> Non
     load.failing = True
     await cache.get("finsync", load)
     assert cache.answers_at_once("finsync")  # the failure is re-raised at once, backed off
+
+
+async def test_each_stored_value_settles_the_heap_and_the_one_it_replaced_is_released() -> None:
+    clock, load = Clock(), Loader()
+    settled: list[int] = []
+    released: list[object] = []
+    cache = SnapshotCache[str](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        stale_on=UpstreamError,
+        clock=clock,
+        heap=HeapPolicy(settle=lambda: settled.append(1), release=released.append),
+    )
+    await cache.get("finsync", load)
+    await cache.get("finsync", load)  # a hit: nothing stored
+    assert (len(settled), released) == (1, [])
+    cache.invalidate("finsync")  # the same value, kept for stale-if-error: nothing released
+    assert released == []
+    await cache.get("finsync", load)
+    assert (len(settled), released) == (2, ["value-1"])

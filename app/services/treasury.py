@@ -38,7 +38,6 @@ from app.domain.models import (
     SourceInfo,
     SourceStatus,
 )
-from app.heap import KEEP_HEAP, HeapPolicy
 from app.settings import ConsentSettings
 from app.upstreams.errors import (
     PermanentUpstreamError,
@@ -158,22 +157,8 @@ class _CachedConnection:
     async def load(self) -> Interpreted:
         raise NotImplementedError
 
-    # Around each load: the server freezes the heap after it, so the new snapshot is not
-    # walked by every later full collection, and takes the replaced one apart in a worker
-    # thread instead of freeing a million objects at once on the event loop.
-    heap: HeapPolicy
-
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
-        return await self.cache.get(self.key, self._load_and_settle, refresh=refresh)
-
-    async def _load_and_settle(self) -> Interpreted:
-        replaced = self.cache.peek(self.key)
-        loaded = await self.load()
-        self.heap.settle()
-        if replaced is not None:
-            # Once the cache holds the new value (later in this same step), not before.
-            asyncio.get_running_loop().call_soon(self.heap.release, replaced.value)
-        return loaded
+        return await self.cache.get(self.key, self.load, refresh=refresh)
 
     def invalidate(self) -> None:
         self.cache.invalidate(self.key)
@@ -192,7 +177,6 @@ class FinsyncConnection(_CachedConnection):
     key: str = "finsync"
     source: Source = Source.finsync
     breakers: Breakers = NO_BREAKERS
-    heap: HeapPolicy = KEEP_HEAP
 
     def placeholder(self) -> Counterparty | None:
         return None  # FinSync's clients are not known without FinSync
@@ -219,7 +203,6 @@ class FinqwareConnection(_CachedConnection):
     orders: BalanceOrders
     source: Source = Source.finqware
     breakers: Breakers = NO_BREAKERS
-    heap: HeapPolicy = KEEP_HEAP
     credentials: ConsentCredentials = field(init=False)
 
     def __post_init__(self) -> None:
