@@ -44,10 +44,10 @@ def _served_base_url(host: str, port: int) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.heap import HeapPolicy, Reaper
+    from app.heap import server_heap, tune_gc
     from app.logs import configure_logging
     from app.main import create_app
-    from app.server import limited_protocol, settle_heap, tune_gc
+    from app.server import limited_protocol
 
     settings = _settings(sandbox=args.sandbox)
     configure_logging(settings.log_format, settings.log_level)
@@ -55,7 +55,7 @@ def _serve(args: argparse.Namespace) -> int:
         served = _served_base_url(args.host, args.port)
         settings = settings.model_copy(update={"public_base_url": served})
     try:
-        app = create_app(settings, heap=HeapPolicy(settle=settle_heap, release=Reaper().release))
+        app = create_app(settings, heap=server_heap())
     except ConfigurationError as exc:
         print(f"tesoro: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ what it could take.
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 import threading
@@ -114,3 +115,33 @@ class HeapPolicy:
 
 
 KEEP_HEAP = HeapPolicy()
+
+
+# The server's policy: `tesoro serve` calls `tune_gc` and builds its app with `server_heap()`.
+
+# Young objects collected every 10,000 allocations instead of 700: loading 50,000 clients
+# allocates millions, and the default thresholds spent half of a cold load's CPU in the
+# collector (in-process, 50,000 clients: 6.5 s -> 3.5 s of CPU).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """The server's garbage-collection policy: what is alive at start-up (modules, settings,
+    the app) is frozen out of every later collection, and young collections are rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def settle_heap() -> None:
+    """After a snapshot is stored: freeze what is alive, the new snapshot first among it, so
+    later full collections do not walk it (at 50,000 clients about a million objects, and a
+    full collection over them stalled the event loop for about a second). Its objects are
+    still freed by reference counting when the snapshot is replaced; tesoro's snapshots hold
+    no reference cycles, which is what freezing would keep from being collected."""
+    gc.freeze()
+
+
+def server_heap() -> HeapPolicy:
+    """What `tesoro serve` does around its snapshots: settle, and a reaper for the old."""
+    return HeapPolicy(settle=settle_heap, release=Reaper().release)

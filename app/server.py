@@ -13,7 +13,6 @@ serves about half the requests per second on small answers) and over another ser
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -152,26 +151,3 @@ def limited_protocol(
             "on_refused": None if on_refused is None else staticmethod(on_refused),
         },
     )
-
-
-# Young objects collected every 10,000 allocations instead of 700: loading 50,000 clients
-# allocates millions, and the default thresholds spent half of a cold load's CPU in the
-# collector (in-process, 50,000 clients: 6.5 s -> 3.5 s of CPU).
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """The server's garbage-collection policy: what is alive at start-up (modules, settings,
-    the app) is frozen out of every later collection, and young collections are rarer."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-def settle_heap() -> None:
-    """After a connection's load: freeze what is alive, the new snapshot first among it, so
-    later full collections do not walk it (at 50,000 clients about a million objects, and a
-    full collection over them stalled the event loop for about a second). Its objects are
-    still freed by reference counting when the snapshot is replaced; tesoro's snapshots hold
-    no reference cycles, which is what freezing would keep from being collected."""
-    gc.freeze()

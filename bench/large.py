@@ -24,11 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.heap import HeapPolicy, Reaper
+from app.heap import server_heap, tune_gc
 from app.main import create_app
 from app.sandbox import FINSYNC_API_KEY, create_finqware_app
 from app.sandbox.wiring import sandbox_transport
-from app.server import settle_heap, tune_gc
 from app.settings import Settings
 from tests.support.asgi import started
 
@@ -143,7 +142,7 @@ async def main(clients: int, latency_ms: float) -> None:
     app = create_app(
         settings,
         transport=transport,
-        heap=HeapPolicy(settle=settle_heap, release=Reaper().release),
+        heap=server_heap(),
     )
     async with started(app) as running:
         asgi = httpx2.ASGITransport(app=running)
