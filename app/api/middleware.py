@@ -50,6 +50,11 @@ async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _header(scope: Scope, name: bytes) -> str:
+    """A request header's first value, as sent (latin-1), or "" when it is not there."""
+    return next((v for n, v in scope["headers"] if n == name), b"").decode("latin-1")
+
+
 class _HttpMiddleware:
     """Base of tesoro's ASGI middleware: anything but HTTP passes straight through to the
     app; HTTP requests go to `handle`."""
@@ -82,11 +87,8 @@ class AuthenticateFirst(_HttpMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] in _WRITES and _is_a_route(scope):
-            authorization = next(
-                (value for name, value in scope["headers"] if name == b"authorization"), b""
-            )
             try:
-                admit(self.settings, authorization.decode("latin-1") or None)
+                admit(self.settings, _header(scope, b"authorization") or None)
             except UnauthenticatedError as exc:
                 await send_problem(scope, send, exc)
                 return
@@ -135,7 +137,7 @@ class RequestIds(_HttpMiddleware):
         self.settings = settings
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sent = next((v for n, v in scope["headers"] if n == b"x-request-id"), b"").decode("latin-1")
+        sent = _header(scope, b"x-request-id")
         request_id = sent if self._acceptable(sent) else uuid.uuid4().hex
         token = CURRENT_REQUEST_ID.set(request_id)
 
@@ -168,8 +170,7 @@ _COMPRESSIBLE = (b"application/json", b"application/problem+json", b"text/")
 
 
 def _accepted(scope: Scope) -> str | None:
-    header = next((v for n, v in scope["headers"] if n == b"accept-encoding"), b"")
-    return accepted_encoding(header.decode("latin-1"))
+    return accepted_encoding(_header(scope, b"accept-encoding"))
 
 
 def accepted_encoding(header: str) -> str | None:
