@@ -19,11 +19,22 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
+def _validators(etag: str, max_age_seconds: int) -> dict[str, str]:
+    """The headers of a cached answer and of its 304 alike."""
+    return {
+        "ETag": etag,
+        "Cache-Control": f"private, max-age={max(0, max_age_seconds)}",
+        "Vary": "Authorization",
+    }
+
+
+def _matches(request: Request, etag: str) -> bool:
+    """Whether the request's If-None-Match names `etag` (compared weakly) or is `*`."""
+    if_none_match = request.headers.get("if-none-match")
     if not if_none_match:
         return False
     candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in candidates or etag in candidates
+    return "*" in candidates or etag.removeprefix("W/") in candidates
 
 
 # What changes every second without the data changing stays out of the validator.
@@ -76,13 +87,8 @@ async def answer_json(
     members; compressed (zstd or gzip, as the caller accepts) around a middle compressed once
     per data version; a matching If-None-Match gets a bodiless 304 without building or
     writing."""
-    etag = etag_of(question, gathered.state)
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"private, max-age={max(0, gathered.max_age_seconds)}",
-        "Vary": "Authorization",
-    }
-    if _matches(request.headers.get("if-none-match"), etag.removeprefix("W/")):
+    headers = _validators(etag_of(question, gathered.state), gathered.max_age_seconds)
+    if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     prebuilt = await answers.get(question, gathered.state, build)
     generated_at = datetime.now(UTC)
@@ -99,13 +105,8 @@ async def answer_json(
 
 def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:
     """The model as JSON with validators; a matching If-None-Match gets a bodiless 304."""
-    etag = _etag(model.model_dump_json(exclude=_VOLATILE).encode())
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"private, max-age={max(0, max_age_seconds)}",
-        "Vary": "Authorization",
-    }
-    if _matches(request.headers.get("if-none-match"), etag):
+    headers = _validators(_etag(model.model_dump_json(exclude=_VOLATILE).encode()), max_age_seconds)
+    if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
     return Response(
         model.model_dump_json().encode(), media_type="application/json", headers=headers
