@@ -308,7 +308,24 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-class FinsyncFake:
+class _Fake:
+    """What both fakes answer alike: the lifespan, and `GET /_calls` (their call counts)."""
+
+    calls: Counter[str]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+        elif scope["path"] == "/_calls":
+            await _reply(send, 200, _json(dict(sorted(self.calls.items()))).encode())
+        else:
+            await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class FinsyncFake(_Fake):
     """`GET /api/clients?page=&pageSize=` behind `x-api-key`, pages served from memory."""
 
     def __init__(self, data: FinsyncData, latency_seconds: float) -> None:
@@ -340,14 +357,8 @@ class FinsyncFake:
         self._pages = {key: body for key, body in self._pages.items() if key[0] != 1}
         self._pages[1, PAGE_SIZE] = self.data.page(1, PAGE_SIZE)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        if path == "/_calls":
-            await _reply(send, 200, _json(dict(sorted(self.calls.items()))).encode())
-            return
         if path == "/_info":
             info = {"clients": len(self.data.clients), "accounts": self.data.accounts}
             await _reply(send, 200, _json(info).encode())
@@ -380,7 +391,7 @@ class FinsyncFake:
         await _reply(send, 200, self._page(page, page_size))
 
 
-class FinqwareFake:
+class FinqwareFake(_Fake):
     """`POST /v1/balances/get` and `/v1/accounts/get`, credentials in the JSON body."""
 
     ROUTES = ("/v1/balances/get", "/v1/accounts/get")
@@ -400,14 +411,8 @@ class FinqwareFake:
         error = {"id": str(uuid.uuid4()), "type": "unauthorized", "http": 401, "code": code}
         return _json({**error, "message": message}).encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path, method = scope["path"], scope["method"]
-        if path == "/_calls":
-            await _reply(send, 200, _json(dict(sorted(self.calls.items()))).encode())
-            return
         raw = await _body(receive)
         try:
             payload = json.loads(raw)
