@@ -15,14 +15,8 @@ import httpx2
 
 from tests.support.apps import sandbox_app
 from tests.support.asgi import started
+from tests.support.servers import free_port
 from tests.support.simulators import Simulators
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -34,7 +28,7 @@ class RedisServer:
         if executable is None:
             raise RuntimeError("redis-server is not installed: run `make redis-server`")
         self._executable = executable
-        self.port = _free_port()
+        self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -29,11 +29,14 @@ def free_port() -> int:
     return port
 
 
-def wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    """Until `process` listens on `port`; an error if it exits first or takes too long."""
+def wait_for(
+    port: int, process: subprocess.Popen[bytes] | None = None, seconds: float = 30
+) -> None:
+    """Until something (`process`, when given) listens on `port`; an error if the process
+    exits first or it takes too long."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
