@@ -44,6 +44,7 @@ from app.upstreams.errors import (
     UpstreamTimeoutError,
     UpstreamUnauthorizedError,
     UpstreamUnavailableError,
+    transient_codes,
 )
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "/problems/"
 # Errors in a validation problem: enough to fix a request, never a megabyte of them.
 MAX_FIELD_ERRORS = 20
-_TRANSIENT_CODES = frozenset({"timeout", "upstream_error", "rate_limited"})
+_TRANSIENT_CODES: frozenset[str] = transient_codes()
 
 
 class FieldError(BaseModel):

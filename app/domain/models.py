@@ -109,6 +109,7 @@ class SourceErrorCode(StrEnum):
     rejected = "rejected"
     not_found = "not_found"
     outcome_unknown = "outcome_unknown"
+    inconsistent_read = "inconsistent_read"
 
 
 class SourceError(_Model):

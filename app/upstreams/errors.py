@@ -9,7 +9,8 @@ body::
     ├── TransientUpstreamError      worth retrying later; stale data may cover it
     │   ├── UpstreamTimeoutError        code "timeout"
     │   ├── UpstreamUnavailableError    code "upstream_error"  (network, 5xx, HTML proxy page)
-    │   └── UpstreamRateLimitedError    code "rate_limited"    (429, Finqware's bank 400)
+    │   ├── UpstreamRateLimitedError    code "rate_limited"    (429, Finqware's bank 400)
+    │   └── UpstreamInconsistentReadError code "inconsistent_read" (pages moved while read)
     ├── PermanentUpstreamError      retrying will not help until someone acts
     │   ├── UpstreamUnauthorizedError   code "unauthorized"    (bad key, bad tenant secret)
     │   ├── ConsentExpiredError         code "consent_expired" (Finqware consent expired/revoked)
@@ -36,6 +37,7 @@ ErrorCode = Literal[
     "rejected",
     "not_found",
     "outcome_unknown",
+    "inconsistent_read",
 ]
 
 
@@ -67,6 +69,14 @@ class UpstreamRateLimitedError(TransientUpstreamError):
     code = "rate_limited"
 
 
+class UpstreamInconsistentReadError(TransientUpstreamError):
+    """A listing read page by page whose pages did not agree with each other (records
+    created or deleted between two pages), even after reading it again: a later read, once
+    the upstream is quiet, may agree."""
+
+    code = "inconsistent_read"
+
+
 class PermanentUpstreamError(UpstreamError):
     pass
 
@@ -95,3 +105,15 @@ class UpstreamOutcomeUnknownError(UpstreamError):
     """A write was sent but no answer came back: it may or may not have landed."""
 
     code = "outcome_unknown"
+
+
+def transient_codes() -> frozenset[ErrorCode]:
+    """The codes of every transient failure: worth asking again later."""
+    found: set[ErrorCode] = set()
+    pending: list[type[UpstreamError]] = [TransientUpstreamError]
+    while pending:
+        cls = pending.pop()
+        if cls is not TransientUpstreamError:
+            found.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return frozenset(found)

@@ -29,6 +29,8 @@ from app.upstreams.reading import (
     Text,
     Timestamp,
     TolerantModel,
+    WireDecimal,
+    decimal_text,
     parse_each,
 )
 
@@ -93,10 +95,7 @@ def _key(mapping: Mapping[str, Any], names: tuple[str, ...]) -> Any:
 def _line_amount(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise ValueError("a credit line amount is a decimal")
-    try:
-        amount = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except ArithmeticError as exc:
-        raise ValueError("a credit line amount is a decimal") from exc
+    amount = decimal_text(value) if isinstance(value, str) else Decimal(value)
     if not amount.is_finite() or amount < 0:
         raise ValueError("a credit line amount is finite and not negative")
     exponent = amount.as_tuple().exponent
@@ -161,7 +160,7 @@ class FinqwareBalanceData(TolerantModel):
     # An entry whose credit_limit_included cannot be read may include the line: never picked.
     UNREADABLE_AS: ClassVar[Mapping[str, Any]] = {"credit_limit_included": None}
 
-    amount: Decimal | None = None
+    amount: WireDecimal | None = None
     credit_debit_indicator: Annotated[str | None, BeforeValidator(_indicator_as_text)] = None
     credit_limit_included: Annotated[bool | None, BeforeValidator(_null_is_not_included)] = False
     credit_line: CreditLine = None

@@ -37,9 +37,11 @@ from app.upstreams.reading import (
     Text,
     Timestamp,
     TolerantModel,
+    WireDecimal,
     WireInt,
     clean_text,
     each_of,
+    integer_text,
     parse_each,
 )
 
@@ -57,18 +59,6 @@ PAGE_SIZE = 100  # pageSize maximum
 MAX_PAGES = 1000
 
 
-def _balance_number(value: Any) -> Any:
-    # A number as decoded (exact Decimal or int), or a decimal written as text.
-    if isinstance(value, bool):
-        raise ValueError("a balance is a number")
-    if isinstance(value, str):
-        try:
-            return Decimal(value.strip())
-        except ArithmeticError as exc:
-            raise ValueError("a balance is a number") from exc
-    return value
-
-
 class FinsyncAccount(TolerantModel):
     """A FinSync account as sent inside a client; only its `id` is required. A balance or
     currency that is absent or unreadable is None: the interpreter leaves the position out."""
@@ -77,7 +67,8 @@ class FinsyncAccount(TolerantModel):
     name: Text | None = None
     currency_name: Text | None = None
     client_id: WireInt | None = None
-    balance: Annotated[Decimal | None, BeforeValidator(_balance_number)] = None
+    # A number as decoded (exact Decimal or int), or a decimal written as text.
+    balance: WireDecimal | None = None
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
 
@@ -94,9 +85,11 @@ def _type_as_sent(value: Any) -> Any:
         and value == value.to_integral_value()
     ):
         return int(value)  # 1.0 is 1
-    text = value.strip() if isinstance(value, str) else None
-    if text and len(text) <= MAX_INT_DIGITS and text.lstrip("+-").isdigit():
-        return int(text)
+    if isinstance(value, str):
+        try:
+            return integer_text(value)
+        except ValueError:
+            pass  # "1_000", Arabic-Indic digits, "x": quoted as sent
     return "null" if value is None else clean_text(str(value))[: MAX_INT_DIGITS * 4]
 
 

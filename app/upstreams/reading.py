@@ -303,19 +303,67 @@ Text = Annotated[str, BeforeValidator(_text)]
 """Informational text: a string, or a number written as text."""
 
 
+# --- numbers written as text ----------------------------------------------------------------
+# Python's int() and Decimal() read far more than an upstream means by a number: "1_000",
+# Arabic-Indic or full-width digits, "NaN", ".5". Upstream text becomes a number only through
+# these two readers, so anything but plain ASCII notation is unreadable (and the tolerant
+# reader's rules say what that costs), never silently a figure.
+_ASCII_SPACE = " \t\r\n"
+# A sign, ASCII digits, and for a decimal a point with digits on both sides and an exponent
+# (JSON writes numbers so, and "1E+2" is how a Decimal prints 100 of scale -2).
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def integer_text(text: str) -> int:
+    """An integer written in ASCII digits (an optional sign, surrounding ASCII blanks
+    allowed), at most MAX_INT_DIGITS of them; ValueError for anything else."""
+    stripped = text.strip(_ASCII_SPACE)
+    if not _INTEGER_TEXT.fullmatch(stripped):
+        raise ValueError("an integer is written in ASCII digits")
+    if len(stripped.lstrip("+-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
+    return int(stripped)
+
+
+def decimal_text(text: str) -> Decimal:
+    """A decimal written in ASCII notation: an optional sign, digits, optionally a point
+    followed by digits, optionally an exponent (`"12.50"`, `"-3"`, `"1E+2"`); surrounding
+    ASCII blanks allowed. ValueError for anything else (`"1_000"`, Arabic-Indic digits,
+    `".5"`, `"NaN"`)."""
+    stripped = text.strip(_ASCII_SPACE)
+    if not _DECIMAL_TEXT.fullmatch(stripped):
+        raise ValueError("a decimal is written in ASCII digits")
+    return Decimal(stripped)
+
+
+def _wire_decimal(value: Any) -> Any:
+    # A JSON number arrives already exact (Decimal or int); text goes through decimal_text.
+    if isinstance(value, bool):
+        raise ValueError("a decimal is a number")
+    if isinstance(value, str):
+        return decimal_text(value)
+    return value
+
+
+WireDecimal = Annotated[Decimal, BeforeValidator(_wire_decimal)]
+"""A decimal as an upstream sends it: a JSON number, or text in strict ASCII notation."""
+
+
 def _bounded_int(value: Any) -> Any:
     # Refused before conversion: int(Decimal("1E+999999999")) would build a billion digits.
     if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= MAX_INT_DIGITS):
         raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_INT_DIGITS:
         raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
-    if isinstance(value, str) and len(value.strip().lstrip("+-")) > MAX_INT_DIGITS:
-        raise ValueError(f"an integer has at most {MAX_INT_DIGITS} digits")
+    if isinstance(value, str):
+        return integer_text(value)
     return value
 
 
 WireInt = Annotated[int, BeforeValidator(_bounded_int)]
-"""An integer as an upstream sends it (an id, a count): at most MAX_INT_DIGITS digits."""
+"""An integer as an upstream sends it (an id, a count): at most MAX_INT_DIGITS digits, and
+as text only in ASCII digits."""
 
 
 def _identifier(value: Any) -> Any:
