@@ -187,10 +187,10 @@ class FinsyncConnection(_CachedConnection):
     async def load(self) -> Interpreted:
         # Each page is interpreted as it lands, while the next ones are on the wire. The reader
         # made every record interpretable: an exception here is a bug of tesoro's, a logged
-        # 500, never blamed on FinSync as a bad response and hidden behind stale data.
-        pages = FinsyncPages(fetched_at=utcnow())
+        # 500, never blamed on FinSync as a bad response and hidden behind stale data. A read
+        # whose pages disagree is started again into new pages: nothing of it is kept.
         async with self.breakers.guard(self.key):
-            await self.client.each_page(pages.add)
+            pages = await self.client.each_page(lambda: FinsyncPages(fetched_at=utcnow()))
         return pages.done()
 
 

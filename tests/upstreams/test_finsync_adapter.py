@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from app.upstreams.errors import (
     UpstreamBadResponseError,
+    UpstreamInconsistentReadError,
     UpstreamNotFoundError,
     UpstreamOutcomeUnknownError,
     UpstreamRejectedError,
@@ -21,6 +22,7 @@ from app.upstreams.errors import (
     UpstreamUnavailableError,
 )
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
+from app.upstreams.reading import Parsed
 
 pytestmark = pytest.mark.anyio
 
@@ -73,10 +75,12 @@ async def test_lists_every_page_of_100_and_sends_the_key() -> None:
     fake = PagedFinsync(count=342)
     clients = await make(fake).list_clients()
     assert [c.id for c in clients] == list(range(1, 343))
-    assert len(fake.requests) == 4
+    # Every page once, and page 1 again at the end to confirm nothing moved.
+    assert len(fake.requests) == 5
     assert all(r.url.params["pageSize"] == "100" for r in fake.requests)
     assert fake.requests[0].url.params["page"] == "1"
-    assert {r.url.params["page"] for r in fake.requests} == {"1", "2", "3", "4"}
+    assert fake.requests[-1].url.params["page"] == "1"
+    assert sorted(r.url.params["page"] for r in fake.requests[1:-1]) == ["2", "3", "4"]
 
 
 async def test_balance_numbers_decode_to_exact_decimals() -> None:
@@ -103,18 +107,20 @@ async def test_accepts_a_bare_array_instead_of_the_envelope() -> None:
     assert [c.id for c in clients] == [5]
 
 
-async def test_deduplicates_clients_that_shift_between_pages() -> None:
+async def test_a_client_on_two_pages_is_a_moved_list_never_quietly_deduplicated() -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         page = int(request.url.params["page"])
         ids = [1, 2] if page == 1 else [2, 3]
         body = (
             '{"data": [' + ",".join(client_json(i) for i in ids) + "], "
-            '"pagination": {"page": 1, "pageSize": 100, "total": 4, "totalPages": 2}}'
+            f'"pagination": {{"page": {page}, "pageSize": 2, "total": 4, "totalPages": 2}}}}'
         )
         return httpx2.Response(200, content=body)
 
-    clients = await make(handler).list_clients()
-    assert [c.id for c in clients] == [1, 2, 3]
+    with pytest.raises(UpstreamInconsistentReadError) as caught:
+        await make(handler).list_clients()
+    assert caught.value.transient
+    assert "client 2 came on page 2 and on an earlier one" in caught.value.message
 
 
 def envelope(ids: range | list[int], pagination: dict[str, int] | None) -> httpx2.Response:
@@ -133,12 +139,13 @@ async def test_pages_are_counted_from_total_when_total_pages_is_missing() -> Non
     requested: list[str] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        requested.append(request.url.params["page"])
-        return envelope(page_ids(request, 250), {"page": 1, "pageSize": 100, "total": 250})
+        page = int(request.url.params["page"])
+        requested.append(str(page))
+        return envelope(page_ids(request, 250), {"page": page, "pageSize": 100, "total": 250})
 
     clients = await make(handler).list_clients()
     assert [c.id for c in clients] == list(range(1, 251))
-    assert sorted(requested) == ["1", "2", "3"]
+    assert sorted(requested) == ["1", "1", "2", "3"]
 
 
 async def test_snake_case_pagination_keys_are_understood() -> None:
@@ -155,11 +162,13 @@ async def test_pagination_that_does_not_count_is_walked_until_a_page_brings_noth
     def handler(request: httpx2.Request) -> httpx2.Response:
         requested.append(request.url.params["page"])
         # A server that caps pages at 50 whatever is asked, and only says the page number.
-        return envelope(page_ids(request, 120, size=50), {"page": 1})
+        page = int(request.url.params["page"])
+        return envelope(page_ids(request, 120, size=50), {"page": page})
 
     clients = await make(handler).list_clients()
     assert [c.id for c in clients] == list(range(1, 121))
-    assert requested == ["1", "2", "3", "4"]
+    # Until an empty page, then page 1 again to confirm.
+    assert requested == ["1", "2", "3", "4", "1"]
 
 
 async def test_a_full_bare_array_is_followed_by_the_next_page() -> None:
@@ -172,10 +181,10 @@ async def test_a_full_bare_array_is_followed_by_the_next_page() -> None:
 
     clients = await make(handler).list_clients()
     assert [c.id for c in clients] == list(range(1, 131))
-    assert requested == ["1", "2", "3"]
+    assert requested == ["1", "2", "3", "1"]
 
 
-async def test_a_server_that_ignores_the_page_is_asked_once_more_only() -> None:
+async def test_a_server_that_ignores_the_page_is_caught_not_taken_as_the_whole_list() -> None:
     requested: list[str] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
@@ -184,9 +193,11 @@ async def test_a_server_that_ignores_the_page_is_asked_once_more_only() -> None:
             200, content="[" + ",".join(client_json(i) for i in range(1, 101)) + "]"
         )
 
-    clients = await make(handler).list_clients()
-    assert len(clients) == 100
-    assert requested == ["1", "2"]
+    with pytest.raises(UpstreamInconsistentReadError) as caught:
+        await make(handler).list_clients()
+    assert "page 2 holds only clients already read" in caught.value.message
+    # Each read stops at the page that repeats the first; three reads in all.
+    assert requested == ["1", "2"] * 3
 
 
 async def test_a_listing_claiming_too_many_pages_is_a_bad_response_not_a_flood() -> None:
@@ -379,13 +390,15 @@ async def test_each_page_is_handed_on_as_it_lands_not_after_the_last() -> None:
     handed_when_asked: dict[int, int] = {}
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        handed_when_asked[int(request.url.params["page"])] = len(handed)
+        # The first time each page is asked (page 1 is asked again at the end, to confirm).
+        handed_when_asked.setdefault(int(request.url.params["page"]), len(handed))
         return fake(request)
 
-    def on_page(number: int, clients: Sequence[FinsyncClientRecord]) -> None:
-        handed.append((number, [client.id for client in clients]))
+    class Sink:
+        def add(self, number: int, clients: Parsed[FinsyncClientRecord]) -> None:
+            handed.append((number, [client.id for client in clients]))
 
-    await make(handler).each_page(on_page)
+    await make(handler).each_page(Sink)
 
     assert sorted(number for number, _ in handed) == [1, 2, 3, 4, 5]
     assert handed[0] == (1, list(range(1, 101)))
