@@ -24,6 +24,20 @@ Modes, as each simulator answers them:
   connection drops before the answer's body (see `ConnectionDroppedError`); other
   requests, and creates it rejects, pass untouched and do not count against `remaining`.
 
+Moving pages, FinSync only: a paged ``GET /api/clients`` (``page`` or ``pageSize`` given)
+answers normally, and the list moves under the reader as it does when people keep working
+in FinSync during a read. Other requests pass untouched and do not count against
+`remaining`; each move counts one when it happens:
+
+* ``delete_after_page``: right after page 1 is served, its first client is deleted, so
+  every later page shifts by one (a reader of pages 2... never sees one client).
+* ``create_at_front``: right after page 1 is served, a new external client (no accounts) is
+  created at the front of the list, so every page shifts the other way.
+* ``grow_pages``: right after page 1 is served, a page's worth of new external clients is
+  created at the end, so ``totalPages`` grows by one.
+* ``ignore_page``: any page but 1 is answered as page 1 (``"page": 1`` included), as a
+  server that does not read the ``page`` parameter would.
+
 On Finqware, ``"consents": ["ing-ops"]`` narrows the fault *and* ``delay_seconds`` to
 requests for those consent keys (a request naming no known consent is never narrowed in);
 FinSync ignores ``consents``.
@@ -41,9 +55,17 @@ from starlette.routing import Route
 
 FaultMode = Literal[
     "none", "error", "timeout", "html", "truncated", "rate_limited", "unauthorized",
-    "drop_after_create",
+    "drop_after_create", "delete_after_page", "create_at_front", "grow_pages", "ignore_page",
 ]  # fmt: skip
 FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
+
+MOVING_PAGES: frozenset[FaultMode] = frozenset(
+    {"delete_after_page", "create_at_front", "grow_pages", "ignore_page"}
+)
+"""The modes that move FinSync's paged list under a reader."""
+
+FINSYNC_ONLY: frozenset[FaultMode] = MOVING_PAGES | {"drop_after_create"}
+"""Modes about what only FinSync has (creates, a paged list): Finqware answers normally."""
 
 TIMEOUT_SECONDS: float = 30.0
 """How long a ``timeout`` fault holds a request by default: far beyond any sane client

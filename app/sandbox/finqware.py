@@ -51,6 +51,7 @@ from app.sandbox.data import (
     shifted_finqware_account,
 )
 from app.sandbox.faults import (
+    FINSYNC_ONLY,
     Faults,
     bad_gateway,
     fault_control_route,
@@ -170,7 +171,7 @@ class _FinqwareSimulator:
         self.calls_by_consent[key, "" if consent is None else consent.key] += 1
         consent_key = "" if consent is None else consent.key
         mode = self.faults.pending(consent_key)
-        if mode == "drop_after_create":  # FinSync's create only; nothing here creates
+        if mode in FINSYNC_ONLY:  # creates and a paged list: nothing of the kind here
             mode = "none"
         if mode != "none":
             self.faults.consume()

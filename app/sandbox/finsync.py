@@ -12,7 +12,7 @@ Routes, all behind the ``x-api-key`` header (`FINSYNC_API_KEY`, which sees compa
   answered 201 with ``company_client_id`` and no ``accounts``. Not idempotent.
 
 Errors are ``{"error": "<message>"}``. ``GET``/``PUT /_sandbox/faults`` switch faults
-(see `app.sandbox.faults`), without auth.
+(see `app.sandbox.faults`, the "moving pages" ones included), without auth.
 
 ``app.state.store`` is the live `FinsyncStore`, ``app.state.faults`` the `Faults` and
 ``app.state.calls`` a ``Counter`` of requests per route, keyed like ``"GET /api/clients"``,
@@ -44,6 +44,7 @@ from app.sandbox.data import (
     shifted_finsync_client,
 )
 from app.sandbox.faults import (
+    MOVING_PAGES,
     ConnectionDroppedError,
     Faults,
     bad_gateway,
@@ -78,23 +79,44 @@ class FinsyncStore:
     ) -> None:
         """`shift` moves the seeded clients' timestamps (see `seed_shift`)."""
         self._clients: dict[int, FinsyncClient] = {}
+        # Where each client is listed: in id order, except those created at the front
+        # (newest first, before every other).
+        self._order: dict[int, tuple[int, int]] = {}
+        self._fronts = 0
+        self._next_id = 1
         for client in (shifted_finsync_client(c, shift) for c in clients):
-            for account in client.accounts:
-                _check_json_number(account.balance)
-            self._clients[client.id] = client
-        self._next_id = max(self._clients, default=0) + 1
+            self.add(client)
+
+    def add(self, client: FinsyncClient) -> None:
+        """Store a client as given (seed data, or a test's), listed in id order."""
+        for account in client.accounts:
+            _check_json_number(account.balance)
+        self._clients[client.id] = client
+        self._order[client.id] = (1, client.id)
+        self._next_id = max(self._next_id, client.id + 1)
 
     def clients(self, company_id: int) -> list[FinsyncClient]:
-        """The company's clients in id order."""
-        return [c for _, c in sorted(self._clients.items()) if c.company_id == company_id]
+        """The company's clients in listing order: id order, after any created at the front."""
+        return sorted(
+            (c for c in self._clients.values() if c.company_id == company_id),
+            key=lambda c: self._order[c.id],
+        )
+
+    def delete(self, client_id: int) -> None:
+        """Remove a client, as deleting it in FinSync's own app does."""
+        del self._clients[client_id]
+        del self._order[client_id]
 
     def get(self, company_id: int, client_id: int) -> FinsyncClient | None:
         """One of the company's clients; another company's is as unknown as a missing one."""
         client = self._clients.get(client_id)
         return client if client is not None and client.company_id == company_id else None
 
-    def create(self, company_id: int, name: str, description: str | None) -> FinsyncClient:
-        """Store a new external client without accounts, as ``POST /api/clients`` does."""
+    def create(
+        self, company_id: int, name: str, description: str | None, *, at_front: bool = False
+    ) -> FinsyncClient:
+        """Store a new external client without accounts, as ``POST /api/clients`` does;
+        listed last, or first with `at_front`."""
         now = _iso_now()
         sequence = max(
             (c.company_client_id for c in self._clients.values() if c.company_id == company_id),
@@ -112,6 +134,9 @@ class FinsyncStore:
             accounts=(),
         )
         self._clients[client.id] = client
+        if at_front:
+            self._fronts += 1
+        self._order[client.id] = (0, -self._fronts) if at_front else (1, client.id)
         self._next_id += 1
         return client
 
@@ -129,9 +154,11 @@ class FinsyncStore:
         raise KeyError(account_id)
 
 
-def create_finsync_app(faults: Faults | None = None) -> Starlette:
-    """A fresh FinSync simulator with its own copy of the seeded data."""
-    store = FinsyncStore(shift=seed_shift())
+def create_finsync_app(
+    faults: Faults | None = None, *, store: FinsyncStore | None = None
+) -> Starlette:
+    """A fresh FinSync simulator with its own copy of the seeded data, or `store`'s."""
+    store = FinsyncStore(shift=seed_shift()) if store is None else store
     simulator = _FinsyncSimulator(store, Faults() if faults is None else faults)
     app = Starlette(
         routes=[
@@ -180,6 +207,8 @@ class _FinsyncSimulator:
         mode = self.faults.pending()
         if mode == "drop_after_create" and key != CREATE_CLIENT:
             mode = "none"
+        if mode in MOVING_PAGES:
+            mode = "none"  # the list route moves itself (`_move`)
         # A drop is counted when it happens: a rejected create drops nothing.
         if mode not in ("none", "drop_after_create"):
             self.faults.consume()
@@ -223,10 +252,15 @@ class _FinsyncSimulator:
             return _error(400, str(exc))
         if page_size > PAGE_SIZE_MAX:
             return _error(400, f"pageSize must be at most {PAGE_SIZE_MAX}")
+        mode = self.faults.pending()
+        if mode == "ignore_page" and page != 1:
+            self.faults.consume()
+            page = 1
         start = (page - 1) * page_size
-        return _json(
+        served = clients[start : start + page_size]
+        response = _json(
             {
-                "data": [_client_json(c) for c in clients[start : start + page_size]],
+                "data": [_client_json(c) for c in served],
                 "pagination": {
                     "page": page,
                     "pageSize": page_size,
@@ -235,6 +269,22 @@ class _FinsyncSimulator:
                 },
             }
         )
+        if page == 1:
+            self._move(mode, company, served, page_size)
+        return response
+
+    def _move(self, mode: str, company: int, page_1: list[FinsyncClient], page_size: int) -> None:
+        """The list moving right after page 1 was served (a "moving pages" fault)."""
+        if mode == "delete_after_page" and page_1:
+            self.store.delete(page_1[0].id)
+        elif mode == "create_at_front":
+            self.store.create(company, "Cliente nuevo (al frente)", None, at_front=True)
+        elif mode == "grow_pages":
+            for number in range(1, page_size + 1):
+                self.store.create(company, f"Cliente nuevo {number}", None)
+        else:
+            return
+        self.faults.consume()
 
     async def get_client(self, request: Request) -> Response:
         company = self._company(request)

@@ -2,6 +2,7 @@
 
 import json
 import time
+from typing import Any
 
 import anyio
 import httpx2
@@ -179,6 +180,142 @@ async def test_finsync_ignores_consent_scoping(
     faults_of(finsync_app).replace(Faults(mode="error", consents=frozenset({"ing-ops"})))
 
     assert (await finsync.get("/api/clients")).status_code == 500
+
+
+# ---------------------------------------------------------------------------- moving pages
+
+
+async def _page(finsync: httpx2.AsyncClient, page: int, size: int = 10) -> dict[str, Any]:
+    response = await finsync.get("/api/clients", params={"page": page, "pageSize": size})
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _ids(body: dict[str, Any]) -> list[int]:
+    return [client["id"] for client in body["data"]]
+
+
+async def test_delete_after_page_deletes_page_1s_first_client_and_shifts_the_rest(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    before = [_ids(await _page(finsync, number)) for number in (1, 2)]
+    faults_of(finsync_app).replace(Faults(mode="delete_after_page", remaining=1))
+
+    first = await _page(finsync, 1)
+    second = await _page(finsync, 2)
+
+    assert _ids(first) == before[0]  # served as it stood, then the delete
+    assert second["pagination"]["total"] == first["pagination"]["total"] - 1
+    # The old page 2's first client moved onto page 1: a reader of page 2 never sees it.
+    assert _ids(second) == [*before[1][1:], second["data"][-1]["id"]]
+    assert before[1][0] not in _ids(second)
+    assert (await finsync.get(f"/api/clients/{before[0][0]}")).status_code == 404
+    assert faults_of(finsync_app).mode == "none"
+
+
+async def test_create_at_front_lists_a_new_client_first(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    faults_of(finsync_app).replace(Faults(mode="create_at_front", remaining=1))
+
+    first = await _page(finsync, 1)
+    again = await _page(finsync, 1)
+
+    assert again["pagination"]["total"] == first["pagination"]["total"] + 1
+    assert _ids(again)[1:] == _ids(first)[:-1]
+    created = again["data"][0]
+    assert created["type"] == 1
+    assert created["accounts"] == []
+    assert created["id"] > max(_ids(first))  # a new id, yet listed first
+    assert faults_of(finsync_app).mode == "none"
+
+
+async def test_grow_pages_adds_a_page_right_after_page_1(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    faults_of(finsync_app).replace(Faults(mode="grow_pages", remaining=1))
+
+    first = await _page(finsync, 1)
+    second = await _page(finsync, 2)
+
+    assert second["pagination"]["totalPages"] == first["pagination"]["totalPages"] + 1
+    assert second["pagination"]["total"] == first["pagination"]["total"] + 10
+    assert faults_of(finsync_app).mode == "none"
+
+
+async def test_ignore_page_answers_page_1_whatever_is_asked(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient
+) -> None:
+    first = await _page(finsync, 1)
+    faults_of(finsync_app).replace(Faults(mode="ignore_page", remaining=2))
+
+    ignored = [await _page(finsync, number) for number in (1, 2, 3)]
+    honoured = await _page(finsync, 2)
+
+    # Page 1 asked is not an ignored page: only pages 2 and 3 count.
+    assert [_ids(body) for body in ignored] == [_ids(first)] * 3
+    assert [body["pagination"]["page"] for body in ignored] == [1, 1, 1]
+    assert honoured["pagination"]["page"] == 2
+    assert _ids(honoured) != _ids(first)
+    assert faults_of(finsync_app).mode == "none"
+
+
+@pytest.mark.parametrize("mode", ["delete_after_page", "create_at_front", "grow_pages"])
+async def test_moving_pages_happen_on_every_read_until_switched_off(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient, mode: FaultMode
+) -> None:
+    faults_of(finsync_app).mode = mode
+
+    totals = [(await _page(finsync, 1))["pagination"]["total"] for _ in range(3)]
+
+    assert len(set(totals)) == 3  # the list moved after each page 1
+    assert faults_of(finsync_app).mode == mode
+
+
+@pytest.mark.parametrize("mode", ["delete_after_page", "create_at_front", "grow_pages"])
+async def test_moving_pages_spare_unpaged_reads_and_single_clients(
+    finsync_app: Starlette, finsync: httpx2.AsyncClient, mode: FaultMode
+) -> None:
+    faults_of(finsync_app).replace(Faults(mode=mode, remaining=1))
+
+    whole = (await finsync.get("/api/clients")).json()
+    single = await finsync.get("/api/clients/101")
+    again = (await finsync.get("/api/clients")).json()
+
+    assert single.status_code == 200
+    assert whole == again
+    assert (faults_of(finsync_app).mode, faults_of(finsync_app).remaining) == (mode, 1)
+
+
+@pytest.mark.parametrize(
+    "mode", ["delete_after_page", "create_at_front", "grow_pages", "ignore_page"]
+)
+async def test_finqware_has_no_paged_list_to_move(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient, mode: FaultMode
+) -> None:
+    faults_of(finqware_app).replace(Faults(mode=mode, remaining=1))
+
+    response = await finqware.post("/balances/get", json=consent("bt-main"))
+
+    assert response.status_code == 200
+    assert faults_of(finqware_app).remaining == 1
+
+
+async def test_the_control_route_switches_moving_pages(finsync_app: Starlette) -> None:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=finsync_app), base_url="http://sandbox"
+    ) as client:
+        switched = await client.put(
+            "/_sandbox/faults", json={"mode": "delete_after_page", "remaining": 1}
+        )
+
+    assert switched.status_code == 200
+    assert switched.json()["mode"] == "delete_after_page"
+    assert (faults_of(finsync_app).mode, faults_of(finsync_app).remaining) == (
+        "delete_after_page",
+        1,
+    )
 
 
 # ---------------------------------------------------------------------------- Finqware modes
