@@ -95,7 +95,8 @@ def net_ars(body: dict[str, Any]) -> Decimal:
 
 
 def finsync_source(body: dict[str, Any]) -> dict[str, Any]:
-    [source] = [s for s in body["sources"] if s["source"] == "finsync"]
+    found: list[dict[str, Any]] = [s for s in body["sources"] if s["source"] == "finsync"]
+    [source] = found
     return source
 
 
