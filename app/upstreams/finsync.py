@@ -246,7 +246,7 @@ class _Read:
     """How many pages page 1 announced; None when it does not say (pages are walked)."""
     seen: set[int] = field(default_factory=set)
     entries: int = 0
-    read: int = 0
+    pages_read: int = 0
 
     @classmethod
     def of(cls, first: _ClientPage) -> _Read:
@@ -313,7 +313,7 @@ class _Read:
     def _take(self, page: _ClientPage) -> None:
         self.seen |= page.ids()
         self.entries += page.entries
-        self.read += 1
+        self.pages_read += 1
 
 
 def _answers_page(number: int, page: _ClientPage) -> None:
@@ -433,7 +433,7 @@ class FinsyncClient:
         else:
             await self._pages_concurrently(read, range(2, read.pages + 1), on_page)
         read.check_complete()
-        if read.read > 1:
+        if read.pages_read > 1:
             # One call more per read of several pages (0.2% at 500 pages), and the only check
             # that sees a delete on page 1 paired with a create elsewhere, or a create at the
             # front paired with a delete: the total stays, every page agrees, a client is lost.
