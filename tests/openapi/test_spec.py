@@ -226,6 +226,7 @@ def test_datetimes_are_date_time(spec: dict[str, Any]) -> None:
                 "rejected",
                 "not_found",
                 "outcome_unknown",
+                "inconsistent_read",
             ],
         ),
     ],
