@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
+from app.healthcheck import DEFAULT_HOST, DEFAULT_PORT
 from app.settings import (
     ConfigurationError,
     Settings,
@@ -208,8 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="serve the built-in simulators instead of the real upstreams",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     serve.add_argument(
         "--env-file",
         default=None,
