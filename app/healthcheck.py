@@ -1,8 +1,9 @@
 """The container's health check: asks `/healthz` on the address `tesoro serve` listens on.
 
 `python -m app.healthcheck` reads the command line of the container's main process
-(`/proc/1/cmdline`), so `tesoro serve --port 19095` is probed on 19095 without a second
-place to say the port. Standard library only: the image runs it every 30 s, and importing
+(`/proc/1/cmdline`; under an init such as `docker run --init`, of the first `serve` process
+found), so `tesoro serve --port 19095` is probed on 19095 without a second place to say the
+port. Standard library only: the image runs it every 30 s, and importing
 tesoro's application for it would cost more than the check itself. Exit 0: healthy; 1: not.
 """
 
@@ -38,10 +39,27 @@ def served_address(argv: Sequence[str]) -> tuple[str, int] | None:
     return _EVERY_INTERFACE.get(host, host), known.port
 
 
-def command_line(pid: int) -> list[str]:
+PROC = Path("/proc")
+
+
+def command_line(pid: int, proc: Path = PROC) -> list[str]:
     """The command line of process `pid`, word by word."""
-    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    raw = (proc / str(pid) / "cmdline").read_bytes()
     return [word.decode(errors="replace") for word in raw.split(b"\0") if word]
+
+
+def find_server(proc: Path = PROC) -> tuple[str, int] | None:
+    """The address of the container's `tesoro serve`: process 1's, else (under an init
+    process) the first other process's whose command line is `... serve ...`."""
+    pids = sorted(int(entry.name) for entry in proc.iterdir() if entry.name.isdigit())
+    for pid in sorted(pids, key=lambda pid: pid != 1):
+        try:
+            address = served_address(command_line(pid, proc))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if address is not None:
+            return address
+    return None
 
 
 def healthy(host: str, port: int) -> bool:
@@ -58,16 +76,20 @@ def healthy(host: str, port: int) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m app.healthcheck", description=__doc__)
     parser.add_argument(
-        "--pid", type=int, default=1, help="the process running tesoro serve (default: 1)"
+        "--pid",
+        type=int,
+        default=None,
+        help="the process running tesoro serve (default: process 1, else the first found)",
     )
     args = parser.parse_args(argv)
     try:
-        address = served_address(command_line(args.pid))
+        address = find_server() if args.pid is None else served_address(command_line(args.pid))
     except OSError as exc:
-        print(f"healthcheck: cannot read process {args.pid}: {exc}", file=sys.stderr)
+        print(f"healthcheck: cannot read the processes: {exc}", file=sys.stderr)
         return 1
     if address is None:
-        print(f"healthcheck: process {args.pid} is not tesoro serve", file=sys.stderr)
+        which = "no process is" if args.pid is None else f"process {args.pid} is not"
+        print(f"healthcheck: {which} tesoro serve", file=sys.stderr)
         return 1
     return 0 if healthy(*address) else 1
 

@@ -287,11 +287,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The same sources, reading a JSON setting that is not JSON as a value validation
         # refuses (below): every mistake is then reported at once, not just the first.
-        env_file = getattr(dotenv_settings, "env_file", None)
         return (
             init_settings,
             _TolerantJsonEnv(settings_cls),
-            _TolerantJsonDotEnv(settings_cls, env_file=env_file),
+            _TolerantJsonDotEnv(
+                settings_cls,
+                env_file=getattr(dotenv_settings, "env_file", None),
+                env_file_encoding=getattr(dotenv_settings, "env_file_encoding", None),
+            ),
             file_secret_settings,
         )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.healthcheck import DEFAULT_PORT, served_address
+from app.healthcheck import DEFAULT_PORT, find_server, served_address
 from tests.deploy.manifests import dockerfile
 from tests.support.servers import free_port, wait_for
 
@@ -33,6 +33,25 @@ def test_the_address_comes_from_the_serve_command_line(
     argv: list[str], expected: tuple[str, int] | None
 ) -> None:
     assert served_address(argv) == expected
+
+
+def fake_proc(root: Path, processes: dict[int, list[str]]) -> Path:
+    for pid, argv in processes.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "cmdline").write_bytes(b"\0".join(w.encode() for w in argv) + b"\0")
+    (root / "self").mkdir()
+    return root
+
+
+def test_the_server_is_process_1_or_under_an_init_the_first_serve_found(tmp_path: Path) -> None:
+    serve = ["/opt/tesoro/bin/python", "/opt/tesoro/bin/tesoro", "serve", "--port", "19095"]
+    alone = fake_proc(tmp_path / "alone", {1: serve, 12: ["python", "-m", "app.healthcheck"]})
+    assert find_server(alone) == ("127.0.0.1", 19095)
+    # Under an init or a wrapper script, tesoro serve is another process.
+    wrapped = fake_proc(tmp_path / "wrapped", {1: ["/bin/sh", "/entrypoint.sh"], 7: serve})
+    assert find_server(wrapped) == ("127.0.0.1", 19095)
+    nothing = fake_proc(tmp_path / "none", {1: ["/bin/sh"], 3: ["sleep", "9"]})
+    assert find_server(nothing) is None
 
 
 def test_the_image_checks_the_command_it_runs() -> None:
@@ -75,7 +94,7 @@ def test_a_server_on_another_port_is_healthy_and_a_stopped_one_is_not(tmp_path: 
         # Not tesoro serve (this test's own process): unhealthy, saying why.
         refused = check(os.getpid())
         assert refused.returncode == 1
-        assert "is not tesoro serve" in refused.stderr
+        assert refused.stderr == f"healthcheck: process {os.getpid()} is not tesoro serve\n"
     finally:
         served.terminate()
         served.wait(timeout=15)

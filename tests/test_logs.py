@@ -320,3 +320,14 @@ def test_a_retry_is_one_line_in_tesoros_words(captured: io.StringIO) -> None:
     assert retried["request_id"] == "req-retry"
     # The retry library's own line for the same retry (stamina.retry_scheduled) is not written.
     assert not [line for line in records if "stamina" in line["event"] + line["logger"]]
+
+
+def test_uvicorns_lines_follow_the_configured_level_whatever_set_theirs_before(
+    captured: io.StringIO,
+) -> None:
+    # A uvicorn.Config(log_level="warning") made earlier in the process (a test server, a
+    # benchmark) set uvicorn's loggers' own level; configuring logging puts them back on ours.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    configure_logging("json", "info", stream=captured)
+    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    assert [line["event"] for line in lines(captured)] == ["Application startup complete."]
