@@ -114,7 +114,9 @@ class _NotJson:
 _NOT_JSON_VALUE = _NotJson()
 
 
-class _TolerantJson(EnvSettingsSource):
+class _TolerantJsonEnv(EnvSettingsSource):
+    """The environment, a JSON setting that is not JSON read as `_NotJson`."""
+
     def prepare_field_value(
         self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
     ) -> Any:
@@ -124,11 +126,7 @@ class _TolerantJson(EnvSettingsSource):
             return _NOT_JSON_VALUE
 
 
-class _TolerantJsonEnv(_TolerantJson):
-    """The environment, a JSON setting that is not JSON read as `_NotJson`."""
-
-
-class _TolerantJsonDotEnv(_TolerantJson, DotEnvSettingsSource):
+class _TolerantJsonDotEnv(_TolerantJsonEnv, DotEnvSettingsSource):
     """The `.env` file, a JSON setting that is not JSON read as `_NotJson`."""
 
 
