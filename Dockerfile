@@ -1,19 +1,23 @@
-# syntax=docker/dockerfile:1
 # tesoro's production image: the project built as a wheel and installed, with the locked
 # runtime dependencies only (hash-checked), into a virtualenv copied into a slim runtime
 # stage that runs as a non-root user. See the README, "Running in production".
 #
+# Plain Dockerfile syntax: no `# syntax=` line (BuildKit would fetch a frontend image from a
+# registry) and no BuildKit-only `RUN --mount`, so the legacy builder builds it as well.
+#
 #   docker build -t tesoro:0.1.0 .
 #   docker build -t tesoro:0.1.0 \
 #     --build-arg INDEX_URL=https://pypi.internal.example/simple \
-#     --build-arg EXTRA_CA_CERT="$(cat corporate-root.pem)" \
-#     --secret id=netrc,src="$HOME/.netrc" .
+#     --build-arg EXTRA_CA_CERT="$(cat corporate-root.pem)" .
 #
 # Build arguments:
 #   PYTHON_IMAGE   the base image of both stages (one Python for build and run)
 #   INDEX_URL      the package index (a private mirror of PyPI); used by the build stage only,
-#                  so it never reaches the final image. Credentials for it go in a netrc file
-#                  passed as the build secret `netrc`, never in the URL.
+#                  so it never reaches the final image (whose history is the runtime stage's).
+#                  An index that needs credentials takes them in this URL
+#                  (https://user:token@host/simple): the builder keeps the build stage's
+#                  history in its local cache, so build such images on a builder whose cache
+#                  is thrown away (CI), or prune it (`docker builder prune`).
 #   EXTRA_CA_CERT  a PEM certificate (the text) to trust besides the system's: at build time
 #                  (the index) and at run time (e.g. an egress proxy in front of the upstreams)
 #   TESORO_EXTRAS  the project's extras to install, separated by spaces ("redis otel");
@@ -39,8 +43,7 @@ RUN if [ -n "${EXTRA_CA_CERT}" ]; then \
         printf '%s\n' "${EXTRA_CA_CERT}" > /usr/local/share/ca-certificates/extra-ca.crt; \
         update-ca-certificates; \
     fi
-RUN --mount=type=secret,id=netrc,target=/root/.netrc,required=false \
-    pip install uv==0.13.9
+RUN pip install uv==0.13.9
 WORKDIR /src
 COPY pyproject.toml uv.lock README.md ./
 # The runtime dependencies exactly as locked, each with its hashes; no dev group, no project.
@@ -49,14 +52,12 @@ COPY pyproject.toml uv.lock README.md ./
 RUN extras=""; for extra in ${TESORO_EXTRAS}; do extras="${extras} --extra ${extra}"; done; \
     uv export --frozen --no-dev --no-emit-project ${extras} \
         --format requirements.txt --output-file /tmp/requirements.txt
-RUN --mount=type=secret,id=netrc,target=/root/.netrc,required=false \
-    python -m venv /opt/tesoro \
+RUN python -m venv /opt/tesoro \
     && uv pip install --python /opt/tesoro/bin/python --require-hashes -r /tmp/requirements.txt
 COPY app ./app
 # The project as a wheel (not editable: the image holds no source tree), without resolving
 # anything more: every dependency came from the lock above, and `uv pip check` proves it.
-RUN --mount=type=secret,id=netrc,target=/root/.netrc,required=false \
-    uv build --wheel --out-dir /tmp/dist \
+RUN uv build --wheel --out-dir /tmp/dist \
     && uv pip install --python /opt/tesoro/bin/python --no-deps /tmp/dist/tesoro-*.whl \
     && uv pip check --python /opt/tesoro/bin/python
 
@@ -78,9 +79,11 @@ ENV PATH=/opt/tesoro/bin:${PATH} \
 WORKDIR /srv/tesoro
 USER 10001:10001
 EXPOSE 8000
-# Exec form: no shell is needed, and the probe fails (exit 1) on any error or a non-2xx.
+# Exec form: no shell is needed. The check asks /healthz on the port and host the main
+# process's `tesoro serve` command line names (`serve --port 19095` is probed on 19095), and
+# fails (exit 1) on any error or another status than 200.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+    CMD ["python", "-m", "app.healthcheck"]
 # SIGTERM (the default stop signal) drains: the listener closes, requests in flight finish.
 ENTRYPOINT ["tesoro"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -24,10 +24,16 @@ $(UV):
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 	@touch $@
+	@echo '$(PATH_HINT)'
+
+# The `tesoro` command is in the virtualenv, not on the PATH.
+PATH_HINT := tesoro is installed in $(VENV)/bin/: run $(VENV)/bin/tesoro --help, or first \
+	`. $(VENV)/bin/activate` (then tesoro serve, tesoro sandbox, ...)
 
 install: $(VENV)/.synced
 
 run: install
+	@echo '$(PATH_HINT)'
 	$(VENV)/bin/tesoro serve --sandbox --host $(HOST) --port $(PORT)
 
 sandbox: install
@@ -52,8 +58,9 @@ pytest: install client redis-server
 	$(VENV)/bin/pytest
 
 # The container and the manifests: hadolint on the Dockerfile, yamllint on deploy/, and
-# kubernetes-validate (strict, offline schemas) on what `kubectl kustomize` builds from the base,
-# or on the base's files one by one where kubectl is missing; the Secret template is checked too.
+# kubernetes-validate (strict, offline schemas) on what `kubectl kustomize` builds from the base
+# and from the example overlay, or on the base's files one by one where kubectl is missing; the
+# Secret template is checked too.
 lint-deploy: install
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/yamllint --strict deploy/ .yamllint.yaml
@@ -61,8 +68,10 @@ lint-deploy: install
 	@if command -v kubectl >/dev/null 2>&1; then \
 		echo "kubectl kustomize deploy/kubernetes > $(GEN)/kubernetes.yaml"; \
 		kubectl kustomize deploy/kubernetes > $(GEN)/kubernetes.yaml || exit 1; \
+		echo "kubectl kustomize deploy/overlays/example > $(GEN)/overlay.yaml"; \
+		kubectl kustomize deploy/overlays/example > $(GEN)/overlay.yaml || exit 1; \
 		$(VENV)/bin/kubernetes-validate --strict --quiet $(GEN)/kubernetes.yaml \
-			deploy/kubernetes/secret.example.yaml || exit 1; \
+			$(GEN)/overlay.yaml deploy/kubernetes/secret.example.yaml || exit 1; \
 	else \
 		echo "skipped: kubectl not found (kubectl kustomize); validating the base's files one by one"; \
 		$(VENV)/bin/kubernetes-validate --strict --quiet \

@@ -113,8 +113,11 @@ class SnapshotCache(Generic[V]):
         observe: Callable[[str, str], None] | None = None,
         shared: SharedSnapshots[V] | None = None,
         heap: HeapPolicy = KEEP_HEAP,
+        log_failures: bool = True,
     ) -> None:
         self._shared = shared
+        # False for a cache whose loads are part of another's (that one's line says it).
+        self._log_failures = log_failures
         # Told of every value stored (settle) and of the one it replaced (release): the
         # server freezes the new one out of later full collections and takes the old one apart
         # off the event loop.
@@ -281,12 +284,13 @@ class SnapshotCache(Generic[V]):
             value = await load()
         except self._stale_on as exc:
             # Logged here, once per real load, not once per request it fails.
-            logger.warning(
-                "%s failed: %s",
-                key,
-                exc,
-                extra={"connection": key, "code": getattr(exc, "code", type(exc).__name__)},
-            )
+            if self._log_failures:
+                logger.warning(
+                    "%s failed: %s",
+                    key,
+                    exc,
+                    extra={"connection": key, "code": getattr(exc, "code", type(exc).__name__)},
+                )
             backoff = self._backoff(exc)
             if backoff > 0:
                 self._failures[key] = exc

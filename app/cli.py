@@ -6,27 +6,59 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
-from app.settings import ConfigurationError, Settings, describe_invalid, describe_unparsable
+from app.healthcheck import DEFAULT_HOST, DEFAULT_PORT
+from app.settings import (
+    ConfigurationError,
+    Settings,
+    describe_invalid,
+    describe_unparsable,
+    unknown_setting_names,
+)
+
+logger = logging.getLogger("app")
+
+# The exit status of every configuration tesoro refuses to run (invalid or incomplete
+# settings, a missing extra, a missing --env-file), as argparse exits for a bad command line:
+# one status to tell "fix the configuration" from a crash (1).
+CONFIGURATION_ERROR = 2
 
 
-def _settings(*, sandbox: bool) -> Settings:
+class _RefusedError(Exception):
+    """A configuration tesoro will not run; the message is what the operator reads."""
+
+
+def _settings(*, sandbox: bool, env_file: Path | None = None) -> Settings:
     try:
-        settings = Settings()
+        settings = Settings() if env_file is None else Settings(_env_file=env_file)
     except ValidationError as exc:
-        raise SystemExit(f"tesoro: invalid configuration:\n{describe_invalid(exc)}") from None
+        raise _RefusedError(f"invalid configuration:\n{describe_invalid(exc)}") from None
     except SettingsError as exc:
-        # A value that is not the JSON the variable needs: one line naming it, no traceback
-        # (and never the value, which may be a secret).
-        raise SystemExit(f"tesoro: invalid configuration:\n{describe_unparsable(exc)}") from None
+        # A value the settings' reader could not take at all: one line naming it, no
+        # traceback (and never the value, which may be a secret).
+        raise _RefusedError(f"invalid configuration:\n{describe_unparsable(exc)}") from None
     return settings.model_copy(update={"sandbox": True}) if sandbox else settings
+
+
+def _warn_unknown_names(env_file: Path) -> None:
+    """A TESORO_* name tesoro does not read is a typo until proven otherwise: said at start."""
+    for name, nearest in unknown_setting_names(os.environ, env_file):
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        logger.warning(
+            "%s is not a setting tesoro reads: it is ignored%s",
+            name,
+            hint,
+            extra={"variable": name, "nearest": nearest},
+        )
 
 
 # Addresses that mean "every interface": no client can use them, so the spec's `servers`
@@ -49,17 +81,30 @@ def _serve(args: argparse.Namespace) -> int:
     from app.main import create_app
     from app.server import limited_protocol
 
-    settings = _settings(sandbox=args.sandbox)
+    env_file = Path(args.env_file) if args.env_file is not None else None
+    if env_file is not None and not env_file.is_file():
+        raise _RefusedError(f"cannot start: --env-file {env_file}: no such file")
+    settings = _settings(sandbox=args.sandbox, env_file=env_file)
     configure_logging(settings.log_format, settings.log_level)
+    _warn_unknown_names(env_file or Path(".env"))
     if settings.public_base_url is None:
         served = _served_base_url(args.host, args.port)
         settings = settings.model_copy(update={"public_base_url": served})
     try:
         app = create_app(settings, heap=server_heap())
     except ConfigurationError as exc:
-        print(f"tesoro: cannot start: {exc}", file=sys.stderr)
-        return 2
+        raise _RefusedError(f"cannot start: {exc}") from None
     tune_gc()
+    base = _served_base_url(args.host, args.port) or f"http://127.0.0.1:{args.port}"
+    logger.info(
+        "tesoro %s on %s: the API browsable at %s/docs, its spec at %s/openapi.json, "
+        "probes at /healthz and /readyz, metrics at /metrics",
+        version("tesoro"),
+        base,
+        base,
+        base,
+        extra={"version": version("tesoro"), "url": base},
+    )
     uvicorn.run(
         app,
         host=args.host,
@@ -79,9 +124,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
+    from app.logs import configure_logging
     from app.sandbox.serve import serve_simulators
 
-    logging.basicConfig(level=logging.INFO)
+    # A tool for a terminal: tesoro's readable lines, one per event. uvicorn's lifecycle
+    # lines would come once per simulator, word for word; the banner says what they would.
+    configure_logging("console", "info")
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     try:
         asyncio.run(
             serve_simulators(
@@ -93,8 +142,7 @@ def _sandbox(args: argparse.Namespace) -> int:
             )
         )
     except FileExistsError as exc:
-        print(f"tesoro: {exc}", file=sys.stderr)
-        return 2
+        raise _RefusedError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     return 0
@@ -161,8 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="serve the built-in simulators instead of the real upstreams",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    serve.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="read TESORO_* settings from PATH instead of ./.env (the environment still "
+        "wins over the file); e.g. the file tesoro sandbox --env-file wrote",
+    )
     serve.set_defaults(run=_serve)
 
     sandbox = commands.add_parser(
@@ -201,5 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec.set_defaults(run=_openapi)
 
     args = parser.parse_args(argv)
-    result: int = args.run(args)
+    try:
+        result: int = args.run(args)
+    except _RefusedError as exc:
+        print(f"tesoro: {exc}", file=sys.stderr)
+        return CONFIGURATION_ERROR
     return result

@@ -184,10 +184,12 @@ def configure_logging(
     # httpx2 logs every request it sends at INFO, query string and all: tesoro's own line
     # for each upstream call (app.upstreams.http, at DEBUG) replaces it.
     logging.getLogger("httpx2").setLevel(max(root.level, logging.WARNING))
-    # uvicorn's loggers write through the root handler, not their own.
+    # uvicorn's loggers write through the root handler, not their own, from the level set
+    # here (a uvicorn.Config made earlier in the process may have set one of its own).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -132,6 +132,7 @@ def _cache(
     slots: int = 64,
     shared: RedisTier | None = None,
     heap: HeapPolicy = KEEP_HEAP,
+    log_failures: bool = True,
 ) -> SnapshotCache[Any]:
     """A connection cache with the service's stale, refresh and back-off settings; with a
     shared tier, Redis behind it (the snapshots are interpreted connections)."""
@@ -151,6 +152,7 @@ def _cache(
         stale_while_revalidate=True,
         observe=observe,
         heap=heap,
+        log_failures=log_failures,
         shared=None
         if shared is None
         else RedisSnapshots(
@@ -251,7 +253,9 @@ def _build_services(
             shared=shared,
             heap=heap,
         )
-        # Names and IBANs: no refresh floor of their own (they follow the balances' loads).
+        # Names and IBANs: no refresh floor of their own (they follow the balances' loads),
+        # and no log line of their own: a failure is part of the connection's load, whose
+        # line (or the connection's, when only the names are missing) says it once.
         accounts_cache = _cache(
             settings,
             settings.finqware_accounts_ttl_seconds,
@@ -259,6 +263,7 @@ def _build_services(
             refresh_floor=False,
             slots=slots,
             heap=heap,
+            log_failures=False,
         )
         connections.extend(
             FinqwareConnection(

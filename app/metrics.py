@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 
 from app.domain.models import SourceInfo, SourceStatus
 
@@ -26,7 +33,17 @@ class Metrics:
     """Every metric tesoro exports; one instance per app, so tests never share counts."""
 
     def __init__(self) -> None:
+        # No `_created` twin of every counter and histogram: Prometheus' text format does not
+        # use it, and it doubled the series. prometheus_client's switch is process-wide.
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
         self.registry = CollectorRegistry(auto_describe=True)
+        self.build_info = Gauge(
+            "tesoro_build_info",
+            "Always 1; the running tesoro's version is the label.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(version("tesoro")).set(1)
         self.http_requests = Counter(
             "tesoro_http_requests",
             "Requests answered, by route template, method and status code.",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -14,9 +18,17 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from app.domain.ids import CONSENT_KEY_PATTERN
 from app.domain.interpret import (
@@ -80,15 +92,71 @@ def describe_invalid(exc: ValidationError) -> str:
     for error in exc.errors(include_input=False, include_url=False):
         head, *rest = error["loc"] or ("settings",)
         where = f"TESORO_{str(head).upper()}" + "".join(f"[{part!r}]" for part in rest)
-        lines.append(f"{where}: {error['msg']}")
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
+
+
+_NOT_JSON = "not valid JSON (see deploy/tesoro.env.example for its shape)"
 
 
 def describe_unparsable(exc: Exception) -> str:
     """The variable whose value could not be parsed (JSON expected), never its value."""
     found = re.search(r'field "([a-z_]+)"', str(exc))
     name = f"TESORO_{found.group(1).upper()}" if found else "a TESORO_ variable"
-    return f"{name}: not valid JSON (see deploy/tesoro.env.example for its shape)"
+    return f"{name}: {_NOT_JSON}"
+
+
+class _NotJson:
+    """What a JSON setting whose text is not JSON is read as: validation then names it
+    along with every other mistake, instead of the first bad JSON stopping the reading."""
+
+
+_NOT_JSON_VALUE = _NotJson()
+
+
+class _TolerantJsonEnv(EnvSettingsSource):
+    """The environment, a JSON setting that is not JSON read as `_NotJson`."""
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError:
+            return _NOT_JSON_VALUE
+
+
+class _TolerantJsonDotEnv(_TolerantJsonEnv, DotEnvSettingsSource):
+    """The `.env` file, a JSON setting that is not JSON read as `_NotJson`."""
+
+
+def module_installed(name: str) -> bool:
+    """Whether `name` can be imported (an optional extra is installed)."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+def unknown_setting_names(
+    environ: Mapping[str, str], env_file: Path | None = None
+) -> list[tuple[str, str | None]]:
+    """The `TESORO_*` names set in `environ` or in `env_file` that tesoro does not read, each
+    with the nearest name it does read (None when nothing is near): a misspelt name would
+    otherwise be ignored without a word."""
+    known = [name.upper() for name in Settings.model_fields]
+    names = set(environ)
+    if env_file is not None and env_file.is_file():
+        names |= set(DotEnvSettingsSource(Settings, env_file=env_file).env_vars)
+    found = []
+    for name in sorted({name.upper() for name in names if name.upper().startswith("TESORO_")}):
+        # Compared without the prefix, which every name shares.
+        bare = name.removeprefix("TESORO_")
+        if bare not in known:
+            nearest = difflib.get_close_matches(bare, known, n=1, cutoff=0.6)
+            found.append((name, f"TESORO_{nearest[0]}" if nearest else None))
+    return found
 
 
 def _http_url(value: str) -> str:
@@ -206,6 +274,35 @@ class Settings(BaseSettings):
     redis_url: Annotated[SecretStr | None, AfterValidator(_redis_url)] = None
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The same sources, reading a JSON setting that is not JSON as a value validation
+        # refuses (below): every mistake is then reported at once, not just the first.
+        return (
+            init_settings,
+            _TolerantJsonEnv(settings_cls),
+            _TolerantJsonDotEnv(
+                settings_cls,
+                env_file=getattr(dotenv_settings, "env_file", None),
+                env_file_encoding=getattr(dotenv_settings, "env_file_encoding", None),
+            ),
+            file_secret_settings,
+        )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_read(cls, value: object) -> object:
+        if value is _NOT_JSON_VALUE:
+            raise PydanticCustomError("json_invalid", _NOT_JSON)
+        return value
+
     @field_validator(
         "current_balance_types",
         "current_fallback_balance_types",
@@ -234,12 +331,16 @@ class Settings(BaseSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _unique_consent_keys(self) -> Settings:
-        keys = [consent.key for consent in self.finqware_consents]
-        if len(keys) != len(set(keys)):
-            raise ValueError("TESORO_FINQWARE_CONSENTS: every consent needs a distinct key")
-        return self
+    @field_validator("finqware_consents")
+    @classmethod
+    def _unique_consent_keys(cls, consents: list[ConsentSettings]) -> list[ConsentSettings]:
+        keys = [consent.key for consent in consents]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(
+                f"every consent needs a distinct key; given more than once: {', '.join(repeated)}"
+            )
+        return consents
 
     @property
     def finsync_enabled(self) -> bool:
@@ -257,25 +358,33 @@ class Settings(BaseSettings):
     def auth_required(self) -> bool:
         return not self.auth_disabled and bool(self.api_keys or not self.sandbox)
 
-    def check_runnable(self) -> None:
-        """Refuse to start a configuration that cannot serve, saying what to set."""
+    def check_runnable(self, installed: Callable[[str], bool] = module_installed) -> None:
+        """Refuse to start a configuration that cannot serve, saying what to set.
+        `installed(module)` says whether an optional extra can be imported."""
+        if self.redis_url is not None and not installed("redis"):
+            raise ConfigurationError(
+                "TESORO_REDIS_URL is set but the redis extra is not installed "
+                "(pip install 'tesoro[redis]'), or unset TESORO_REDIS_URL"
+            )
         if self.sandbox:
             return
+        finqware = {
+            "TESORO_FINQWARE_CLIENT_ID": self.finqware_client_id is not None,
+            "TESORO_FINQWARE_CLIENT_SECRET": self.finqware_client_secret is not None,
+            "TESORO_FINQWARE_CONSENTS": bool(self.finqware_consents),
+        }
+        if any(finqware.values()) and not all(finqware.values()):
+            given = " and ".join(name for name, is_set in finqware.items() if is_set)
+            missing = " and ".join(name for name, is_set in finqware.items() if not is_set)
+            raise ConfigurationError(
+                f"Finqware is partly configured: {given} set, {missing} missing; "
+                "set all three, or none to run without Finqware"
+            )
         if not self.finsync_enabled and not self.finqware_enabled:
             raise ConfigurationError(
                 "no upstream is configured: set TESORO_FINSYNC_API_KEY, or "
                 "TESORO_FINQWARE_CLIENT_ID, TESORO_FINQWARE_CLIENT_SECRET and "
                 "TESORO_FINQWARE_CONSENTS (or TESORO_SANDBOX=true to use the simulators)"
-            )
-        partial_finqware = (
-            self.finqware_client_id is not None
-            or self.finqware_client_secret is not None
-            or bool(self.finqware_consents)
-        )
-        if partial_finqware and not self.finqware_enabled:
-            raise ConfigurationError(
-                "Finqware is partly configured: set all of TESORO_FINQWARE_CLIENT_ID, "
-                "TESORO_FINQWARE_CLIENT_SECRET and TESORO_FINQWARE_CONSENTS"
             )
         if not self.api_keys and not self.auth_disabled:
             raise ConfigurationError(

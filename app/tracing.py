@@ -14,8 +14,9 @@ never a header) and the outcome (status code, `timeout`, `transport_error`, ...)
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from app.upstreams.http import CURRENT_CONNECTION, SpanFactory, SpanOutcome
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Tracer
+
+logger = logging.getLogger(__name__)
 
 _ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 INSTRUMENTATION_NAME = "tesoro"
@@ -72,11 +75,26 @@ class Tracing:
         )
 
     @classmethod
-    def from_settings(cls, enabled_setting: bool) -> Tracing:
-        """On when wanted and installed; a wanted but missing extra leaves it off."""
-        if wanted(enabled_setting) and available():
-            return cls(otlp_provider())
-        return cls(None)
+    def from_settings(
+        cls, enabled_setting: bool, installed: Callable[[], bool] = available
+    ) -> Tracing:
+        """On when wanted and installed; a wanted but missing extra leaves it off, saying so
+        (`installed` says whether the extra can be imported)."""
+        if not wanted(enabled_setting):
+            return cls(None)
+        if not installed():
+            asked_by = (
+                "TESORO_TRACING_ENABLED=true"
+                if enabled_setting
+                else "an OTEL_EXPORTER_OTLP_*ENDPOINT variable"
+            )
+            logger.warning(
+                "tracing is asked for (%s) but the otel extra is not installed "
+                "(pip install 'tesoro[otel]'): no span is exported",
+                asked_by,
+            )
+            return cls(None)
+        return cls(otlp_provider())
 
     @property
     def span(self) -> SpanFactory | None:

@@ -10,12 +10,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from app.cli import main
+from app.cli import CONFIGURATION_ERROR, main
 from app.sandbox.data import (
     FINQWARE_CLIENT_SECRET,
     FINSYNC_API_KEY,
@@ -47,7 +48,7 @@ def run_tesoro(*args: str, env: dict[str, str], cwd: Path) -> subprocess.Complet
 def test_serve_without_any_source_stops_and_says_what_to_set(tmp_path: Path) -> None:
     env = {**clean_env(), "PYTHONPATH": str(ROOT)}
     result = run_tesoro("serve", env=env, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == CONFIGURATION_ERROR
     assert "TESORO_FINSYNC_API_KEY" in result.stderr
 
 
@@ -58,7 +59,7 @@ def test_serve_without_caller_keys_stops_and_never_prints_the_secret(tmp_path: P
         "TESORO_FINSYNC_API_KEY": "very-secret-finsync-key",
     }
     result = run_tesoro("serve", env=env, cwd=tmp_path)
-    assert result.returncode == 2
+    assert result.returncode == CONFIGURATION_ERROR
     assert "TESORO_API_KEYS" in result.stderr
     assert "very-secret-finsync-key" not in result.stderr + result.stdout
 
@@ -114,7 +115,7 @@ def test_a_setting_that_is_not_json_is_one_line_naming_it_without_its_value(
 ) -> None:
     env = {**clean_env(), "PYTHONPATH": str(ROOT), "TESORO_API_KEYS": '{"svc": sk_live_9'}
     result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == CONFIGURATION_ERROR
     assert "TESORO_API_KEYS: not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
     assert "sk_live_9" not in result.stderr + result.stdout
@@ -129,7 +130,7 @@ def test_a_base_url_without_its_scheme_refuses_to_start(tmp_path: Path) -> None:
         "TESORO_AUTH_DISABLED": "true",
     }
     result = run_tesoro("serve", env=env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == CONFIGURATION_ERROR
     assert "TESORO_FINSYNC_BASE_URL" in result.stderr
     assert "http://" in result.stderr
 
@@ -179,7 +180,16 @@ def wait_for(path: Path, process: subprocess.Popen[str]) -> None:
 
 def test_every_option_shows_its_help_and_default(capsys: pytest.CaptureFixture[str]) -> None:
     for command, expected in (
-        ("serve", ["--host HOST", "(default: 127.0.0.1)", "(default: 8000)", "--sandbox"]),
+        (
+            "serve",
+            [
+                "--host HOST",
+                "(default: 127.0.0.1)",
+                "(default: 8000)",
+                "--sandbox",
+                "--env-file PATH",
+            ],
+        ),
         ("sandbox", ["(default: 8101)", "(default: 8102)", "--env-file PATH", "--print-env"]),
         ("openapi", ["(default: -)"]),
     ):
@@ -236,7 +246,7 @@ def test_sandbox_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
         "sandbox", "--finsync-port", "0", "--finqware-port", "0", "--env-file", str(env_file),
         env=env, cwd=tmp_path,
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == CONFIGURATION_ERROR
     assert "was not written by tesoro sandbox" in result.stderr
     assert env_file.read_text(encoding="utf-8") == "TESORO_FINSYNC_API_KEY=mine\n"
 
@@ -271,7 +281,114 @@ def test_an_unknown_balance_type_refuses_to_start(tmp_path: Path) -> None:
         "TESORO_CURRENT_BALANCE_TYPES": "InterimBooked,ClosingBookd",
     }
     result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == CONFIGURATION_ERROR
     assert "TESORO_CURRENT_BALANCE_TYPES" in result.stderr
     assert "ClosingBookd" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_mistake_in_the_settings_is_one_line_each_with_one_exit_status(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **clean_env(),
+        "PYTHONPATH": str(ROOT),
+        "TESORO_API_KEYS": '{"svc": sk_live_9',
+        "TESORO_CORS_ORIGINS": "[https://app.example",
+        "TESORO_UPSTREAM_TIMEOUT_SECONDS": "soon",
+    }
+    result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
+    assert result.returncode == CONFIGURATION_ERROR
+    assert result.stderr.splitlines()[0] == "tesoro: invalid configuration:"
+    named = sorted(line.split(":", 1)[0] for line in result.stderr.splitlines()[1:])
+    assert named == ["TESORO_API_KEYS", "TESORO_CORS_ORIGINS", "TESORO_UPSTREAM_TIMEOUT_SECONDS"]
+    assert "Traceback" not in result.stderr
+    assert "sk_live_9" not in result.stderr + result.stdout
+
+
+def test_a_redis_url_without_the_redis_extra_is_one_line_and_the_same_exit_status(
+    tmp_path: Path,
+) -> None:
+    # The extra hidden, not uninstalled: a `redis` package first on the path that cannot be
+    # imported, as when the extra is missing.
+    hidden = tmp_path / "hidden" / "redis"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("no redis here")\n')
+    env = {
+        **clean_env(),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "hidden"), str(ROOT)]),
+        "TESORO_REDIS_URL": "redis://:hunter2-password@redis:6379/0",
+    }
+    result = run_tesoro("serve", "--sandbox", env=env, cwd=tmp_path)
+    assert result.returncode == CONFIGURATION_ERROR
+    assert result.stderr.splitlines()[-1] == (
+        "tesoro: cannot start: TESORO_REDIS_URL is set but the redis extra is not installed "
+        "(pip install 'tesoro[redis]'), or unset TESORO_REDIS_URL"
+    )
+    assert "Traceback" not in result.stderr
+    assert "hunter2-password" not in result.stderr + result.stdout
+
+
+def test_unknown_tesoro_names_are_warned_at_start_with_the_nearest_known_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".env").write_text("TESORO_FINQWARE_TTL=5\n", encoding="utf-8")
+    env = {**clean_env(), "PYTHONPATH": str(ROOT), "TESORO_FINSYNC_TTL": "60"}
+    result = run_tesoro("serve", env=env, cwd=tmp_path)
+    # Refused for want of a source, after saying what it ignores.
+    assert result.returncode == CONFIGURATION_ERROR
+    warned = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [(line["level"], line["variable"], line["nearest"]) for line in warned] == [
+        ("warning", "TESORO_FINQWARE_TTL", "TESORO_FINQWARE_TTL_SECONDS"),
+        ("warning", "TESORO_FINSYNC_TTL", "TESORO_FINSYNC_TTL_SECONDS"),
+    ]
+    assert warned[1]["event"] == (
+        "TESORO_FINSYNC_TTL is not a setting tesoro reads: it is ignored; "
+        "did you mean TESORO_FINSYNC_TTL_SECONDS?"
+    )
+
+
+def test_serve_reads_the_env_file_it_is_given_and_says_where_to_look(tmp_path: Path) -> None:
+    settings = tmp_path / "conf" / "tesoro.env"
+    settings.parent.mkdir()
+    settings.write_text("TESORO_SANDBOX=true\nTESORO_LOG_FORMAT=json\n", encoding="utf-8")
+    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    port = free_port()
+    with running(
+        "serve", "--env-file", str(settings), "--port", str(port), env=env, cwd=tmp_path, port=port
+    ) as served:
+        ready = httpx2.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        served.terminate()
+        output = served.communicate(timeout=10)[0]
+    assert ready.status_code == 200
+    assert ready.json()["sandbox"] is True
+    records = [json.loads(line) for line in output.splitlines() if line.strip()]
+    (started,) = [r for r in records if "version" in r]
+    base = f"http://127.0.0.1:{port}"
+    assert started["version"] == version("tesoro")
+    assert started["url"] == base
+    assert started["event"].startswith(f"tesoro {version('tesoro')} on {base}: ")
+    assert f"{base}/docs" in started["event"]
+
+    missing = run_tesoro("serve", "--env-file", "nowhere.env", env=env, cwd=tmp_path)
+    assert missing.returncode == CONFIGURATION_ERROR
+    assert missing.stderr == "tesoro: cannot start: --env-file nowhere.env: no such file\n"
+
+
+def test_sandbox_logs_one_line_per_event_in_tesoros_format(tmp_path: Path) -> None:
+    env = {**clean_env(), "PYTHONPATH": str(ROOT)}
+    finsync = free_port()
+    with running(
+        "sandbox", "--finsync-port", str(finsync), "--finqware-port", "0",
+        env=env, cwd=tmp_path, port=finsync,
+    ) as sandbox:  # fmt: skip
+        assert httpx2.get(f"http://127.0.0.1:{finsync}/_sandbox/faults").status_code == 200
+        sandbox.terminate()
+        output = sandbox.communicate(timeout=10)[0]
+    logged = [line for line in output.splitlines() if line[:4].isdigit()]
+    # One access line for the one request, in tesoro's console format; nothing of uvicorn's
+    # own plain format ("INFO:     ..."), and no line written twice.
+    assert len(logged) == 1, output
+    assert '"GET /_sandbox/faults HTTP/1.1" 200' in logged[0]
+    assert "[info" in logged[0]
+    assert not [line for line in output.splitlines() if line.startswith("INFO:")]

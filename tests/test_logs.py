@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx2
 import pytest
+import stamina
 import structlog
 from pydantic import SecretStr
 from starlette.testclient import TestClient
@@ -18,7 +19,9 @@ from starlette.testclient import TestClient
 from app.logs import add_secrets, configure_logging, log_access, redact_query, redact_text
 from app.main import create_app
 from app.settings import ConsentSettings, Settings
+from tests.support.apps import sandbox_app
 from tests.support.keys import READ_KEY, WRITE_KEY, bearer, reader_and_writer
+from tests.support.simulators import Simulators
 
 
 @pytest.fixture
@@ -255,3 +258,76 @@ def test_the_access_line_in_console_format_and_without_configuration(
     assert record.getMessage() == "request"
     assert record.__dict__["route"] == "/positions"
     assert record.__dict__["duration_ms"] == 1.0
+
+
+def test_a_failed_bank_load_is_one_warning(captured: io.StringIO) -> None:
+    # brd-legacy's consent has expired: its balances and its account names both fail, in
+    # one load of the connection, which is one event.
+    with TestClient(sandbox_app()) as client:
+        assert client.get("/positions").status_code == 200
+    warnings = [line for line in lines(captured) if line["level"] == "warning" and "code" in line]
+    failed = [line for line in warnings if line["connection"] == "finqware:brd-legacy"]
+    assert len(failed) == 1, failed
+    assert failed[0]["code"] == "consent_expired"
+    assert failed[0]["logger"] == "app.cache"
+
+
+class AccountListFails(httpx2.AsyncBaseTransport):
+    """Finqware's account list answers 500; every other call goes to `inner`."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/accounts/get"):
+            return httpx2.Response(
+                500, json={"type": "api_error", "code": "internal", "message": "down"}
+            )
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_account_names_failing_alone_are_one_warning_of_their_own(
+    captured: io.StringIO,
+) -> None:
+    # Only the account list fails (a 500 for every consent), the balances are served.
+    transport = AccountListFails(Simulators.fresh().transport())
+    with TestClient(sandbox_app(transport=transport)) as client:
+        answer = client.get("/positions?counterparty_id=finqware:ing-ops")
+    assert answer.json()["sources"][0]["status"] == "ok"
+    # The failed call has its line (app.upstreams.http); the connection one line for it.
+    failures = [line for line in lines(captured) if line["level"] == "warning" and "code" in line]
+    assert [(line["connection"], line["code"]) for line in failures] == [
+        ("finqware:ing-ops", "upstream_error")
+    ]
+    assert "account names failed, balances served" in failures[0]["event"]
+
+
+def test_a_retry_is_one_line_in_tesoros_words(captured: io.StringIO) -> None:
+    simulators = Simulators.fresh()
+    simulators.finsync_faults.mode = "error"
+    simulators.finsync_faults.remaining = 1
+    with stamina.set_testing(True, attempts=2), TestClient(sandbox_app(simulators)) as client:
+        answer = client.get("/positions?source=finsync", headers={"X-Request-ID": "req-retry"})
+    assert answer.json()["complete"] is True
+    records = lines(captured)
+    (retried,) = [line for line in records if "after a transient failure" in line["event"]]
+    assert retried["event"] == "finsync GET: try 2 after a transient failure"
+    assert retried["logger"] == "app.upstreams.http"
+    assert (retried["upstream"], retried["connection"]) == ("finsync", "finsync")
+    assert retried["request_id"] == "req-retry"
+    # The retry library's own line for the same retry (stamina.retry_scheduled) is not written.
+    assert not [line for line in records if "stamina" in line["event"] + line["logger"]]
+
+
+def test_uvicorns_lines_follow_the_configured_level_whatever_set_theirs_before(
+    captured: io.StringIO,
+) -> None:
+    # A uvicorn.Config(log_level="warning") made earlier in the process (a test server, a
+    # benchmark) set uvicorn's loggers' own level; configuring logging puts them back on ours.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    configure_logging("json", "info", stream=captured)
+    logging.getLogger("uvicorn.error").info("Application startup complete.")
+    assert [line["event"] for line in lines(captured)] == ["Application startup complete."]

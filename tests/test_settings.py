@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -16,6 +17,7 @@ from app.settings import (
     configured_connections,
     describe_invalid,
     secret_values,
+    unknown_setting_names,
 )
 
 pytestmark = pytest.mark.usefixtures("clean_env")
@@ -93,11 +95,111 @@ def test_refuses_to_start_without_caller_keys_unless_auth_is_disabled(
     create_app(Settings())
 
 
-def test_refuses_a_half_configured_finqware(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TESORO_FINQWARE_CLIENT_ID", "tenant")
+FINQWARE_SETTINGS = {
+    "TESORO_FINQWARE_CLIENT_ID": "tenant",
+    "TESORO_FINQWARE_CLIENT_SECRET": "tenant-secret",
+    "TESORO_FINQWARE_CONSENTS": json.dumps(CONSENTS),
+}
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["TESORO_FINQWARE_CLIENT_ID"],
+        ["TESORO_FINQWARE_CLIENT_SECRET"],
+        ["TESORO_FINQWARE_CONSENTS"],
+        ["TESORO_FINQWARE_CLIENT_ID", "TESORO_FINQWARE_CLIENT_SECRET"],
+        ["TESORO_FINQWARE_CLIENT_ID", "TESORO_FINQWARE_CONSENTS"],
+        ["TESORO_FINQWARE_CLIENT_SECRET", "TESORO_FINQWARE_CONSENTS"],
+    ],
+)
+def test_a_half_configured_finqware_is_refused_naming_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, given: list[str]
+) -> None:
+    # With or without FinSync: the Finqware half is the mistake, not "no upstream".
     monkeypatch.setenv("TESORO_AUTH_DISABLED", "true")
-    with pytest.raises(ConfigurationError, match="TESORO_FINQWARE_CLIENT_SECRET"):
-        create_app(Settings())
+    for name in given:
+        monkeypatch.setenv(name, FINQWARE_SETTINGS[name])
+    missing = [name for name in FINQWARE_SETTINGS if name not in given]
+    for finsync_key in (None, "fs-key"):
+        if finsync_key is not None:
+            monkeypatch.setenv("TESORO_FINSYNC_API_KEY", finsync_key)
+        with pytest.raises(ConfigurationError) as caught:
+            create_app(Settings())
+        message = str(caught.value)
+        assert message.startswith("Finqware is partly configured: ")
+        given_part, missing_part = message.split(" set, ", 1)
+        assert all(name in given_part for name in given)
+        assert all(name in missing_part.split(" missing")[0] for name in missing)
+        assert "no upstream" not in message
+        assert "tenant-secret" not in message
+
+
+def test_consent_keys_given_twice_are_named_under_the_consents_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    twice = [*CONSENTS, {**CONSENTS[0], "label": "BT again"}, *CONSENTS]
+    monkeypatch.setenv("TESORO_FINQWARE_CONSENTS", json.dumps(twice))
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert describe_invalid(caught.value) == (
+        "TESORO_FINQWARE_CONSENTS: every consent needs a distinct key; "
+        "given more than once: bt-main"
+    )
+
+
+def test_every_mistake_is_reported_at_once_bad_json_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bad JSON in two variables (one of them in .env) no longer hides the other mistakes.
+    monkeypatch.setenv("TESORO_API_KEYS", '{"svc": sk_live_9')
+    monkeypatch.setenv("TESORO_UPSTREAM_TIMEOUT_SECONDS", "-1")
+    monkeypatch.setenv("TESORO_FINSYNC_BASE_URL", "finsync.ar")
+    Path(".env").write_text("TESORO_CORS_ORIGINS=[https://app.example\n", encoding="utf-8")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    reported = describe_invalid(caught.value).splitlines()
+    assert sorted(line.split(":", 1)[0] for line in reported) == [
+        "TESORO_API_KEYS",
+        "TESORO_CORS_ORIGINS",
+        "TESORO_FINSYNC_BASE_URL",
+        "TESORO_UPSTREAM_TIMEOUT_SECONDS",
+    ]
+    not_json = "not valid JSON (see deploy/tesoro.env.example for its shape)"
+    assert f"TESORO_API_KEYS: {not_json}" in reported
+    assert f"TESORO_CORS_ORIGINS: {not_json}" in reported
+    assert "sk_live_9" not in "\n".join(reported)
+
+
+def test_a_redis_url_without_the_redis_extra_is_a_configuration_error() -> None:
+    settings = Settings(sandbox=True, redis_url="redis://redis:6379/0")
+    with pytest.raises(ConfigurationError) as caught:
+        settings.check_runnable(installed=lambda module: module != "redis")
+    assert str(caught.value) == (
+        "TESORO_REDIS_URL is set but the redis extra is not installed "
+        "(pip install 'tesoro[redis]'), or unset TESORO_REDIS_URL"
+    )
+    settings.check_runnable(installed=lambda module: True)
+    # Without the URL the extra is never asked about.
+    Settings(sandbox=True).check_runnable(installed=lambda module: False)
+
+
+def test_unknown_tesoro_names_are_found_with_the_nearest_known_name() -> None:
+    Path("tesoro.env").write_text(
+        "TESORO_FINQWARE_TTL_SECOND=5\nTESORO_LOG_LEVEL=debug\nOTHER=1\n", encoding="utf-8"
+    )
+    environ = {
+        "TESORO_FINSYNC_TTL": "60",
+        "tesoro_sandbox": "true",  # names are read case-insensitively
+        "TESORO_ZZZ": "1",
+        "PATH": "/usr/bin",
+    }
+    assert unknown_setting_names(environ, Path("tesoro.env")) == [
+        ("TESORO_FINQWARE_TTL_SECOND", "TESORO_FINQWARE_TTL_SECONDS"),
+        ("TESORO_FINSYNC_TTL", "TESORO_FINSYNC_TTL_SECONDS"),
+        ("TESORO_ZZZ", None),
+    ]
+    assert unknown_setting_names({"TESORO_SANDBOX": "true"}, Path("missing.env")) == []
 
 
 def test_sandbox_needs_no_configuration() -> None:

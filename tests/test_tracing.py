@@ -147,3 +147,25 @@ def test_settings_and_otel_variables_make_an_otlp_provider(
 
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert Tracing.from_settings(True).span is None
+
+
+def test_tracing_asked_for_without_the_otel_extra_says_so_and_stays_off(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("OTEL_SDK_DISABLED", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    with caplog.at_level("WARNING", logger="app.tracing"):
+        assert Tracing.from_settings(True, installed=lambda: False).span is None
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        assert Tracing.from_settings(False, installed=lambda: False).span is None
+        # Not asked for: nothing to say, whether or not the extra is there.
+        monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+        assert Tracing.from_settings(False, installed=lambda: False).span is None
+    assert [record.getMessage() for record in caplog.records] == [
+        "tracing is asked for (TESORO_TRACING_ENABLED=true) but the otel extra is not "
+        "installed (pip install 'tesoro[otel]'): no span is exported",
+        "tracing is asked for (an OTEL_EXPORTER_OTLP_*ENDPOINT variable) but the otel extra "
+        "is not installed (pip install 'tesoro[otel]'): no span is exported",
+    ]
+    assert all(record.levelname == "WARNING" for record in caplog.records)

@@ -323,6 +323,18 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 def route_label(scope: Scope) -> str:
     """The matched route's template (`/counterparties/{counterparty_id}`), never the raw path."""
     route = scope.get("route")
+    if route is None and "app" in scope:
+        # Starlette's plain routes (FastAPI's /docs, /redoc, /openapi.json) do not name
+        # themselves in the scope as tesoro's do: found by matching, which only requests
+        # without a named route (those and unknown paths) pay.
+        route = next(
+            (
+                candidate
+                for candidate in scope["app"].router.routes
+                if candidate.matches(scope)[0] is Match.FULL
+            ),
+            None,
+        )
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template if isinstance(template, str) and template else UNMATCHED_ROUTE
 

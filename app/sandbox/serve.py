@@ -46,7 +46,9 @@ async def serve_simulators(
     if env_file is not None:
         _check_replaceable(env_file)
     servers = [
-        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+        # Logging is the caller's (`tesoro sandbox` configures tesoro's): uvicorn's own
+        # configuration would add its plain handlers beside it.
+        uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None))
         for app, port in (
             (create_finsync_app(), finsync_port),
             (create_finqware_app(), finqware_port),

@@ -266,6 +266,12 @@ class FinqwareConnection(_CachedConnection):
         if isinstance(accounts, UpstreamError):
             # The balances are what matter: without the account list they are still served,
             # each account named by its id, and the next load asks for the names again.
+            logger.warning(
+                "%s: account names failed, balances served: %s",
+                self.key,
+                accounts,
+                extra={"connection": self.key, "code": accounts.code},
+            )
             return interpreted.with_warning(
                 ResponseWarning(
                     code=ACCOUNT_DETAILS_UNAVAILABLE,

@@ -40,6 +40,11 @@ CURRENT_CONNECTION: ContextVar[str | None] = ContextVar("tesoro_connection", def
 
 logger = logging.getLogger(__name__)
 
+# tesoro logs each retry itself (one line naming the upstream and the connection) and counts
+# it in its own registry: stamina's default hooks would log the same retry a second time
+# (structlog's `stamina.retry_scheduled`) and count it in a global registry nobody serves.
+stamina.instrumentation.set_on_retry_hooks(())
+
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"non-finite number {name} in upstream JSON")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
 from typing import Any
 
 import httpx2
@@ -115,6 +116,30 @@ def test_unmatched_paths_share_one_label(client: TestClient) -> None:
     requests = "tesoro_http_requests_total"
     assert total(samples, requests, route="unmatched", method="GET", status="404") == 3
     assert label_values(samples, requests, "route") == {"unmatched"}
+
+
+def test_the_docs_and_the_spec_are_counted_under_their_own_routes(client: TestClient) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path).status_code == 200
+    assert client.head("/docs").status_code == 200
+
+    _, samples = scrape(client)
+
+    requests = "tesoro_http_requests_total"
+    for route in ("/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"):
+        assert total(samples, requests, route=route, method="GET", status="200") == 1, route
+    assert total(samples, requests, route="/docs", method="HEAD", status="200") == 1
+    assert "unmatched" not in label_values(samples, requests, "route")
+
+
+def test_no_created_twin_series_and_the_version_as_build_info(client: TestClient) -> None:
+    assert client.get("/positions").status_code == 200
+
+    text, samples = scrape(client)
+
+    assert "_created" not in text
+    assert samples[("tesoro_build_info", frozenset({("version", version("tesoro"))}))] == 1
+    assert label_values(samples, "tesoro_build_info", "version") == {version("tesoro")}
 
 
 def test_unknown_methods_share_one_label(client: TestClient) -> None:

@@ -15,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 from starlette.testclient import TestClient
 
+from app.cli import CONFIGURATION_ERROR
 from app.cli import main as tesoro_main
 from app.domain.counterparties import normalize_text
 from app.sandbox.data import SANDBOX_CONSENTS
@@ -631,7 +632,7 @@ def consents_env(expires_at: str) -> str:
 @pytest.mark.usefixtures("clean_env")
 @pytest.mark.parametrize("expires_at", ["soon", "2026-12-01T00:00:00", "2026-13-01T00:00:00Z"])
 def test_an_invalid_expiry_refuses_to_start_naming_the_variable(
-    monkeypatch: pytest.MonkeyPatch, expires_at: str
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], expires_at: str
 ) -> None:
     monkeypatch.setenv("TESORO_FINQWARE_CONSENTS", consents_env(expires_at))
     with pytest.raises(ValidationError) as caught:
@@ -640,9 +641,8 @@ def test_an_invalid_expiry_refuses_to_start_naming_the_variable(
     assert "TESORO_FINQWARE_CONSENTS[0]['expires_at']" in message
     assert SANDBOX_CONSENTS[0].access_token not in message
     # The command refuses too, before serving anything, and says which variable.
-    with pytest.raises(SystemExit) as stopped:
-        tesoro_main(["serve"])
-    assert "TESORO_FINQWARE_CONSENTS[0]['expires_at']" in str(stopped.value.code)
+    assert tesoro_main(["serve"]) == CONFIGURATION_ERROR
+    assert "TESORO_FINQWARE_CONSENTS[0]['expires_at']" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("clean_env")

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 SECRET_TEMPLATE = KUBERNETES / "secret.example.yaml"
+SECRET_ENV_TEMPLATE = KUBERNETES / "tesoro.secrets.env.example"
+OVERLAY = DEPLOY / "overlays" / "example"
 COMPOSE = DEPLOY / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 

@@ -9,9 +9,14 @@ import fnmatch
 import json
 import os
 import shlex
+import shutil
 import subprocess
+import time
+import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from app.sandbox.data import (
     FINQWARE_CLIENT_ID,
@@ -20,6 +25,8 @@ from app.sandbox.data import (
     SANDBOX_CONSENTS,
 )
 from tests.deploy.manifests import (
+    COMPOSE,
+    DOCKERFILE,
     ROOT,
     Instruction,
     compose,
@@ -87,13 +94,24 @@ def test_the_runtime_runs_as_a_user_and_checks_its_health_in_exec_form() -> None
     [healthcheck] = [i.arguments for i in runtime if i.keyword == "HEALTHCHECK"]
     options, _, command = healthcheck.partition(" CMD ")
     assert "--timeout=" in options
-    probe = json.loads(command)
-    assert probe[:2] == ["python", "-c"]
-    assert "http://127.0.0.1:8000/healthz" in probe[2]
+    # The port comes from the serve command line (tests/test_healthcheck.py), not from here.
+    assert json.loads(command) == ["python", "-m", "app.healthcheck"]
     [entrypoint] = [i.arguments for i in runtime if i.keyword == "ENTRYPOINT"]
     [cmd] = [i.arguments for i in runtime if i.keyword == "CMD"]
     assert json.loads(entrypoint) == ["tesoro"]
     assert json.loads(cmd) == ["serve", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104
+
+
+def test_the_dockerfile_needs_neither_buildkit_nor_a_frontend_image() -> None:
+    text = DOCKERFILE.read_text("utf-8")
+    # A parser directive (`# syntax=`, `# check=`) before the first instruction would make
+    # BuildKit pull a frontend image from a registry.
+    head = text.split("\nARG ", 1)[0].splitlines()
+    assert not [line for line in head if line.replace(" ", "").startswith(("#syntax=", "#check="))]
+    # Options only BuildKit reads: the legacy builder refuses the whole file.
+    for instruction in dockerfile():
+        for option in ("--mount", "--network", "--security", "--link", "--chmod", "--parents"):
+            assert option not in instruction.arguments.split(), (instruction, option)
 
 
 def test_build_arguments_for_a_private_index_and_an_extra_certificate() -> None:
@@ -192,3 +210,60 @@ def test_compose_runs_tesoro_as_locked_down_as_kubernetes() -> None:
     assert "no-new-privileges:true" in tesoro["security_opt"]
     # Published on loopback only: the sandbox is not authenticated.
     assert all(port.startswith("127.0.0.1:") for port in tesoro["ports"])
+
+
+def test_compose_has_only_what_compose_v1_reads_at_its_top() -> None:
+    # docker-compose 1.27+ reads the Compose Specification but refuses a top-level `name:`;
+    # these keys (and `x-` extensions) are what it accepts.
+    accepted = {"version", "services", "networks", "volumes", "secrets", "configs"}
+    top = set(compose())
+    assert {key for key in top if not key.startswith("x-")} <= accepted
+    assert "name:" not in [line.split(" ")[0] for line in COMPOSE.read_text("utf-8").splitlines()]
+
+
+def _no_docker_daemon() -> str | None:
+    """Why the image cannot be built here, or None when a Docker daemon answers."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return "docker is not installed"
+    info = subprocess.run(
+        [docker, "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if info.returncode != 0:
+        said = (info.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        return f"no Docker daemon answers ({said})"
+    return None
+
+
+def docker(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [shutil.which("docker") or "docker", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(1800)
+def test_the_image_builds_and_is_healthy_on_the_port_it_serves() -> None:
+    reason = _no_docker_daemon()
+    if reason is not None:
+        pytest.skip(f"the image is not built: {reason}")
+    tag = f"tesoro:test-{uuid.uuid4().hex[:12]}"
+    built = docker("build", "-t", tag, str(ROOT), timeout=1500)
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    name = f"tesoro-test-{uuid.uuid4().hex[:12]}"
+    try:
+        started = docker(
+            "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", tag,  # noqa: S108
+            "serve", "--sandbox", "--host", "0.0.0.0", "--port", "19095",  # noqa: S104
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        deadline = time.monotonic() + 60
+        while (probe := docker("exec", name, "python", "-m", "app.healthcheck")).returncode:
+            assert time.monotonic() < deadline, probe.stderr + docker("logs", name).stderr
+            time.sleep(1)
+        user = docker("exec", name, "id", "-u")
+        assert user.stdout.strip() == "10001"
+    finally:
+        docker("rm", "-f", name)
+        docker("rmi", "-f", tag)

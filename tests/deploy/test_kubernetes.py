@@ -3,8 +3,12 @@ the project's version, only real settings, no secret in the ConfigMap and none i
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -13,6 +17,8 @@ from pydantic import SecretStr
 from app.settings import ApiKeySettings, ConsentSettings, Settings
 from tests.deploy.manifests import (
     KUBERNETES,
+    OVERLAY,
+    SECRET_ENV_TEMPLATE,
     SECRET_TEMPLATE,
     container,
     dockerfile,
@@ -163,6 +169,7 @@ def test_the_network_policy_lets_in_only_the_container_port() -> None:
 def test_every_variable_named_in_deploy_is_a_setting() -> None:
     # Comments included: a commented example must still be a name tesoro reads.
     paths = [*KUBERNETES.glob("*.yaml"), KUBERNETES.parent / "tesoro.env.example"]
+    paths += [SECRET_ENV_TEMPLATE, OVERLAY / "kustomization.yaml"]
     for path in paths:
         assert setting_names_in(path) <= setting_names(), path
 
@@ -227,3 +234,96 @@ def test_the_config_map_values_are_valid_settings(monkeypatch: pytest.MonkeyPatc
     settings = Settings(_env_file=None)
     assert settings.finsync_ttl_seconds == float(data["TESORO_FINSYNC_TTL_SECONDS"])
     assert settings.cors_origins == json.loads(data["TESORO_CORS_ORIGINS"])
+
+
+def _env_file_lines(path: Path) -> list[tuple[str, str]]:
+    """The KEY=VALUE lines of an env file as `kubectl --from-env-file` reads them: comments
+    and blank lines skipped, the value everything after the first `=`, quotes and all."""
+    pairs = []
+    for line in path.read_text("utf-8").splitlines():
+        stripped = line.lstrip()
+        if stripped and not stripped.startswith("#"):
+            key, _, value = stripped.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def _env_template_examples() -> dict[str, str]:
+    """The one-line JSON example commented above each key of the env template."""
+    examples: dict[str, str] = {}
+    previous = ""
+    for line in SECRET_ENV_TEMPLATE.read_text("utf-8").splitlines():
+        key = re.match(r"(TESORO_[A-Z_]+)=", line)
+        if key and previous.startswith(("# [", "# {")):
+            examples[key.group(1)] = previous.removeprefix("# ")
+        previous = line
+    return examples
+
+
+def test_the_secret_env_template_has_the_secrets_keys_and_no_value() -> None:
+    pairs = _env_file_lines(SECRET_ENV_TEMPLATE)
+    assert [key for key, _ in pairs] == list(load(SECRET_TEMPLATE)["stringData"])
+    assert all(value == "" for _, value in pairs)
+    examples = _env_template_examples()
+    assert set(examples) == {"TESORO_FINQWARE_CONSENTS", "TESORO_API_KEYS"}
+    # The examples are what a filled line holds: JSON, unquoted, that tesoro accepts.
+    consents = json.loads(examples["TESORO_FINQWARE_CONSENTS"])
+    assert ConsentSettings.model_validate(consents[0]).expires_at is not None
+    for name, key in json.loads(examples["TESORO_API_KEYS"]).items():
+        assert ApiKeySettings.model_validate(key).scopes, name
+
+
+def test_a_filled_env_template_makes_a_secret_tesoro_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not found: the Secret is not made from the env template")
+    filled = {
+        "TESORO_FINSYNC_API_KEY": "fs_live_0123456789",
+        "TESORO_FINQWARE_CLIENT_ID": "tenant-andes",
+        "TESORO_FINQWARE_CLIENT_SECRET": "fqs_0123456789",
+        **_env_template_examples(),
+        "TESORO_REDIS_URL": "redis://:p4ss@tesoro-redis:6379/0",
+    }
+    text = SECRET_ENV_TEMPLATE.read_text("utf-8")
+    for name, value in filled.items():
+        text = text.replace(f"\n{name}=\n", f"\n{name}={value}\n")
+    env_file = tmp_path / "tesoro.secrets.env"
+    env_file.write_text(text, encoding="utf-8")
+    made = subprocess.run(
+        [kubectl, "create", "secret", "generic", "tesoro-secrets",
+         f"--from-env-file={env_file}", "--dry-run=client", "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    data = {
+        key: base64.b64decode(value).decode()
+        for key, value in json.loads(made.stdout)["data"].items()
+    }
+    assert data == filled
+    for name in setting_names():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)
+    assert [consent.key for consent in settings.finqware_consents] == ["bt-main"]
+    assert set(settings.api_keys) == {"frontend"}
+    assert settings.finqware_enabled
+    assert settings.finsync_enabled
+
+
+def test_the_example_overlay_pins_the_image_by_digest() -> None:
+    overlay = load(OVERLAY / "kustomization.yaml")
+    assert overlay["resources"] == ["../../kubernetes"]
+    [image] = overlay["images"]
+    assert image["name"] == container()["image"].split(":")[0]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", image["digest"])
+    assert "newTag" not in image  # the digest alone says what runs
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not found: the overlay is not built")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    images = re.findall(r"image: (\S+)", built)
+    assert images == [f"{image['newName']}@{image['digest']}"]

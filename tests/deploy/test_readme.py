@@ -4,10 +4,15 @@ tesoro computes, the metrics it says to alert on exist, and nothing links out of
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import shlex
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -200,3 +205,206 @@ def test_nothing_links_outside_the_repository() -> None:
         assert path, target
         assert (ROOT / path).resolve().is_relative_to(ROOT), target
         assert (ROOT / path).exists(), target
+
+
+# --- The examples: each curl of the README against the sandbox, compared ------------------
+
+ELLIPSIS = "…"
+# Values that follow the clock (the sandbox moves its timestamps to the current hour, and
+# ages and fetch times are the run's): compared by kind, not by value.
+_CLOCK_FIELDS = frozenset(
+    {"fetched_at", "generated_at", "as_of", "native_timestamp", "native_date", "age_seconds"}
+)
+
+
+def shown_json(text: str) -> Any:
+    """README JSON as data: `…` in an object is the member `"…": "…"`, in a list the item
+    `"…"` (what was trimmed there), as a member's value the value `"…"` (any value)."""
+    out: list[str] = []
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == ELLIPSIS:
+            member = stack[-1] == "{" and "".join(out).rstrip()[-1:] != ":"
+            out.append(f'"{ELLIPSIS}": "{ELLIPSIS}"' if member else f'"{ELLIPSIS}"')
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]":
+            stack.pop()
+        out.append(char)
+    return json.loads("".join(out))
+
+
+def differences(shown: Any, actual: Any, where: str = "$") -> list[str]:
+    """How `actual` differs from what the README shows: every member and item shown is
+    there, in the same order, with the same value; only `…` stands for what was left out."""
+    if shown == ELLIPSIS:
+        return []
+    if isinstance(shown, dict):
+        if not isinstance(actual, dict):
+            return [f"{where}: shown an object, is {actual!r}"]
+        keys = [key for key in shown if key != ELLIPSIS]
+        found: list[str] = [f"{where}: no member {key!r}" for key in keys if key not in actual]
+        left_out = [key for key in actual if key not in keys]
+        if left_out and ELLIPSIS not in shown:
+            found.append(f"{where}: {left_out} left out without …")
+        in_actual_order = [key for key in actual if key in keys]
+        if in_actual_order != [key for key in keys if key in actual]:
+            found.append(f"{where}: members shown as {keys}, sent as {in_actual_order}")
+        for key in keys:
+            if key not in actual:
+                continue
+            if key in _CLOCK_FIELDS:
+                if (shown[key] is None) != (actual[key] is None):
+                    found.append(f"{where}.{key}: {shown[key]!r} shown, {actual[key]!r} sent")
+                continue
+            found += differences(shown[key], actual[key], f"{where}.{key}")
+        return found
+    if isinstance(shown, list):
+        if not isinstance(actual, list):
+            return [f"{where}: shown a list, is {actual!r}"]
+        items = [item for item in shown if item != ELLIPSIS]
+        if len(items) == len(shown) and len(items) != len(actual):
+            return [f"{where}: {len(items)} items shown, {len(actual)} sent, no …"]
+        # Each item shown, in order, among those sent (`…` stands for the ones between).
+        position = 0
+        for number, item in enumerate(items):
+            while position < len(actual) and differences(item, actual[position]):
+                if ELLIPSIS not in shown:
+                    return differences(item, actual[position], f"{where}[{position}]")
+                position += 1
+            if position == len(actual):
+                return [f"{where}: item {number} shown is not sent in this order: {item!r}"]
+            position += 1
+        return []
+    return [] if shown == actual else [f"{where}: {shown!r} shown, {actual!r} sent"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A curl of the README against `make run`, and the answer shown after it."""
+
+    line: int
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: str | None
+    status: int | None  # when the answer shown starts with its status line
+    answer_headers: dict[str, str]
+    answer: str
+
+
+def examples() -> list[Example]:
+    # A sh block and the block right after it (neither crossing a fence).
+    blocks = re.finditer(
+        r"```sh\n((?:(?!```).)*)```\n```(json)?\n((?:(?!```).)*)```", README, re.DOTALL
+    )
+    found = []
+    for block in blocks:
+        command, answer = block.group(1), block.group(3)
+        if "curl" not in command or "127.0.0.1:8000" not in command:
+            continue
+        words = shlex.split(command.replace("\\\n", " "))
+        url = next(word for word in words if word.startswith("http://127.0.0.1:8000"))
+        options = list(itertools.pairwise(words))
+        headers = dict(header.split(": ", 1) for flag, header in options if flag == "-H")
+        body = next((data for flag, data in options if flag == "-d"), None)
+        method = next((m for flag, m in options if flag == "-X"), "GET")
+        status, answer_headers = None, {}
+        if answer.startswith("HTTP/1.1 "):
+            head, answer = answer.split("\n\n", 1)
+            status_line, *header_lines = head.splitlines()
+            status = int(status_line.split()[1])
+            answer_headers = dict(line.split(": ", 1) for line in header_lines)
+        found.append(
+            Example(
+                line=README[: block.start()].count("\n") + 1,
+                method=method,
+                path=url.removeprefix("http://127.0.0.1:8000"),
+                headers=headers,
+                body=body,
+                status=status,
+                answer_headers=answer_headers,
+                answer=answer,
+            )
+        )
+    return found
+
+
+def test_every_example_of_the_readme_is_what_the_sandbox_answers() -> None:
+    found = examples()
+    assert len(found) >= 5
+    problems = []
+    # In the README's order, on one app, as someone trying them after `make run` would.
+    with TestClient(sandbox_app()) as client:
+        for example in found:
+            response = client.request(
+                example.method, example.path, headers=example.headers, content=example.body
+            )
+            where = f"README line {example.line}: {example.method} {example.path}"
+            if example.status is not None and response.status_code != example.status:
+                problems.append(f"{where}: status {response.status_code}")
+            for name, value in example.answer_headers.items():
+                if response.headers.get(name) != value:
+                    problems.append(f"{where}: {name}: {response.headers.get(name)}")
+            problems += [
+                f"{where}: {difference}"
+                for difference in differences(shown_json(example.answer), response.json())
+            ]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_inline_answers_of_the_readme_are_what_the_sandbox_answers() -> None:
+    listed = re.search(r"read: `status: \"unavailable\"`.*?```json\n(.*?)```", README, re.DOTALL)
+    assert listed is not None
+    ready = re.search(r"`GET /readyz` → `(\{.*?\})`", README, re.DOTALL)
+    assert ready is not None
+    with TestClient(sandbox_app()) as client:
+        items = client.get("/counterparties?source=finqware").json()["items"]
+        readiness = client.get("/readyz").json()
+        health = client.get("/healthz").json()
+    [legacy] = [item for item in items if item["id"] == "finqware:brd-legacy"]
+    # docs/problems.md's example, and what it says `detail` may hold of the input.
+    problem_shown = _problems_doc().split("```json\n", 1)[1].split("```", 1)[0]
+    with TestClient(sandbox_app()) as client:
+        problem = client.get("/counterparties/finsync:abc").json()
+    assert differences(shown_json(problem_shown), problem) == []
+    assert "of the input only what the path already says" in _problems_doc()
+    assert problem["detail"].endswith(f"{problem['instance'].rsplit('/', 1)[1]!r}")
+    assert differences(shown_json(listed.group(1)), legacy) == []
+    assert differences(shown_json(ready.group(1).replace("\n", " ")), readiness) == []
+    assert "`GET /healthz` → `" + json.dumps(health) + "`" in README
+
+
+@pytest.mark.parametrize(
+    ("shown", "actual", "expected"),
+    [
+        ('{"a": 1, …}', {"a": 1, "b": 2}, []),
+        ('{"a": 1}', {"a": 1, "b": 2}, ["$: ['b'] left out without …"]),
+        ('{"b": 2, "a": 1, …}', {"a": 1, "b": 2},
+         ["$: members shown as ['b', 'a'], sent as ['a', 'b']"]),
+        ('[1, …]', [1, 2, 3], []),
+        ('[3, 1, …]', [1, 2, 3], ["$: item 1 shown is not sent in this order: 1"]),
+        ('[1]', [1, 2], ["$: 1 items shown, 2 sent, no …"]),
+        ('{"fetched_at": "2026-11-23T19:28:56Z"}', {"fetched_at": "2027-01-01T00:00:00Z"}, []),
+        ('{"a": …, "b": 2}', {"a": [1], "b": 2}, []),
+        ('{"fetched_at": null}', {"fetched_at": "2027-01-01T00:00:00Z"},
+         ["$.fetched_at: None shown, '2027-01-01T00:00:00Z' sent"]),
+    ],
+)  # fmt: skip
+def test_the_comparison_of_examples_finds_what_was_dropped_or_reordered(
+    shown: str, actual: Any, expected: list[str]
+) -> None:
+    assert differences(shown_json(shown), actual) == expected

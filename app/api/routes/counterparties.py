@@ -80,7 +80,8 @@ class NewCounterparty(BaseModel):
     "connections the filters need are asked (`source`, `kind=external`). A configured bank "
     "connection is always listed, even when it cannot be read (`status: unavailable`, its "
     "`error`, no accounts). A connection that fails while others answer is reported in "
-    "`sources` and the answer is still a 200 (`complete` is false).",
+    "`sources` and the answer is still a 200: `stale` when its last good data is served "
+    "(`complete` stays true), `unavailable` when it has none (`complete` is false).",
     response_model=CounterpartyPage,
     response_description="One page of counterparties, with the state of every connection.",
     responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},

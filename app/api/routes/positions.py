@@ -33,8 +33,9 @@ router = APIRouter(tags=["positions"])
     "per-currency totals over every match (not only the page). Positions whose amount is "
     "zero are left out unless `include_zero` is true. Only the connections the filters need "
     "are asked (`source`, `kind=external`, `counterparty_id`). A connection that fails while "
-    "others answer is reported in `sources` and the answer is still a 200 (`complete` is "
-    "false).",
+    "others answer is reported in `sources` and the answer is still a 200: `stale` when its "
+    "last good data is served (`complete` stays true), `unavailable` when it has none "
+    "(`complete` is false).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
     responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
