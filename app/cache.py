@@ -41,7 +41,7 @@ V = TypeVar("V")
 logger = logging.getLogger(__name__)
 
 # A shared snapshot stamped up to this far in the future counts as loaded now (clocks kept by
-# NTP differ by milliseconds); further ahead, it counts as already past its TTL.
+# NTP differ by milliseconds); further ahead, it is not taken at all.
 CLOCK_SKEW_TOLERANCE_SECONDS = 1.0
 
 # How a connection stands after what its cache just learnt (metrics listen):
@@ -451,7 +451,9 @@ class SnapshotCache(Generic[V]):
             entry = (
                 None
                 if age is None
-                else await self._entry_from_shared(shared, key, refresh, state, age)
+                else await self._entry_from_shared(
+                    shared, key, refresh, state.loaded_at, state.version, age
+                )
             )
             if entry is not None:
                 return entry
@@ -467,17 +469,19 @@ class SnapshotCache(Generic[V]):
         shared: SharedSnapshots[V],
         key: str,
         refresh: bool,
-        state: SharedState,
+        loaded_at: float,
+        version: int,
         age: float,
     ) -> _Entry[V] | None:
-        """The entry to answer with when the shared snapshot (`age` old) is recent enough;
-        else None, having kept it locally when it is newer than what is held (stale-if-error)."""
+        """The entry to answer with when the shared snapshot (`version`, `loaded_at`, `age`
+        old here) is recent enough; else None, having kept it locally when it is newer than
+        what is held (stale-if-error)."""
         invalidated = self._must_load.get(key)
-        usable = (invalidated is None or (state.loaded_at or 0.0) > invalidated) and (
+        usable = (invalidated is None or loaded_at > invalidated) and (
             age < (self.min_refresh_interval_seconds if refresh else self.ttl_seconds)
         )
         local = self._store.get(key)
-        if local is not None and local.version == state.version:
+        if local is not None and local.version == version:
             entry = _Entry(local.value, self._clock() - age, local.fetched_at, local.version)
         elif usable or (local is None and age < self.ttl_seconds + self.stale_if_error_seconds):
             snapshot = await shared.fetch(key)
