@@ -9,6 +9,14 @@ With a shared tier (several replicas, `SharedSnapshots`), a local miss asks it b
 upstream: a snapshot another replica loaded is taken with its load time (ages, TTLs and the
 refresh floor hold fleet-wide), one replica at a time loads a key while the others wait for
 its snapshot, and a failure's back-off is shared. A fresh local hit never asks it.
+
+One clock: ages are measured on this replica's monotonic clock. A shared snapshot's wall-clock
+load time is read once, against this replica's wall clock; one stamped in the future (another
+replica's clock runs ahead, or a crafted value) is never trusted: it is not taken at all (this
+replica loads for itself), so it never extends freshness and no answer shows its stamp.
+
+A stale answer carries the failure of the last load behind it until a load succeeds; it has
+no error only while its first refresh is still running.
 """
 
 from __future__ import annotations
@@ -31,6 +39,17 @@ from app.heap import KEEP_HEAP, HeapPolicy
 V = TypeVar("V")
 
 logger = logging.getLogger(__name__)
+
+# A shared snapshot stamped up to this far in the future counts as loaded now (clocks kept by
+# NTP differ by milliseconds); further ahead, it is not taken at all.
+CLOCK_SKEW_TOLERANCE_SECONDS = 1.0
+
+# How a connection stands after what its cache just learnt (metrics listen):
+# loaded: a load succeeded (here, or on another replica through the shared tier);
+# refreshing: data past its TTL is served while a refresh runs behind it, no load having
+# failed since the last success; failed_serving_stale: the last load failed and older data
+# is served; failed: the last load failed and nothing is held.
+LoadState = Literal["loaded", "refreshing", "failed_serving_stale", "failed"]
 
 
 @dataclass(frozen=True)
@@ -110,7 +129,10 @@ class SnapshotCache(Generic[V]):
         stale_on: type[Exception] | tuple[type[Exception], ...] = (),
         stale_while_revalidate: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         observe: Callable[[str, str], None] | None = None,
+        on_state: Callable[[str, LoadState], None] | None = None,
+        stamp: Callable[[V], datetime | None] | None = None,
         shared: SharedSnapshots[V] | None = None,
         heap: HeapPolicy = KEEP_HEAP,
         log_failures: bool = True,
@@ -127,6 +149,11 @@ class SnapshotCache(Generic[V]):
         # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
         # background_refresh for a load started behind a stale answer (metrics listen).
         self._observe = observe
+        # Told (key, state) when what the cache knows of a key's loads changes (metrics).
+        self._on_state = on_state
+        # When the value says it was received (its own stamp), that moment is the entry's
+        # fetched_at, so the value's parts and the snapshot name one moment.
+        self._stamp = stamp
         # Past the TTL, serve the value at once (as stale) while one load runs behind it,
         # instead of making the caller wait for the upstream.
         self._stale_while_revalidate = stale_while_revalidate
@@ -141,6 +168,9 @@ class SnapshotCache(Generic[V]):
         self.stale_if_error_seconds = stale_if_error_seconds
         self.min_refresh_interval_seconds = min_refresh_interval_seconds
         self._clock = clock
+        # Wall-clock time: stamps (fetched_at) and the shared tier's load times only; every
+        # age held here is measured on the monotonic `clock`.
+        self._wall = wall_clock
         self._store: TTLCache[str, _Entry[V]] = TTLCache(
             maxsize=maxsize, ttl=ttl_seconds + stale_if_error_seconds, timer=clock
         )
@@ -157,13 +187,24 @@ class SnapshotCache(Generic[V]):
         self._failures: TLRUCache[str, Exception] = TLRUCache(
             maxsize=maxsize, ttu=self._failure_expires_at, timer=clock
         )
+        # The failure of the last load of each key, kept until a load succeeds (after its
+        # back-off too): every stale answer says why it is stale.
+        self._last_failure: dict[str, Exception] = {}
+        # The shared snapshot version last warned about as stamped in the future, per key.
+        self._future_warned: dict[str, int] = {}
 
     def _failure_expires_at(self, key: str, failure: Exception, now: float) -> float:
         seconds = self._failure_seconds.pop(key, None)
         return now + (self._backoff(failure) if seconds is None else seconds)
 
-    def _cached(self, entry: _Entry[V], error: Exception | None = None) -> Cached[V]:
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._wall(), UTC)
+
+    def _cached(self, key: str, entry: _Entry[V], error: Exception | None = None) -> Cached[V]:
         age = max(0.0, self._clock() - entry.loaded_at)
+        if age >= self.ttl_seconds and error is None:
+            # Stale because its refresh failed (until a load succeeds), not merely old.
+            error = self._last_failure.get(key)
         fresh = age < self.ttl_seconds and error is None
         return Cached(
             value=entry.value,
@@ -175,14 +216,28 @@ class SnapshotCache(Generic[V]):
             error=error,
         )
 
+    def _tell(self, key: str, state: LoadState) -> None:
+        if self._on_state is not None:
+            self._on_state(key, state)
+
+    def _failed(self, key: str, failure: Exception) -> None:
+        """A load of `key` failed (here, or on another replica, told by the shared tier)."""
+        self._last_failure[key] = failure
+        self._tell(key, "failed" if self._store.get(key) is None else "failed_serving_stale")
+
+    def _refreshing(self, key: str) -> None:
+        """A load was started behind a stale answer."""
+        if key not in self._last_failure:
+            self._tell(key, "refreshing")
+
     def peek(self, key: str) -> Cached[V] | None:
         """The value held, fresh or stale, without loading."""
         entry = self._store.get(key)
-        return None if entry is None else self._cached(entry)
+        return None if entry is None else self._cached(key, entry)
 
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
-        self._must_load[key] = time.time()
+        self._must_load[key] = self._wall()
         entry = self._store.get(key)
         if entry is not None:
             expired_at = self._clock() - self.ttl_seconds
@@ -228,14 +283,16 @@ class SnapshotCache(Generic[V]):
             if held == "hit":
                 if observe is not None:
                     observe(key, "hit")
-                return self._cached(entry)
+                return self._cached(key, entry)
             if key not in self._failures:  # a failed load waits out its back-off
-                if observe is not None and key not in self._inflight:
-                    observe(key, "background_refresh")
+                if key not in self._inflight:
+                    if observe is not None:
+                        observe(key, "background_refresh")
+                    self._refreshing(key)
                 self._load(key, load)
             if observe is not None:
                 observe(key, "stale_served")
-            return self._cached(entry)
+            return self._cached(key, entry)
         recent_failure = self._failures.get(key)
         try:
             if recent_failure is not None:
@@ -249,8 +306,8 @@ class SnapshotCache(Generic[V]):
                 raise
             if observe is not None:
                 observe(key, "stale_served")
-            return self._cached(entry, exc)
-        return self._cached(entry)
+            return self._cached(key, entry, exc)
+        return self._cached(key, entry)
 
     def _load(
         self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
@@ -291,28 +348,35 @@ class SnapshotCache(Generic[V]):
                     exc,
                     extra={"connection": key, "code": getattr(exc, "code", type(exc).__name__)},
                 )
+            self._failed(key, exc)
             backoff = self._backoff(exc)
             if backoff > 0:
                 self._failures[key] = exc
                 if self._shared is not None:
                     await self._shared.fail(key, exc, seconds=backoff)
             raise
-        loaded_at, wall = self._clock(), time.time()
+        loaded_at, wall = self._clock(), self._wall()
+        fetched_at = self._fetched_at(value, datetime.fromtimestamp(wall, UTC))
         if self._shared is None:
-            return self._keep(
-                key, _Entry(value, loaded_at, datetime.now(UTC), next(self._versions))
-            )
+            return self._keep(key, _Entry(value, loaded_at, fetched_at, next(self._versions)))
         # One number for this load on every replica, so their answers' ETags agree.
-        entry = _Entry(value, loaded_at, datetime.now(UTC), random.getrandbits(62))
+        entry = _Entry(value, loaded_at, fetched_at, random.getrandbits(62))
         snapshot = SharedSnapshot(value, wall, entry.fetched_at, entry.version)
         keep_seconds = self.ttl_seconds + self.stale_if_error_seconds
         await self._shared.write(key, snapshot, keep_seconds=keep_seconds)
         return self._keep(key, entry)
 
+    def _fetched_at(self, value: V, now: datetime) -> datetime:
+        """The value's own stamp when it has one (never later than now), else now."""
+        stamped = None if self._stamp is None else self._stamp(value)
+        return now if stamped is None or stamped > now else stamped
+
     def _keep(self, key: str, entry: _Entry[V]) -> _Entry[V]:
         self._put(key, entry)
         self._failures.pop(key, None)
         self._must_load.pop(key, None)
+        self._last_failure.pop(key, None)
+        self._tell(key, "loaded")
         return entry
 
     def _put(self, key: str, entry: _Entry[V]) -> None:
@@ -350,6 +414,7 @@ class SnapshotCache(Generic[V]):
                     # A stale snapshot (from the shared tier) answers at once; one load
                     # goes on behind it (replacing this one as the key's load), as
                     # stale-while-revalidate does locally.
+                    self._refreshing(key)
                     self._start(key, load, refresh)
                     return stale
             async with shared.claim(key) as mine:
@@ -362,36 +427,84 @@ class SnapshotCache(Generic[V]):
                 return await self._load_upstream(key, load)
             await asyncio.sleep(shared.poll_seconds)
 
+    def _shared_age(self, key: str, loaded_at: float, version: int) -> float | None:
+        """A shared snapshot's age on this replica's clock; None when it is stamped in the
+        future beyond the tolerance (another replica's clock runs ahead, or the value is
+        crafted): such a snapshot is not taken at all, warned about once per snapshot."""
+        age = self._wall() - loaded_at
+        if age >= -CLOCK_SKEW_TOLERANCE_SECONDS:
+            return max(0.0, age)
+        if self._future_warned.get(key) != version:
+            self._future_warned[key] = version
+            logger.warning(
+                "%s: the shared snapshot is stamped %.0f s in this replica's future (a "
+                "replica's clock runs ahead?); not taken, loaded here instead",
+                key,
+                -age,
+                extra={"connection": key},
+            )
+        return None
+
     async def _from_shared(
         self, shared: SharedSnapshots[V], key: str, refresh: bool, state: SharedState
     ) -> _Entry[V] | None:
         """The shared snapshot as this replica's entry when it is recent enough; raises the
         shared failure while its back-off lasts; keeps an older snapshot for stale-if-error."""
         if state.loaded_at is not None and state.version is not None:
-            age = max(0.0, time.time() - state.loaded_at)
-            invalidated = self._must_load.get(key)
-            usable = (invalidated is None or state.loaded_at > invalidated) and (
-                age < (self.min_refresh_interval_seconds if refresh else self.ttl_seconds)
-            )
-            local = self._store.get(key)
-            if local is not None and local.version == state.version:
-                entry = _Entry(local.value, self._clock() - age, local.fetched_at, local.version)
-            elif usable or (local is None and age < self.ttl_seconds + self.stale_if_error_seconds):
-                snapshot = await shared.fetch(key)
-                if snapshot is None:
-                    return None
-                age = max(0.0, time.time() - snapshot.loaded_at)
-                entry = _Entry(
-                    snapshot.value, self._clock() - age, snapshot.fetched_at, snapshot.version
+            age = self._shared_age(key, state.loaded_at, state.version)
+            entry = (
+                None
+                if age is None
+                else await self._entry_from_shared(
+                    shared, key, refresh, state.loaded_at, state.version, age
                 )
-            else:
-                entry = None
-            if entry is not None and usable:
-                return self._keep(key, entry)
-            if entry is not None and (local is None or local.loaded_at < entry.loaded_at):
-                self._put(key, entry)  # stale: served if the load fails
+            )
+            if entry is not None:
+                return entry
         if state.failure is not None:
             self._failure_seconds[key] = state.failure_seconds
             self._failures[key] = state.failure
+            self._failed(key, state.failure)
             raise state.failure
+        return None
+
+    async def _entry_from_shared(
+        self,
+        shared: SharedSnapshots[V],
+        key: str,
+        refresh: bool,
+        loaded_at: float,
+        version: int,
+        age: float,
+    ) -> _Entry[V] | None:
+        """The entry to answer with when the shared snapshot (`version`, `loaded_at`, `age`
+        old here) is recent enough; else None, having kept it locally when it is newer than
+        what is held (stale-if-error)."""
+        invalidated = self._must_load.get(key)
+        usable = (invalidated is None or loaded_at > invalidated) and (
+            age < (self.min_refresh_interval_seconds if refresh else self.ttl_seconds)
+        )
+        local = self._store.get(key)
+        if local is not None and local.version == version:
+            entry = _Entry(local.value, self._clock() - age, local.fetched_at, local.version)
+        elif usable or (local is None and age < self.ttl_seconds + self.stale_if_error_seconds):
+            snapshot = await shared.fetch(key)
+            if snapshot is None:
+                return None
+            fetched_age = self._shared_age(key, snapshot.loaded_at, snapshot.version)
+            if fetched_age is None:
+                return None
+            entry = _Entry(
+                snapshot.value,
+                self._clock() - fetched_age,
+                # Never shown as received later than now (clocks a moment apart).
+                min(snapshot.fetched_at, self._now()),
+                snapshot.version,
+            )
+        else:
+            return None
+        if usable:
+            return self._keep(key, entry)
+        if local is None or local.loaded_at < entry.loaded_at:
+            self._put(key, entry)  # stale: served if the load fails
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
@@ -27,7 +28,7 @@ from app.api.middleware import (
 from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
-from app.cache import SnapshotCache
+from app.cache import LoadState, SnapshotCache
 from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
@@ -42,6 +43,7 @@ from app.services.treasury import (
     FinqwareConnection,
     FinsyncConnection,
     Treasury,
+    snapshot_moment,
 )
 from app.settings import (
     ConfigurationError,
@@ -128,6 +130,8 @@ def _cache(
     ttl_seconds: float,
     *,
     observe: Callable[[str, str], None] | None = None,
+    on_state: Callable[[str, LoadState], None] | None = None,
+    stamp: Callable[[Any], datetime | None] | None = None,
     refresh_floor: bool = True,
     slots: int = 64,
     shared: RedisTier | None = None,
@@ -151,6 +155,8 @@ def _cache(
         stale_on=UpstreamError,
         stale_while_revalidate=True,
         observe=observe,
+        on_state=on_state,
+        stamp=stamp,
         heap=heap,
         log_failures=log_failures,
         shared=None
@@ -181,6 +187,7 @@ def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
         shown_as=redis_url_redacted(settings.redis_url),
         timeout_seconds=settings.redis_timeout_seconds,
         on_change=metrics.observe_redis,
+        on_bad_value=metrics.observe_redis_bad_value,
     )
 
 
@@ -218,6 +225,8 @@ def _build_services(
                     settings,
                     settings.finsync_ttl_seconds,
                     observe=metrics.cache_observer("finsync"),
+                    on_state=metrics.observe_connection,
+                    stamp=snapshot_moment,
                     shared=shared,
                     heap=heap,
                 ),
@@ -249,6 +258,8 @@ def _build_services(
             settings,
             settings.finqware_ttl_seconds,
             observe=metrics.cache_observer("finqware_balances"),
+            on_state=metrics.observe_connection,
+            stamp=snapshot_moment,
             slots=slots,
             shared=shared,
             heap=heap,
@@ -278,7 +289,6 @@ def _build_services(
         )
     treasury = Treasury(
         connections,
-        on_sources=metrics.observe_sources,
         deadline_seconds=settings.request_deadline_seconds,
     )
     return Services(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib.metadata import version
 
 from prometheus_client import (
@@ -13,8 +13,6 @@ from prometheus_client import (
     disable_created_metrics,
 )
 
-from app.domain.models import SourceInfo, SourceStatus
-
 _LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 # The route label of requests refused before any route is matched: a body over the size
@@ -24,6 +22,15 @@ REFUSED_STATUSES = frozenset({413, 431})
 
 # What a cache read did (SnapshotCache's `observe` hook).
 CACHE_OUTCOMES = ("hit", "miss", "stale_served", "coalesced_wait", "background_refresh")
+
+# A connection's load state (app.cache.LoadState) as its gauges: up (None: unchanged, the
+# last load's outcome still stands), stale after failure, past its TTL.
+_CONNECTION_GAUGES: dict[str, tuple[int | None, int, int]] = {
+    "loaded": (1, 0, 0),
+    "refreshing": (None, 0, 1),
+    "failed_serving_stale": (0, 1, 0),
+    "failed": (0, 0, 0),
+}
 
 # purgatory's state names, and the gauge value of each.
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
@@ -71,15 +78,25 @@ class Metrics:
             buckets=_LATENCY_BUCKETS_SECONDS,
             registry=self.registry,
         )
+        # A connection's state follows its loads (what its cache learns), not the answers.
         self.connection_up = Gauge(
             "tesoro_connection_up",
-            "1 when the connection's last answer was ok or stale, 0 when unavailable.",
+            "1 when the connection's last load succeeded (here, or on another replica through "
+            "Redis), 0 when it failed, whatever is served meanwhile.",
             ["connection"],
             registry=self.registry,
         )
-        self.connection_stale = Gauge(
-            "tesoro_connection_stale",
-            "1 when the connection's last answer was served from stale data.",
+        self.connection_stale_after_failure = Gauge(
+            "tesoro_connection_stale_after_failure",
+            "1 while the connection's last load failed and its last good data is served "
+            "(stale, with the error).",
+            ["connection"],
+            registry=self.registry,
+        )
+        self.connection_past_ttl = Gauge(
+            "tesoro_connection_past_ttl",
+            "1 while the connection's data is past its TTL and served while a refresh runs "
+            "behind it, no load having failed (normal between loads).",
             ["connection"],
             registry=self.registry,
         )
@@ -157,21 +174,37 @@ class Metrics:
         self.http_requests.labels(route, method, str(status)).inc()
         self.http_latency.labels(route, method).observe(seconds)
 
-    def observe_sources(self, sources: Sequence[SourceInfo]) -> None:
-        for info in sources:
-            self.connection_up.labels(info.source).set(
-                0 if info.status == SourceStatus.unavailable else 1
-            )
-            self.connection_stale.labels(info.source).set(
-                1 if info.status == SourceStatus.stale else 0
-            )
+    def observe_connection(self, connection: str, state: str) -> None:
+        """What a connection's cache learnt of its loads (app.cache.LoadState)."""
+        up, stale_after_failure, past_ttl = _CONNECTION_GAUGES[state]
+        if up is not None:
+            self.connection_up.labels(connection).set(up)
+        self.connection_stale_after_failure.labels(connection).set(stale_after_failure)
+        self.connection_past_ttl.labels(connection).set(past_ttl)
 
-    def observe_redis(self, up: bool) -> None:
-        """The shared tier (Redis) answered (1) or failed (0); absent without TESORO_REDIS_URL."""
+    def _redis_metrics(self) -> None:
+        # Declared only with a shared tier: a deployment without Redis exports none of them.
         if not hasattr(self, "redis_up"):
             self.redis_up = Gauge(
                 "tesoro_redis_up",
                 "1 while the shared tier (Redis) answers, 0 while this replica serves without it.",
                 registry=self.registry,
             )
+            self.redis_bad_values = Counter(
+                "tesoro_redis_bad_values",
+                "Values found in Redis under a tesoro key that tesoro cannot use (another "
+                "type, unreadable, a lock without a lifetime): each a miss, deleted or "
+                "replaced; by kind of key.",
+                ["kind"],
+                registry=self.registry,
+            )
+
+    def observe_redis(self, up: bool) -> None:
+        """The shared tier (Redis) answered (1) or failed (0); absent without TESORO_REDIS_URL."""
+        self._redis_metrics()
         self.redis_up.set(1 if up else 0)
+
+    def observe_redis_bad_value(self, kind: str) -> None:
+        """A bad value under a tesoro key of this kind (snapshot, failure, lock, ...)."""
+        self._redis_metrics()
+        self.redis_bad_values.labels(kind).inc()

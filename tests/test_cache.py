@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 
@@ -319,3 +320,110 @@ async def test_each_stored_value_settles_the_heap_and_the_one_it_replaced_is_rel
     assert released == []
     await cache.get("finsync", load)
     assert (len(settled), released) == (2, ["value-1"])
+
+
+# --- stale says why, and what is told of the loads -------------------------------------------
+
+
+async def test_a_failed_refresh_is_carried_on_every_stale_answer_until_a_load_succeeds() -> None:
+    clock, load = Clock(), Loader()
+    cache = make_swr(clock)
+    await cache.get("k", load)
+    clock.now += 31
+    load.failing = True
+    running = await cache.get("k", load)
+    assert (running.status, running.error) == ("stale", None)  # its refresh just started
+    await asyncio.sleep(0)
+    after = [await cache.get("k", load) for _ in range(3)]
+    assert all(isinstance(a.error, UpstreamTimeoutError) for a in after)
+    held = cache.peek("k")
+    assert held is not None
+    assert isinstance(held.error, UpstreamTimeoutError)
+    clock.now += 16  # the back-off is over: another refresh runs, the failure still stands
+    load.gate = asyncio.Event()
+    retrying = await cache.get("k", load)
+    assert retrying.status == "stale"
+    assert isinstance(retrying.error, UpstreamTimeoutError)
+    load.failing = False
+    load.gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    healed = await cache.get("k", load)
+    assert (healed.status, healed.error) == ("fresh", None)
+
+
+async def test_the_state_of_the_loads_is_told_as_it_changes() -> None:
+    clock, load = Clock(), Loader()
+    told: list[tuple[str, str]] = []
+    cache = SnapshotCache[str](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        failure_backoff_seconds=15,
+        stale_on=UpstreamError,
+        stale_while_revalidate=True,
+        clock=clock,
+        on_state=lambda key, state: told.append((key, state)),
+    )
+    load.failing = True
+    with pytest.raises(UpstreamTimeoutError):
+        await cache.get("a", load)
+    load.failing = False
+    await cache.get("k", load)
+    clock.now += 31
+    load.gate = asyncio.Event()
+    await cache.get("k", load)  # past its TTL: a refresh runs behind it
+    load.failing = True
+    load.gate.set()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    clock.now += 16
+    await cache.get("k", load)  # another refresh, after a failure: not merely past its TTL
+    await asyncio.sleep(0)
+    load.failing = False
+    clock.now += 16
+    await cache.get("k", load)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert told == [
+        ("a", "failed"),
+        ("k", "loaded"),
+        ("k", "refreshing"),
+        ("k", "failed_serving_stale"),
+        ("k", "failed_serving_stale"),
+        ("k", "loaded"),
+    ]
+
+
+# --- one moment -------------------------------------------------------------------------------
+
+
+def stamped_cache(clock: Clock, wall: float) -> SnapshotCache[datetime]:
+    return SnapshotCache[datetime](
+        ttl_seconds=30,
+        stale_if_error_seconds=300,
+        stale_on=UpstreamError,
+        clock=clock,
+        wall_clock=lambda: wall,
+        stamp=lambda value: value,
+    )
+
+
+async def test_a_value_s_own_stamp_is_its_fetched_at() -> None:
+    wall = 1_800_000_000.0
+    received = datetime.fromtimestamp(wall - 2.5, UTC)
+
+    async def load() -> datetime:
+        return received
+
+    answer = await stamped_cache(Clock(), wall).get("k", load)
+    assert answer.fetched_at == answer.value == received
+
+
+async def test_a_stamp_in_the_future_is_shown_as_now() -> None:
+    wall = 1_800_000_000.0
+
+    async def load() -> datetime:
+        return datetime.fromtimestamp(wall + 600, UTC)
+
+    answer = await stamped_cache(Clock(), wall).get("k", load)
+    assert answer.fetched_at == datetime.fromtimestamp(wall, UTC)

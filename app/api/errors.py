@@ -9,6 +9,7 @@ problem types in `docs/problems.md` come from the same table.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -31,6 +32,7 @@ from app.services.directory import (
     UnknownCounterpartyError,
 )
 from app.services.idempotency import IdempotencyKeyReusedError
+from app.services.shared import LockBusyError
 from app.services.treasury import AllSourcesUnavailableError
 from app.upstreams.errors import (
     ConsentExpiredError,
@@ -217,6 +219,11 @@ def _duplicate_members(exc: Exception) -> dict[str, Any]:
     return {"existing_id": exc.existing_id}
 
 
+def _lock_retry_after(exc: Exception) -> str:
+    assert isinstance(exc, LockBusyError)
+    return str(max(1, math.ceil(exc.retry_after_seconds)))
+
+
 _RETRY_AFTER_DOC = {
     "Retry-After": {
         "description": "Seconds to wait before trying again, when trying again can help.",
@@ -300,6 +307,16 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
             "created; it is safe to try again"
         ),
         headers=lambda exc: {"Retry-After": "5"},
+        documented_headers=_RETRY_AFTER_DOC,
+    ),
+    LockBusyError: ProblemKind(
+        503,
+        "create-in-progress",
+        "Service Unavailable",
+        "Another create of the same name, or another request with the same "
+        "`Idempotency-Key`, holds its lock (its replica may have stopped): try again after "
+        "`Retry-After`, when the lock is free at the latest.",
+        headers=lambda exc: {"Retry-After": _lock_retry_after(exc)},
         documented_headers=_RETRY_AFTER_DOC,
     ),
     SourceNotConfiguredError: ProblemKind(

@@ -17,7 +17,7 @@ from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty, SourceStatus
 from app.domain.names import name_key, same_name
 from app.services.locks import KeyedLocks
-from app.services.shared import LockBusyError, RedisTier
+from app.services.shared import LOCK_WAIT_SECONDS, RedisTier
 from app.services.treasury import (
     Gathered,
     Treasury,
@@ -74,7 +74,8 @@ DETAIL_CALLS = 4
 
 
 # How long a create of one name holds the fleet's lock at most (it expires by itself if the
-# replica holding it dies), and how long another create of that name waits for it.
+# replica holding it dies). Another create of that name waits LOCK_WAIT_SECONDS for it, then
+# answers 503 with Retry-After (LockBusyError).
 CREATE_LOCK_SECONDS = 60.0
 # A create's read of FinSync's list waits this long for other creates to share it.
 LIST_READ_GATHER_SECONDS = 0.02
@@ -94,6 +95,7 @@ class Directory:
         *,
         shared: RedisTier | None = None,
         lock_seconds: float = CREATE_LOCK_SECONDS,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> None:
         self._treasury = treasury
         self._finsync = finsync
@@ -104,6 +106,7 @@ class Directory:
         self._name_locks = KeyedLocks()
         self._shared = shared
         self._lock_seconds = lock_seconds
+        self._lock_wait_seconds = lock_wait_seconds
         # The last read of FinSync's list for a create.
         self._list_read: _ListRead | None = None
         self._misses: TTLCache[int, bool] = TTLCache(
@@ -191,21 +194,17 @@ class Directory:
         if self._shared is None:
             yield
             return
-        try:
-            async with self._shared.lock(
-                self._shared.key("create-lock", lock_key),
-                seconds=self._lock_seconds,
-                wait_seconds=self._lock_seconds,
-            ) as fleet_wide:
-                if not fleet_wide:
-                    logger.warning(
-                        "Redis unavailable: this create is guarded by this process's lock only"
-                    )
-                yield
-        except LockBusyError:
-            raise UpstreamUnavailableError(
-                "finsync", "another create of the same name is still running; try again shortly"
-            ) from None
+        async with self._shared.lock(
+            self._shared.key("create-lock", lock_key),
+            seconds=self._lock_seconds,
+            wait_seconds=self._lock_wait_seconds,
+            busy="another create of the same name is still running; try again later",
+        ) as fleet_wide:
+            if not fleet_wide:
+                logger.warning(
+                    "Redis unavailable: this create is guarded by this process's lock only"
+                )
+            yield
 
     async def _clients(self, finsync: FinsyncClient, since: float) -> list[FinsyncClientRecord]:
         """FinSync's list as it stands after `since`: a read started since then is shared

@@ -19,8 +19,12 @@ from typing import Any
 from cachetools import TTLCache
 
 from app.services.locks import KeyedLocks
-from app.services.shared import LockBusyError, RedisTier, SharedTierUnavailableError
-from app.upstreams.errors import UpstreamUnavailableError
+from app.services.shared import (
+    LOCK_WAIT_SECONDS,
+    RedisTier,
+    SharedDataError,
+    SharedTierUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class IdempotencyStore:
         maxsize: int = 10_000,
         shared: RedisTier | None = None,
         lock_seconds: float = 60.0,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
         poll_seconds: float = 0.05,
     ) -> None:
         self._ttl_seconds = ttl_seconds
@@ -62,6 +67,7 @@ class IdempotencyStore:
         self._locks = KeyedLocks()
         self._shared = shared
         self._lock_seconds = lock_seconds
+        self._lock_wait_seconds = lock_wait_seconds
         self._poll_seconds = poll_seconds
 
     async def run(
@@ -105,30 +111,27 @@ class IdempotencyStore:
 
         if (replay := await replayed()) is not None:  # a retry: replayed without the lock
             return replay
-        try:
-            # A request with this key running on another replica holds the lock: this one
-            # waits for it, then replays its answer.
-            async with tier.lock(
-                tier.key("idempotency-lock", digest),
-                seconds=self._lock_seconds,
-                wait_seconds=self._lock_seconds,
-                poll_seconds=self._poll_seconds,
-            ) as fleet_wide:
-                if fleet_wide and (replay := await replayed()) is not None:
-                    return replay
-                if not fleet_wide:
-                    logger.warning(
-                        "Redis unavailable: this Idempotency-Key is guarded by this process only"
-                    )
-                answer = await produce()
-                if keep(answer):
-                    self._answers[key] = (request_fingerprint, answer)
-                    await self._write(tier, record_name, (request_fingerprint, answer))
-                return answer, False
-        except LockBusyError:
-            raise UpstreamUnavailableError(
-                "finsync", "a request with this Idempotency-Key is still running; retry later"
-            ) from None
+        # A request with this key running on another replica holds the lock: this one waits
+        # for it (bounded: the holder may have died), then replays its answer; else
+        # LockBusyError, a 503 with Retry-After.
+        async with tier.lock(
+            tier.key("idempotency-lock", digest),
+            seconds=self._lock_seconds,
+            wait_seconds=self._lock_wait_seconds,
+            poll_seconds=self._poll_seconds,
+            busy="a request with this Idempotency-Key is still running; retry later",
+        ) as fleet_wide:
+            if fleet_wide and (replay := await replayed()) is not None:
+                return replay
+            if not fleet_wide:
+                logger.warning(
+                    "Redis unavailable: this Idempotency-Key is guarded by this process only"
+                )
+            answer = await produce()
+            if keep(answer):
+                self._answers[key] = (request_fingerprint, answer)
+                await self._write(tier, record_name, (request_fingerprint, answer))
+            return answer, False
 
     @staticmethod
     async def _read(tier: RedisTier, name: str) -> Record | None:
@@ -136,6 +139,9 @@ class IdempotencyStore:
             data = await tier.run(lambda redis: redis.get(name))
         except SharedTierUnavailableError:
             return None  # Redis unreachable: nothing to replay from it
+        except SharedDataError:
+            await tier.bad_value(name, "string", None, "a value of another type")
+            return None
         if data is None:
             return None
         try:
@@ -147,7 +153,7 @@ class IdempotencyStore:
             )
             return str(fields["fingerprint"]), answer
         except (ValueError, KeyError, TypeError, AttributeError):
-            logger.warning("an idempotency record in Redis is unreadable; ignored")
+            await tier.bad_value(name, "string", data, "an unreadable idempotency record")
             return None
 
     async def _write(self, tier: RedisTier, name: str, record: Record) -> None:
@@ -163,7 +169,7 @@ class IdempotencyStore:
         ms = max(1, int(self._ttl_seconds * 1000))
         try:
             await tier.run(lambda redis: redis.set(name, data, px=ms))
-        except SharedTierUnavailableError:
+        except (SharedTierUnavailableError, SharedDataError):
             logger.warning("Redis unavailable: an idempotent answer is kept by this process only")
 
 

@@ -12,6 +12,12 @@ retries); a failure marks Redis down for `retry_seconds`, during which it is not
 (no request pays the time-out again), then the next call tries it again, through a new
 connection. Keys carry the schema version and never a secret (a caller's Idempotency-Key is
 hashed).
+
+Bad data is per key, never an outage: Redis answering with an error about one key (a value of
+another type, WRONGTYPE) or a value tesoro cannot read is a miss for that key, logged,
+counted (`tesoro_redis_bad_values_total`) and deleted (or overwritten by the next write),
+while Redis still counts as up and every other key and lock keeps working. A lock key without
+a lifetime is not a lock of tesoro's (each is taken with one): it is replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +49,34 @@ PREFIX = f"tesoro:v{SCHEMA_VERSION}"
 # Compare-and-delete: a lock is released only by its holder, never after it expired and
 # another replica took it.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+# Take a lock: {1, 0} taken; {1, -1} taken in place of a value with no lifetime (never a lock
+# of ours, each being taken with one: a stray value would hold it forever); {0, ms} held by
+# another for ms more.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end
+local left = redis.call('pttl', KEYS[1])
+if left == -1 then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {1, -1}
+end
+return {0, left}
+"""
+# Delete a key found bad, if it still is: a value of another type than ARGV[1], or the very
+# string (the hash's meta) ARGV[2] read from it; never a good value written since.
+_DISCARD = """
+local kind = redis.call('type', KEYS[1])['ok']
+if kind == 'none' then return 0 end
+if kind ~= ARGV[1] then return redis.call('del', KEYS[1]) end
+if #ARGV < 2 then return 0 end
+local held
+if kind == 'hash' then held = redis.call('hget', KEYS[1], 'meta')
+else held = redis.call('get', KEYS[1]) end
+if held == ARGV[2] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+# How long a request waits for a lock another request (on any replica) holds, before a 503
+# with Retry-After: a holder that died keeps it for the lock's whole lifetime.
+LOCK_WAIT_SECONDS = 5.0
 # Values this big are (de)compressed in a worker thread, not on the event loop.
 _THREAD_BYTES = 256 * 1024
 
@@ -54,8 +89,18 @@ class SharedTierUnavailableError(Exception):
     """Redis could not be reached (or is being skipped after a failure)."""
 
 
+class SharedDataError(Exception):
+    """Redis answered with an error about this call's key (a value of another type): the key
+    is bad, Redis is not down."""
+
+
 class LockBusyError(Exception):
-    """Another replica held the lock for longer than this one would wait."""
+    """Another request (on this replica or another, alive or dead) held the lock for longer
+    than this one would wait; it is free at the latest after `retry_after_seconds`."""
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class RedisTier:
@@ -69,6 +114,7 @@ class RedisTier:
         timeout_seconds: float = 0.5,
         retry_seconds: float = 2.0,
         on_change: Callable[[bool], None] | None = None,
+        on_bad_value: Callable[[str], None] | None = None,
     ) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
@@ -78,6 +124,8 @@ class RedisTier:
         self.timeout_seconds = timeout_seconds
         self._retry_seconds = retry_seconds
         self._on_change = on_change
+        # Told the kind of key (snapshot, failure, lock, ...) of each bad value found.
+        self._on_bad_value = on_bad_value
         self._redis: Redis = Redis.from_url(
             url,
             socket_timeout=timeout_seconds,
@@ -99,6 +147,10 @@ class RedisTier:
         try:
             # The socket time-out bounds each read; this bounds the whole call.
             result = await asyncio.wait_for(call(self._redis), 3 * self.timeout_seconds)
+        except _response_error() as exc:
+            # Redis answered: the trouble is this call's key, not the tier.
+            self._changed(True)
+            raise SharedDataError(str(exc)) from exc
         except (OSError, TimeoutError, _redis_errors()) as exc:
             self._skip_until = time.monotonic() + self._retry_seconds
             self._changed(False, exc)
@@ -128,18 +180,46 @@ class RedisTier:
             await self.run(lambda redis: redis.ping())
         except SharedTierUnavailableError:
             return False
+        except SharedDataError:
+            return True  # it answered
         return True
+
+    async def bad_value(self, name: str, expected: str, seen: bytes | str | None, why: str) -> None:
+        """A key holding what tesoro cannot use (`why`): logged, counted, and deleted unless
+        it was rewritten since (`expected` is its type, `seen` what was read from it)."""
+        kind = name.split(":")[2] if name.count(":") >= 2 else "other"
+        # The key's name only (a digest for caller-given keys): never the value.
+        logger.warning("Redis key %s holds %s; treated as a miss and deleted", name, why)
+        if self._on_bad_value is not None:
+            self._on_bad_value(kind)
+        args = (expected,) if seen is None else (expected, seen)
+        with suppress(SharedTierUnavailableError, SharedDataError):
+            await self.run(lambda redis: redis.eval(_DISCARD, 1, name, *args))
+
+    async def _acquire(self, name: str, seconds: float) -> tuple[str | None, float]:
+        """The lock's token if taken (None when another holds it), and the seconds the other
+        holder keeps it at most."""
+        token = secrets.token_hex(16)
+        ms = max(1, int(seconds * 1000))
+        taken, left_ms = await self.run(lambda redis: redis.eval(_ACQUIRE, 1, name, token, ms))
+        if int(left_ms) == -1:
+            kind = name.split(":")[2] if name.count(":") >= 2 else "other"
+            logger.warning("Redis key %s held a value with no lifetime; replaced by a lock", name)
+            if self._on_bad_value is not None:
+                self._on_bad_value(kind)
+        return (token if int(taken) else None), max(0.0, int(left_ms) / 1000)
 
     async def try_lock(self, name: str, seconds: float) -> str | None:
         """The lock's token if taken, None when another holder has it."""
-        token = secrets.token_hex(16)
-        taken = await self.run(
-            lambda redis: redis.set(name, token, nx=True, px=max(1, int(seconds * 1000)))
-        )
-        return token if taken else None
+        try:
+            token, _ = await self._acquire(name, seconds)
+        except SharedDataError:
+            return None  # Redis refused (it is up): as if held, never a lock for two
+        return token
 
     async def unlock(self, name: str, token: str) -> None:
-        with suppress(SharedTierUnavailableError):  # else it expires by itself
+        # Else it expires by itself.
+        with suppress(SharedTierUnavailableError, SharedDataError):
             await self.run(lambda redis: redis.eval(_RELEASE, 1, name, token))
 
     @asynccontextmanager
@@ -148,24 +228,28 @@ class RedisTier:
         name: str,
         *,
         seconds: float,
-        wait_seconds: float,
+        wait_seconds: float = LOCK_WAIT_SECONDS,
         poll_seconds: float = 0.05,
+        busy: str = "another request holds this lock",
     ) -> AsyncIterator[bool]:
         """Held fleet-wide (True), or Redis could not be reached (False: the caller's own
-        process guard is all there is). Waits at most `wait_seconds` for another holder
-        (LockBusyError after)."""
+        process guard is all there is). Waits at most `wait_seconds` for another holder,
+        alive or dead (LockBusyError after, saying `busy`)."""
         token: str | None = None
         waited_until = time.monotonic() + wait_seconds
         try:
             while token is None:
                 try:
-                    token = await self.try_lock(name, seconds)
+                    token, left_seconds = await self._acquire(name, seconds)
                 except SharedTierUnavailableError:
                     break
+                except SharedDataError:
+                    token, left_seconds = None, seconds  # refused while up: never shared
                 if token is None:
-                    if time.monotonic() >= waited_until:
-                        raise LockBusyError(name)
-                    await asyncio.sleep(poll_seconds)
+                    now = time.monotonic()
+                    if now >= waited_until:
+                        raise LockBusyError(busy, left_seconds)
+                    await asyncio.sleep(min(poll_seconds, waited_until - now))
             yield token is not None
         finally:
             if token is not None:
@@ -180,6 +264,12 @@ def _redis_errors() -> type[Exception]:
     from redis.exceptions import RedisError
 
     return RedisError
+
+
+def _response_error() -> type[Exception]:
+    from redis.exceptions import ResponseError
+
+    return ResponseError
 
 
 def _upstream_errors() -> dict[str, type[UpstreamError]]:
@@ -220,51 +310,68 @@ class RedisSnapshots(Generic[V]):
 
     async def read(self, key: str) -> SharedState:
         tier = self._tier
+        snapshot_name, failure_name = tier.key("snapshot", key), tier.key("failure", key)
 
         async def call(redis: Redis) -> list[Any]:
             async with redis.pipeline(transaction=False) as pipe:
-                pipe.hget(tier.key("snapshot", key), "meta")
-                pipe.get(tier.key("failure", key))
-                pipe.pttl(tier.key("failure", key))
-                return await pipe.execute()
+                pipe.hget(snapshot_name, "meta")
+                pipe.get(failure_name)
+                pipe.pttl(failure_name)
+                # A key of another type answers its command's error, not the others'.
+                return await pipe.execute(raise_on_error=False)
 
         try:
             meta, failure, failure_ms = await tier.run(call)
-        except SharedTierUnavailableError:
+        except (SharedTierUnavailableError, SharedDataError):
             return SharedState()
-        try:
-            loaded_at = version = None
-            if meta is not None:
-                fields = json.loads(meta)
-                loaded_at, version = float(fields["loaded_at"]), int(fields["version"])
-            return SharedState(
-                loaded_at=loaded_at,
-                version=version,
-                failure=None if failure is None else self._failure(failure),
-                failure_seconds=max(0.0, int(failure_ms) / 1000),
-            )
-        except _UNREADABLE:
-            logger.warning("%s: what Redis holds for it is unreadable; ignored", key)
-            return SharedState()
+        loaded_at = version = None
+        if isinstance(meta, Exception):
+            await tier.bad_value(snapshot_name, "hash", None, "a value of another type")
+        elif meta is not None:
+            try:
+                loaded_at, version = _meta(meta)
+            except _UNREADABLE:
+                await tier.bad_value(snapshot_name, "hash", meta, "an unreadable snapshot")
+        error: UpstreamError | None = None
+        if isinstance(failure, Exception):
+            await tier.bad_value(failure_name, "string", None, "a value of another type")
+        elif failure is not None:
+            try:
+                error = self._failure(failure)
+            except _UNREADABLE:
+                await tier.bad_value(failure_name, "string", failure, "an unreadable failure")
+        return SharedState(
+            loaded_at=loaded_at,
+            version=version,
+            failure=error,
+            failure_seconds=max(0.0, failure_ms / 1000) if isinstance(failure_ms, int) else 0.0,
+        )
 
     async def fetch(self, key: str) -> SharedSnapshot[V] | None:
-        name = self._tier.key("snapshot", key)
+        tier = self._tier
+        name = tier.key("snapshot", key)
         try:
-            meta, data = await self._tier.run(lambda redis: redis.hmget(name, ["meta", "value"]))
+            meta, data = await tier.run(lambda redis: redis.hmget(name, ["meta", "value"]))
         except SharedTierUnavailableError:
+            return None
+        except SharedDataError:
+            await tier.bad_value(name, "hash", None, "a value of another type")
             return None
         if meta is None or data is None:
             return None
         try:
-            fields = json.loads(meta)
+            loaded_at, version = _meta(meta)
+            fetched_at = datetime.fromisoformat(json.loads(meta)["fetched_at"])
+            if fetched_at.tzinfo is None:
+                raise ValueError("fetched_at without a UTC offset")
             return SharedSnapshot(
                 value=await _maybe_in_thread(self._decode, data),
-                loaded_at=float(fields["loaded_at"]),
-                fetched_at=datetime.fromisoformat(fields["fetched_at"]),
-                version=int(fields["version"]),
+                loaded_at=loaded_at,
+                fetched_at=fetched_at,
+                version=version,
             )
         except _UNREADABLE:
-            logger.warning("%s: the shared snapshot could not be read; loading again", key)
+            await tier.bad_value(name, "hash", meta, "a snapshot that cannot be read")
             return None
 
     @asynccontextmanager
@@ -296,12 +403,14 @@ class RedisSnapshots(Generic[V]):
 
         async def call(redis: Redis) -> None:
             async with redis.pipeline(transaction=True) as pipe:
+                # Whatever the key held (of any type) is replaced, never merged into.
+                pipe.delete(name)
                 pipe.hset(name, mapping={"meta": meta, "value": data})
                 pipe.pexpire(name, max(1, int(keep_seconds * 1000)))
                 pipe.delete(failure)
                 await pipe.execute()
 
-        with suppress(SharedTierUnavailableError):
+        with suppress(SharedTierUnavailableError, SharedDataError):
             await self._tier.run(call)
 
     async def fail(self, key: str, failure: Exception, *, seconds: float) -> None:
@@ -315,7 +424,7 @@ class RedisSnapshots(Generic[V]):
             }
         )
         name = self._tier.key("failure", key)
-        with suppress(SharedTierUnavailableError):
+        with suppress(SharedTierUnavailableError, SharedDataError):
             await self._tier.run(
                 lambda redis: redis.set(name, data, px=max(1, int(seconds * 1000)))
             )
@@ -324,6 +433,15 @@ class RedisSnapshots(Generic[V]):
         fields = json.loads(data)
         cls = self._errors.get(str(fields.get("type")), UpstreamUnavailableError)
         return cls(str(fields.get("upstream", "")), str(fields.get("message", "")))
+
+
+def _meta(meta: bytes | str) -> tuple[float, int]:
+    """A snapshot's load time and version, from its meta; ValueError and kin when unreadable."""
+    fields = json.loads(meta)
+    loaded_at = float(fields["loaded_at"])
+    if not math.isfinite(loaded_at):
+        raise ValueError("loaded_at is not a finite number")
+    return loaded_at, int(fields["version"])
 
 
 async def _maybe_in_thread(convert: Callable[[Any], T], data: Any) -> T:

@@ -343,6 +343,16 @@ def _info(key: str, outcome: Cached[Interpreted] | UpstreamError) -> SourceInfo:
     )
 
 
+def snapshot_moment(value: Interpreted) -> datetime | None:
+    """The moment a connection's snapshot was received, as its positions carry it (one per
+    snapshot), so `sources[].fetched_at` names that moment too; None when it has none."""
+    for counterparty in value.counterparties:
+        for account in counterparty.accounts:
+            if account.position is not None:
+                return account.position.fetched_at
+    return None
+
+
 def _with_state(counterparties: Sequence[Counterparty], info: SourceInfo) -> list[Counterparty]:
     """The counterparties of one connection, marked with its state when it is not ok."""
     if info.status is SourceStatus.ok:

@@ -178,7 +178,8 @@ def test_metrics_are_prometheus_text(client: TestClient) -> None:
         "tesoro_upstream_requests",
         "tesoro_upstream_request_duration_seconds",
         "tesoro_connection_up",
-        "tesoro_connection_stale",
+        "tesoro_connection_stale_after_failure",
+        "tesoro_connection_past_ttl",
     } <= names
 
 
@@ -231,26 +232,75 @@ def test_upstream_failures_are_counted_by_outcome(
     assert total(samples, upstream, upstream="finsync", outcome="200") == 0
 
 
-def test_connections_report_up_and_stale(make_client: MakeClient, simulators: Simulators) -> None:
-    client = make_client(min_refresh_interval_seconds=0, failure_backoff_seconds=0)
+UP = "tesoro_connection_up"
+STALE_AFTER_FAILURE = "tesoro_connection_stale_after_failure"
+PAST_TTL = "tesoro_connection_past_ttl"
+
+
+def test_a_failed_load_takes_the_connection_down_while_its_old_data_is_served(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(
+        min_refresh_interval_seconds=0,
+        failure_backoff_seconds=0,
+        permanent_failure_backoff_seconds=0,
+    )
     assert client.get("/positions").status_code == 200
 
     _, samples = scrape(client)
 
-    up, stale = "tesoro_connection_up", "tesoro_connection_stale"
-    assert total(samples, up, connection="finsync") == 1
-    assert total(samples, up, connection="finqware:bt-main") == 1
-    # The sandbox's expired consent.
-    assert total(samples, up, connection="finqware:brd-legacy") == 0
-    assert total(samples, stale, connection="finsync") == 0
+    assert total(samples, UP, connection="finsync") == 1
+    assert total(samples, UP, connection="finqware:bt-main") == 1
+    # The sandbox's expired consent: its load fails and nothing is held.
+    assert total(samples, UP, connection="finqware:brd-legacy") == 0
+    assert total(samples, STALE_AFTER_FAILURE, connection="finqware:brd-legacy") == 0
+    assert total(samples, STALE_AFTER_FAILURE, connection="finsync") == 0
+    assert total(samples, PAST_TTL, connection="finsync") == 0
 
-    simulators.finsync_faults.mode = "error"
+    simulators.finsync_faults.mode = "unauthorized"
+    answer = client.get("/positions", headers={"Cache-Control": "no-cache"})
+    finsync = next(s for s in answer.json()["sources"] if s["source"] == "finsync")
+    assert (finsync["status"], finsync["error"]["code"]) == ("stale", "unauthorized")
+
+    _, samples = scrape(client)
+
+    # FinSync refuses the key: down, however well the old data serves.
+    assert total(samples, UP, connection="finsync") == 0
+    assert total(samples, STALE_AFTER_FAILURE, connection="finsync") == 1
+    assert total(samples, PAST_TTL, connection="finsync") == 0
+
+    simulators.finsync_faults.mode = "none"
     assert client.get("/positions", headers={"Cache-Control": "no-cache"}).status_code == 200
 
     _, samples = scrape(client)
 
-    assert total(samples, up, connection="finsync") == 1
-    assert total(samples, stale, connection="finsync") == 1
+    assert total(samples, UP, connection="finsync") == 1
+    assert total(samples, STALE_AFTER_FAILURE, connection="finsync") == 0
+
+
+def test_data_past_its_ttl_with_a_refresh_running_is_not_a_failure(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(finsync_ttl_seconds=0.05, min_refresh_interval_seconds=0)
+    assert client.get("/positions?source=finsync").status_code == 200
+    time.sleep(0.1)  # past FinSync's TTL
+    simulators.finsync_faults.delay_seconds = 0.5  # the refresh behind the answer is slow
+    answer = client.get("/positions?source=finsync")
+    assert answer.json()["sources"][0]["status"] == "stale"
+
+    _, samples = scrape(client)
+
+    assert total(samples, UP, connection="finsync") == 1
+    assert total(samples, PAST_TTL, connection="finsync") == 1
+    assert total(samples, STALE_AFTER_FAILURE, connection="finsync") == 0
+
+    for _ in range(100):  # the refresh lands
+        _, samples = scrape(client)
+        if total(samples, PAST_TTL, connection="finsync") == 0:
+            break
+        time.sleep(0.05)
+    assert total(samples, PAST_TTL, connection="finsync") == 0
+    assert total(samples, UP, connection="finsync") == 1
 
 
 def test_a_connection_with_nothing_to_serve_is_down(
@@ -360,7 +410,8 @@ def test_retries_are_counted_by_upstream(make_client: MakeClient, simulators: Si
 
     assert total(samples, "tesoro_upstream_retries_total", upstream="finsync") == 1
     assert total(samples, "tesoro_upstream_retries_total", upstream="finqware") == 0
-    assert total(samples, "tesoro_connection_stale", connection="finsync") == 0
+    assert total(samples, STALE_AFTER_FAILURE, connection="finsync") == 0
+    assert total(samples, UP, connection="finsync") == 1
 
 
 def test_a_body_over_the_limit_is_counted_under_the_refused_route(

@@ -7,6 +7,7 @@ counters of the simulators tell which upstream connections an answer asked.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -652,3 +653,72 @@ def test_a_valid_expiry_from_the_environment_is_read_as_an_instant(
     monkeypatch.setenv("TESORO_FINQWARE_CONSENTS", consents_env("2026-12-01T03:00:00+03:00"))
     (consent,) = Settings().finqware_consents
     assert consent.expires_at == datetime(2026, 12, 1, tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- 5. stale says why
+
+
+def finsync_source(body: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in body["sources"] if s["source"] == "finsync")
+    return found
+
+
+def test_a_failed_refresh_behind_stale_data_is_carried_on_every_answer_until_a_load_succeeds(
+    make_client: MakeClient, simulators: Simulators
+) -> None:
+    client = make_client(
+        finsync_ttl_seconds=0.05,
+        min_refresh_interval_seconds=0,
+        permanent_failure_backoff_seconds=1.0,
+    )
+    assert client.get("/positions").status_code == 200
+    time.sleep(0.1)  # past FinSync's TTL
+    simulators.finsync_faults.mode = "unauthorized"
+    first = client.get("/positions")
+    # The refresh behind this answer has only just started: no error yet.
+    assert (finsync_source(first.json())["status"], finsync_source(first.json())["error"]) == (
+        "stale",
+        None,
+    )
+    for _ in range(100):  # the refresh fails behind it
+        failed = client.get("/positions")
+        if finsync_source(failed.json())["error"] is not None:
+            break
+        time.sleep(0.02)
+    assert finsync_source(failed.json())["error"]["code"] == "unauthorized"
+    # A new data state: a new ETag, so no cache keeps the answer that said nothing.
+    assert failed.headers["etag"] != first.headers["etag"]
+    # Every route says it, for as long as the back-off holds and beyond, until a load succeeds.
+    time.sleep(1.1)  # the back-off is over: the next answer starts another (failing) refresh
+    for _ in range(3):
+        body = client.get("/positions").json()
+        assert finsync_source(body)["error"]["code"] == "unauthorized"
+        items = listing(client, source="finsync")["items"]
+        assert {(i["status"], i["error"]["code"]) for i in items} == {("stale", "unauthorized")}
+        detail = client.get("/counterparties/finsync:101").json()
+        assert (detail["status"], detail["error"]["code"]) == ("stale", "unauthorized")
+        assert detail["sources"][0]["error"]["code"] == "unauthorized"
+    simulators.finsync_faults.mode = "none"
+    for _ in range(100):  # the next refresh succeeds (the data is soon past its TTL again)
+        healed = finsync_source(client.get("/positions").json())
+        if healed["error"] is None:
+            break
+        time.sleep(0.02)
+    assert healed["error"] is None
+
+
+# --------------------------------------------------------------------------- 6. one moment
+
+
+def test_a_connection_s_positions_and_its_source_name_one_moment(client: TestClient) -> None:
+    body = ok_json(client, "/positions", page_size=1000)
+    fetched = {info["source"]: info["fetched_at"] for info in body["sources"]}
+    seen: dict[str, set[str]] = {}
+    for position in body["positions"]:
+        connection = position["counterparty_id"].split(":", 1)[0]
+        if connection == "finqware":
+            connection = position["counterparty_id"]
+        seen.setdefault(connection, set()).add(position["fetched_at"])
+    assert {"finsync", "finqware:bt-main", "finqware:ing-ops"} <= set(seen)
+    for connection, moments in seen.items():
+        assert moments == {fetched[connection]}, connection

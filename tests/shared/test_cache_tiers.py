@@ -120,3 +120,24 @@ async def test_a_replica_waits_for_the_one_loading_instead_of_loading() -> None:
     waited = await second.get("k", load)
     assert waited.value == (await started).value == "value-1"
     assert load.calls == 1
+
+
+async def test_a_failure_another_replica_learnt_is_carried_on_this_ones_stale_answers() -> None:
+    shared, load = MemoryShared[str](), Loader()
+    first, second = replica(shared, ttl=0.05, swr=True), replica(shared, ttl=0.05, swr=True)
+    await first.get("k", load)
+    assert (await second.get("k", load)).value == "value-1"  # from the shared tier
+    await asyncio.sleep(0.1)  # past the TTL on both
+    load.failing = True
+    assert (await first.get("k", load)).error is None  # its refresh runs behind it
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert isinstance((await first.get("k", load)).error, UpstreamTimeoutError)
+    # The second replica's refresh finds the failure's back-off in the shared tier.
+    assert (await second.get("k", load)).error is None
+    for _ in range(3):
+        await asyncio.sleep(0)
+    answer = await second.get("k", load)
+    assert (answer.value, answer.status) == ("value-1", "stale")
+    assert isinstance(answer.error, UpstreamTimeoutError)
+    assert load.calls == 2  # the second replica never asked the upstream
