@@ -31,7 +31,8 @@ def client_record(
     client_id: int = 42,
 ) -> FinsyncClientRecord:
     account_json = {
-        "id": 901,
+        # Each client its own account (901 for the default client 42).
+        "id": 859 + client_id,
         "name": "Caja ARS",
         "currency_name": currency,
         "client_id": client_id,
