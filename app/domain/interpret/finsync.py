@@ -73,7 +73,7 @@ _ACCOUNT_FIELDS_SHOWN = frozenset({"name", "updated_at"})
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Copy:
     """One copy of a client as a page listed it, interpreted, with its own warnings."""
 
@@ -120,38 +120,36 @@ class FinsyncPages:
         for client in clients.records:
             first = len(warnings.items)
             counterparty = _client(client, self._fetched_at, warnings)
-            copies.append(
-                _Copy(
-                    client.id,
-                    counterparty,
-                    tuple(warnings.items[first:]),
-                    _updated_at(client),
-                )
-            )
+            own = tuple(warnings.items[first:]) if len(warnings.items) > first else ()
+            copies.append(_Copy(client.id, counterparty, own, _updated_at(client)))
         compact(copy.counterparty for copy in copies if copy.counterparty is not None)
         self._pages[number] = (copies, on_page)
 
     def done(self) -> Interpreted:
-        copies: dict[int, list[_Copy]] = {}
+        # Each client's first copy, and a list of its distinct copies only when it has more
+        # (a list per client would wake the garbage collector over the whole snapshot).
+        first: dict[int, _Copy] = {}
+        distinct: dict[int, list[_Copy]] = {}
         first_on: dict[int, list[int]] = {}
         for number in sorted(self._pages):
             for copy in self._pages[number][0]:
-                held = copies.get(copy.client_id)
-                if held is None:
-                    copies[copy.client_id] = [copy]
+                held = first.setdefault(copy.client_id, copy)
+                if held is copy:
                     first_on.setdefault(number, []).append(copy.client_id)
-                elif not any(copy.same_as(other) for other in held):
-                    held.append(copy)
+                elif not copy.same_as(held):
+                    others = distinct.setdefault(copy.client_id, [held])
+                    if not any(copy.same_as(other) for other in others):
+                        others.append(copy)
         chosen: list[Counterparty] = []
         items: list[ResponseWarning] = []
         for number in sorted(self._pages):
             items.extend(self._pages[number][1])
             for client_id in first_on.get(number, ()):
-                distinct = copies[client_id]
-                kept = max(distinct, key=_Copy.rank)
+                copies = distinct.get(client_id)
+                kept = first[client_id] if copies is None else max(copies, key=_Copy.rank)
                 items.extend(kept.warnings)
-                if len(distinct) > 1:
-                    items.append(_conflict(client_id, len(distinct), kept))
+                if copies is not None and len(copies) > 1:
+                    items.append(_conflict(client_id, len(copies), kept))
                 if kept.counterparty is not None:
                     chosen.append(kept.counterparty)
         counted, duplicates = count_each_account_once(chosen)
@@ -185,23 +183,23 @@ def count_each_account_once(
     whose copy of the account was updated last (one with a position before one without,
     then the lowest client id). Under every other client the account is listed without a
     position, with a `duplicate_account` warning naming both clients."""
+    # The first owner of each id as a plain int: a container per account would wake the
+    # garbage collector over the whole snapshot, many times over at 50,000 clients.
+    first_owner: dict[str, int] = {}
     owners: dict[str, list[int]] = {}
-    repeated: list[str] = []
     for index, counterparty in enumerate(counterparties):
         for account in counterparty.accounts:
-            held = owners.get(account.id)
-            if held is None:
-                owners[account.id] = [index]
-            elif index not in held:
-                if len(held) == 1:
-                    repeated.append(account.id)
-                held.append(index)
-    if not repeated:
+            first = first_owner.setdefault(account.id, index)
+            if first != index:
+                held = owners.setdefault(account.id, [first])
+                if index not in held:
+                    held.append(index)
+    if not owners:
         return list(counterparties), []
     out = list(counterparties)
     warnings: list[ResponseWarning] = []
-    for account_id in repeated:
-        holders = [(index, _account_in(out[index], account_id)) for index in owners[account_id]]
+    for account_id, indexes in owners.items():
+        holders = [(index, _account_in(out[index], account_id)) for index in indexes]
         kept_index, kept = max(holders, key=lambda held: _holder_rank(out[held[0]], held[1]))
         keeper = out[kept_index]
         for index, account in holders:
@@ -339,21 +337,26 @@ def _client(
 def _each_once(accounts: Iterable[Account], warnings: Warnings) -> list[Account]:
     """A client's accounts, each id once: identical repeats merge; copies that differ are
     warned about and the one updated last (then the greater content) is used."""
+    listed = list(accounts)
+    if len(listed) < 2 or len({account.id for account in listed}) == len(listed):
+        return listed  # the common case, without a container per account
     by_id: dict[str, list[Account]] = {}
-    for account in accounts:
+    for account in listed:
         held = by_id.setdefault(account.id, [])
         if account not in held:
             held.append(account)
     kept: list[Account] = []
     for account_id, copies in by_id.items():
+        if len(copies) == 1:
+            kept.append(copies[0])
+            continue
         kept.append(max(copies, key=_account_rank))
-        if len(copies) > 1:
-            warnings.add(
-                CONFLICTING_RECORD,
-                f"FinSync lists this account {len(copies)} times in one client with different "
-                "content; the copy updated last is used",
-                account_id=account_id,
-            )
+        warnings.add(
+            CONFLICTING_RECORD,
+            f"FinSync lists this account {len(copies)} times in one client with different "
+            "content; the copy updated last is used",
+            account_id=account_id,
+        )
     return kept
 
 
