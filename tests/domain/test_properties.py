@@ -274,3 +274,22 @@ def test_a_moving_list_reads_the_same_whatever_order_its_pages_land_or_are_numbe
     # One count per account: no account id holds a position under two clients.
     positioned = [p.account_id for p in positions_of(in_order.counterparties)]
     assert len(positioned) == len(set(positioned))
+
+
+@FAST
+@given(balances=finqware_balances(), data=st.data())
+def test_finqware_picks_the_same_figures_whatever_order_the_entries_come_in(
+    balances: list[FinqwareBalance], data: st.DataObject
+) -> None:
+    def read(entries: list[FinqwareBalance]) -> tuple[list[Position], list[str]]:
+        result = interpret_finqware(
+            key="k",
+            label=None,
+            accounts=[],
+            balances=entries,
+            fetched_at=FETCHED_AT,
+            orders=BalanceOrders.default(),
+        )
+        return positions_of(result.counterparties), sorted(w.message for w in result.warnings)
+
+    assert read(data.draw(st.permutations(balances))) == read(balances)

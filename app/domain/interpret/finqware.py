@@ -378,7 +378,8 @@ def _listed_once(
     accounts: Sequence[FinqwareAccount], warnings: Warnings
 ) -> dict[str, FinqwareAccount]:
     """Each account id once: identical repeats merge; copies with different details are
-    warned about, and the one Finqware stamped latest is used (the first listed on a tie)."""
+    warned about, and the one Finqware stamped latest is used (on a tie, the one whose
+    details sort last, so the order Finqware lists them in never decides)."""
     known: dict[str, FinqwareAccount] = {}
     differing: dict[str, set[str]] = {}
     for account in accounts:
@@ -391,21 +392,21 @@ def _listed_once(
         if not fields:
             continue
         differing.setdefault(account.id, set()).update(fields)
-        if _stamp(account) > _stamp(held):
+        if _listing_rank(account) > _listing_rank(held):
             known[account.id] = account
     for ref, fields in differing.items():
         warnings.add(
             CONFLICTING_RECORD,
             "Finqware lists this account more than once with different details "
-            f"({', '.join(sorted(fields))}); the copy with the latest timestamp is used "
-            "(the first listed when they are equal)",
+            f"({', '.join(sorted(fields))}); the copy with the latest timestamp is used",
             account_id=finqware_id(ref),
         )
     return known
 
 
-def _stamp(account: FinqwareAccount) -> datetime:
-    return _EPOCH if account.timestamp is None else as_utc(account.timestamp)
+def _listing_rank(account: FinqwareAccount) -> tuple[datetime, tuple[str, ...]]:
+    stamp = _EPOCH if account.timestamp is None else as_utc(account.timestamp)
+    return stamp, tuple(value or "" for value in _listing(account).values())
 
 
 def _finqware_account_name(account: FinqwareAccount | None, account_ref: str) -> str:

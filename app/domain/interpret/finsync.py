@@ -83,13 +83,19 @@ class _Copy:
     updated_at: datetime  # the latest `updated_at` of the client and its accounts, as sent
 
     def same_as(self, other: _Copy) -> bool:
-        return self.counterparty == other.counterparty and self.warnings == other.warnings
+        # The stamp too: two copies of a client left out read alike, yet may differ.
+        return (
+            self.updated_at == other.updated_at
+            and self.counterparty == other.counterparty
+            and self.warnings == other.warnings
+        )
 
-    def rank(self) -> tuple[datetime, bool, str]:
+    def rank(self) -> tuple[datetime, bool, str, tuple[str, ...]]:
         # Updated last wins; then a copy that could be interpreted; then its content, so the
         # choice never depends on the order or the pages the copies came in.
         content = "" if self.counterparty is None else self.counterparty.model_dump_json()
-        return (self.updated_at, self.counterparty is not None, content)
+        said = tuple(warning.model_dump_json() for warning in self.warnings)
+        return (self.updated_at, self.counterparty is not None, content, said)
 
 
 class FinsyncPages:
