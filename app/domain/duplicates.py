@@ -48,9 +48,12 @@ class Counted:
     warnings: list[ResponseWarning]
 
 
-def count_once(parts: Sequence[Sequence[Counterparty]], ibans: Mapping[str, str]) -> Counted:
+def count_once(
+    parts: Sequence[Sequence[Counterparty]], ibans: Mapping[tuple[str, str], str]
+) -> Counted:
     """`parts` are each connection's counterparties (FinSync's pass through untouched);
-    `ibans` gives the IBAN of the bank accounts that have one (by account id)."""
+    `ibans` gives the IBAN of the bank accounts that have one, by (connection, account id):
+    each consent says for itself which IBAN its account has."""
     copies = [
         _Copy(part_index, cp_index, account_index, counterparty.id, account)
         for part_index, part in enumerate(parts)
@@ -74,12 +77,14 @@ def count_once(parts: Sequence[Sequence[Counterparty]], ibans: Mapping[str, str]
             out[copy.part][copy.counterparty] = counterparty.model_copy(
                 update={"accounts": accounts}
             )
-            warnings.append(_warning(copy, kept, ibans.get(copy.held.id)))
+            warnings.append(_warning(copy, kept, ibans.get((copy.connection, copy.held.id))))
     warnings.sort(key=lambda warning: (warning.source, warning.account_id or ""))
     return Counted(list(out), warnings)
 
 
-def _same_accounts(copies: Sequence[_Copy], ibans: Mapping[str, str]) -> list[list[_Copy]]:
+def _same_accounts(
+    copies: Sequence[_Copy], ibans: Mapping[tuple[str, str], str]
+) -> list[list[_Copy]]:
     """The groups of copies that are one bank account and span two connections or more."""
     # Union-find over the copies: each identity (account id or IBAN, with the currency)
     # joins every copy that carries it.
@@ -95,7 +100,7 @@ def _same_accounts(copies: Sequence[_Copy], ibans: Mapping[str, str]) -> list[li
     for index, copy in enumerate(copies):
         currency = copy.held.currency
         identities = [("id", copy.held.id, currency)]
-        iban = ibans.get(copy.held.id)
+        iban = ibans.get((copy.connection, copy.held.id))
         if iban is not None:
             identities.append(("iban", iban, currency))
         for identity in identities:

@@ -294,14 +294,15 @@ class Gathered:
     # a request costs the same at 50,000 counterparties as at 50.
     parts: tuple[tuple[Sequence[Counterparty], SourceInfo | None], ...] = ()
     warning_parts: tuple[Sequence[ResponseWarning], ...] = ()
-    # The IBAN of each bank account that has one (account id, IBAN), from every part.
-    ibans: tuple[tuple[str, str], ...] = ()
+    # The IBAN of each bank account that has one: (connection, account id, IBAN).
+    ibans: tuple[tuple[str, str, str], ...] = ()
 
     @cached_property
     def _counted(self) -> Counted:
         # One bank account reached through two consents counts once (app/domain/duplicates);
         # only the Finqware parts are compared, so FinSync's thousands cost nothing here.
-        return count_once([held for held, _ in self.parts], dict(self.ibans))
+        ibans = {(connection, account): iban for connection, account, iban in self.ibans}
+        return count_once([held for held, _ in self.parts], ibans)
 
     @cached_property
     def counterparties(self) -> list[Counterparty]:
@@ -427,7 +428,7 @@ class Treasury:
         parts: list[tuple[Sequence[Counterparty], SourceInfo | None]] = []
         warnings: list[Sequence[ResponseWarning]] = []
         fresh_ttls: list[float] = []
-        ibans: list[tuple[str, str]] = []
+        ibans: list[tuple[str, str, str]] = []
         state: list[Hashable] = []
         for connection, outcome, info in zip(chosen, outcomes, sources, strict=True):
             notices = connection.notices(now)
@@ -449,7 +450,7 @@ class Treasury:
                 continue
             parts.append((outcome.value.counterparties, info))
             warnings.append(outcome.value.warnings)
-            ibans.extend(outcome.value.ibans)
+            ibans.extend((connection.key, account, iban) for account, iban in outcome.value.ibans)
             fresh_ttls.append(outcome.expires_in_seconds if outcome.status == "fresh" else 0)
         return Gathered(
             sources=sources,

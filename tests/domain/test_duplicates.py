@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.domain.duplicates import Counted, count_once
 from app.domain.interpret import BalanceOrders, Interpreted, interpret_finqware, interpret_finsync
@@ -55,9 +59,16 @@ def consent(
     )
 
 
+def ibans_of(consents: Sequence[Interpreted]) -> dict[tuple[str, str], str]:
+    return {
+        (interpreted.counterparties[0].id, account): iban
+        for interpreted in consents
+        for account, iban in interpreted.ibans
+    }
+
+
 def counted(*consents: Interpreted) -> Counted:
-    ibans = dict(pair for interpreted in consents for pair in interpreted.ibans)
-    return count_once([interpreted.counterparties for interpreted in consents], ibans)
+    return count_once([i.counterparties for i in consents], ibans_of(consents))
 
 
 def every(result: Counted) -> list[Counterparty]:
@@ -174,3 +185,67 @@ def test_a_copy_with_a_position_is_counted_before_one_without() -> None:
     result = counted(consent("bt-main", "old-id", "1"), broken)
     assert positioned(result) == [("finqware:bt-main", "finqware:old-id", Decimal("1"))]
     assert "the only one with a balance" in result.warnings[0].message
+
+
+@st.composite
+def consents(draw: st.DrawFn) -> list[Interpreted]:
+    """Two or three consents reaching accounts drawn from a small pool of ids and IBANs, so
+    that some are the same bank account by id, by IBAN or both."""
+    found = []
+    for key in draw(st.lists(st.sampled_from(["k1", "k2", "k3"]), min_size=2, unique=True)):
+        refs = draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=3, unique=True))
+        listed, entries = [], []
+        for ref in refs:
+            iban = draw(st.sampled_from([None, "RO01", "RO02"]))
+            schemes = [] if iban is None else [{"scheme_name": "IBAN", "identification": iban}]
+            listed.append(
+                FinqwareAccount.model_validate({"id": ref, "data": {"account_schemes": schemes}})
+            )
+            entries.append(
+                FinqwareBalance.model_validate(
+                    {
+                        "account_id": ref,
+                        "id": f"{key}-{ref}",
+                        "timestamp": "2026-05-04T09:30:00",
+                        "data": {
+                            "amount": draw(st.sampled_from(["1", "2.5", "0"])),
+                            "credit_debit_indicator": "credit",
+                            "currency": draw(st.sampled_from(["RON", "EUR"])),
+                            "native_timestamp": f"2026-05-04T{draw(st.integers(8, 10)):02}:00:00Z",
+                            "type": "InterimBooked",
+                        },
+                    }
+                )
+            )
+        found.append(
+            interpret_finqware(
+                key=key,
+                label=None,
+                accounts=listed,
+                balances=entries,
+                fetched_at=FETCHED_AT,
+                orders=BalanceOrders.default(),
+            )
+        )
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(drawn=consents(), data=st.data())
+def test_no_bank_account_is_counted_under_two_consents_whatever_their_order(
+    drawn: list[Interpreted], data: st.DataObject
+) -> None:
+    result = counted(*drawn)
+    again = counted(*data.draw(st.permutations(drawn)))
+    assert sorted(positioned(again)) == sorted(positioned(result))
+    assert sorted(again.warnings, key=repr) == sorted(result.warnings, key=repr)
+
+    ibans = ibans_of(drawn)
+    counted_positions = positions_of(every(result))
+    for one in counted_positions:
+        for other in counted_positions:
+            if one.counterparty_id == other.counterparty_id or one.currency != other.currency:
+                continue
+            assert one.account_id != other.account_id
+            mine = ibans.get((one.counterparty_id, one.account_id))
+            assert mine is None or mine != ibans.get((other.counterparty_id, other.account_id))
