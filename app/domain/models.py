@@ -252,8 +252,10 @@ class Account(_Model):
     name: str = Field(description="The account's name.")
     currency: Currency
     position: Position | None = Field(
-        description="The interpreted position; null when it could not be interpreted "
-        "(see the response's `warnings`)."
+        description="The interpreted position; null when it could not be interpreted, or "
+        "when the same account is counted elsewhere in the answer (a bank account reached "
+        "through two consents, a FinSync account listed under two clients: it counts once, "
+        "where a `duplicate_account` warning says); see the response's `warnings`."
     )
 
 
@@ -297,7 +299,9 @@ class ResponseWarning(_Model):
     """Something the upstream sent that could not be used as it stands (never guessed).
 
     Mostly an account left out of the positions; `account_details_unavailable` says a bank
-    connection's accounts are named by their id because Finqware did not give their names.
+    connection's accounts are named by their id because Finqware did not give their names;
+    `duplicate_account` and `conflicting_record` say where one account, or one record sent
+    twice, was counted once.
     """
 
     code: str = Field(
@@ -306,7 +310,15 @@ class ResponseWarning(_Model):
         "`invalid_balance_type`, `no_usable_balance`. A record left out: `unreadable_record`. "
         "Only a field lost: `unreadable_field` (an optional field that could not be read is "
         "null or ignored), `credit_line_other_currency`, `account_details_unavailable`. "
-        "About a connection: `consent_expiring`. New codes may be added within v1.",
+        "About a connection: `consent_expiring`. One count per account: "
+        "`duplicate_account` (the same account listed twice, under two bank consents by IBAN "
+        "or Finqware account id, or under two FinSync clients, counts once: from the copy "
+        "with the latest balance; the other copy is listed with `position: null`; the "
+        "message names both connections or clients and both account ids), "
+        "`conflicting_record` (two copies of one record that disagree: a FinSync client or "
+        "account listed twice with different content, a Finqware account listed twice with "
+        "different details, two Finqware balances of one type for the same moment; one is "
+        "chosen by a fixed rule the message names). New codes may be added within v1.",
         examples=["unknown_client_type"],
     )
     message: str = Field(description="What was found, for a human.")

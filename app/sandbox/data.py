@@ -315,6 +315,18 @@ SANDBOX_CONSENTS: tuple[SandboxConsent, ...] = (
 EXPIRED_CONSENT_KEYS: frozenset[str] = frozenset({"brd-legacy"})
 """Consents past their 90 days: every call with them answers 401 ``expired_credentials``."""
 
+RENEWED_CONSENT = SandboxConsent(
+    key="bt-renewed",
+    label="Banca Transilvania (renewed)",
+    credentials_id="b0d6a0e1-5f0c-4d8e-9a51-2c7e0f3b8d14",
+    access_token="sbx-at-bt-renewed-5b1f0c9e7a2d4e63b8f1a0c4d9e2f7a1",
+    tenant_user_id="andes-trading",
+)
+"""Banca Transilvania's consent after Andes Trading onboarded again before ``bt-main``
+ended (how a PSD2 consent is renewed): the same bank accounts (same IBANs) under new
+Finqware account ids (`RENEWED_ACCOUNTS`). Not one of `SANDBOX_CONSENTS`: the Finqware
+simulator knows it only while its "renewed consent" switch is on (`FinqwareStore.renewed`)."""
+
 BalanceIndicator = Literal["credit", "debit"]
 
 
@@ -367,6 +379,7 @@ FINQWARE_SERVICERS: Mapping[str, FinqwareServicer] = {
     "bt-main": FinqwareServicer("banca-transilvania-ro", "Banca Transilvania"),
     "ing-ops": FinqwareServicer("ing-bank-ro", "ING Bank Romania"),
     "brd-legacy": FinqwareServicer("brd-gsg-ro", "BRD - Groupe Société Générale"),
+    "bt-renewed": FinqwareServicer("banca-transilvania-ro", "Banca Transilvania"),
 }
 
 _BUSINESS = "Business current account"
@@ -514,6 +527,55 @@ FINQWARE_ACCOUNTS: tuple[FinqwareAccount, ...] = (
         ),
     ),
 )  # fmt: skip
+
+
+RENEWED_ACCOUNTS: tuple[FinqwareAccount, ...] = (
+    # bt-main's RON account, queried an hour later: a later InterimBooked, so this copy is
+    # the one counted.
+    FinqwareAccount(
+        id="c41e2b7d-8a3f-4e59-b1d6-7f20a9c35e18",
+        consent_key="bt-renewed",
+        name="Cont curent Andes Trading",
+        nickname="",
+        currency="RON",
+        account_type=_BUSINESS,
+        account_sub_type="CurrentAccount",
+        iban="RO43BTRLRONCRT0A56010101",
+        bic="BTRLRO22",
+        listed_at="2026-11-20T08:20:02Z",
+        queried_at="2026-11-20T08:20:03.512907",
+        balances=(
+            FinqwareBalance("5e0b7c2a-91d4-4f3e-8b6a-2d17c9f04e35", "InterimBooked", "128010.05",
+                            "credit", native_timestamp="2026-11-20T08:15:00Z"),
+            FinqwareBalance("a8f3d6c1-2e5b-4a97-b0c4-6e91d2f7a053", "InterimAvailable",
+                            "128010.05", "credit", native_timestamp="2026-11-20T08:15:00Z"),
+            FinqwareBalance("0c7e4a92-d3b1-4f68-9e25-b4a8f1c60d77", "ClosingBooked", "125430.55",
+                            "credit", native_date="2026-11-19"),
+        ),
+    ),
+    # bt-main's EUR account, with the same closing balance of the same day: a tie on the
+    # bank's time, decided by when tesoro fetched each copy.
+    FinqwareAccount(
+        id="f6a91c3e-0b7d-4e24-a85f-3d9c2e1b7a40",
+        consent_key="bt-renewed",
+        name="",
+        nickname="Cont EUR export",
+        currency="EUR",
+        account_type=_BUSINESS,
+        account_sub_type="CurrentAccount",
+        iban="RO98BTRLEURCRT0A56010102",
+        bic="BTRLRO22",
+        listed_at="2026-11-20T08:20:02Z",
+        queried_at="2026-11-20T08:20:03.904116",
+        balances=(
+            FinqwareBalance("9d2e6f1a-7c4b-4b08-93e5-c1a7f0d28b69", "ClosingBooked", "18250.12345",
+                            "credit", native_date="2026-11-19"),
+            FinqwareBalance("3b8c0e5f-a1d2-4c76-8f49-e6b2d7a91c03", "Expected", "18400.12345",
+                            "credit"),
+        ),
+    ),
+)  # fmt: skip
+"""The accounts `RENEWED_CONSENT` reaches: ``bt-main``'s, by IBAN."""
 
 
 def shifted_finsync_client(client: FinsyncClient, shift: timedelta) -> FinsyncClient:

@@ -41,6 +41,12 @@ in FinSync during a read. Other requests pass untouched and do not count against
 On Finqware, ``"consents": ["ing-ops"]`` narrows the fault *and* ``delay_seconds`` to
 requests for those consent keys (a request naming no known consent is never narrowed in);
 FinSync ignores ``consents``.
+
+Finqware's "renewed consent" is a behaviour rather than a fault, with its own switch
+(``GET``/``PUT /_sandbox/renewed-consent {"on": true}``, or ``app.state.store.renewed``):
+while on, a second Banca Transilvania consent, ``bt-renewed``, reaches ``bt-main``'s
+accounts (same IBANs, new Finqware account ids, the RON balance an hour later), as a bank
+onboarded again before the old consent ended does. See `app.sandbox.finqware`.
 """
 
 import asyncio

@@ -17,6 +17,13 @@ Errors are ``{"id", "type", "http", "code", "message"}``:
 ``tenant_user_id`` is any string: Finqware treats it as the tenant's opaque id.
 ``GET``/``PUT /_sandbox/faults`` switch faults (see `app.sandbox.faults`), without auth.
 
+The "renewed consent" behaviour, off by default, is switched by ``app.state.store.renewed``
+or ``GET``/``PUT /_sandbox/renewed-consent`` (``{"on": true}``), without auth: while it is
+on, `RENEWED_CONSENT` (``bt-renewed``, Banca Transilvania onboarded again) is a valid
+consent reaching ``bt-main``'s accounts by IBAN under new account ids
+(`RENEWED_ACCOUNTS`); while it is off, its credentials are unknown
+(``invalid_credentials_id``), as before the new onboarding.
+
 ``app.state.store`` is the live `FinqwareStore`, ``app.state.faults`` the `Faults` and
 ``app.state.calls`` a ``Counter`` keyed ``"POST /v1/balances/get"`` and
 ``"POST /v1/accounts/get"``; ``app.state.calls_by_consent`` counts the same calls keyed
@@ -43,6 +50,8 @@ from app.sandbox.data import (
     FINQWARE_CLIENT_SECRET,
     FINQWARE_SERVICERS,
     NO_SHIFT,
+    RENEWED_ACCOUNTS,
+    RENEWED_CONSENT,
     SANDBOX_CONSENTS,
     FinqwareAccount,
     FinqwareServicer,
@@ -62,6 +71,7 @@ from app.sandbox.faults import (
 
 GET_BALANCES = "POST /v1/balances/get"
 GET_ACCOUNTS = "POST /v1/accounts/get"
+RENEWED_CONSENT_PATH = "/_sandbox/renewed-consent"
 
 REQUIRED_FIELDS: tuple[str, ...] = (
     "client_id",
@@ -89,16 +99,32 @@ class FinqwareStore:
         expired: Iterable[str] = EXPIRED_CONSENT_KEYS,
         *,
         shift: timedelta = NO_SHIFT,
+        renewal: SandboxConsent = RENEWED_CONSENT,
+        renewal_accounts: Iterable[FinqwareAccount] = RENEWED_ACCOUNTS,
     ) -> None:
-        """`shift` moves the accounts' timestamps and dates (see `seed_shift`)."""
+        """`shift` moves the accounts' timestamps and dates (see `seed_shift`); `renewal` is
+        the consent known only while `renewed` is on, reaching `renewal_accounts`."""
         self._by_credentials = {c.credentials_id: c for c in consents}
-        self._accounts = tuple(shifted_finqware_account(a, shift) for a in accounts)
+        self._renewal = renewal
+        self._accounts = tuple(
+            shifted_finqware_account(a, shift) for a in (*accounts, *renewal_accounts)
+        )
         self._servicers = dict(servicers)
         self.expired: set[str] = set(expired)
         """Consent keys whose calls answer ``expired_credentials``; tests may add to it."""
+        self.renewed = False
+        """The "renewed consent" switch: while on, `renewal` is a valid consent too."""
 
     def consent(self, credentials_id: object) -> SandboxConsent | None:
-        return self._by_credentials.get(credentials_id) if isinstance(credentials_id, str) else None
+        if not isinstance(credentials_id, str):
+            return None
+        if self.renewed and credentials_id == self._renewal.credentials_id:
+            return self._renewal
+        return self._by_credentials.get(credentials_id)
+
+    @property
+    def renewal_key(self) -> str:
+        return self._renewal.key
 
     def accounts(self, consent_key: str) -> list[FinqwareAccount]:
         return [a for a in self._accounts if a.consent_key == consent_key]
@@ -116,6 +142,7 @@ def create_finqware_app(faults: Faults | None = None) -> Starlette:
             simulator.route(GET_BALANCES, simulator.balances),
             simulator.route(GET_ACCOUNTS, simulator.accounts),
             fault_control_route(simulator.faults),
+            _renewal_control_route(simulator.store),
         ],
         exception_handlers={HTTPException: simulator.http_exception},
     )
@@ -292,6 +319,20 @@ class _FinqwareSimulator:
         response = self._error(exc.status_code, "invalid_request", code, exc.detail)
         response.headers.update(exc.headers or {})
         return response
+
+
+def _renewal_control_route(store: FinqwareStore) -> Route:
+    """``GET``/``PUT /_sandbox/renewed-consent``: ``{"on": bool}``, the renewal switch."""
+
+    async def control(request: Request) -> Response:
+        if request.method == "PUT":
+            payload = _parse(await request.body())
+            if payload is None or set(payload) != {"on"} or not isinstance(payload["on"], bool):
+                return JSONResponse({"error": 'the body must be {"on": true|false}'}, 400)
+            store.renewed = payload["on"]
+        return JSONResponse({"on": store.renewed, "consent": store.renewal_key})
+
+    return Route(RENEWED_CONSENT_PATH, control, methods=["GET", "PUT"])
 
 
 def _parse(body: bytes) -> JsonObject | None:

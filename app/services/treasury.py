@@ -18,6 +18,7 @@ from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import OpenedState
 
 from app.cache import Cached, SnapshotCache
+from app.domain.duplicates import Counted, count_once
 from app.domain.ids import finqware_id, parse_counterparty_id
 from app.domain.interpret import (
     ACCOUNT_DETAILS_UNAVAILABLE,
@@ -299,18 +300,28 @@ class Gathered:
     # a request costs the same at 50,000 counterparties as at 50.
     parts: tuple[tuple[Sequence[Counterparty], SourceInfo | None], ...] = ()
     warning_parts: tuple[Sequence[ResponseWarning], ...] = ()
+    # The IBAN of each bank account that has one: (connection, account id, IBAN).
+    ibans: tuple[tuple[str, str, str], ...] = ()
+
+    @cached_property
+    def _counted(self) -> Counted:
+        # One bank account reached through two consents counts once (app/domain/duplicates);
+        # only the Finqware parts are compared, so FinSync's thousands cost nothing here.
+        ibans = {(connection, account): iban for connection, account, iban in self.ibans}
+        return count_once([held for held, _ in self.parts], ibans)
 
     @cached_property
     def counterparties(self) -> list[Counterparty]:
         return [
             counterparty
-            for held, info in self.parts
+            for held, (_, info) in zip(self._counted.parts, self.parts, strict=True)
             for counterparty in (held if info is None else _with_state(held, info))
         ]
 
     @cached_property
     def warnings(self) -> list[ResponseWarning]:
-        return [warning for part in self.warning_parts for warning in part]
+        joined = [warning for part in self.warning_parts for warning in part]
+        return joined + self._counted.warnings
 
 
 class AllSourcesUnavailableError(Exception):
@@ -433,6 +444,7 @@ class Treasury:
         parts: list[tuple[Sequence[Counterparty], SourceInfo | None]] = []
         warnings: list[Sequence[ResponseWarning]] = []
         fresh_ttls: list[float] = []
+        ibans: list[tuple[str, str, str]] = []
         state: list[Hashable] = []
         for connection, outcome, info in zip(chosen, outcomes, sources, strict=True):
             notices = connection.notices(now)
@@ -454,6 +466,7 @@ class Treasury:
                 continue
             parts.append((outcome.value.counterparties, info))
             warnings.append(outcome.value.warnings)
+            ibans.extend((connection.key, account, iban) for account, iban in outcome.value.ibans)
             fresh_ttls.append(outcome.expires_in_seconds if outcome.status == "fresh" else 0)
         return Gathered(
             sources=sources,
@@ -462,6 +475,7 @@ class Treasury:
             state=tuple(state),
             parts=tuple(parts),
             warning_parts=tuple(warnings),
+            ibans=tuple(ibans),
         )
 
     async def _within_deadline(

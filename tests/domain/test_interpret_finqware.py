@@ -549,6 +549,10 @@ def test_a_line_in_another_currency_is_not_used_and_says_so() -> None:
     assert position.balances[0].credit_line is None
     assert warning_codes(result) == ["credit_line_other_currency"]
     assert result.warnings[0].account_id == "finqware:acc-1"
+    # It names the line's currency, and the account's.
+    assert result.warnings[0].message == (
+        "a credit line in EUR is not in the account's currency (RON); it is not used"
+    )
 
 
 def test_several_lines_in_the_accounts_currency_add_up_and_available_is_not_a_line() -> None:
@@ -650,3 +654,97 @@ def test_unreadable_account_details_cost_only_the_name() -> None:
     result = interpret([balance()], [listed])
     assert only_account(result).name == "Ops"
     assert warning_codes(result) == ["unreadable_field"]
+
+
+def test_two_balances_of_one_type_for_the_same_moment_that_disagree_are_warned_about() -> None:
+    moment = "2026-05-04T09:00:00Z"
+    first = balance("InterimBooked", "100.00", native_timestamp=moment, entry_id="bal-a")
+    second = balance("InterimBooked", "90.00", native_timestamp=moment, entry_id="bal-b")
+    for order in ([first, second], [second, first]):
+        result = interpret(order)
+        position = only_account(result).position
+        assert position is not None
+        # The greatest id decides, whatever order Finqware sent them in.
+        assert position.amount == Decimal("90.00")
+        assert only_warning(result) == (
+            "conflicting_record",
+            "finqware:bt-main",
+            "finqware:bt-main",
+            "finqware:acc-1",
+        )
+        message = result.warnings[0].message
+        assert "2 InterimBooked balances for the same moment (2026-05-04T09:00:00Z)" in message
+        assert "(100.00, 90.00)" in message
+        assert "entry 'bal-b' (90.00)" in message
+
+
+def test_balances_of_one_moment_that_agree_or_of_different_moments_are_no_conflict() -> None:
+    moment = "2026-05-04T09:00:00Z"
+    agreeing = interpret(
+        [
+            balance("InterimBooked", "100.00", native_timestamp=moment),
+            balance("InterimBooked", "100.0", native_timestamp=moment),
+            # A zero is a zero whatever its indicator.
+            balance("ClosingBooked", "0", "credit", native_date="2026-05-03"),
+            balance("ClosingBooked", "0.00", "debit", native_date="2026-05-03"),
+        ]
+    )
+    assert agreeing.warnings == ()
+    later = interpret(
+        [
+            balance("InterimBooked", "100.00", native_timestamp=moment),
+            balance("InterimBooked", "80.00", native_timestamp="2026-05-04T10:00:00Z"),
+        ]
+    )
+    assert later.warnings == ()
+    assert only_position_amount(later) == Decimal("80.00")
+
+
+def test_same_day_balances_that_disagree_are_a_conflict_and_the_later_finqware_query_wins() -> None:
+    result = interpret(
+        [
+            balance("ClosingBooked", "5", native_date="2026-05-03", timestamp="2026-05-04T08:00"),
+            balance("ClosingBooked", "6", native_date="2026-05-03", timestamp="2026-05-04T07:00"),
+        ]
+    )
+    assert only_position_amount(result) == Decimal("5")
+    assert warning_codes(result) == ["conflicting_record"]
+
+
+def only_position_amount(result: Interpreted) -> Decimal:
+    position = only_account(result).position
+    assert position is not None
+    return position.amount
+
+
+def test_an_account_listed_twice_with_other_details_is_warned_and_the_latest_copy_named() -> None:
+    older = account(name="Cont vechi", iban="RO11 BTRL 0000 0000 0000 0001")
+    newer = FinqwareAccount.model_validate(
+        account(name="Cont nou", iban="RO22BTRL0000000000000002").model_dump()
+        | {"timestamp": "2026-03-01T00:00:00Z"}
+    )
+    for listed in ([older, newer], [newer, older]):
+        result = interpret([balance()], listed)
+        assert only_account(result).name == "Cont nou"
+        assert only_warning(result) == (
+            "conflicting_record",
+            "finqware:bt-main",
+            "finqware:bt-main",
+            "finqware:acc-1",
+        )
+        assert "(IBAN, name)" in result.warnings[0].message
+        assert result.ibans == (("finqware:acc-1", "RO22BTRL0000000000000002"),)
+
+
+def test_an_account_listed_twice_identically_is_one_account_without_a_warning() -> None:
+    result = interpret([balance()], [account(), account()])
+    assert result.warnings == ()
+    assert only_account(result).id == "finqware:acc-1"
+
+
+def test_the_ibans_of_listed_accounts_are_kept_without_spaces_for_comparison() -> None:
+    result = interpret(
+        [balance(account_id="a"), balance(account_id="b"), balance(account_id="c")],
+        [account("a", iban="ro49 aaaa 1b31 0075 9384 0000"), account("b", iban=None)],
+    )
+    assert result.ibans == (("finqware:a", "RO49AAAA1B31007593840000"),)

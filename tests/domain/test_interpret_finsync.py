@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from app.domain.interpret import FinsyncPages, interpret_finsync, interpret_finsync_client
 from app.domain.models import Kind, Meaning, Position, Side, Source
+from app.domain.positions import positions_of, totals
 from app.upstreams.finsync import FinsyncClientRecord
 from app.upstreams.reading import Parsed, parse_each
 from tests.support.interpreted import FETCHED_AT, only_counterparty, only_warning
@@ -31,7 +32,8 @@ def client_record(
     client_id: int = 42,
 ) -> FinsyncClientRecord:
     account_json = {
-        "id": 901,
+        # Each client its own account (901 for the default client 42).
+        "id": 859 + client_id,
         "name": "Caja ARS",
         "currency_name": currency,
         "client_id": client_id,
@@ -349,29 +351,118 @@ def test_an_unreadable_balance_is_quoted_in_its_warning() -> None:
 def test_pages_interpreted_as_they_land_come_together_in_page_order() -> None:
     pages = FinsyncPages(fetched_at=FETCHED_AT)
     # Page 2 lands first; client 7 shifted from page 1 to page 2 under a concurrent write,
-    # and its copy on page 2 has a type tesoro cannot interpret.
-    pages.add(
-        2, Parsed([client_record(client_id=7, client_type=5), client_record(client_id=9)], [])
-    )
+    # unchanged: the same client twice, which is one client and no warning.
+    pages.add(2, Parsed([client_record(client_id=7), client_record(client_id=9)], []))
     pages.add(1, Parsed([client_record(client_id=3), client_record(client_id=7)], []))
 
     interpreted = pages.done()
 
     assert [c.id for c in interpreted.counterparties] == ["finsync:3", "finsync:7", "finsync:9"]
-    # The copy kept is page 1's: the left-out copy's warning goes with it.
     assert interpreted.warnings == ()
 
 
-def test_a_page_that_repeats_a_client_keeps_its_first_copy() -> None:
+def test_a_client_repeated_on_one_page_with_other_content_is_a_conflict_not_a_silent_pick() -> None:
     pages = FinsyncPages(fetched_at=FETCHED_AT)
     pages.add(
-        1, Parsed([client_record(client_id=4), client_record(client_id=4, client_type=5)], [])
+        1, Parsed([client_record(client_id=4, client_type=5), client_record(client_id=4)], [])
     )
 
     interpreted = pages.done()
 
-    assert [c.id for c in interpreted.counterparties] == ["finsync:4"]
-    assert interpreted.warnings == ()
+    # Updated at the same moment: the copy that can be interpreted is used, and said so;
+    # the unknown type of the other copy is not reported as if it were the client's.
+    [counterparty] = interpreted.counterparties
+    assert counterparty.id == "finsync:4"
+    assert only_warning(interpreted) == ("conflicting_record", "finsync", "finsync:4", None)
+    assert "client 4 2 times" in interpreted.warnings[0].message
+
+
+def moved_client(balance: str, updated_at: str, *, client_id: int = 5) -> FinsyncClientRecord:
+    return client_record(client_id=client_id, balance=balance, account={"updated_at": updated_at})
+
+
+def test_a_client_read_twice_with_different_balances_uses_the_copy_updated_last() -> None:
+    before = moved_client("100", "2026-05-04T10:00:00Z")
+    after = moved_client("250.5", "2026-05-04T11:00:00Z")
+    for first_page, second_page in ((before, after), (after, before)):
+        pages = FinsyncPages(fetched_at=FETCHED_AT)
+        pages.add(1, Parsed([client_record(client_id=1), first_page], []))
+        pages.add(2, Parsed([second_page, client_record(client_id=9)], []))
+
+        interpreted = pages.done()
+
+        assert [c.id for c in interpreted.counterparties] == ["finsync:1", "finsync:5", "finsync:9"]
+        position = interpreted.counterparties[1].accounts[0].position
+        assert position is not None
+        assert position.amount == Decimal("250.50")
+        assert only_warning(interpreted) == ("conflicting_record", "finsync", "finsync:5", None)
+        assert "updated at 2026-05-04T11:00:00Z" in interpreted.warnings[0].message
+
+
+def two_accounts(client_id: int, *accounts: tuple[int, str, str]) -> FinsyncClientRecord:
+    """A client with accounts given as (id, balance as a JSON number, updated_at)."""
+    listed = ", ".join(
+        f'{{"id": {account_id}, "currency_name": "ARS", "balance": {balance}, '
+        f'"updated_at": "{updated_at}"}}'
+        for account_id, balance, updated_at in accounts
+    )
+    return client_from_json(
+        f'{{"id": {client_id}, "name": "Cliente {client_id}", "type": 0, "accounts": [{listed}]}}'
+    )
+
+
+def test_an_account_id_under_two_clients_counts_once_under_the_one_updated_last() -> None:
+    older = two_accounts(1, (500, "1000.00", "2026-05-04T09:00:00Z"), (501, "7", "2026-05-01"))
+    newer = two_accounts(2, (500, "1000.00", "2026-05-04T10:00:00Z"))
+
+    interpreted = interpret_finsync([older, newer], fetched_at=FETCHED_AT)
+
+    positions = positions_of(interpreted.counterparties)
+    assert [(p.counterparty_id, p.account_id, p.amount) for p in positions] == [
+        ("finsync:1", "finsync:501", Decimal("7.00")),
+        ("finsync:2", "finsync:500", Decimal("1000.00")),
+    ]
+    [ars] = totals(positions)
+    assert (ars.net, ars.cash) == (Decimal("1007.00"), Decimal("1007.00"))
+    # Still listed under the other client, without a position.
+    first = interpreted.counterparties[0]
+    assert [(a.id, a.position) for a in first.accounts if a.id == "finsync:500"] == [
+        ("finsync:500", None)
+    ]
+    assert only_warning(interpreted) == (
+        "duplicate_account",
+        "finsync",
+        "finsync:1",
+        "finsync:500",
+    )
+    message = interpreted.warnings[0].message
+    assert "finsync:1" in message
+    assert "under finsync:2" in message
+
+
+def test_an_account_id_under_two_clients_at_one_moment_counts_under_the_lowest_client_id() -> None:
+    same = "2026-05-04T09:00:00Z"
+    clients = [two_accounts(8, (500, "3", same)), two_accounts(3, (500, "3", same))]
+    for order in (clients, clients[::-1]):
+        interpreted = interpret_finsync(order, fetched_at=FETCHED_AT)
+        assert [p.counterparty_id for p in positions_of(interpreted.counterparties)] == [
+            "finsync:3"
+        ]
+        assert only_warning(interpreted)[2:] == ("finsync:8", "finsync:500")
+
+
+def test_an_account_listed_twice_in_one_client_counts_once_and_differences_are_warned() -> None:
+    identical = two_accounts(1, (500, "10", "2026-05-04"), (500, "10", "2026-05-04"))
+    differing = two_accounts(1, (500, "10", "2026-05-04"), (500, "12", "2026-05-05"))
+
+    assert interpret_finsync([identical], fetched_at=FETCHED_AT).warnings == ()
+    assert [
+        p.amount
+        for p in positions_of(interpret_finsync([identical], fetched_at=FETCHED_AT).counterparties)
+    ] == [Decimal("10.00")]
+    result = interpret_finsync([differing], fetched_at=FETCHED_AT)
+    assert [p.amount for p in positions_of(result.counterparties)] == [Decimal("12.00")]
+    assert only_warning(result) == ("conflicting_record", "finsync", "finsync:1", "finsync:500")
 
 
 def test_a_client_left_out_keeps_its_warning_when_not_repeated() -> None:

@@ -9,12 +9,18 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.domain.interpret import BalanceOrders, interpret_finqware, interpret_finsync
+from app.domain.interpret import (
+    BalanceOrders,
+    FinsyncPages,
+    interpret_finqware,
+    interpret_finsync,
+)
 from app.domain.models import Meaning, Position, Side
 from app.domain.money import round_upstream_number
 from app.domain.positions import positions_of, totals
 from app.upstreams.finqware import FinqwareBalance
 from app.upstreams.finsync import FinsyncClientRecord
+from app.upstreams.reading import Parsed
 from tests.support.interpreted import FETCHED_AT
 
 CURRENCIES = ["ARS", "USD", "JPY", "KWD", "CLF", "USDT"]
@@ -208,3 +214,82 @@ def test_rounding_is_idempotent_fixed_point_and_within_half_a_unit(
     assert round_upstream_number(rounded, currency) == rounded
     assert not (rounded.is_zero() and rounded.is_signed())
     assert abs(rounded - amount) <= Decimal(1).scaleb(exponent) / 2
+
+
+@st.composite
+def moving_pages(draw: st.DrawFn) -> list[list[FinsyncClientRecord]]:
+    """Pages of a FinSync list read while it moves: clients repeated on several pages
+    (a page shift), some copies changed in between, accounts listed under two clients."""
+    pages = []
+    for _ in range(draw(st.integers(1, 4))):
+        page = []
+        for _ in range(draw(st.integers(0, 4))):
+            client_id = draw(st.integers(1, 5))
+            page.append(
+                FinsyncClientRecord.model_validate(
+                    {
+                        "id": client_id,
+                        "name": f"client {client_id}",
+                        "type": draw(st.sampled_from([0, 1, 7])),
+                        "accounts": [
+                            {
+                                "id": draw(st.integers(1, 6)),
+                                "currency_name": "ARS",
+                                "balance": draw(st.sampled_from(["0", "10.5", "-3"])),
+                                "updated_at": datetime(2026, 5, 4, draw(st.integers(8, 10))),
+                            }
+                            for _ in range(draw(st.integers(0, 2)))
+                        ],
+                    }
+                )
+            )
+        pages.append(page)
+    return pages
+
+
+def _read(pages: list[list[FinsyncClientRecord]], arrival: list[int]) -> FinsyncPages:
+    read = FinsyncPages(fetched_at=FETCHED_AT)
+    for index in arrival:
+        read.add(index + 1, Parsed(pages[index], []))
+    return read
+
+
+@FAST
+@given(pages=moving_pages(), data=st.data())
+def test_a_moving_list_reads_the_same_whatever_order_its_pages_land_or_are_numbered_in(
+    pages: list[list[FinsyncClientRecord]], data: st.DataObject
+) -> None:
+    in_order = _read(pages, list(range(len(pages)))).done()
+    arrival = data.draw(st.permutations(range(len(pages))))
+    assert _read(pages, arrival).done() == in_order
+
+    # The same pages under other numbers: the copies chosen and the warnings are the same.
+    shuffled = data.draw(st.permutations(pages))
+    renumbered = _read(shuffled, list(range(len(shuffled)))).done()
+    assert {c.id: c for c in renumbered.counterparties} == {
+        c.id: c for c in in_order.counterparties
+    }
+    assert sorted(renumbered.warnings, key=repr) == sorted(in_order.warnings, key=repr)
+
+    # One count per account: no account id holds a position under two clients.
+    positioned = [p.account_id for p in positions_of(in_order.counterparties)]
+    assert len(positioned) == len(set(positioned))
+
+
+@FAST
+@given(balances=finqware_balances(), data=st.data())
+def test_finqware_picks_the_same_figures_whatever_order_the_entries_come_in(
+    balances: list[FinqwareBalance], data: st.DataObject
+) -> None:
+    def read(entries: list[FinqwareBalance]) -> tuple[list[Position], list[str]]:
+        result = interpret_finqware(
+            key="k",
+            label=None,
+            accounts=[],
+            balances=entries,
+            fetched_at=FETCHED_AT,
+            orders=BalanceOrders.default(),
+        )
+        return positions_of(result.counterparties), sorted(w.message for w in result.warnings)
+
+    assert read(data.draw(st.permutations(balances))) == read(balances)

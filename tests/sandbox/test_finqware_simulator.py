@@ -6,6 +6,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx2
 import pytest
@@ -14,6 +15,9 @@ from starlette.applications import Starlette
 from app.sandbox import SANDBOX_CONSENTS, FinqwareStore
 from app.sandbox.data import (
     FINQWARE_ACCOUNTS,
+    FINQWARE_CLIENT_ID,
+    FINQWARE_CLIENT_SECRET,
+    RENEWED_CONSENT,
     SEEDED_AS_OF,
     seed_shift,
     shift_date,
@@ -400,3 +404,98 @@ def test_seeded_ibans_pass_the_mod97_check() -> None:
     for account in FINQWARE_ACCOUNTS:
         rearranged = account.iban[4:] + account.iban[:4]
         assert int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1, account.iban
+
+
+# ---------------------------------------------------------------------- renewed consent
+
+
+def _renewed_body() -> dict[str, str]:
+    return {
+        "client_id": FINQWARE_CLIENT_ID,
+        "client_secret": FINQWARE_CLIENT_SECRET,
+        "credentials_id": RENEWED_CONSENT.credentials_id,
+        "access_token": RENEWED_CONSENT.access_token,
+        "tenant_user_id": RENEWED_CONSENT.tenant_user_id,
+    }
+
+
+def _ibans(accounts: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        scheme["identification"]: account["id"]
+        for account in accounts
+        for scheme in account["data"]["account_schemes"]
+        if scheme["scheme_name"] == "IBAN"
+    }
+
+
+async def test_the_renewed_consent_is_unknown_until_switched_on(
+    finqware: httpx2.AsyncClient,
+) -> None:
+    response = await finqware.post("/balances/get", json=_renewed_body())
+
+    _assert_error(response, 401, "unauthorized", "invalid_credentials_id")
+
+
+async def test_a_renewed_consent_reaches_the_same_accounts_under_new_ids(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=finqware_app), base_url="http://sandbox"
+    ) as control:
+        initial = await control.get("/_sandbox/renewed-consent")
+        switched = await control.put("/_sandbox/renewed-consent", json={"on": True})
+    assert initial.json() == {"on": False, "consent": "bt-renewed"}
+    assert switched.json() == {"on": True, "consent": "bt-renewed"}
+
+    old = _ibans((await finqware.post("/accounts/get", json=consent("bt-main"))).json())
+    renewed_response = await finqware.post("/accounts/get", json=_renewed_body())
+    renewed = _ibans(renewed_response.json())
+    # The same bank accounts (IBANs), each under a new Finqware account id.
+    assert set(renewed) == set(old) == {"RO43BTRLRONCRT0A56010101", "RO98BTRLEURCRT0A56010102"}
+    assert all(renewed[iban] != old[iban] for iban in old)
+    assert {a["servicer_name"] for a in renewed_response.json()} == {"Banca Transilvania"}
+
+    balances = (await finqware.post("/balances/get", json=_renewed_body())).json()
+    ron = renewed["RO43BTRLRONCRT0A56010101"]
+    booked = [
+        (e["data"]["amount"], e["data"]["native_timestamp"])
+        for e in balances
+        if e["account_id"] == ron and e["data"]["type"] == "InterimBooked"
+    ]
+    old_booked = [
+        e["data"]["native_timestamp"]
+        for e in (await finqware.post("/balances/get", json=consent("bt-main"))).json()
+        if e["account_id"] == old["RO43BTRLRONCRT0A56010101"]
+        and e["data"]["type"] == "InterimBooked"
+    ]
+    [(amount, when)] = booked
+    assert amount == "128010.05"
+    # An hour after the old consent's latest one.
+    assert datetime.fromisoformat(when) - max(map(datetime.fromisoformat, old_booked)) == (
+        timedelta(hours=1)
+    )
+
+
+async def test_switching_the_renewal_off_forgets_the_consent_again(
+    finqware_app: Starlette, finqware: httpx2.AsyncClient
+) -> None:
+    store: FinqwareStore = finqware_app.state.store
+    store.renewed = True
+    assert (await finqware.post("/balances/get", json=_renewed_body())).status_code == 200
+
+    store.renewed = False
+    response = await finqware.post("/balances/get", json=_renewed_body())
+    _assert_error(response, 401, "unauthorized", "invalid_credentials_id")
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"on": 1}', b'{"on": true, "x": 1}', b"on"])
+async def test_the_renewal_switch_refuses_a_body_it_cannot_read(
+    finqware_app: Starlette, body: bytes
+) -> None:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=finqware_app), base_url="http://sandbox"
+    ) as control:
+        response = await control.put("/_sandbox/renewed-consent", content=body)
+
+    assert response.status_code == 400
+    assert finqware_app.state.store.renewed is False

@@ -93,6 +93,11 @@ def test_a_snapshot_comes_back_equal_with_exact_decimals_and_its_warnings(
     assert decoded.warnings == original.warnings
 
 
+def test_a_snapshot_keeps_the_ibans_that_recognise_a_bank_account_across_consents() -> None:
+    original = Interpreted((), (), (("finqware:acc-1", "RO43BTRLRONCRT0A56010101"),))
+    assert decode_interpreted(encode_interpreted(original)).ibans == original.ibans
+
+
 def test_the_bytes_are_compressed_json_not_pickle() -> None:
     data = encode_interpreted(_snapshot(Decimal("0.10")))
     raw = zstandard.ZstdDecompressor().decompress(data)

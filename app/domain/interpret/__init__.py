@@ -3,8 +3,10 @@ per upstream (`finsync`, `finqware`) over what they share (`common`)."""
 
 from app.domain.interpret.common import (
     ACCOUNT_DETAILS_UNAVAILABLE,
+    CONFLICTING_RECORD,
     CONSENT_EXPIRING,
     CREDIT_LINE_OTHER_CURRENCY,
+    DUPLICATE_ACCOUNT,
     INVALID_AMOUNT,
     INVALID_BALANCE_TYPE,
     INVALID_CURRENCY,
@@ -32,11 +34,13 @@ from app.domain.interpret.finsync import (
 
 __all__ = [
     "ACCOUNT_DETAILS_UNAVAILABLE",
+    "CONFLICTING_RECORD",
     "CONSENT_EXPIRING",
     "CREDIT_LINE_OTHER_CURRENCY",
     "DEFAULT_AVAILABLE_ORDER",
     "DEFAULT_CURRENT_FALLBACK_ORDER",
     "DEFAULT_CURRENT_ORDER",
+    "DUPLICATE_ACCOUNT",
     "INVALID_AMOUNT",
     "INVALID_BALANCE_TYPE",
     "INVALID_CURRENCY",

@@ -25,6 +25,10 @@ UNREADABLE_FIELD = "unreadable_field"
 UNREADABLE_RECORD = "unreadable_record"
 CREDIT_LINE_OTHER_CURRENCY = "credit_line_other_currency"
 CONSENT_EXPIRING = "consent_expiring"
+# One account, one count: the same account listed twice (two consents, two clients) is
+# counted once; two copies of one record that disagree are never chosen between silently.
+DUPLICATE_ACCOUNT = "duplicate_account"
+CONFLICTING_RECORD = "conflicting_record"
 
 _CURRENCY = re.compile(CURRENCY_PATTERN)
 # Upstream text quoted in a warning is cut short: a warning is a pointer, not a dump.
@@ -33,13 +37,16 @@ _QUOTE_CHARS = 40
 
 @dataclass(frozen=True)
 class Interpreted:
-    """Counterparties read from one upstream answer, and what could not be interpreted."""
+    """Counterparties read from one upstream answer, and what could not be interpreted;
+    `ibans` pairs each bank account id (`finqware:<id>`) with its IBAN, as the upstream
+    listed it, so the same bank account can be recognised across consents."""
 
     counterparties: tuple[Counterparty, ...]
     warnings: tuple[ResponseWarning, ...]
+    ibans: tuple[tuple[str, str], ...] = ()
 
     def with_warning(self, warning: ResponseWarning) -> Interpreted:
-        return Interpreted(self.counterparties, (*self.warnings, warning))
+        return Interpreted(self.counterparties, (*self.warnings, warning), self.ibans)
 
 
 @dataclass
@@ -140,6 +147,14 @@ def sent(unreadable: Iterable[Unreadable], name: str) -> str | None:
 def reported(amount: Decimal) -> Decimal:
     # The figure as received, except that a -0 would read as a liability in JSON.
     return amount.copy_abs() if amount.is_zero() else amount
+
+
+def normalize_iban(raw: str | None) -> str | None:
+    """An IBAN as compared across consents: without spaces, upper case; None when blank."""
+    if raw is None:
+        return None
+    iban = "".join(raw.split()).upper()
+    return iban or None
 
 
 def account_order(account: Account) -> tuple[str, str, str]:

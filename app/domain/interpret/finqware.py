@@ -9,6 +9,9 @@
 `amount` comes from the first balance type present in the *current* order, `available`
 from the *available* order; entries that include the credit line are never picked for
 either; the credit line is reported on its own. Anything else is left out with a warning.
+Two copies that disagree (an account listed twice with different details, two balances of
+one type for the same moment) are warned about (`conflicting_record`), and one is chosen by a
+fixed rule, never by the order Finqware sent them in.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from decimal import Decimal
 
 from app.domain.ids import finqware_id
 from app.domain.interpret.common import (
+    CONFLICTING_RECORD,
     CREDIT_LINE_OTHER_CURRENCY,
     INVALID_AMOUNT,
     INVALID_BALANCE_TYPE,
@@ -36,6 +40,7 @@ from app.domain.interpret.common import (
     cut,
     first_text,
     normalize_currency,
+    normalize_iban,
     quote,
     reported,
     sent,
@@ -169,14 +174,20 @@ def balance_as_of(balance: FinqwareBalance, fetched_at: datetime) -> datetime:
     return balance.timestamp or fetched_at
 
 
-def _recency(entry: _Entry) -> tuple[datetime, date, datetime, str]:
-    # Latest wins: the bank's own time first; the id only makes ties deterministic.
+def _moment(entry: _Entry) -> tuple[datetime, date, datetime]:
+    """When an entry says its figure was true: the bank's own time first, then its date,
+    then when Finqware asked the bank."""
     return (
         balance_as_of(entry.source, _EPOCH),
         entry.data.native_date or date.min,
         entry.source.timestamp or _EPOCH,
-        entry.source.id or "",
     )
+
+
+def _recency(entry: _Entry) -> tuple[tuple[datetime, date, datetime], str, Decimal, str]:
+    # Latest wins. Two entries of one moment that disagree are warned about; the greater id,
+    # then the greater amount, decides, so the choice never depends on Finqware's order.
+    return (_moment(entry), entry.source.id or "", entry.amount, entry.indicator)
 
 
 def _latest_of_type(
@@ -196,12 +207,12 @@ def _first_in_order(
     return None
 
 
-def _line_in(entry: FinqwareBalance, currency: str) -> tuple[Decimal | None, bool]:
-    """The entry's credit line in `currency` (the sum of its lines), and whether it sent
-    lines in another currency only."""
+def _line_in(entry: FinqwareBalance, currency: str) -> tuple[Decimal | None, tuple[str, ...]]:
+    """The entry's credit line in `currency` (the sum of its lines), and, when it sent lines
+    in other currencies only, those currencies."""
     lines = entry.data.credit_line
     if not lines:
-        return None, False
+        return None, ()
     usable = [
         line
         for line in lines
@@ -209,10 +220,10 @@ def _line_in(entry: FinqwareBalance, currency: str) -> tuple[Decimal | None, boo
         and (line.currency is None or line.currency == currency)
     ]
     if not usable:
-        other = any(line.currency not in (None, currency) for line in lines)
-        return None, other
+        other = (line.currency for line in lines if line.currency not in (None, currency))
+        return None, tuple(dict.fromkeys(code for code in other if code is not None))
     total = sum((line.amount for line in usable), Decimal(0))
-    return without_negative_zero(total, currency), False
+    return without_negative_zero(total, currency), ()
 
 
 def _credit_line(picked: _Entry, entries: Sequence[_Entry]) -> Decimal | None:
@@ -284,9 +295,7 @@ def interpret_finqware(
                 f"a Finqware {what} could not be read ({cut(rejected.reason)}); it is left out",
             )
 
-    known: dict[str, FinqwareAccount] = {}
-    for account in accounts:
-        known.setdefault(account.id, account)
+    known = _listed_once(accounts, warnings)
     groups: dict[str, dict[str, list[FinqwareBalance]]] = defaultdict(dict)
     with_balances: set[str] = set()
     bad_currencies: dict[str, str] = {}
@@ -345,7 +354,59 @@ def interpret_finqware(
         description=bank_name if own_label is not None and bank_name != own_label else None,
         accounts=sorted(out, key=account_order),
     )
-    return warnings.done([counterparty])
+    ibans = (
+        (finqware_id(ref), iban)
+        for ref, listed in known.items()
+        if (iban := normalize_iban(listed.data.iban)) is not None
+    )
+    return Interpreted((counterparty,), tuple(warnings.items), tuple(ibans))
+
+
+def _listing(account: FinqwareAccount) -> dict[str, str | None]:
+    """What tesoro reads of an account's listing: two copies that differ here conflict."""
+    data = account.data
+    return {
+        "IBAN": normalize_iban(data.iban),
+        "currency": normalize_currency(data.currency),
+        "name": first_text(data.name),
+        "nickname": first_text(data.nickname),
+        "bank": first_text(account.servicer_name),
+    }
+
+
+def _listed_once(
+    accounts: Sequence[FinqwareAccount], warnings: Warnings
+) -> dict[str, FinqwareAccount]:
+    """Each account id once: identical repeats merge; copies with different details are
+    warned about, and the one Finqware stamped latest is used (on a tie, the one whose
+    details sort last, so the order Finqware lists them in never decides)."""
+    known: dict[str, FinqwareAccount] = {}
+    differing: dict[str, set[str]] = {}
+    for account in accounts:
+        held = known.get(account.id)
+        if held is None:
+            known[account.id] = account
+            continue
+        before, now = _listing(held), _listing(account)
+        fields = {name for name in before if before[name] != now[name]}
+        if not fields:
+            continue
+        differing.setdefault(account.id, set()).update(fields)
+        if _listing_rank(account) > _listing_rank(held):
+            known[account.id] = account
+    for ref, fields in differing.items():
+        warnings.add(
+            CONFLICTING_RECORD,
+            "Finqware lists this account more than once with different details "
+            f"({', '.join(sorted(fields))}); the copy with the latest timestamp is used",
+            account_id=finqware_id(ref),
+        )
+    return known
+
+
+def _listing_rank(account: FinqwareAccount) -> tuple[datetime, tuple[str, ...]]:
+    stamp = _EPOCH if account.timestamp is None else as_utc(account.timestamp)
+    return stamp, tuple(value or "" for value in _listing(account).values())
 
 
 def _finqware_account_name(account: FinqwareAccount | None, account_ref: str) -> str:
@@ -385,7 +446,7 @@ def _checked_entries(
     connection: _Connection,
     account_id: str,
     records: Sequence[FinqwareBalance],
-    lines: dict[int, tuple[Decimal | None, bool]],
+    lines: dict[int, tuple[Decimal | None, tuple[str, ...]]],
 ) -> list[_Entry] | None:
     """The entries with what the interpretation table needs; None, with the warnings that
     say why, when the account's position is left out (every entry must be usable: one that
@@ -449,6 +510,55 @@ def _checked_entries(
     return None if unknown or invalid or untyped else entries
 
 
+def _shown_code(code: str) -> str:
+    return code if normalize_currency(code) == code else quote(code)
+
+
+def _same_moment_conflicts(
+    connection: _Connection, account_id: str, entries: Sequence[_Entry]
+) -> None:
+    """One `conflicting_record` warning per balance type that has entries for the same
+    moment (with or without the credit line alike) that disagree on the figure."""
+    # The same moment is the bank's own time (or date); only without either, Finqware's.
+    groups: dict[tuple[str, bool, tuple[datetime, date]], list[_Entry]] = {}
+    for entry in entries:
+        moment = _moment(entry)
+        groups.setdefault((entry.type, entry.included, moment[:2]), []).append(entry)
+    for (balance_type, included, _), group in groups.items():
+        figures = {_figure(entry) for entry in group}
+        if len(figures) < 2:
+            continue
+        chosen = max(group, key=_recency)
+        when = _iso(balance_as_of(chosen.source, chosen.queried_at))
+        amounts = ", ".join(sorted(_signed_text(entry) for entry in group))
+        line = " with the credit line included" if included else ""
+        connection.warn(
+            CONFLICTING_RECORD,
+            f"Finqware sent {len(group)} {balance_type} balances{line} for the same moment "
+            f"({when}) that disagree ({amounts}); where that type is used, entry "
+            f"{quote(chosen.source.id or '')} ({_signed_text(chosen)}) is: the one Finqware "
+            "queried last, then the greatest id, decides",
+            account_id,
+        )
+
+
+def _figure(entry: _Entry) -> tuple[Decimal, str | None]:
+    # A zero is the same figure whatever its indicator says (and 5.0 is 5.00).
+    if entry.amount.is_zero():
+        return Decimal(0), None
+    return entry.amount, credit_debit(entry.indicator)
+
+
+def _signed_text(entry: _Entry) -> str:
+    direction = credit_debit(entry.indicator)
+    sign = "-" if direction == _DEBIT and not entry.amount.is_zero() else ""
+    return f"{sign}{entry.amount}"
+
+
+def _iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
 def _balance_entry(entry: _Entry, currency: str) -> BalanceEntry:
     data = entry.data
     amount, _ = finqware_signed(entry.amount, entry.indicator, currency)
@@ -482,15 +592,19 @@ def _position(
 ) -> Position | None:
     _field_problems(connection, account_id, records)
     lines = {id(record): _line_in(record, currency) for record in records}
-    if any(other_currency for _, other_currency in lines.values()):
+    others = dict.fromkeys(code for _, codes in lines.values() for code in codes)
+    if others:
+        shown = ", ".join(_shown_code(code) for code in others)
         connection.warn(
             CREDIT_LINE_OTHER_CURRENCY,
-            f"a credit line is in another currency than the account's ({currency}); it is not used",
+            f"a credit line in {shown} is not in the account's currency ({currency}); "
+            "it is not used",
             account_id,
         )
     entries = _checked_entries(connection, account_id, records, lines)
     if entries is None:
         return None
+    _same_moment_conflicts(connection, account_id, entries)
     orders = connection.orders
     picked = _first_in_order(entries, orders.current)
     fallback = False

@@ -10,16 +10,24 @@
 
 Balances are rounded half-even to the currency's minor units; anything the table does not
 cover is left out with a warning, never guessed.
+
+One count per account: a client listed twice with the same content is one client; with
+different content it is warned about (`conflicting_record`) and the copy updated last is
+used. An account id listed under two clients is counted under one of them
+(`duplicate_account`); under the other it is listed without a position.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from app.domain.ids import FINSYNC, finsync_id
 from app.domain.interpret.common import (
+    CONFLICTING_RECORD,
+    DUPLICATE_ACCOUNT,
     INVALID_AMOUNT,
     INVALID_CURRENCY,
     UNKNOWN_CLIENT_TYPE,
@@ -62,15 +70,48 @@ _CLIENT_FIELDS_SHOWN = frozenset({"name", "description", "accounts"})
 _ACCOUNT_FIELDS_SHOWN = frozenset({"name", "updated_at"})
 
 
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """One copy of a client as a page listed it, interpreted, with its own warnings."""
+
+    client_id: int
+    counterparty: Counterparty | None
+    warnings: tuple[ResponseWarning, ...]
+    updated_at: datetime  # the latest `updated_at` of the client and its accounts, as sent
+
+    def same_as(self, other: _Copy) -> bool:
+        # The stamp too: two copies of a client left out read alike, yet may differ.
+        return (
+            self.updated_at == other.updated_at
+            and self.counterparty == other.counterparty
+            and self.warnings == other.warnings
+        )
+
+    def rank(self) -> tuple[datetime, bool, str, tuple[str, ...]]:
+        # Updated last wins; then a copy that could be interpreted; then its content, so the
+        # choice never depends on the order or the pages the copies came in.
+        content = "" if self.counterparty is None else self.counterparty.model_dump_json()
+        said = tuple(warning.model_dump_json() for warning in self.warnings)
+        return (self.updated_at, self.counterparty is not None, content, said)
+
+
 class FinsyncPages:
     """FinSync's client list interpreted a page at a time, as the pages arrive (so the
     interpretation overlaps the wait for the next pages, and no page's wire records outlive
-    it), then put together in page order: a client that pages shifting under a concurrent
-    write shows twice is kept where it first appears, with that copy's warnings only."""
+    it), then put together in page order, whatever order the pages landed in.
+
+    A client listed more than once (pages shifting under a concurrent write, or a repeat on
+    one page) is kept where it first appears: identical copies are one client; copies that
+    differ are warned about (`conflicting_record`) and the one updated last is used, with
+    its warnings only. Then an account id listed under two clients counts under one of them
+    (`duplicate_account`, see `count_each_account_once`)."""
 
     def __init__(self, *, fetched_at: datetime) -> None:
         self._fetched_at = as_utc(fetched_at)
-        self._pages: dict[int, tuple[list[tuple[int, Counterparty | None]], Warnings]] = {}
+        self._pages: dict[int, tuple[list[_Copy], tuple[ResponseWarning, ...]]] = {}
 
     def add(self, number: int, clients: Parsed[FinsyncClientRecord]) -> None:
         """Interpret one page now; `number` orders it among the others."""
@@ -80,31 +121,142 @@ class FinsyncPages:
                 UNREADABLE_RECORD,
                 f"a FinSync client could not be read ({cut(record.reason)}); it is left out",
             )
-        read: list[tuple[int, Counterparty | None]] = []
-        on_page: set[int] = set()
+        on_page = tuple(warnings.items)
+        copies: list[_Copy] = []
         for client in clients.records:
-            if client.id not in on_page:
-                on_page.add(client.id)
-                read.append((client.id, _client(client, self._fetched_at, warnings)))
-        compact(counterparty for _, counterparty in read if counterparty is not None)
-        self._pages[number] = (read, warnings)
+            first = len(warnings.items)
+            counterparty = _client(client, self._fetched_at, warnings)
+            own = tuple(warnings.items[first:]) if len(warnings.items) > first else ()
+            copies.append(_Copy(client.id, counterparty, own, _updated_at(client)))
+        compact(copy.counterparty for copy in copies if copy.counterparty is not None)
+        self._pages[number] = (copies, on_page)
 
     def done(self) -> Interpreted:
-        seen: set[int] = set()
-        counterparties: list[Counterparty] = []
+        # Each client's first copy, and a list of its distinct copies only when it has more
+        # (a list per client would wake the garbage collector over the whole snapshot).
+        first: dict[int, _Copy] = {}
+        distinct: dict[int, list[_Copy]] = {}
+        first_on: dict[int, list[int]] = {}
+        for number in sorted(self._pages):
+            for copy in self._pages[number][0]:
+                held = first.setdefault(copy.client_id, copy)
+                if held is copy:
+                    first_on.setdefault(number, []).append(copy.client_id)
+                elif not copy.same_as(held):
+                    others = distinct.setdefault(copy.client_id, [held])
+                    if not any(copy.same_as(other) for other in others):
+                        others.append(copy)
+        chosen: list[Counterparty] = []
         items: list[ResponseWarning] = []
         for number in sorted(self._pages):
-            read, warnings = self._pages[number]
-            repeated: set[str] = set()
-            for client_id, counterparty in read:
-                if client_id in seen:
-                    repeated.add(finsync_id(client_id))
-                    continue
-                seen.add(client_id)
-                if counterparty is not None:
-                    counterparties.append(counterparty)
-            items.extend(w for w in warnings.items if w.counterparty_id not in repeated)
-        return Interpreted(tuple(counterparties), tuple(items))
+            items.extend(self._pages[number][1])
+            for client_id in first_on.get(number, ()):
+                copies = distinct.get(client_id)
+                kept = first[client_id] if copies is None else max(copies, key=_Copy.rank)
+                items.extend(kept.warnings)
+                if copies is not None and len(copies) > 1:
+                    items.append(_conflict(client_id, len(copies), kept))
+                if kept.counterparty is not None:
+                    chosen.append(kept.counterparty)
+        counted, duplicates = count_each_account_once(chosen)
+        return Interpreted(tuple(counted), (*items, *duplicates))
+
+
+def _updated_at(client: FinsyncClientRecord) -> datetime:
+    stamps = [client.updated_at, *(account.updated_at for account in client.accounts)]
+    return max((as_utc(stamp) for stamp in stamps if stamp is not None), default=_EPOCH)
+
+
+def _conflict(client_id: int, copies: int, kept: _Copy) -> ResponseWarning:
+    when = "" if kept.updated_at == _EPOCH else f", updated at {_iso(kept.updated_at)}"
+    return ResponseWarning(
+        code=CONFLICTING_RECORD,
+        message=f"FinSync listed client {client_id} {copies} times with different content "
+        f"in one read; the copy updated last is used{when}",
+        source=FINSYNC,
+        counterparty_id=finsync_id(client_id),
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+def count_each_account_once(
+    counterparties: Sequence[Counterparty],
+) -> tuple[list[Counterparty], list[ResponseWarning]]:
+    """The clients with each FinSync account id counted under one client only: the one
+    whose copy of the account was updated last (one with a position before one without,
+    then the lowest client id). Under every other client the account is listed without a
+    position, with a `duplicate_account` warning naming both clients."""
+    # The first owner of each id as a plain int: a container per account would wake the
+    # garbage collector over the whole snapshot, many times over at 50,000 clients.
+    first_owner: dict[str, int] = {}
+    owners: dict[str, list[int]] = {}
+    for index, counterparty in enumerate(counterparties):
+        for account in counterparty.accounts:
+            first = first_owner.setdefault(account.id, index)
+            if first != index:
+                held = owners.setdefault(account.id, [first])
+                if index not in held:
+                    held.append(index)
+    if not owners:
+        return list(counterparties), []
+    out = list(counterparties)
+    warnings: list[ResponseWarning] = []
+    for account_id, indexes in owners.items():
+        holders = [(index, _account_in(out[index], account_id)) for index in indexes]
+        kept_index, kept = max(holders, key=lambda held: _holder_rank(out[held[0]], held[1]))
+        keeper = out[kept_index]
+        for index, account in holders:
+            if index == kept_index:
+                continue
+            loser = out[index]
+            out[index] = _without_position(loser, account_id)
+            warnings.append(
+                ResponseWarning(
+                    code=DUPLICATE_ACCOUNT,
+                    message=f"FinSync lists account {account_id} under {loser.id} and "
+                    f"{keeper.id}; it is counted once, under {keeper.id} (its copy "
+                    f"{_why(kept, account)}), and listed here without a position",
+                    source=FINSYNC,
+                    counterparty_id=loser.id,
+                    account_id=account_id,
+                )
+            )
+    return out, warnings
+
+
+def _account_in(counterparty: Counterparty, account_id: str) -> Account:
+    return next(account for account in counterparty.accounts if account.id == account_id)
+
+
+def _holder_rank(counterparty: Counterparty, account: Account) -> tuple[bool, datetime, int]:
+    position = account.position
+    as_of = _EPOCH if position is None or position.as_of is None else as_utc(position.as_of)
+    # The lowest client id wins a tie: its negation is the greatest.
+    return (position is not None, as_of, -_client_number(counterparty.id))
+
+
+def _client_number(counterparty_id: str) -> int:
+    return int(counterparty_id.removeprefix(f"{FINSYNC}:"))
+
+
+def _why(kept: Account, other: Account) -> str:
+    if kept.position is not None and other.position is None:
+        return "has a position"
+    mine, theirs = (a.position.as_of if a.position else None for a in (kept, other))
+    if mine is not None and (theirs is None or mine > theirs):
+        return f"was updated last, at {_iso(mine)}"
+    return "was updated at the same moment; the lowest client id decides"
+
+
+def _without_position(counterparty: Counterparty, account_id: str) -> Counterparty:
+    accounts = [
+        account.model_copy(update={"position": None}) if account.id == account_id else account
+        for account in counterparty.accounts
+    ]
+    return counterparty.model_copy(update={"accounts": accounts})
 
 
 def interpret_finsync(
@@ -165,12 +317,19 @@ def _client(
             f"an account of this FinSync client could not be read ({cut(rejected.reason)}); "
             "it is left out",
         )
-    accounts = [
-        account
-        for record in client.accounts
-        if (account := _account(client, counterparty_id, name, kind, record, fetched_at, warnings))
-        is not None
-    ]
+    accounts = _each_once(
+        (
+            account
+            for record in client.accounts
+            if (
+                account := _account(
+                    client, counterparty_id, name, kind, record, fetched_at, warnings
+                )
+            )
+            is not None
+        ),
+        warnings,
+    )
     return Counterparty(
         id=counterparty_id,
         source=Source.finsync,
@@ -179,6 +338,38 @@ def _client(
         description=first_text(client.description),
         accounts=sorted(accounts, key=account_order),
     )
+
+
+def _each_once(accounts: Iterable[Account], warnings: Warnings) -> list[Account]:
+    """A client's accounts, each id once: identical repeats merge; copies that differ are
+    warned about and the one updated last (then the greater content) is used."""
+    listed = list(accounts)
+    if len(listed) < 2 or len({account.id for account in listed}) == len(listed):
+        return listed  # the common case, without a container per account
+    by_id: dict[str, list[Account]] = {}
+    for account in listed:
+        held = by_id.setdefault(account.id, [])
+        if account not in held:
+            held.append(account)
+    kept: list[Account] = []
+    for account_id, copies in by_id.items():
+        if len(copies) == 1:
+            kept.append(copies[0])
+            continue
+        kept.append(max(copies, key=_account_rank))
+        warnings.add(
+            CONFLICTING_RECORD,
+            f"FinSync lists this account {len(copies)} times in one client with different "
+            "content; the copy updated last is used",
+            account_id=account_id,
+        )
+    return kept
+
+
+def _account_rank(account: Account) -> tuple[datetime, str]:
+    position = account.position
+    as_of = _EPOCH if position is None or position.as_of is None else as_utc(position.as_of)
+    return (as_of, account.model_dump_json())
 
 
 def _account(
