@@ -20,6 +20,7 @@ from app.api.deps import (
     Writer,
 )
 from app.api.errors import problem_responses
+from app.api.params import AsciiInt
 from app.domain.counterparties import CounterpartyIndex, normalize_text, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -83,7 +84,7 @@ class NewCounterparty(BaseModel):
     "`sources` and the answer is still a 200 (`complete` is false).",
     response_model=CounterpartyPage,
     response_description="One page of counterparties, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_counterparties(
@@ -108,8 +109,8 @@ async def list_counterparties(
             max_length=50,
         ),
     ] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
+    page: Annotated[AsciiInt, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page_size: Annotated[AsciiInt, Query(ge=1, le=200, description="Items per page.")] = 50,
 ) -> Response:
     gathered = await treasury.gather(
         refresh=refresh, connections=treasury.scope(source=source, kind=kind)
@@ -164,6 +165,7 @@ async def list_counterparties(
             403,
             404,
             422,
+            429,
             502,
             503,
             504,
@@ -236,6 +238,7 @@ async def get_counterparty(
             409,
             413,
             422,
+            429,
             502,
             503,
             504,

@@ -10,11 +10,14 @@ from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
+from app.api.params import AsciiInt, CounterpartyIdFilter
 from app.domain.counterparties import paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
+    CurrencyTotal,
     Kind,
     Meaning,
+    Position,
     PositionsResponse,
     Side,
     Source,
@@ -37,7 +40,7 @@ router = APIRouter(tags=["positions"])
     "false).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
@@ -58,39 +61,36 @@ async def list_positions(
         Query(description="Only these meanings (repeatable).", max_length=5),
     ] = None,
     counterparty_id: Annotated[
-        str | None,
+        CounterpartyIdFilter,
         Query(
             max_length=200,
-            description="Only this counterparty; only its connection is asked.",
+            description="Only this counterparty; only its connection is asked. A malformed "
+            "id is a 422; a well-formed id nobody has matches nothing.",
         ),
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Include positions whose amount is zero.")
     ] = False,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page: Annotated[AsciiInt, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
     page_size: Annotated[
-        int, Query(ge=1, le=10_000, description="Positions per page (totals cover every page).")
+        AsciiInt,
+        Query(ge=1, le=10_000, description="Positions per page (totals cover every page)."),
     ] = 1000,
 ) -> Response:
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     gathered = await treasury.gather(refresh=refresh, connections=scope)
-    question = Question(
-        "positions",
-        (
-            tuple(sorted({code.strip().upper() for code in currency or ()})),
-            kind,
-            source,
-            side,
-            tuple(sorted(set(meaning or ()))),
-            counterparty_id,
-            include_zero,
-            page,
-            page_size,
-        ),
-        generated_at=True,
+    filters = (
+        tuple(sorted({code.strip().upper() for code in currency or ()})),
+        kind,
+        source,
+        side,
+        tuple(sorted(set(meaning or ()))),
+        counterparty_id,
+        include_zero,
     )
+    question = Question("positions", (*filters, page, page_size), generated_at=True)
 
-    def build() -> PositionsResponse:
+    def matching_and_totals() -> tuple[list[Position], list[CurrencyTotal]]:
         every = answers.shared(
             "positions", gathered.state, lambda: positions_of(gathered.counterparties)
         )
@@ -104,9 +104,17 @@ async def list_positions(
             counterparty_id=counterparty_id,
             include_zero=include_zero,
         )
+        return matching, totals(matching)
+
+    def build() -> PositionsResponse:
+        # Every page of one filter shares the filtering and the totals (the question
+        # without its page): a page past the end costs a slice, not a pass over everything.
+        matching, summed = answers.derived(
+            "positions", gathered.state, filters, matching_and_totals
+        )
         return PositionsResponse(
             positions=paginate(matching, page, page_size),
-            totals=totals(matching),
+            totals=summed,
             total=len(matching),
             page=page,
             page_size=page_size,

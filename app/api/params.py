@@ -1,0 +1,37 @@
+"""Query parameter types shared by the routes: integers written in ASCII digits only, and a
+counterparty id that must be well formed."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
+
+from app.domain.ids import parse_counterparty_id
+
+_ASCII_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _ascii_integer(value: object) -> object:
+    # Python's int() (and pydantic's lax mode with it) reads "1_000", "١٢" (Arabic-Indic
+    # digits) and " 12 " as numbers: a question read differently from how it was written.
+    if isinstance(value, str) and not _ASCII_INTEGER.fullmatch(value):
+        raise PydanticCustomError(
+            "ascii_integer", "must be an integer written with the digits 0-9 only"
+        )
+    return value
+
+
+def _well_formed_id(value: str | None) -> str | None:
+    if value is not None and parse_counterparty_id(value) is None:
+        raise PydanticCustomError(
+            "counterparty_id",
+            "not a counterparty id: `finsync:<digits>` or `finqware:<consent key>`",
+        )
+    return value
+
+
+AsciiInt = Annotated[int, BeforeValidator(_ascii_integer)]
+CounterpartyIdFilter = Annotated[str | None, AfterValidator(_well_formed_id)]
