@@ -7,7 +7,9 @@ whose key is missing or not valid, it is the client's address as the server repo
 (`/healthz`, `/readyz`, `/metrics`) are never counted: an orchestrator must always reach
 them, and they cost nothing.
 
-A place is given back when the answer is complete, or as soon as the client goes away: a
+A refusal is answered after a short pause (`REFUSAL_PAUSE_SECONDS`), so that a caller that
+ignores `Retry-After` cannot spend the process's CPU on refusals either; the pause holds no
+place. A place is given back when the answer is complete, or as soon as the client goes away: a
 `GET` (or `HEAD`) is then cancelled, so nothing goes on building or waiting for an answer
 nobody reads (builds other callers still wait for go on, see `app.api.answers`). A write is
 never cancelled (it may be landing upstream); its place is freed when the client leaves.
@@ -27,6 +29,10 @@ from app.metrics import Metrics
 from app.settings import Settings
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# A refusal is sent after this pause: a caller that ignores Retry-After and asks again at
+# once, on many connections, then gets one refusal per connection per pause, not as many as
+# the process can write (which took the CPU from every other caller).
+REFUSAL_PAUSE_SECONDS = 0.5
 # Reads: safe to cancel when nobody waits for the answer any more.
 _CANCELLABLE = frozenset({"GET", "HEAD"})
 
@@ -46,8 +52,15 @@ def caller_of(settings: Settings, scope: Scope) -> str:
 class CallerLimit(_HttpMiddleware):
     """Counts each caller's requests in flight and refuses one more than the limit (429)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        refusal_pause_seconds: float = REFUSAL_PAUSE_SECONDS,
+    ) -> None:
         super().__init__(app)
+        self.refusal_pause_seconds = refusal_pause_seconds
         self.settings = settings
         self.max_in_flight = settings.caller_max_in_flight
         self.metrics = metrics
@@ -62,6 +75,7 @@ class CallerLimit(_HttpMiddleware):
         if count >= self.max_in_flight:
             if self.metrics is not None:
                 self.metrics.observe_rejected("caller_in_flight")
+            await asyncio.sleep(self.refusal_pause_seconds)
             await send_problem(scope, send, CallerBusyError(self.max_in_flight))
             return
         self.in_flight[caller] = count + 1
