@@ -1,10 +1,12 @@
-"""Query parameter types shared by the routes: integers written in ASCII digits only, and a
-counterparty id that must be well formed."""
+"""Validators of query parameters shared by the routes: integers written in ASCII digits
+only, and a counterparty id that must be well formed.
+
+Each goes last in a parameter's `Annotated`, after its `Query(...)`: the bounds then stay
+in the OpenAPI schema as `minimum`, `maximum` and `maxLength`."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -33,5 +35,5 @@ def _well_formed_id(value: str | None) -> str | None:
     return value
 
 
-AsciiInt = Annotated[int, BeforeValidator(_ascii_integer)]
-CounterpartyIdFilter = Annotated[str | None, AfterValidator(_well_formed_id)]
+ASCII_INTEGER = BeforeValidator(_ascii_integer)
+WELL_FORMED_ID = AfterValidator(_well_formed_id)

@@ -20,7 +20,7 @@ from app.api.deps import (
     Writer,
 )
 from app.api.errors import problem_responses
-from app.api.params import AsciiInt
+from app.api.params import ASCII_INTEGER
 from app.domain.counterparties import CounterpartyIndex, normalize_text, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -109,8 +109,12 @@ async def list_counterparties(
             max_length=50,
         ),
     ] = None,
-    page: Annotated[AsciiInt, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-    page_size: Annotated[AsciiInt, Query(ge=1, le=200, description="Items per page.")] = 50,
+    page: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page number, from 1."), ASCII_INTEGER
+    ] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=200, description="Items per page."), ASCII_INTEGER
+    ] = 50,
 ) -> Response:
     gathered = await treasury.gather(
         refresh=refresh, connections=treasury.scope(source=source, kind=kind)

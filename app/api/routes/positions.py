@@ -10,8 +10,9 @@ from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
-from app.api.params import AsciiInt, CounterpartyIdFilter
+from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
 from app.domain.counterparties import paginate
+from app.domain.ids import COUNTERPARTY_ID_PATTERN
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
     CurrencyTotal,
@@ -61,20 +62,26 @@ async def list_positions(
         Query(description="Only these meanings (repeatable).", max_length=5),
     ] = None,
     counterparty_id: Annotated[
-        CounterpartyIdFilter,
+        str | None,
         Query(
             max_length=200,
+            # Enforced by WELL_FORMED_ID, whose 422 says what an id looks like.
+            json_schema_extra={"pattern": COUNTERPARTY_ID_PATTERN},
             description="Only this counterparty; only its connection is asked. A malformed "
             "id is a 422; a well-formed id nobody has matches nothing.",
         ),
+        WELL_FORMED_ID,
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Include positions whose amount is zero.")
     ] = False,
-    page: Annotated[AsciiInt, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page number, from 1."), ASCII_INTEGER
+    ] = 1,
     page_size: Annotated[
-        AsciiInt,
+        int,
         Query(ge=1, le=10_000, description="Positions per page (totals cover every page)."),
+        ASCII_INTEGER,
     ] = 1000,
 ) -> Response:
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
