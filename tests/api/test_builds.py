@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from app.api.answers import EPOCH, AnswerCache, BuildLimiter, Prebuilt, Question, splice
 from app.api.errors import BuildsBusyError
 from app.domain.models import CounterpartyPage, PositionsResponse
+from app.metrics import Metrics
 from tests.support.apps import MakeClient, sandbox_app
 from tests.support.asgi import started
 from tests.support.simulators import Simulators
@@ -211,3 +212,24 @@ def test_a_long_list_is_serialised_in_slices_to_the_models_exact_json(
 
     prebuilt = asyncio.run(kept())
     assert splice(prebuilt, [], model.generated_at) == model.model_dump_json().encode()
+
+
+@pytest.mark.anyio
+async def test_builds_running_and_queued_are_gauges() -> None:
+    metrics = Metrics()
+    limiter = BuildLimiter(concurrent=1, queued=2, observe=metrics.observe_builds)
+    answers = AnswerCache(limiter=limiter)
+    gate = Gate()
+    asked = [asyncio.create_task(answers.get(question(n), (), gate.build())) for n in range(3)]
+    await until(lambda: limiter.waiting == 2)
+
+    def gauges() -> tuple[float | None, float | None]:
+        return (
+            metrics.registry.get_sample_value("tesoro_answer_builds_in_flight"),
+            metrics.registry.get_sample_value("tesoro_answer_builds_queued"),
+        )
+
+    assert gauges() == (1, 2)
+    gate.opened.set()
+    await asyncio.gather(*asked)
+    assert gauges() == (0, 0)
