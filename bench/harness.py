@@ -2,6 +2,7 @@
 
     python -m bench.harness [--sizes 250,5000,50000] [--duration 10] [--latency-ms 50]
                             [--output bench/results.json] [--smoke]
+                            [--only attack] [--attack-seconds 20]
 
 For each size, as separate processes on loopback: the FinSync fake with that many clients
 and the Finqware fake (`bench/fakes.py`, a fixed per-page latency), and `tesoro serve`
@@ -18,7 +19,10 @@ pointed at them, pinned to CPU 0; wrk pinned to CPU 1. Phases (see bench/README.
 * search: /counterparties?q= over distinct fragments, and one fragment repeated;
 * coalescing: 1, 10, 100, 1000 concurrent cold /positions on a fresh process each: upstream
   calls per FinSync page and per Finqware consent, answers built;
-* access log: the warm /positions wrk with the access line on (as shipped) and off.
+* access log: the warm /positions wrk with the access line on (as shipped) and off;
+* attack (the largest size only, or alone with `--only attack`): one read-only key on 200
+  connections asking a distinct question every request, while another caller reads a kept
+  answer and /healthz is polled: peak RSS, both p99s, work after the attack stopped.
 
 Writes every figure to the results file (with the machine, date and commit) and prints a
 table. Every loop is bounded in count and time; traffic stays on 127.0.0.1.
