@@ -90,7 +90,8 @@ def test_one_caller_past_its_limit_is_a_429_while_others_and_probes_are_served(
         # Another key is another caller; the probes are never limited.
         other = httpx2.get(f"{base}/positions?source=finqware", headers=bearer(WRITE_KEY))
         assert other.status_code == 200
-        assert httpx2.get(f"{base}/healthz", headers=bearer(READ_KEY)).status_code == 200
+        for probe in ("/healthz", "/readyz", "/metrics"):
+            assert httpx2.get(f"{base}{probe}", headers=bearer(READ_KEY)).status_code == 200
         metrics = httpx2.get(f"{base}/metrics").text
         assert 'tesoro_requests_rejected_total{reason="caller_in_flight"} 1.0' in metrics
     finally:
