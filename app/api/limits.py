@@ -35,6 +35,9 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 REFUSAL_PAUSE_SECONDS = 0.5
 # Reads: safe to cancel when nobody waits for the answer any more.
 _CANCELLABLE = frozenset({"GET", "HEAD"})
+# A read is watched for its client going away once it has taken this long: most answers are
+# sent well before, and watching costs a task (tens of microseconds) on every request.
+WATCH_AFTER_SECONDS = 0.05
 
 
 def caller_of(settings: Settings, scope: Scope) -> str:
@@ -104,7 +107,8 @@ async def _cancelled_when_gone(
     app: ASGIApp, scope: Scope, receive: Receive, send: Send, on_gone: Callable[[], None]
 ) -> None:
     """Runs a read; if the client goes away before its answer is complete, `on_gone()` is
-    called and the read is cancelled (the server has nobody to answer)."""
+    called and the read is cancelled (the server has nobody to answer). Watched from
+    WATCH_AFTER_SECONDS on: a quicker answer is complete before it would matter."""
     first = await receive()
     if first["type"] == "http.disconnect":
         scope[CLIENT_GONE] = True
@@ -145,7 +149,9 @@ async def _cancelled_when_gone(
             cancelled = True
             task.cancel()
 
-    watcher = asyncio.create_task(watch())
+    watchers: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(WATCH_AFTER_SECONDS, lambda: watchers.append(loop.create_task(watch())))
     try:
         await app(scope, app_receive, tracked_send)
     except asyncio.CancelledError:
@@ -156,7 +162,9 @@ async def _cancelled_when_gone(
         if cancelled:
             task.uncancel()
     finally:
-        watcher.cancel()
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
