@@ -20,8 +20,8 @@ Builds run in a worker thread, so the event loop keeps answering (`/healthz` inc
 a large answer is built; concurrent requests for one answer wait for one build. A large list
 is serialised in slices, so no single call holds the interpreter lock for long. Builds are
 limited for the whole process (`BuildLimiter`): a few at a time, a bounded queue behind them
-(then `BuildsBusyError`, a 503); a build every caller has left is dropped from the queue, or
-not serialised when it is already running.
+(then `BuildsBusyError`, a 503), and so is compressing a large kept middle; a build every
+caller has left is dropped from the queue, or not serialised when it is already running.
 """
 
 from __future__ import annotations
@@ -341,14 +341,45 @@ class AnswerCache:
         self._kept[building.key] = kept
         return kept
 
-    @staticmethod
-    async def encoded(prebuilt: Prebuilt, encoding: str) -> Encoded:
-        """The kept middle compressed for `encoding`, once per answer (in a worker thread)."""
+    async def encoded(self, prebuilt: Prebuilt, encoding: str) -> Encoded:
+        """The kept middle compressed for `encoding`, once per answer, in a worker thread; a
+        large one in a build place (compressing it costs about what building it did)."""
         pending = prebuilt.encoded.get(encoding)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(_encode, prebuilt.middle, encoding))
+            ticket = None
+            if len(prebuilt.middle) > COMPRESSED_IN_A_PLACE_BYTES:
+                ticket = self.limiter.enter()  # BuildsBusyError: nothing kept, asked anew
+            pending = asyncio.ensure_future(_compressed(prebuilt.middle, encoding, ticket))
             prebuilt.encoded[encoding] = pending
+            pending.add_done_callback(
+                lambda done: self._done_compressing(prebuilt, encoding, ticket, done)
+            )
         return await asyncio.shield(pending)
+
+    def _done_compressing(
+        self,
+        prebuilt: Prebuilt,
+        encoding: str,
+        ticket: asyncio.Future[None] | None,
+        done: asyncio.Future[Encoded],
+    ) -> None:
+        if ticket is not None:
+            self.limiter.leave(ticket)
+        if (done.cancelled() or done.exception() is not None) and prebuilt.encoded.get(
+            encoding
+        ) is done:
+            del prebuilt.encoded[encoding]  # a failure is not kept: the next asker tries again
+
+
+# A kept middle larger than this is compressed in a build place (a 50,000-client page is
+# about 500 KB; a smaller one takes well under a millisecond).
+COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
+
+
+async def _compressed(middle: bytes, encoding: str, ticket: asyncio.Future[None] | None) -> Encoded:
+    if ticket is not None:
+        await ticket
+    return await asyncio.to_thread(_encode, middle, encoding)
 
 
 def etag_of(question: Question, state: tuple[Hashable, ...]) -> str:

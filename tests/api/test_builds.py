@@ -14,7 +14,15 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from app.api.answers import EPOCH, AnswerCache, BuildLimiter, Prebuilt, Question, splice
+from app.api.answers import (
+    COMPRESSED_IN_A_PLACE_BYTES,
+    EPOCH,
+    AnswerCache,
+    BuildLimiter,
+    Prebuilt,
+    Question,
+    splice,
+)
 from app.api.errors import BuildsBusyError
 from app.domain.models import CounterpartyPage, PositionsResponse
 from app.metrics import Metrics
@@ -233,3 +241,23 @@ async def test_builds_running_and_queued_are_gauges() -> None:
     gate.opened.set()
     await asyncio.gather(*asked)
     assert gauges() == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_compressing_a_large_answer_takes_a_build_place() -> None:
+    limiter = BuildLimiter(concurrent=1, queued=0)
+    answers = AnswerCache(limiter=limiter)
+    large = Prebuilt(b'"x":"' + b"a" * (COMPRESSED_IN_A_PLACE_BYTES + 1) + b'",', False)
+    small = Prebuilt(b'"x":"' + b"a" * 2000 + b'",', False)
+    gate = Gate()
+    blocker = asyncio.create_task(answers.get(question(1), (), gate.build()))
+    await until(gate.started.is_set)
+    with pytest.raises(BuildsBusyError):
+        await answers.encoded(large, "gzip")
+    # A small one costs next to nothing: it needs no place.
+    assert (await answers.encoded(small, "gzip")).body
+    gate.opened.set()
+    await blocker
+    # The refusal was not kept: asked again with a place free, it is compressed.
+    assert (await answers.encoded(large, "gzip")).body
+    assert (limiter.running, limiter.waiting) == (0, 0)
