@@ -290,8 +290,9 @@ class AnswerCache:
         if kept is not None:
             return kept
         building = self._building.get(key)
-        if building is None:
-            # A place now, or BuildsBusyError (a 503) before anything is started.
+        if building is None or building.abandoned.is_set():
+            # A place now, or BuildsBusyError (a 503) before anything is started. A build
+            # every caller left is never joined: it will not be kept; this one replaces it.
             building = _Building(key, self.limiter.enter())
             building.task = asyncio.ensure_future(self._build(question, build, building))
             self._building[key] = building
@@ -315,7 +316,8 @@ class AnswerCache:
             building.task.cancel()
 
     def _done_building(self, key: Hashable, building: _Building) -> None:
-        self._building.pop(key, None)
+        if self._building.get(key) is building:
+            del self._building[key]
         # Here, not in the build: a build cancelled before it ever ran gives its place back too.
         self.limiter.leave(building.ticket)
         if not building.task.cancelled():

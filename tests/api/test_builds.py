@@ -261,3 +261,21 @@ async def test_compressing_a_large_answer_takes_a_build_place() -> None:
     # The refusal was not kept: asked again with a place free, it is compressed.
     assert (await answers.encoded(large, "gzip")).body
     assert (limiter.running, limiter.waiting) == (0, 0)
+
+
+@pytest.mark.anyio
+async def test_asking_again_while_a_left_build_still_runs_builds_it_anew() -> None:
+    limiter = BuildLimiter(concurrent=2, queued=0)
+    answers = AnswerCache(limiter=limiter)
+    gate = Gate()
+    left = asyncio.create_task(answers.get(question(1), (), gate.build(5)))
+    await until(gate.started.is_set)
+    left.cancel()
+    await until(left.done)
+    # The same question again, while the left build still holds its thread and its place.
+    again = asyncio.create_task(answers.get(question(1), (), lambda: page(6)))
+    kept = await again
+    assert b'"total":6' in splice(kept, [], EPOCH)
+    gate.opened.set()
+    await until(lambda: limiter.running == 0)
+    assert answers.builds == 2
