@@ -9,10 +9,11 @@ them, and they cost nothing.
 
 A refusal is answered after a short pause (`REFUSAL_PAUSE_SECONDS`), so that a caller that
 ignores `Retry-After` cannot spend the process's CPU on refusals either; the pause holds no
-place. A place is given back when the answer is complete, or as soon as the client goes away: a
-`GET` (or `HEAD`) is then cancelled, so nothing goes on building or waiting for an answer
-nobody reads (builds other callers still wait for go on, see `app.api.answers`). A write is
-never cancelled (it may be landing upstream); its place is freed when the client leaves.
+place. A place is given back when the answer is complete, or as soon as the client of a
+`GET` (or `HEAD`) goes away: the read is then cancelled, so nothing goes on building or
+waiting for an answer nobody reads (builds other callers still wait for go on, see
+`app.api.answers`). A write is never cancelled (it may be landing upstream): it keeps its
+place until it ends, which the upstream deadlines bound.
 """
 
 from __future__ import annotations
