@@ -4,6 +4,7 @@ its place at once; and a request the server cannot parse is a 400 problem, not t
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -100,10 +101,13 @@ def test_one_caller_past_its_limit_is_a_429_while_others_and_probes_are_served(
 
 
 def test_a_client_that_goes_away_frees_its_place_at_once(
-    tesoro: tuple[str, int], simulators: Simulators
+    tesoro: tuple[str, int], simulators: Simulators, caplog: pytest.LogCaptureFixture
 ) -> None:
     host, port = tesoro
     base = f"http://{host}:{port}"
+    # uvicorn's own loggers do not propagate to the root logger: listened to directly.
+    server_log = logging.getLogger("uvicorn")
+    server_log.addHandler(caplog.handler)
     simulators.finsync_faults.delay_seconds = SLOW_SECONDS
     slow = [send_request(tesoro, "/positions", READ_KEY) for _ in range(LIMIT)]
     wait_until(lambda: finsync_reads(base) >= LIMIT)
@@ -122,6 +126,15 @@ def test_a_client_that_goes_away_frees_its_place_at_once(
     assert time.monotonic() - started < SLOW_SECONDS
     metrics = httpx2.get(f"{base}/metrics").text
     assert 'status="499"' in metrics
+    server_log.removeHandler(caplog.handler)
+    # The stopped reads are no error of tesoro's, nor of the server's.
+    troubles = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelno >= logging.ERROR
+        or (record.name.startswith("uvicorn") and record.levelno >= logging.WARNING)
+    ]
+    assert troubles == []
 
 
 def test_a_place_is_freed_when_the_answer_is_complete(tesoro: tuple[str, int]) -> None:
