@@ -505,7 +505,7 @@ async def test_over_a_holiday_and_a_weekend_the_simulator_answers_the_last_fixin
         assert await client.fixings_on(date(2026, 3, 22)) == []
 
 
-async def test_the_simulator_clamps_nothing_the_adapter_did_not_clamp_first() -> None:
+async def test_a_date_after_the_simulators_today_is_clamped_before_it_is_sent() -> None:
     # The simulator refuses a date after its today; the adapter never sends one.
     client, http = on_simulator(date(2026, 3, 19), at("2026-03-20T01:30:00+00:00"))
     async with http:
