@@ -135,10 +135,10 @@ class BcraQuote(TolerantModel):
 class BcraDay(TolerantModel):
     """One date's quotes; the BCRA writes `fecha: null, detalle: []` on a day without any."""
 
+    # Both required (null allowed): a `detalle` that is not a list must fail the date, never
+    # read as a day without quotes, which would walk back to an older fixing.
     fecha: LenientDate | None
-    detalle: Annotated[Parsed[BcraQuote], each_of(TypeAdapter(BcraQuote))] = Field(
-        default_factory=lambda: Parsed[BcraQuote]([], [])
-    )
+    detalle: Annotated[Parsed[BcraQuote], each_of(TypeAdapter(BcraQuote))]
 
 
 class _ResultSet(TolerantModel):

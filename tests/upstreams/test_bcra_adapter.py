@@ -370,6 +370,21 @@ async def test_a_table_dated_after_the_day_asked_for_is_a_bad_response() -> None
         await make(fake).fixings_on(date(2026, 3, 18))
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [
+        '{"fecha":"2026-03-19","detalle":"REF"}',
+        '{"fecha":"2026-03-19"}',
+        '{"fecha":"ayer","detalle":[]}',
+    ],
+)
+async def test_a_date_that_cannot_be_read_is_a_bad_response_not_a_day_off(broken: str) -> None:
+    fake = FakeBcra(json_answer(series(broken, day("2026-03-18", REF_ROW))))
+
+    with pytest.raises(UpstreamBadResponseError):
+        await fixing(make(fake), "REF", "2026-03-19", "2026-03-12")
+
+
 async def test_another_currency_in_the_series_is_a_bad_response() -> None:
     fake = FakeBcra(json_answer(series(day("2026-03-19", VND_ROW))))
 
