@@ -116,12 +116,11 @@ def read_csv(response: httpx2.Response, code: str, *, day: date) -> tuple[date, 
     except UnicodeDecodeError as exc:
         raise _bad("the CSV is not UTF-8") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA)
-    columns = set(reader.fieldnames or ())
-    missing = {_DATE, _VALUE} - columns
-    if missing:
-        raise _bad(f"the CSV has no {', '.join(sorted(missing))} column")
     observed: dict[date, Decimal] = {}
     try:
+        missing = {_DATE, _VALUE} - set(reader.fieldnames or ())
+        if missing:
+            raise _bad(f"the CSV has no {', '.join(sorted(missing))} column")
         for row in reader:
             if _EXTRA in row or None in row.values():
                 # A value with a comma ("4,2983") shifts every column after it.

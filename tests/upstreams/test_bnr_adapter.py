@@ -116,8 +116,10 @@ async def test_reads_the_old_namespace_file_alike() -> None:
     huf = await ask(fake, "HUF", date(2023, 5, 18), now="2023-05-18T12:00:00")
     eur_fixing = await ask(fake, "EUR", date(2023, 5, 18), now="2023-05-18T12:00:00")
 
-    assert huf is not None and (huf.published, huf.unit) == (Decimal("1.3335"), 100)
-    assert eur_fixing is not None and (eur_fixing.published, eur_fixing.unit) == (
+    assert huf is not None
+    assert (huf.published, huf.unit) == (Decimal("1.3335"), 100)
+    assert eur_fixing is not None
+    assert (eur_fixing.published, eur_fixing.unit) == (
         Decimal("4.9731"),
         1,
     )
@@ -137,7 +139,8 @@ def test_is_a_rate_source_quoting_37_currencies_without_ars() -> None:
     assert bnr.source == "bnr"
     assert len(bnr.series()) == 37
     assert {"EUR", "USD", "HUF", "XAU", "XDR"} <= bnr.series()
-    assert "ARS" not in bnr.series() and "BGN" not in bnr.series()
+    assert "ARS" not in bnr.series()
+    assert "BGN" not in bnr.series()
 
 
 @pytest.mark.parametrize(
@@ -162,7 +165,8 @@ async def test_a_day_in_the_future_is_clamped_to_today_and_read_from_the_latest_
         fake, "EUR", date(2099, 1, 1), not_before=date(2026, 8, 22), now="2026-08-29T09:00:00"
     )
 
-    assert fixing is not None and fixing.rate_date == date(2026, 8, 28)
+    assert fixing is not None
+    assert fixing.rate_date == date(2026, 8, 28)
     assert fake.paths == ["/nbrfxrates.xml"]
 
 
@@ -189,7 +193,8 @@ async def test_an_older_day_is_read_from_its_yearly_file_alone() -> None:
 
     fixing = await ask(fake, "EUR", date(2026, 3, 19), now="2026-08-25T12:00:00")
 
-    assert fixing is not None and fixing.published == Decimal("5.0972")
+    assert fixing is not None
+    assert fixing.published == Decimal("5.0972")
     assert fake.paths == ["/files/xml/years/nbrfxrates2026.xml"]
 
 
@@ -238,7 +243,8 @@ async def test_ten_day_file_that_does_not_reach_back_falls_back_to_the_yearly_fi
 
     fixing = await ask(fake, "EUR", date(2026, 4, 13), now="2026-04-14T12:00:00")
 
-    assert fixing is not None and fixing.rate_date == date(2026, 4, 9)
+    assert fixing is not None
+    assert fixing.rate_date == date(2026, 4, 9)
     assert fake.paths == ["/nbrfxrates10days.xml", "/files/xml/years/nbrfxrates2026.xml"]
 
 
@@ -392,14 +398,16 @@ async def test_one_date_in_two_cubes_with_different_values_is_a_bad_response() -
 async def test_a_currency_repeated_with_the_same_value_is_read() -> None:
     fake = FakeBnr({"/nbrfxrates.xml": dataset(("2026-08-28", eur("5.2584") + eur("5.2584")))})
     fixing = await ask(fake, "EUR", date(2026, 8, 28), now="2026-08-28T12:00:00")
-    assert fixing is not None and fixing.published == Decimal("5.2584")
+    assert fixing is not None
+    assert fixing.published == Decimal("5.2584")
 
 
 async def test_nonsense_about_another_currency_does_not_spoil_the_one_asked() -> None:
     cube = eur("5.2584") + '<Rate currency="XAU">0.0000</Rate>'
     fake = FakeBnr({"/nbrfxrates.xml": dataset(("2026-08-28", cube))})
     fixing = await ask(fake, "EUR", date(2026, 8, 28), now="2026-08-28T12:00:00")
-    assert fixing is not None and fixing.published == Decimal("5.2584")
+    assert fixing is not None
+    assert fixing.published == Decimal("5.2584")
 
 
 async def test_an_unreadable_cube_date_is_a_bad_response() -> None:

@@ -111,7 +111,8 @@ async def test_keeps_the_decimal_string_exactly_with_trailing_zeros() -> None:
         fake, "GBP", date(2026, 10, 30), not_before=date(2026, 10, 23), now="2026-11-02T12:00:00"
     )
 
-    assert fixing is not None and str(fixing.published) == "0.83380"
+    assert fixing is not None
+    assert str(fixing.published) == "0.83380"
 
 
 async def test_reads_columns_by_name_whatever_their_order_and_number() -> None:
@@ -120,7 +121,8 @@ async def test_reads_columns_by_name_whatever_their_order_and_number() -> None:
         '2026-08-07,4.2983,A,EXR.D.PLN.EUR.SP00.A,PLN,EUR,"Polish zloty/Euro, 2:15 pm"\n'
     )
     fixing = await ask(FakeEcb(content=full.encode()))
-    assert fixing is not None and (fixing.published, fixing.rate_date) == (
+    assert fixing is not None
+    assert (fixing.published, fixing.rate_date) == (
         Decimal("4.2983"),
         date(2026, 8, 7),
     )
@@ -162,7 +164,8 @@ async def test_a_future_day_is_clamped_to_today_in_frankfurt() -> None:
     )
 
     assert fake.requests[0].url.params["endPeriod"] == "2026-08-15"
-    assert fixing is not None and fixing.rate_date == date(2026, 8, 14)
+    assert fixing is not None
+    assert fixing.rate_date == date(2026, 8, 14)
 
 
 async def test_an_old_fixing_answered_for_a_later_day_is_none_past_not_before() -> None:
@@ -212,7 +215,7 @@ async def test_a_server_error_is_transient() -> None:
 @pytest.mark.parametrize("code", ["EUR", "usd", "USD+RON", "", "US", "D..EUR"])
 async def test_eur_and_codes_that_would_change_the_key_are_a_callers_bug(code: str) -> None:
     fake = FakeEcb(content=PLN_SAMPLE)
-    with pytest.raises(ValueError, match="EUR|currency code"):
+    with pytest.raises(ValueError, match=r"EUR|currency code"):
         await ask(fake, code)
     assert fake.requests == []
 
@@ -261,7 +264,8 @@ async def test_one_date_twice_with_different_values_is_a_bad_response() -> None:
 async def test_the_phantom_row_of_include_history_is_skipped() -> None:
     content = HEADER + row("PLN", "2026-08-07", "4.2983") + row("PLN", "2025-07-07", "")
     fixing = await ask(FakeEcb(content=content.encode()))
-    assert fixing is not None and fixing.rate_date == date(2026, 8, 7)
+    assert fixing is not None
+    assert fixing.rate_date == date(2026, 8, 7)
 
 
 async def test_an_unreadable_date_is_a_bad_response() -> None:
