@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+import stamina
 
 from app.upstreams.bnr import BASE_URL, BnrClient
 from app.upstreams.errors import (
@@ -18,6 +19,7 @@ from app.upstreams.errors import (
     UpstreamUnavailableError,
 )
 from app.upstreams.fixings import Fixing, RateSource
+from app.upstreams.http import RetryPolicy
 
 pytestmark = pytest.mark.anyio
 
@@ -423,3 +425,26 @@ async def test_a_server_error_is_transient() -> None:
     with pytest.raises(UpstreamUnavailableError) as caught:
         await ask(fake, "EUR", date(2026, 8, 28), now="2026-08-28T12:00:00")
     assert caught.value.transient
+
+
+async def test_a_transient_failure_is_tried_again_by_the_retry_policy() -> None:
+    answers = iter(
+        [
+            httpx2.Response(
+                502, content=b"<html>502</html>", headers={"content-type": "text/html"}
+            ),
+            httpx2.Response(200, content=NEW_NAMESPACE, headers=XML),
+        ]
+    )
+    http = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(lambda request: next(answers)), base_url=BASE_URL
+    )
+    bnr = BnrClient(http, retries=RetryPolicy(attempts=3), clock=at("2026-08-28T12:00:00"))
+
+    with stamina.set_testing(True, attempts=3):
+        fixing = await bnr.fixing(
+            "EUR", on_or_before=date(2026, 8, 28), not_before=date(2026, 8, 28)
+        )
+
+    assert fixing is not None
+    assert fixing.published == Decimal("5.2584")
