@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -58,20 +59,15 @@ async def april() -> AsyncIterator[tuple[Starlette, BnrClient]]:
         yield pair
 
 
-class connected:  # noqa: N801 (used as a context manager, like a function)
-    def __init__(self, today: date) -> None:
-        self.app = simulator(today)
-        noon = datetime(today.year, today.month, today.day, 10, tzinfo=UTC)
-        self.http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=self.app), base_url=BASE_URL
-        )
-        self.client = BnrClient(self.http, clock=lambda: noon)
-
-    async def __aenter__(self) -> tuple[Starlette, BnrClient]:
-        return self.app, self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.http.aclose()
+@asynccontextmanager
+async def connected(today: date) -> AsyncIterator[tuple[Starlette, BnrClient]]:
+    """A simulator on `today` and an adapter whose clock says noon that day, in-process."""
+    app = simulator(today)
+    noon = datetime(today.year, today.month, today.day, 10, tzinfo=UTC)
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url=BASE_URL
+    ) as http:
+        yield app, BnrClient(http, clock=lambda: noon)
 
 
 # ---------------------------------------------------------------------- the files' form

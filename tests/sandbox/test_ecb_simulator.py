@@ -97,7 +97,7 @@ async def test_each_currency_has_its_fixed_decimals_all_year() -> None:
     assert DECIMALS["RON"] == 4
 
 
-async def test_series_follow_the_target_calendar(ecb: Starlette) -> None:
+async def test_series_follow_the_target_calendar() -> None:
     response = await get(
         create_ecb_app(today=fixed(date(2026, 12, 31))),
         PATH.format("USD"),
