@@ -36,6 +36,7 @@ from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
+from app.services.rates import Rates
 from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
     Breakers,
@@ -53,9 +54,12 @@ from app.settings import (
     secret_values,
 )
 from app.tracing import Tracing
+from app.upstreams.bcra import BcraClient
+from app.upstreams.dolarapi import DolarapiClient
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
+from app.upstreams.fixings import RateSource
 from app.upstreams.http import ObservedClient, RetryPolicy
 
 logger = logging.getLogger("app")
@@ -80,6 +84,7 @@ going away is marked `deprecated: true` here and announced with `Deprecation` an
 TAGS = [
     {"name": "counterparties", "description": "Who the company holds balances with."},
     {"name": "positions", "description": "Interpreted balances and totals per currency."},
+    {"name": "rates", "description": "Exchange rates for a reporting currency, every leg shown."},
     {"name": "operations", "description": "Probes and metrics for orchestrators."},
 ]
 
@@ -191,6 +196,64 @@ def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
     )
 
 
+# A published fixing never changes: one for a day its source has closed is kept this long.
+PAST_FIXING_SECONDS = 30 * 86400
+
+
+def _rates(
+    settings: Settings,
+    stack: AsyncExitStack,
+    transport: httpx2.AsyncBaseTransport | None,
+    metrics: Metrics,
+    tracing: Tracing,
+    breakers: Breakers,
+) -> Rates:
+    """The rate sources that are on (one HTTP client each), their caches and the policies."""
+    makers: dict[str, tuple[str, Callable[[httpx2.AsyncClient], RateSource]]] = {
+        "bcra": (
+            settings.fx_bcra_base_url,
+            lambda http: BcraClient(http, retries=_retries(settings, metrics)),
+        ),
+        "dolarapi": (
+            settings.fx_dolarapi_base_url,
+            lambda http: DolarapiClient(http, retries=_retries(settings, metrics)),
+        ),
+    }
+    sources: dict[str, RateSource] = {}
+    for name in settings.fx_sources:
+        if name not in makers:
+            continue
+        base_url, make = makers[name]
+        http = _http_client(settings, f"fx:{name}", base_url, transport, metrics, tracing)
+        stack.push_async_callback(http.aclose)
+        sources[name] = make(http)
+    return Rates(
+        sources,
+        policies=settings.fx_policy_table,
+        default_policy=settings.fx_default_policy,
+        max_age_days=settings.fx_max_age_days,
+        # The latest fixing of each series: refreshed like any upstream, stale on failure.
+        latest_cache=_cache(
+            settings,
+            settings.fx_ttl_seconds,
+            observe=metrics.cache_observer("fx_latest"),
+            on_state=metrics.observe_connection,
+            slots=256,
+        ),
+        # Fixings of closed days: they never change, so no refresh and no stale window.
+        past_cache=SnapshotCache[Any](
+            ttl_seconds=PAST_FIXING_SECONDS,
+            stale_if_error_seconds=0,
+            failure_backoff_seconds=settings.failure_backoff_seconds,
+            maxsize=4096,
+            stale_on=UpstreamError,
+            observe=metrics.cache_observer("fx_past"),
+        ),
+        breakers=breakers,
+        deadline_seconds=settings.request_deadline_seconds,
+    )
+
+
 def _build_services(
     settings: Settings,
     stack: AsyncExitStack,
@@ -296,6 +359,7 @@ def _build_services(
         directory=Directory(treasury, finsync, shared=shared),
         idempotency=IdempotencyStore(shared=shared),
         answers=AnswerCache(on_build=metrics.observe_answer_build, release=heap.release),
+        rates=_rates(settings, stack, transport, metrics, tracing, breakers),
     )
 
 

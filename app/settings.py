@@ -31,7 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from app.domain.fx import BUILT_IN, RATE_SOURCES, Policy, PolicyConfigError, parse_policies
+from app.domain.fx import BUILT_IN, Policy, PolicyConfigError, parse_policies
 from app.domain.ids import CONSENT_KEY_PATTERN
 from app.domain.interpret import (
     DEFAULT_AVAILABLE_ORDER,
@@ -282,7 +282,9 @@ class Settings(BaseSettings):
     fx_bnr_base_url: HttpUrl = "https://curs.bnr.ro"
     fx_ecb_base_url: HttpUrl = "https://data-api.ecb.europa.eu"
     fx_dolarapi_base_url: HttpUrl = "https://dolarapi.com"
-    fx_sources: list[RateSourceName] = Field(default_factory=lambda: list(RATE_SOURCES))
+    fx_sources: list[RateSourceName] = Field(
+        default_factory=lambda: list[RateSourceName](["bcra", "bnr", "ecb", "dolarapi"])
+    )
     # JSON object, name -> policy (see app.domain.fx.parse_policies and the README).
     fx_policies: dict[str, Any] = Field(default_factory=dict)
     # After fx_policies: it may name one of them.

@@ -51,12 +51,76 @@ RATE_SOURCES: tuple[str, ...] = ("bcra", "bnr", "ecb", "dolarapi")
 # the ECB quotes these per one EUR; the BNR prices each in RON (some per 100 units). Gold,
 # silver and SDRs are left out: they are not money a treasury holds in a bank account.
 ECB_CURRENCIES = frozenset(
-    "USD JPY CZK DKK GBP HUF PLN RON SEK CHF ISK NOK TRY AUD BRL CAD CNY HKD IDR ILS INR KRW "
-    "MXN MYR NZD PHP SGD THB ZAR".split()
+    [
+        "USD",
+        "JPY",
+        "CZK",
+        "DKK",
+        "GBP",
+        "HUF",
+        "PLN",
+        "RON",
+        "SEK",
+        "CHF",
+        "ISK",
+        "NOK",
+        "TRY",
+        "AUD",
+        "BRL",
+        "CAD",
+        "CNY",
+        "HKD",
+        "IDR",
+        "ILS",
+        "INR",
+        "KRW",
+        "MXN",
+        "MYR",
+        "NZD",
+        "PHP",
+        "SGD",
+        "THB",
+        "ZAR",
+    ]
 )
 BNR_CURRENCIES = frozenset(
-    "AED AUD BRL CAD CHF CNY CZK DKK EGP EUR GBP HKD HUF IDR ILS INR ISK JPY KRW MDL MXN MYR "
-    "NOK NZD PHP PLN RSD RUB SEK SGD THB TRY UAH USD ZAR".split()
+    [
+        "AED",
+        "AUD",
+        "BRL",
+        "CAD",
+        "CHF",
+        "CNY",
+        "CZK",
+        "DKK",
+        "EGP",
+        "EUR",
+        "GBP",
+        "HKD",
+        "HUF",
+        "IDR",
+        "ILS",
+        "INR",
+        "ISK",
+        "JPY",
+        "KRW",
+        "MDL",
+        "MXN",
+        "MYR",
+        "NOK",
+        "NZD",
+        "PHP",
+        "PLN",
+        "RSD",
+        "RUB",
+        "SEK",
+        "SGD",
+        "THB",
+        "TRY",
+        "UAH",
+        "USD",
+        "ZAR",
+    ]
 )
 
 # Among chains of one length, those through the earlier pivots here win: a HUF balance reaches
@@ -115,7 +179,10 @@ class Policy:
     def __post_init__(self) -> None:
         links: dict[str, dict[str, Step]] = {}
         for quote in self.quotes:
-            for start, end, inverted in ((quote.base, quote.quote, False), (quote.quote, quote.base, True)):
+            for start, end, inverted in (
+                (quote.base, quote.quote, False),
+                (quote.quote, quote.base, True),
+            ):
                 links.setdefault(start, {}).setdefault(end, Step(quote, inverted))
         object.__setattr__(self, "_links", links)
 
@@ -149,9 +216,9 @@ class Policy:
         here = currency
         while here != report:
             closer = [n for n in self._links[here] if distance.get(n) == distance[here] - 1]
-            following = min(closer, key=_pivot_rank)
-            steps.append(self._links[here][following])
-            here = following
+            nearest = min(closer, key=_pivot_rank)
+            steps.append(self._links[here][nearest])
+            here = nearest
         return tuple(steps)
 
 
@@ -190,7 +257,7 @@ class PolicyConfigError(ValueError):
 
 def _rate_figure(where: str, value: object) -> Decimal:
     if not isinstance(value, str):
-        raise PolicyConfigError(f"{where}: write the rate as a decimal string, e.g. \"1450.50\"")
+        raise PolicyConfigError(f'{where}: write the rate as a decimal string, e.g. "1450.50"')
     try:
         figure = Decimal(value.strip())
     except InvalidOperation:
@@ -222,7 +289,7 @@ def _policy(name: str, spec: object) -> Policy:
         )
     source = spec.get("source", "manual")
     if source != "manual":
-        raise PolicyConfigError(f"{name}.source: only \"manual\" (the policy's own rates)")
+        raise PolicyConfigError(f'{name}.source: only "manual" (the policy\'s own rates)')
     description = spec.get("description", "")
     if not isinstance(description, str):
         raise PolicyConfigError(f"{name}.description: a string")
@@ -248,7 +315,7 @@ def _policy(name: str, spec: object) -> Policy:
         where = f"{name}.pegs[{pegged!r}]"
         if not _CODE.match(str(pegged)) or not isinstance(target, str) or not _ISO.match(target):
             raise PolicyConfigError(
-                f"{where}: a peg is CODE: ISO code, such as \"USDT\": \"USD\" (1 USDT = 1 USD)"
+                f'{where}: a peg is CODE: ISO code, such as "USDT": "USD" (1 USDT = 1 USD)'
             )
         if pegged == target:
             raise PolicyConfigError(f"{where}: a currency cannot be pegged to itself")
@@ -401,7 +468,7 @@ def resolve(
     policy: Policy,
     currency: str,
     report: str,
-    found: Mapping[tuple[str, str], Fixing | None | Exception],
+    found: Mapping[tuple[str, str], Fixing | Exception | None],
     *,
     requested: date,
     max_age_days: int,
@@ -413,7 +480,9 @@ def resolve(
         return NoRate(
             currency,
             f"the policy {policy.name} has no rate linking {currency} to {report}"
-            + (" (no source publishes it; a policy may peg it)" if not _ISO.match(currency) else ""),
+            + (
+                " (no source publishes it; a policy may peg it)" if not _ISO.match(currency) else ""
+            ),
             CONFIG_SOURCE,
         )
     legs: list[FoundLeg] = []
@@ -421,7 +490,7 @@ def resolve(
     oldest = requested - timedelta(days=max_age_days)
     for step in steps:
         quote = step.quote
-        fixing: Fixing | None | Exception
+        fixing: Fixing | Exception | None
         if quote.fetched:
             fixing = found.get((quote.source, quote.code))
         else:
@@ -431,7 +500,9 @@ def resolve(
             )
         where = f"{quote.series} ({quote.base} in {quote.quote})"
         if isinstance(fixing, Exception):
-            return NoRate(currency, f"{where}: {quote.connection} failed: {fixing}", quote.connection)
+            return NoRate(
+                currency, f"{where}: {quote.connection} failed: {fixing}", quote.connection
+            )
         if fixing is None:
             return NoRate(
                 currency,
@@ -486,7 +557,9 @@ def rate_entry(rate: Rate, requested: date) -> RateEntry:
     )
 
 
-def missing_warning(missing: NoRate, report: str, policy: Policy, requested: date) -> ResponseWarning:
+def missing_warning(
+    missing: NoRate, report: str, policy: Policy, requested: date
+) -> ResponseWarning:
     return ResponseWarning(
         code=FX_RATE_MISSING,
         message=f"{missing.currency} is not converted into {report} under the policy "

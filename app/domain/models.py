@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     MISSING,
@@ -17,7 +17,6 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
 )
-from pydantic.json_schema import JsonDict
 
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 CURRENCY_PATTERN = r"^[A-Z0-9]{3,8}$"
@@ -383,7 +382,7 @@ def _only_when_asked(*names: str) -> ConfigDict:
     """Members written only when the question asks for them (`report_currency`): absent from
     every other answer, so those keep their bytes and ETags; the schema marks them optional."""
 
-    def drop_from_required(schema: JsonDict) -> None:
+    def drop_from_required(schema: dict[str, Any]) -> None:
         required = schema.get("required")
         if isinstance(required, list):
             schema["required"] = [name for name in required if name not in names]
@@ -425,7 +424,7 @@ class CurrencyTotal(_Model):
     overdraft: Money = Field(description="Sum of `overdraft` amounts, signed (<= 0).")
     receivable: Money = Field(description="Sum of `receivable` amounts (>= 0).")
     payable: Money = Field(description="Sum of `payable` amounts, signed (<= 0).")
-    converted: ConvertedTotal | None | MISSING = Field(  # type: ignore[valid-type]
+    converted: ConvertedTotal | MISSING | None = Field(
         default=MISSING,
         description="Only when `report_currency` is asked: these totals in the report "
         "currency, or null when this currency has no rate (an `fx_rate_missing` warning "
@@ -525,7 +524,7 @@ class PositionsResponse(Meta):
     total: int = Field(description="Positions matching the filters, over all pages.")
     page: int = Field(description="The page number, from 1.")
     page_size: int = Field(description="The page size asked for.")
-    consolidated: ConsolidatedTotal | MISSING = Field(  # type: ignore[valid-type]
+    consolidated: ConsolidatedTotal | MISSING = Field(
         default=MISSING,
         description="Only when `report_currency` is asked: every total in that currency, "
         "with the rate of each currency and its legs.",
@@ -538,7 +537,7 @@ class PositionsResponse(Meta):
 class RatesResponse(Meta):
     """The rates of some currencies into one, each with its legs (`GET /rates`)."""
 
-    complete: bool = Field(  # type: ignore[assignment]
+    complete: bool = Field(
         description="False when any currency asked has no rate (see `missing_currencies` "
         "and the `fx_rate_missing` warnings)."
     )

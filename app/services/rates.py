@@ -98,7 +98,9 @@ class Rates:
         """Today in UTC: the default date of a question."""
         return self._clock().astimezone(UTC).date()
 
-    def _asks(self, policy: Policy, currencies: Iterable[str], report: str, day: date) -> list[_Ask]:
+    def _asks(
+        self, policy: Policy, currencies: Iterable[str], report: str, day: date
+    ) -> list[_Ask]:
         now = self._clock()
         asks = []
         for quote in needed_quotes(policy, currencies, report):
@@ -108,7 +110,9 @@ class Rates:
             source_today = client.today(now)
             latest = day >= source_today
             on_or_before = source_today if latest else day
-            key = f"fx:{quote.source}:{quote.code}:" + ("latest" if latest else on_or_before.isoformat())
+            key = f"fx:{quote.source}:{quote.code}:" + (
+                "latest" if latest else on_or_before.isoformat()
+            )
             asks.append(_Ask(quote, client, key, latest, on_or_before))
         return asks
 
@@ -159,7 +163,8 @@ class Rates:
                 continue
             task.add_done_callback(lambda done: done.cancelled() or done.exception())
             late = UpstreamTimeoutError(
-                ask.quote.connection, "still fetching at the answer's deadline; the cache fills behind"
+                ask.quote.connection,
+                "still fetching at the answer's deadline; the cache fills behind",
             )
             held = self._cache(ask).peek(ask.key)
             outcomes.append(
@@ -186,7 +191,7 @@ class Rates:
             del self._recent[next(iter(self._recent))]
         asks = self._asks(policy, currencies, report, day)
         outcomes = await self._within_deadline(asks, refresh)
-        found: dict[tuple[str, str], Fixing | None | Exception] = {}
+        found: dict[tuple[str, str], Fixing | Exception | None] = {}
         by_source: dict[str, list[Cached[Found] | UpstreamError]] = {}
         for ask, outcome in zip(asks, outcomes, strict=True):
             by_source.setdefault(ask.quote.source, []).append(outcome)
@@ -252,7 +257,13 @@ class Rates:
 
 
 def _figure(fixing: Fixing) -> tuple[str, str, str, int, str]:
-    return (fixing.series, fixing.base, format(fixing.published, "f"), fixing.unit, fixing.rate_date.isoformat())
+    return (
+        fixing.series,
+        fixing.base,
+        format(fixing.published, "f"),
+        fixing.unit,
+        fixing.rate_date.isoformat(),
+    )
 
 
 def _info(connection: str, outcomes: Sequence[Cached[Found] | UpstreamError]) -> SourceInfo:
@@ -269,11 +280,7 @@ def _info(connection: str, outcomes: Sequence[Cached[Found] | UpstreamError]) ->
                 error = SourceError(code=SourceErrorCode(o.error.code), message=o.error.message)
                 break
     status = (
-        SourceStatus.unavailable
-        if failed
-        else SourceStatus.stale
-        if stale
-        else SourceStatus.ok
+        SourceStatus.unavailable if failed else SourceStatus.stale if stale else SourceStatus.ok
     )
     return SourceInfo(
         source=connection,
