@@ -38,6 +38,10 @@ in FinSync during a read. Other requests pass untouched and do not count against
 * ``ignore_page``: any page but 1 is answered as page 1 (``"page": 1`` included), as a
   server that does not read the ``page`` parameter would.
 
+``old_host_html``, the BNR simulator only (`app.sandbox.bnr`): the BNR's old host, whose
+latest-rates file answers its homepage with status 200 (``text/html``) and whose yearly files
+redirect there (302). Every other simulator answers normally.
+
 On Finqware, ``"consents": ["ing-ops"]`` narrows the fault *and* ``delay_seconds`` to
 requests for those consent keys (a request naming no known consent is never narrowed in);
 FinSync ignores ``consents``.
@@ -62,6 +66,7 @@ from starlette.routing import Route
 FaultMode = Literal[
     "none", "error", "timeout", "html", "truncated", "rate_limited", "unauthorized",
     "drop_after_create", "delete_after_page", "create_at_front", "grow_pages", "ignore_page",
+    "old_host_html",
 ]  # fmt: skip
 FAULT_MODES: tuple[FaultMode, ...] = get_args(FaultMode)
 

@@ -109,8 +109,12 @@ async def send(
     headers: Mapping[str, str] | None = None,
     idempotent: bool = True,
     retries: RetryPolicy = NO_RETRIES,
+    raw: bool = False,
 ) -> Any:
     """Send one request and return its decoded JSON body, or raise an UpstreamError.
+
+    With `raw`, a successful answer is returned as the response itself, undecoded (see
+    `send_raw`); failures are mapped the same way.
 
     A read is retried by `retries` on transient failures; a write never is. A
     non-idempotent request that may have reached the upstream before failing raises
@@ -127,6 +131,7 @@ async def send(
         json_body=json_body,
         headers=headers,
         idempotent=idempotent,
+        raw=raw,
     )
     if not idempotent or retries.attempts <= 1:
         return await once()
@@ -164,6 +169,7 @@ async def _send_once(
     json_body: Any,
     headers: Mapping[str, str] | None,
     idempotent: bool,
+    raw: bool = False,
 ) -> Any:
     content = None if json_body is None else json.dumps(json_body).encode()
     request_headers = {"accept": "application/json"}
@@ -186,6 +192,8 @@ async def _send_once(
     except httpx2.RequestError as exc:
         raise _for_write(_request_failure(upstream, exc), idempotent=idempotent) from exc
     if response.is_success:
+        if raw:
+            return response
         try:
             return decode_json(response.content)
         except ValueError as exc:
@@ -195,6 +203,34 @@ async def _send_once(
             )
             raise _for_write(bad, idempotent=idempotent) from exc
     raise map_error(response, try_decode_json(response))
+
+
+async def send_raw(
+    client: httpx2.AsyncClient,
+    upstream: str,
+    url: str,
+    *,
+    map_error: ErrorMapper,
+    accept: str,
+    params: Mapping[str, str | int] | None = None,
+    retries: RetryPolicy = NO_RETRIES,
+) -> httpx2.Response:
+    """`send` for a read whose body is not JSON (the BNR's XML, the ECB's CSV): a GET
+    asking for `accept`, whose successful answer comes back undecoded for the adapter to
+    read and judge (status 200 is not yet data: it may be an HTML page). Transport failures,
+    retries and error statuses go through `send`'s one path."""
+    response: httpx2.Response = await send(
+        client,
+        upstream,
+        "GET",
+        url,
+        map_error=map_error,
+        params=params,
+        headers={"accept": accept},
+        retries=retries,
+        raw=True,
+    )
+    return response
 
 
 # Failures once the request may have reached the upstream, most specific first.
