@@ -55,7 +55,9 @@ from app.settings import (
 )
 from app.tracing import Tracing
 from app.upstreams.bcra import BcraClient
+from app.upstreams.bnr import BnrClient
 from app.upstreams.dolarapi import DolarapiClient
+from app.upstreams.ecb import EcbClient
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
@@ -214,15 +216,22 @@ def _rates(
             settings.fx_bcra_base_url,
             lambda http: BcraClient(http, retries=_retries(settings, metrics)),
         ),
+        "bnr": (
+            settings.fx_bnr_base_url,
+            lambda http: BnrClient(http, retries=_retries(settings, metrics)),
+        ),
+        "ecb": (
+            settings.fx_ecb_base_url,
+            lambda http: EcbClient(http, retries=_retries(settings, metrics)),
+        ),
         "dolarapi": (
             settings.fx_dolarapi_base_url,
             lambda http: DolarapiClient(http, retries=_retries(settings, metrics)),
         ),
     }
     sources: dict[str, RateSource] = {}
+    # A source switched off gets no client at all: it is never asked.
     for name in settings.fx_sources:
-        if name not in makers:
-            continue
         base_url, make = makers[name]
         http = _http_client(settings, f"fx:{name}", base_url, transport, metrics, tracing)
         stack.push_async_callback(http.aclose)
