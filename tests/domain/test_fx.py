@@ -24,7 +24,7 @@ from app.domain.fx import (
     resolve,
     round_half_even,
 )
-from app.domain.models import CurrencyTotal
+from app.domain.models import ConvertedTotal, CurrencyTotal
 from app.upstreams.fixings import Fixing
 
 DAY = date(2026, 3, 19)
@@ -284,7 +284,9 @@ def test_each_shown_figure_is_rounded_once_so_parts_may_not_add_up_to_the_total(
         policy=policy,
         requested=DAY,
     )
-    shown = [t.converted.assets for t in conversion.totals if t.converted]
+    shown = [
+        t.converted.assets for t in conversion.totals if isinstance(t.converted, ConvertedTotal)
+    ]
     assert [format(a, "f") for a in shown] == ["0.00", "0.00"]
     assert format(conversion.consolidated.assets, "f") == "0.01"
 
@@ -309,7 +311,7 @@ def test_consolidated_sums_what_converts_and_names_what_does_not() -> None:
     by_currency = {t.currency: t.converted for t in conversion.totals}
     assert by_currency["USDT"] is None
     ars = by_currency["ARS"]
-    assert ars is not None
+    assert isinstance(ars, ConvertedTotal)
     assert format(ars.assets, "f") == "1000.00"
     consolidated = conversion.consolidated
     # 1000 + 114.89 + 5.00 assets; 11.489 liabilities, rounded once: 11.49.
@@ -330,7 +332,7 @@ def test_a_converted_total_carries_its_rate_as_text() -> None:
         [total("ARS", "1")], rates, report="USD", policy=OFFICIAL, requested=DAY
     )
     converted = conversion.totals[0].converted
-    assert converted is not None
+    assert isinstance(converted, ConvertedTotal)
     assert converted.rate == "0.0007165817445641183729982826402"
 
 

@@ -20,7 +20,7 @@ from app.domain.fx import (
     parse_policies,
     resolve,
 )
-from app.domain.models import CurrencyTotal
+from app.domain.models import ConvertedTotal, CurrencyTotal
 from app.domain.money import minor_units
 from app.upstreams.fixings import Fixing
 
@@ -185,7 +185,7 @@ def test_conversion_equals_a_slow_fraction_reference(
             missing.append(shown.currency)
             continue
         converted = shown.converted
-        assert converted is not None
+        assert isinstance(converted, ConvertedTotal)
         assert Fraction(converted.rate) == reference_rate_text(rate)
         for name in FIELDS:
             exact = Fraction(str(getattr(shown, name))) * rate
