@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import httpx2
 from pydantic import SecretStr
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from app.settings import ConsentSettings, Settings
@@ -81,7 +82,7 @@ class HostRouterTransport(httpx2.AsyncBaseTransport):
             await transport.aclose()
 
 
-def rate_simulators() -> dict[str, ASGIApp]:
+def rate_simulators() -> dict[str, Starlette]:
     """Fresh simulators of the four rate sources, by source name."""
     from app.sandbox.bcra import create_bcra_app
     from app.sandbox.bnr import create_bnr_app
@@ -106,7 +107,11 @@ def sandbox_transport(
     from app.sandbox.finqware import create_finqware_app
     from app.sandbox.finsync import create_finsync_app
 
-    rates = {**rate_simulators(), **(rate_apps or {})}
+    given = dict(rate_apps or {})
+    rates: dict[str, ASGIApp] = {
+        **({} if set(given) >= set(RATE_SANDBOX_URLS) else rate_simulators()),
+        **given,
+    }
     return HostRouterTransport(
         {
             httpx2.URL(FINSYNC_SANDBOX_URL).host: finsync_app or create_finsync_app(),
