@@ -29,6 +29,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import LoadState, SnapshotCache
+from app.domain.fx import report_currency_problem
 from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
@@ -372,6 +373,58 @@ def _build_services(
     )
 
 
+# The query parameters whose accepted values are the configured policies and the currencies
+# they convert into: (path, parameter, what it names).
+_FX_CHOICES = (
+    ("/positions", "report_currency", "currencies"),
+    ("/positions", "rates", "policies"),
+    ("/rates", "to", "currencies"),
+    ("/rates", "rates", "policies"),
+)
+
+
+def _install_fx_choices(app: FastAPI, settings: Settings) -> None:
+    """The served document lists the policies this deployment knows and the currencies they
+    convert into, so a generated client offers exactly what is accepted."""
+    policies = settings.fx_policy_table
+    choices = {
+        "policies": list(policies),
+        "currencies": sorted(
+            {
+                code
+                for policy in policies.values()
+                for code in policy.currencies
+                if report_currency_problem(policy, code) is None
+            }
+        ),
+    }
+    served = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = served()
+        for path, name, kind in _FX_CHOICES:
+            for parameter in spec["paths"][path]["get"]["parameters"]:
+                if parameter["name"] != name:
+                    continue
+                schema = parameter["schema"]
+                for option in schema.get("anyOf", [schema]):
+                    if option.get("type") == "string":
+                        option.pop("pattern", None)
+                        option.pop("maxLength", None)
+                        option["enum"] = choices[kind]
+        for path, name in (("/positions", "rate_date"), ("/rates", "date")):
+            for parameter in spec["paths"][path]["get"]["parameters"]:
+                schema = parameter["schema"]
+                if parameter["name"] == name and schema.pop("format", None):
+                    # Said of the text itself, beside its pattern (not of its absence).
+                    for option in schema.get("anyOf", [schema]):
+                        if option.get("type") == "string":
+                            option["format"] = "date"
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -473,4 +526,5 @@ def create_app(
     app.add_middleware(RequestIds, settings=settings)
     app.include_router(api_router)
     install_openapi(app)
+    _install_fx_choices(app, settings)
     return app

@@ -205,6 +205,8 @@ def test_a_report_currency_that_cannot_be_converted_into_is_a_422_naming_it(
 def test_an_unknown_policy_is_a_422_listing_the_known_ones(client: TestClient) -> None:
     detail = problem_detail(client, "/positions", {"report_currency": "USD", "rates": "blue"})
     assert "unknown rate policy 'blue'; known: official, market" in detail
+    # Given without a report currency, it is still checked, never ignored.
+    assert "unknown rate policy" in problem_detail(client, "/positions", {"rates": "blue"})
 
 
 def test_a_rate_date_in_the_future_or_malformed_is_a_422(client: TestClient) -> None:

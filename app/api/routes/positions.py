@@ -14,10 +14,11 @@ from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.routes.rates import (
     DATE_PATTERN,
+    DATE_SCHEMA,
     POLICY_DESCRIPTION,
     RATE_DATE_DESCRIPTION,
     REPORT_CURRENCY_DESCRIPTION,
-    fx_question,
+    fx_options,
 )
 from app.domain.counterparties import paginate
 from app.domain.fx import convert_totals
@@ -95,12 +96,13 @@ async def list_positions(
         str | None, Query(alias="rates", max_length=40, description=POLICY_DESCRIPTION)
     ] = None,
     rate_date: Annotated[
-        str | None, Query(pattern=DATE_PATTERN, description=RATE_DATE_DESCRIPTION)
+        str | None,
+        Query(
+            pattern=DATE_PATTERN, description=RATE_DATE_DESCRIPTION, json_schema_extra=DATE_SCHEMA
+        ),
     ] = None,
 ) -> Response:
-    fx_asked = (
-        None if report_currency is None else fx_question(rates, report_currency, policy, rate_date)
-    )
+    fx_asked = fx_options(rates, report_currency, policy, rate_date)
     if fx_asked is not None:
         # The rates recent answers needed are asked at once with the connections.
         rates.warm(fx_asked.policy, fx_asked.report, fx_asked.day)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +21,10 @@ from app.services.treasury import Gathered
 
 router = APIRouter(tags=["rates"])
 
-DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# A day of this century (the rate sources publish nothing older), as YYYY-MM-DD.
+DATE_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+# The schema says it is a date too, so generated clients send one.
+DATE_SCHEMA: dict[str, Any] = {"format": "date"}
 
 REPORT_CURRENCY_DESCRIPTION = (
     "Convert every total into this ISO 4217 currency (adds `converted` to each `totals` entry "
@@ -51,13 +54,23 @@ class FxQuestion:
         return (self.report, self.policy.name, self.day.isoformat())
 
 
-def _invalid(name: str, message: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
+def fx_options(
+    rates: Rates,
+    report_currency: str | None,
+    policy_name: str | None,
+    rate_date: str | None,
+) -> FxQuestion | None:
+    """The conversion `/positions` is asked for, if any; a policy or a date given without a
+    report currency is checked all the same (a mistake is never ignored)."""
+    if report_currency is None:
+        fx_question(rates, None, policy_name, rate_date)
+        return None
+    return fx_question(rates, report_currency, policy_name, rate_date)
 
 
 def fx_question(
     rates: Rates,
-    report_currency: str,
+    report_currency: str | None,
     policy_name: str | None,
     rate_date: str | None,
     *,
@@ -70,8 +83,8 @@ def fx_question(
         problems.append(
             (names[1], f"unknown rate policy {policy_name!r}; known: {', '.join(rates.policies)}")
         )
-    report = report_currency.strip().upper()
-    if policy is not None:
+    report = (report_currency or "USD").strip().upper()
+    if policy is not None and report_currency is not None:
         refused = report_currency_problem(policy, report)
         if refused is not None:
             problems.append((names[0], refused))
@@ -139,7 +152,13 @@ async def list_rates(
         str | None, Query(alias="rates", max_length=40, description=POLICY_DESCRIPTION)
     ] = None,
     day: Annotated[
-        str | None, Query(alias="date", max_length=10, description=RATE_DATE_DESCRIPTION)
+        str | None,
+        Query(
+            alias="date",
+            pattern=DATE_PATTERN,
+            description=RATE_DATE_DESCRIPTION,
+            json_schema_extra=DATE_SCHEMA,
+        ),
     ] = None,
 ) -> Response:
     asked = fx_question(rates, to, policy, day, names=("to", "rates", "date"))
