@@ -199,6 +199,16 @@ def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
     )
 
 
+def _per_source(told: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    """A metrics hook told of a fixing's cache key (`fx:bcra:REF:2026-03-19`), told of its
+    source's connection (`fx:bcra`) instead: one series per source, not one per date."""
+
+    def tell(key: str, what: Any) -> None:
+        told(":".join(key.split(":", 2)[:2]), what)
+
+    return tell
+
+
 # A published fixing never changes: one for a day its source has closed is kept this long.
 PAST_FIXING_SECONDS = 30 * 86400
 
@@ -246,8 +256,8 @@ def _rates(
         latest_cache=_cache(
             settings,
             settings.fx_ttl_seconds,
-            observe=metrics.cache_observer("fx_latest"),
-            on_state=metrics.observe_connection,
+            observe=_per_source(metrics.cache_observer("fx_latest")),
+            on_state=_per_source(metrics.observe_connection),
             slots=256,
         ),
         # Fixings of closed days: they never change, so no refresh and no stale window.
@@ -257,7 +267,7 @@ def _rates(
             failure_backoff_seconds=settings.failure_backoff_seconds,
             maxsize=4096,
             stale_on=UpstreamError,
-            observe=metrics.cache_observer("fx_past"),
+            observe=_per_source(metrics.cache_observer("fx_past")),
         ),
         breakers=breakers,
         deadline_seconds=settings.request_deadline_seconds,
