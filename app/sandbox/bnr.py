@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
@@ -128,6 +129,7 @@ def _rate_xml(currency: str, day: date) -> str:
     return f'<Rate currency="{currency}"{attribute}>{bnr_rate(currency, day):f}</Rate>'
 
 
+@lru_cache(maxsize=1024)
 def _cube_xml(day: date) -> str:
     rates = "".join(_rate_xml(currency, day) for currency in CURRENCIES)
     return f'<Cube date="{day.isoformat()}">{rates}</Cube>'

@@ -135,10 +135,10 @@ class BcraQuote(TolerantModel):
 class BcraDay(TolerantModel):
     """One date's quotes; the BCRA writes `fecha: null, detalle: []` on a day without any."""
 
+    # Both required (null allowed): a `detalle` that is not a list must fail the date, never
+    # read as a day without quotes, which would walk back to an older fixing.
     fecha: LenientDate | None
-    detalle: Annotated[Parsed[BcraQuote], each_of(TypeAdapter(BcraQuote))] = Field(
-        default_factory=lambda: Parsed[BcraQuote]([], [])
-    )
+    detalle: Annotated[Parsed[BcraQuote], each_of(TypeAdapter(BcraQuote))]
 
 
 class _ResultSet(TolerantModel):
@@ -283,21 +283,24 @@ class BcraClient:
             return None
         window_days = (asked - not_before).days + 1
         limit = min(max(window_days, LIMIT_MIN), LIMIT_MAX)
-        for page in range(MAX_PAGES):
+        offset = 0
+        for _ in range(MAX_PAGES):
             body = await self._get(
                 f"/Cotizaciones/{series.wire}",
                 {
                     "fechaDesde": not_before.isoformat(),
                     "fechaHasta": asked.isoformat(),
                     "limit": limit,
-                    "offset": page * limit,
+                    "offset": offset,
                 },
             )
             read = parse(UPSTREAM, _SERIES_PAGE, body, f"{series.wire} series")
             found = _newest(code, read.results, asked=asked, not_before=not_before)
             if found is not None:
                 return found
-            if not _more_pages(read, page * limit, limit):
+            # Newest first: a later page holds only older dates, read when this one had none.
+            offset += len(read.results)
+            if not _more_pages(read, offset, limit):
                 return None
         return None
 
@@ -362,8 +365,11 @@ def _newest(code: str, days: list[BcraDay], *, asked: date, not_before: date) ->
 
 
 def _more_pages(read: _SeriesPage, offset: int, limit: int) -> bool:
+    """Whether rows after the first `offset` remain (the page size may be the server's own)."""
+    if not read.results:
+        return False
     resultset = read.metadata.resultset if read.metadata else None
     count = resultset.count if resultset else None
     if count is None:
         return len(read.results) >= limit
-    return offset + len(read.results) < count and len(read.results) > 0
+    return offset < count

@@ -66,11 +66,12 @@ CURRENCIES = frozenset({
 })  # fmt: skip
 """The 37 currencies the BNR quotes in 2026 (XAU in RON per gram). No ARS; BGN is gone."""
 
-TEN_DAYS_REACH = timedelta(days=9)
-"""How far back from today the ten-day file is read first. Ten fixings span at least ten
-banking days, so at least 9 calendar days before the latest (more with weekends and
-holidays): a day within this reach is always in it, and one file of ~15 KB answers instead
-of the year's ~300 KB. When it does not reach (a run of holidays), the yearly file follows."""
+TEN_DAYS_REACH = timedelta(days=11)
+"""How far back from today the ten-day file is read first. Ten weekdays always straddle a
+whole weekend, so its oldest fixing is at least 11 days before its newest (more with
+holidays), and its newest is at most today: a day within this reach is always in it, and a
+~15 KB file answers instead of the year's ~300 KB. Should it not reach (a server that
+disagrees), the yearly file follows."""
 
 _ACCEPT = "text/xml, application/xml"
 _MAX_MULTIPLIER = 1_000_000
@@ -158,7 +159,7 @@ def _read_rate(rate: Element, code: str, day: date) -> _Rate:
     return _Rate(published, unit)
 
 
-def read_file(response: httpx2.Response, code: str, *, today: date) -> _File:
+def _read_file(response: httpx2.Response, code: str, *, today: date) -> _File:
     """One BNR file's fixings of currency `code`, checked (see the module's rules)."""
     root = _root(response)
     rates: dict[date, _Rate] = {}
@@ -278,4 +279,4 @@ class BnrClient:
             if year_start is not None and year_start.year == today.year:
                 return _File({}, None)
             raise
-        return read_file(response, code, today=today)
+        return _read_file(response, code, today=today)

@@ -73,6 +73,7 @@ _DATE = "TIME_PERIOD"
 _VALUE = "OBS_VALUE"
 _CURRENCY = "CURRENCY"
 _DENOMINATOR = "CURRENCY_DENOM"
+_EXTRA = "\x00extra"  # where csv puts the fields of a row beyond its header
 
 
 def _bad(message: str) -> UpstreamBadResponseError:
@@ -114,14 +115,16 @@ def read_csv(response: httpx2.Response, code: str, *, day: date) -> tuple[date, 
         text = response.content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise _bad("the CSV is not UTF-8") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = set(reader.fieldnames or ())
-    missing = {_DATE, _VALUE} - columns
-    if missing:
-        raise _bad(f"the CSV has no {', '.join(sorted(missing))} column")
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA)
     observed: dict[date, Decimal] = {}
     try:
+        missing = {_DATE, _VALUE} - set(reader.fieldnames or ())
+        if missing:
+            raise _bad(f"the CSV has no {', '.join(sorted(missing))} column")
         for row in reader:
+            if _EXTRA in row or None in row.values():
+                # A value with a comma ("4,2983") shifts every column after it.
+                raise _bad(f"line {reader.line_num} of the CSV does not match its header")
             found = _observation(row, code, day)
             if found is None:
                 continue
