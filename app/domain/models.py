@@ -328,12 +328,17 @@ class ResponseWarning(_Model):
         "`conflicting_record` (two copies of one record that disagree: a FinSync client or "
         "account listed twice with different content, a Finqware account listed twice with "
         "different details, two Finqware balances of one type for the same moment; one is "
-        "chosen by a fixed rule the message names). New codes may be added within v1.",
+        "chosen by a fixed rule the message names). About a conversion into a report "
+        "currency: `fx_rate_missing` (a currency has no rate: the message names it and why; "
+        "it is left out of the consolidated sums). New codes may be added within v1.",
         examples=["unknown_client_type"],
     )
     message: str = Field(description="What was found, for a human.")
     source: str = Field(
-        description="The connection: `finsync` or `finqware:<consent key>`.", examples=["finsync"]
+        description="The connection: `finsync` or `finqware:<consent key>`; for "
+        "`fx_rate_missing`, the rate source to blame (`fx:<source>`) or `config` (the "
+        "policy has no rate for the currency).",
+        examples=["finsync"],
     )
     counterparty_id: str | None = Field(
         default=None, description="The counterparty concerned, when known."
