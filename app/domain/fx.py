@@ -175,6 +175,11 @@ class Policy:
     description: str
     quotes: tuple[Quote, ...]
     _links: dict[str, dict[str, Step]] = field(init=False, repr=False, compare=False)
+    # Chains depend on the policy alone: found once per pair, then read (every question
+    # asks for the same few).
+    _chains: dict[tuple[str, str], tuple[Step, ...] | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         links: dict[str, dict[str, Step]] = {}
@@ -194,6 +199,12 @@ class Policy:
     def chain(self, currency: str, report: str) -> tuple[Step, ...] | None:
         """The legs from `currency` to `report` (none for the report currency itself), or
         None when no chain of the policy's quotes links them."""
+        pair = (currency, report)
+        if pair not in self._chains:
+            self._chains[pair] = self._chain(currency, report)
+        return self._chains[pair]
+
+    def _chain(self, currency: str, report: str) -> tuple[Step, ...] | None:
         if currency == report:
             return ()
         if currency not in self._links or report not in self._links:

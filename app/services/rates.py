@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from cachetools import LRUCache
+
 from app.cache import Cached, SnapshotCache
 from app.domain.fx import NoRate, Policy, Quote, Rate, needed_quotes, resolve
 from app.domain.models import SourceError, SourceErrorCode, SourceInfo, SourceStatus
@@ -93,6 +95,20 @@ class Rates:
         # upstream connections on the next question, before its positions say which it needs.
         self._recent: dict[str, None] = {}
         self._warming: set[asyncio.Task[object]] = set()
+        # What each source publishes, asked once (an adapter builds its set on every call).
+        self._series = {name: client.series() for name, client in self.sources.items()}
+        # The rates last worked out from the same fixings for the same question: a kept
+        # answer's question costs look-ups, not arithmetic.
+        self._worked_out: LRUCache[Hashable, dict[str, Rate | NoRate]] = LRUCache(maxsize=256)
+        # The currencies each recent data state holds (the positions' own, sorted).
+        self._held: LRUCache[Hashable, list[str]] = LRUCache(maxsize=64)
+
+    def currencies_held(self, state: Hashable) -> list[str] | None:
+        """The currencies a data state holds, if a question about it said so already."""
+        return self._held.get(state)
+
+    def remember_currencies(self, state: Hashable, currencies: list[str]) -> None:
+        self._held[state] = currencies
 
     def today(self) -> date:
         """Today in UTC: the default date of a question."""
@@ -105,7 +121,7 @@ class Rates:
         asks = []
         for quote in needed_quotes(policy, currencies, report):
             client = self.sources.get(quote.source)
-            if client is None or quote.code not in client.series():
+            if client is None or quote.code not in self._series[quote.source]:
                 continue
             source_today = client.today(now)
             latest = day >= source_today
@@ -212,12 +228,24 @@ class Rates:
                 if client is None
                 else f"{quote.connection} does not publish {quote.code}"
             )
-        rates = {
-            currency: resolve(
-                policy, currency, report, found, requested=day, max_age_days=self.max_age_days
-            )
-            for currency in currencies
-        }
+        worked_out = (
+            policy.name,
+            tuple(currencies),
+            report,
+            day,
+            tuple(
+                (key, value if not isinstance(value, Exception) else str(value))
+                for key, value in found.items()
+            ),
+        )
+        rates = self._worked_out.get(worked_out)
+        if rates is None:
+            rates = self._worked_out[worked_out] = {
+                currency: resolve(
+                    policy, currency, report, found, requested=day, max_age_days=self.max_age_days
+                )
+                for currency in currencies
+            }
         sources: list[SourceInfo] = []
         state: list[Hashable] = []
         fresh: list[float] = []

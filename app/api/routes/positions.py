@@ -124,14 +124,14 @@ async def list_positions(
                 "currencies", gathered.state, lambda: sorted({p.currency for p in every})
             )
 
-        # Built once per data state (in a worker thread, like the answers): the currencies
-        # held say which rates the question needs, before its answer is built.
+        # The currencies held say which rates the question needs, before its answer is
+        # built: read once per data state (in a worker thread, like the answers).
+        held_currencies = rates.currencies_held(gathered.state)
+        if held_currencies is None:
+            held_currencies = await asyncio.to_thread(currencies_held)
+            rates.remember_currencies(gathered.state, held_currencies)
         wanted = {code.strip().upper() for code in currency or ()}
-        needed = [
-            code
-            for code in await asyncio.to_thread(currencies_held)
-            if not wanted or code.upper() in wanted
-        ]
+        needed = [code for code in held_currencies if not wanted or code.upper() in wanted]
         fx = await rates.lookup(
             fx_asked.policy, needed, fx_asked.report, fx_asked.day, refresh=refresh
         )
