@@ -188,3 +188,18 @@ async def test_the_state_follows_the_fixings_not_the_loads() -> None:
     latest.invalidate("fx:bcra:REF:latest")
     moved = await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", TODAY, refresh=True)
     assert moved.state != first.state
+
+
+async def test_the_currencies_recent_questions_converted_are_asked_before_the_next_lookup() -> None:
+    bcra, ecb, bnr = sources()
+    rates = service(bcra, ecb, bnr)
+    await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", TODAY - timedelta(days=20))
+    day = TODAY - timedelta(days=10)
+    # Started while the connections are asked, before the positions say what is needed.
+    rates.warm(BUILT_IN["official"], "USD", day)
+    for _ in range(20):  # a few turns of the loop: the load runs as its own task
+        await asyncio.sleep(0)
+    assert ("REF", day, day - timedelta(days=7)) in bcra.asked
+    asked = len(bcra.asked)
+    await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", day)
+    assert len(bcra.asked) == asked  # the lookup found the warmed fixing
