@@ -30,6 +30,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import LoadState, SnapshotCache
+from app.domain.fx import report_currency_problem
 from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
@@ -37,6 +38,7 @@ from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
+from app.services.rates import Rates
 from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
     Breakers,
@@ -54,9 +56,14 @@ from app.settings import (
     secret_values,
 )
 from app.tracing import Tracing
+from app.upstreams.bcra import BcraClient
+from app.upstreams.bnr import BnrClient
+from app.upstreams.dolarapi import DolarapiClient
+from app.upstreams.ecb import EcbClient
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
+from app.upstreams.fixings import RateSource
 from app.upstreams.http import ObservedClient, RetryPolicy
 
 logger = logging.getLogger("app")
@@ -81,6 +88,7 @@ going away is marked `deprecated: true` here and announced with `Deprecation` an
 TAGS = [
     {"name": "counterparties", "description": "Who the company holds balances with."},
     {"name": "positions", "description": "Interpreted balances and totals per currency."},
+    {"name": "rates", "description": "Exchange rates for a reporting currency, every leg shown."},
     {"name": "operations", "description": "Probes and metrics for orchestrators."},
 ]
 
@@ -189,6 +197,81 @@ def _shared_tier(settings: Settings, metrics: Metrics) -> RedisTier | None:
         timeout_seconds=settings.redis_timeout_seconds,
         on_change=metrics.observe_redis,
         on_bad_value=metrics.observe_redis_bad_value,
+    )
+
+
+def _per_source(told: Callable[[str, Any], None]) -> Callable[[str, Any], None]:
+    """A metrics hook told of a fixing's cache key (`fx:bcra:REF:2026-03-19`), told of its
+    source's connection (`fx:bcra`) instead: one series per source, not one per date."""
+
+    def tell(key: str, what: Any) -> None:
+        told(":".join(key.split(":", 2)[:2]), what)
+
+    return tell
+
+
+# A published fixing never changes: one for a day its source has closed is kept this long.
+PAST_FIXING_SECONDS = 30 * 86400
+
+
+def _rates(
+    settings: Settings,
+    stack: AsyncExitStack,
+    transport: httpx2.AsyncBaseTransport | None,
+    metrics: Metrics,
+    tracing: Tracing,
+    breakers: Breakers,
+) -> Rates:
+    """The rate sources that are on (one HTTP client each), their caches and the policies."""
+    makers: dict[str, tuple[str, Callable[[httpx2.AsyncClient], RateSource]]] = {
+        "bcra": (
+            settings.fx_bcra_base_url,
+            lambda http: BcraClient(http, retries=_retries(settings, metrics)),
+        ),
+        "bnr": (
+            settings.fx_bnr_base_url,
+            lambda http: BnrClient(http, retries=_retries(settings, metrics)),
+        ),
+        "ecb": (
+            settings.fx_ecb_base_url,
+            lambda http: EcbClient(http, retries=_retries(settings, metrics)),
+        ),
+        "dolarapi": (
+            settings.fx_dolarapi_base_url,
+            lambda http: DolarapiClient(http, retries=_retries(settings, metrics)),
+        ),
+    }
+    sources: dict[str, RateSource] = {}
+    # A source switched off gets no client at all: it is never asked.
+    for name in settings.fx_sources:
+        base_url, make = makers[name]
+        http = _http_client(settings, f"fx:{name}", base_url, transport, metrics, tracing)
+        stack.push_async_callback(http.aclose)
+        sources[name] = make(http)
+    return Rates(
+        sources,
+        policies=settings.fx_policy_table,
+        default_policy=settings.fx_default_policy,
+        max_age_days=settings.fx_max_age_days,
+        # The latest fixing of each series: refreshed like any upstream, stale on failure.
+        latest_cache=_cache(
+            settings,
+            settings.fx_ttl_seconds,
+            observe=_per_source(metrics.cache_observer("fx_latest")),
+            on_state=_per_source(metrics.observe_connection),
+            slots=256,
+        ),
+        # Fixings of closed days: they never change, so no refresh and no stale window.
+        past_cache=SnapshotCache[Any](
+            ttl_seconds=PAST_FIXING_SECONDS,
+            stale_if_error_seconds=0,
+            failure_backoff_seconds=settings.failure_backoff_seconds,
+            maxsize=4096,
+            stale_on=UpstreamError,
+            observe=_per_source(metrics.cache_observer("fx_past")),
+        ),
+        breakers=breakers,
+        deadline_seconds=settings.request_deadline_seconds,
     )
 
 
@@ -307,7 +390,60 @@ def _build_services(
             ),
             on_abandoned=metrics.observe_abandoned_build,
         ),
+        rates=_rates(settings, stack, transport, metrics, tracing, breakers),
     )
+
+
+# The query parameters whose accepted values are the configured policies and the currencies
+# they convert into: (path, parameter, what it names).
+_FX_CHOICES = (
+    ("/positions", "report_currency", "currencies"),
+    ("/positions", "rates", "policies"),
+    ("/rates", "to", "currencies"),
+    ("/rates", "rates", "policies"),
+)
+
+
+def _install_fx_choices(app: FastAPI, settings: Settings) -> None:
+    """The served document lists the policies this deployment knows and the currencies they
+    convert into, so a generated client offers exactly what is accepted."""
+    policies = settings.fx_policy_table
+    choices = {
+        "policies": list(policies),
+        "currencies": sorted(
+            {
+                code
+                for policy in policies.values()
+                for code in policy.currencies
+                if report_currency_problem(policy, code) is None
+            }
+        ),
+    }
+    served = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        spec = served()
+        for path, name, kind in _FX_CHOICES:
+            for parameter in spec["paths"][path]["get"]["parameters"]:
+                if parameter["name"] != name:
+                    continue
+                schema = parameter["schema"]
+                for option in schema.get("anyOf", [schema]):
+                    if option.get("type") == "string":
+                        option.pop("pattern", None)
+                        option.pop("maxLength", None)
+                        option["enum"] = choices[kind]
+        for path, name in (("/positions", "rate_date"), ("/rates", "date")):
+            for parameter in spec["paths"][path]["get"]["parameters"]:
+                schema = parameter["schema"]
+                if parameter["name"] == name and schema.pop("format", None):
+                    # Said of the text itself, beside its pattern (not of its absence).
+                    for option in schema.get("anyOf", [schema]):
+                        if option.get("type") == "string":
+                            option["format"] = "date"
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -413,4 +549,5 @@ def create_app(
     app.add_middleware(RequestIds, settings=settings)
     app.include_router(api_router)
     install_openapi(app)
+    _install_fx_choices(app, settings)
     return app

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.fields import FieldInfo
@@ -30,6 +31,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app.domain.fx import BUILT_IN, Policy, PolicyConfigError, parse_policies
 from app.domain.ids import CONSENT_KEY_PATTERN
 from app.domain.interpret import (
     DEFAULT_AVAILABLE_ORDER,
@@ -38,6 +40,7 @@ from app.domain.interpret import (
 )
 
 Scope = Literal["read", "write"]
+RateSourceName = Literal["bcra", "bnr", "ecb", "dolarapi"]
 
 # The ISO 20022 / UK Open Banking balance types Finqware reports.
 BALANCE_TYPES: tuple[str, ...] = (
@@ -300,6 +303,23 @@ class Settings(BaseSettings):
     redis_url: Annotated[SecretStr | None, AfterValidator(_redis_url)] = None
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
 
+    # The rate sources (no credentials: public data), the ones that are on, the policies.
+    fx_bcra_base_url: HttpUrl = "https://api.bcra.gob.ar"
+    fx_bnr_base_url: HttpUrl = "https://curs.bnr.ro"
+    fx_ecb_base_url: HttpUrl = "https://data-api.ecb.europa.eu"
+    fx_dolarapi_base_url: HttpUrl = "https://dolarapi.com"
+    fx_sources: list[RateSourceName] = Field(
+        default_factory=lambda: list[RateSourceName](["bcra", "bnr", "ecb", "dolarapi"])
+    )
+    # JSON object, name -> policy (see app.domain.fx.parse_policies and the README).
+    fx_policies: dict[str, Any] = Field(default_factory=dict)
+    # After fx_policies: it may name one of them.
+    fx_default_policy: str = "official"
+    # A fixing older than this before the date asked is no rate at all.
+    fx_max_age_days: Annotated[int, Field(ge=0, le=366)] = 7
+    # How long the latest fixing of a series stays fresh (past fixings never change).
+    fx_ttl_seconds: Annotated[float, Field(gt=0)] = 900
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -367,6 +387,39 @@ class Settings(BaseSettings):
                 f"every consent needs a distinct key; given more than once: {', '.join(repeated)}"
             )
         return consents
+
+    @field_validator("fx_sources")
+    @classmethod
+    def _unique_sources(cls, sources: list[str]) -> list[str]:
+        repeated = sorted({name for name in sources if sources.count(name) > 1})
+        if repeated:
+            raise ValueError(f"each rate source once; given more than once: {', '.join(repeated)}")
+        return sources
+
+    @field_validator("fx_policies")
+    @classmethod
+    def _valid_policies(cls, policies: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parse_policies(policies)
+        except PolicyConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return policies
+
+    @field_validator("fx_default_policy")
+    @classmethod
+    def _known_default_policy(cls, name: str, info: ValidationInfo) -> str:
+        configured = info.data.get("fx_policies")
+        if configured is None:
+            return name  # the policies are wrong, and said so: this cannot be checked
+        known = [*BUILT_IN, *configured]
+        if name not in known:
+            raise ValueError(f"unknown policy {name!r}; known: {', '.join(known)}")
+        return name
+
+    @property
+    def fx_policy_table(self) -> dict[str, Policy]:
+        """Every policy by name: the built-in ones and TESORO_FX_POLICIES."""
+        return {**BUILT_IN, **parse_policies(self.fx_policies)}
 
     @property
     def finsync_enabled(self) -> bool:

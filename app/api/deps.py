@@ -14,6 +14,7 @@ from app.api.state import Services, get_settings
 from app.metrics import Metrics
 from app.services.directory import Directory
 from app.services.idempotency import IdempotencyStore
+from app.services.rates import Rates
 from app.services.treasury import Treasury
 from app.settings import Settings
 
@@ -47,6 +48,10 @@ async def get_answers(request: Request) -> AnswerCache:
     return _services(request).answers
 
 
+async def get_rates(request: Request) -> Rates:
+    return _services(request).rates
+
+
 async def wants_refresh(
     cache_control: Annotated[
         str | None,
@@ -68,6 +73,7 @@ TreasuryDep = Annotated[Treasury, Depends(get_treasury)]
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
+RatesDep = Annotated[Rates, Depends(get_rates)]
 Refresh = Annotated[bool, Depends(wants_refresh)]
 Reader = Annotated[Caller, Security(authenticate, scopes=["read"])]
 Writer = Annotated[Caller, Security(authenticate, scopes=["write"])]

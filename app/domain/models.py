@@ -6,9 +6,17 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    MISSING,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 MONEY_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 CURRENCY_PATTERN = r"^[A-Z0-9]{3,8}$"
@@ -285,7 +293,9 @@ class SourceInfo(_Model):
     """The state of one upstream connection behind an answer."""
 
     source: str = Field(
-        description="`finsync` or `finqware:<consent key>`.", examples=["finqware:bt-main"]
+        description="`finsync` or `finqware:<consent key>`; a rate source (`fx:bcra`, "
+        "`fx:bnr`, `fx:ecb`, `fx:dolarapi`) when the answer converts with its rates.",
+        examples=["finqware:bt-main"],
     )
     status: SourceStatus = Field(description="Whether the data served is fresh.")
     fetched_at: AwareDatetime | None = Field(
@@ -318,12 +328,17 @@ class ResponseWarning(_Model):
         "`conflicting_record` (two copies of one record that disagree: a FinSync client or "
         "account listed twice with different content, a Finqware account listed twice with "
         "different details, two Finqware balances of one type for the same moment; one is "
-        "chosen by a fixed rule the message names). New codes may be added within v1.",
+        "chosen by a fixed rule the message names). About a conversion into a report "
+        "currency: `fx_rate_missing` (a currency has no rate: the message names it and why; "
+        "it is left out of the consolidated sums). New codes may be added within v1.",
         examples=["unknown_client_type"],
     )
     message: str = Field(description="What was found, for a human.")
     source: str = Field(
-        description="The connection: `finsync` or `finqware:<consent key>`.", examples=["finsync"]
+        description="The connection: `finsync` or `finqware:<consent key>`; for "
+        "`fx_rate_missing`, the rate source to blame (`fx:<source>`) or `config` (the "
+        "policy has no rate for the currency).",
+        examples=["finsync"],
     )
     counterparty_id: str | None = Field(
         default=None, description="The counterparty concerned, when known."
@@ -335,7 +350,8 @@ class Meta(_Model):
     sources: list[SourceInfo] = Field(
         description="One entry per upstream connection the answer depends on (`finsync`, "
         "`finqware:<consent key>`): a `source`, `kind` or `counterparty_id` filter narrows "
-        "them, and only those connections are asked."
+        "them, and only those connections are asked. The rate sources a conversion needs "
+        "(`fx:<source>`) follow them, and only those."
     )
     complete: bool = Field(description="False when any of those connections is `unavailable`.")
     warnings: list[ResponseWarning] = Field(
@@ -367,8 +383,43 @@ class CounterpartyDetail(Counterparty):
     )
 
 
+def _only_when_asked(*names: str) -> ConfigDict:
+    """Members written only when the question asks for them (`report_currency`): absent from
+    every other answer, so those keep their bytes and ETags; the schema marks them optional."""
+
+    def drop_from_required(schema: dict[str, Any]) -> None:
+        required = schema.get("required")
+        if isinstance(required, list):
+            schema["required"] = [name for name in required if name not in names]
+
+    return ConfigDict(json_schema_extra=drop_from_required)
+
+
+class ConvertedTotal(_Model):
+    """One currency's totals in the report currency: each figure converted exactly at `rate`
+    and rounded once, half-even, to the report currency's minor units (so `net` may differ by
+    a minor unit from `assets` - `liabilities` as shown)."""
+
+    assets: Money = Field(description="`assets` in the report currency.")
+    liabilities: Money = Field(description="`liabilities` in the report currency.")
+    net: Money = Field(description="`net` in the report currency.")
+    cash: Money = Field(description="`cash` in the report currency.")
+    overdraft: Money = Field(description="`overdraft` in the report currency.")
+    receivable: Money = Field(description="`receivable` in the report currency.")
+    payable: Money = Field(description="`payable` in the report currency.")
+    rate: str = Field(
+        pattern=MONEY_PATTERN,
+        description="Report currency per one unit of this currency (the product of the legs "
+        "in `consolidated.rates`): exact when it has a finite decimal form, else rounded "
+        "half-even to 28 significant digits, for reading only.",
+        examples=["0.0007165876228416286390153648"],
+    )
+
+
 class CurrencyTotal(_Model):
     """The totals of one currency over every matching position, in exact decimal."""
+
+    model_config = _only_when_asked("converted")
 
     currency: Currency
     assets: Money = Field(description="Sum of positive amounts.")
@@ -378,10 +429,96 @@ class CurrencyTotal(_Model):
     overdraft: Money = Field(description="Sum of `overdraft` amounts, signed (<= 0).")
     receivable: Money = Field(description="Sum of `receivable` amounts (>= 0).")
     payable: Money = Field(description="Sum of `payable` amounts, signed (<= 0).")
+    converted: ConvertedTotal | MISSING | None = Field(
+        default=MISSING,
+        description="Only when `report_currency` is asked: these totals in the report "
+        "currency, or null when this currency has no rate (an `fx_rate_missing` warning "
+        "says why).",
+    )
+
+
+class RateLeg(_Model):
+    """One published rate a conversion used, with the fixing date it came from."""
+
+    source: str = Field(
+        description="The rate source's connection as `sources` names it (`fx:bcra`, "
+        "`fx:bnr`, `fx:ecb`, `fx:dolarapi`), or `config` for a policy's own rate or peg.",
+        examples=["fx:bcra"],
+    )
+    series: str = Field(
+        description="The published series: `BCRA:REF` (Comunicación A 3500), `BNR:<code>`, "
+        "`ECB:<code>`, `DOLARAPI:MEP`, or `MANUAL:<base>/<quote>` and `PEG:<code>` for a "
+        "policy's own.",
+        examples=["BCRA:REF"],
+    )
+    base: Currency = Field(description="The currency priced.")
+    quote: Currency = Field(description="The currency the price is in.")
+    published: str = Field(
+        pattern=MONEY_PATTERN,
+        description="The figure as the source wrote it: `published` units of `quote` for "
+        "`unit` units of `base`.",
+        examples=["1395.51420000"],
+    )
+    unit: int = Field(
+        ge=1, description="Units of `base` the figure is for (BNR's 100 HUF, 1 mostly)."
+    )
+    inverted: bool = Field(
+        description="True when the conversion goes from `quote` to `base` (divides by the "
+        "figure), false when from `base` to `quote` (multiplies)."
+    )
+    rate_date: date = Field(
+        description="The fixing used: the date asked, or the latest published before it "
+        "(weekends, holidays); for a policy's own rate, the date asked."
+    )
+    requested_date: date = Field(description="The date asked (`rate_date` of the question).")
+
+
+class RateEntry(_Model):
+    """How one currency converts into the report currency."""
+
+    currency: Currency
+    rate: str = Field(
+        pattern=MONEY_PATTERN,
+        description="Report currency per one unit of `currency`: exact when it has a finite "
+        "decimal form, else rounded half-even to 28 significant digits, for reading only.",
+        examples=["0.0007165876228416286390153648"],
+    )
+    legs: list[RateLeg] = Field(
+        description="Every published rate used, from `currency` to the report currency, in "
+        "order (a cross rate has one per pivot crossed); none for the report currency itself."
+    )
+
+
+class ConsolidatedTotal(_Model):
+    """Everything in one currency: the totals of every convertible currency, summed."""
+
+    currency: Currency = Field(description="The report currency.")
+    assets: Money = Field(
+        description="The exact sum of every convertible currency's converted `assets`, "
+        "rounded once (a shown part may differ from its share by rounding)."
+    )
+    liabilities: Money = Field(description="As `assets`, for `liabilities`.")
+    net: Money = Field(description="As `assets`, for `net`.")
+    cash: Money = Field(description="As `assets`, for `cash`.")
+    overdraft: Money = Field(description="As `assets`, for `overdraft`.")
+    receivable: Money = Field(description="As `assets`, for `receivable`.")
+    payable: Money = Field(description="As `assets`, for `payable`.")
+    complete: bool = Field(
+        description="False when any currency of the totals had no rate: the sums leave it "
+        "out. (The answer's own `complete` speaks of the positions.)"
+    )
+    missing_currencies: list[Currency] = Field(
+        description="The currencies left out for want of a rate (each with a warning)."
+    )
+    policy: str = Field(description="The rate policy used.", examples=["official"])
+    rate_date: date = Field(description="The date asked, or today in UTC.")
+    rates: list[RateEntry] = Field(description="One entry per converted currency.")
 
 
 class PositionsResponse(Meta):
     """Every interpreted position that matches the filters, with totals per currency."""
+
+    model_config = _only_when_asked("consolidated")
 
     positions: list[Position] = Field(
         description="This page of the matching positions, one per account and currency."
@@ -392,6 +529,30 @@ class PositionsResponse(Meta):
     total: int = Field(description="Positions matching the filters, over all pages.")
     page: int = Field(description="The page number, from 1.")
     page_size: int = Field(description="The page size asked for.")
+    consolidated: ConsolidatedTotal | MISSING = Field(
+        default=MISSING,
+        description="Only when `report_currency` is asked: every total in that currency, "
+        "with the rate of each currency and its legs.",
+    )
+    generated_at: AwareDatetime = Field(
+        description="tesoro's clock: when this answer was put together."
+    )
+
+
+class RatesResponse(Meta):
+    """The rates of some currencies into one, each with its legs (`GET /rates`)."""
+
+    complete: bool = Field(
+        description="False when any currency asked has no rate (see `missing_currencies` "
+        "and the `fx_rate_missing` warnings)."
+    )
+    currency: Currency = Field(description="The currency the rates are in (`to`).")
+    policy: str = Field(description="The rate policy used.", examples=["official"])
+    rate_date: date = Field(description="The date asked, or today in UTC.")
+    rates: list[RateEntry] = Field(description="One entry per currency that has a rate.")
+    missing_currencies: list[Currency] = Field(
+        description="The currencies asked that have no rate."
+    )
     generated_at: AwareDatetime = Field(
         description="tesoro's clock: when this answer was put together."
     )

@@ -1,9 +1,10 @@
-"""Serves the FinSync and Finqware simulators side by side with uvicorn."""
+"""Serves the FinSync, Finqware and rate-source simulators side by side with uvicorn."""
 
 import asyncio
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 
 import uvicorn
@@ -20,6 +21,7 @@ from app.sandbox.data import (
 from app.sandbox.faults import FAULTS_PATH
 from app.sandbox.finqware import create_finqware_app
 from app.sandbox.finsync import create_finsync_app
+from app.sandbox.wiring import rate_simulators
 
 _STARTUP_POLL_SECONDS = 0.02
 
@@ -35,9 +37,12 @@ async def serve_simulators(
     *,
     env_file: Path | None = None,
     print_env: bool = False,
+    rate_ports: Mapping[str, int] | None = None,
 ) -> None:
-    """Serve both simulators until stopped, printing their URLs and sandbox credentials.
+    """Serve the simulators until stopped, printing their URLs and sandbox credentials.
 
+    The rate sources' simulators (BCRA, BNR, ECB, dolarapi) are served beside FinSync and
+    Finqware, each on its port in `rate_ports` (by source name; a free one by default).
     A port of 0 picks a free one; the printed URLs (and the env file) show the ports
     actually bound. `env_file` gets the settings tesoro needs for them, a caller key
     included; `print_env` prints only `export` lines for them instead of the banner.
@@ -45,6 +50,8 @@ async def serve_simulators(
     """
     if env_file is not None:
         _check_replaceable(env_file)
+    rates = rate_simulators()
+    ports = dict(rate_ports or {})
     servers = [
         # Logging is the caller's (`tesoro sandbox` configures tesoro's): uvicorn's own
         # configuration would add its plain handlers beside it.
@@ -52,6 +59,7 @@ async def serve_simulators(
         for app, port in (
             (create_finsync_app(), finsync_port),
             (create_finqware_app(), finqware_port),
+            *((app, ports.get(name, 0)) for name, app in rates.items()),
         )
     ]
     tasks = [asyncio.create_task(server.serve()) for server in servers]
@@ -61,14 +69,15 @@ async def serve_simulators(
                 break  # one could not start; its error is raised below
             await asyncio.sleep(_STARTUP_POLL_SECONDS)
         else:
-            finsync_url, finqware_url = (_url(host, server) for server in servers)
-            settings = sandbox_env(finsync_url, finqware_url)
+            finsync_url, finqware_url, *rate_urls = (_url(host, server) for server in servers)
+            rate_url_of = dict(zip(rates, rate_urls, strict=True))
+            settings = sandbox_env(finsync_url, finqware_url, rate_url_of)
             if env_file is not None:
                 write_env_file(env_file, settings)
             if print_env:
                 print(export_lines(settings), flush=True)
             else:
-                print(sandbox_banner(finsync_url, finqware_url), flush=True)
+                print(sandbox_banner(finsync_url, finqware_url, rate_url_of), flush=True)
                 if env_file is not None:
                     print(f"\nWrote these settings to {env_file}", flush=True)
         # asyncio.wait, unlike gather, does not cancel the servers when this task is
@@ -88,9 +97,12 @@ def _url(host: str, server: uvicorn.Server) -> str:
     return f"http://{shown}:{port}"
 
 
-def sandbox_env(finsync_url: str, finqware_root_url: str) -> dict[str, str]:
-    """The TESORO_* settings that point tesoro serve at these simulators, with a caller key
-    (`SANDBOX_CALLER_KEY`, read and write scopes) so the served API can be called at once."""
+def sandbox_env(
+    finsync_url: str, finqware_root_url: str, rate_urls: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The TESORO_* settings that point tesoro serve at these simulators (the rate sources'
+    too, by source name), with a caller key (`SANDBOX_CALLER_KEY`, read and write scopes) so
+    the served API can be called at once."""
     consents = [consent.as_setting() for consent in SANDBOX_CONSENTS]
     caller = hashlib.sha256(SANDBOX_CALLER_KEY.encode()).hexdigest()
     return {
@@ -101,6 +113,10 @@ def sandbox_env(finsync_url: str, finqware_root_url: str) -> dict[str, str]:
         "TESORO_FINQWARE_CLIENT_SECRET": FINQWARE_CLIENT_SECRET,
         "TESORO_FINQWARE_CONSENTS": json.dumps(consents, ensure_ascii=False),
         "TESORO_API_KEYS": json.dumps({"sandbox": {"sha256": caller, "scopes": ["read", "write"]}}),
+        **{
+            f"TESORO_FX_{name.upper()}_BASE_URL": url
+            for name, url in sorted((rate_urls or {}).items())
+        },
     }
 
 
@@ -131,7 +147,9 @@ def write_env_file(path: Path, settings: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def sandbox_banner(finsync_url: str, finqware_root_url: str) -> str:
+def sandbox_banner(
+    finsync_url: str, finqware_root_url: str, rate_urls: Mapping[str, str] | None = None
+) -> str:
     """What a person needs to point a client at the simulators (all values are public fakes).
 
     ``finqware_root_url`` is the server's root; the API itself answers under ``/v1``.
@@ -154,15 +172,23 @@ def sandbox_banner(finsync_url: str, finqware_root_url: str) -> str:
             )
             for c in SANDBOX_CONSENTS
         ),
+        *(
+            f"{name.upper()} rate simulator: {url}"
+            for name, url in sorted((rate_urls or {}).items())
+        ),
         f"Faults (no auth): GET/PUT {finsync_url}{FAULTS_PATH}",
         f"                  GET/PUT {finqware_root_url}{FAULTS_PATH}",
+        *(
+            f"                  GET/PUT {url}{FAULTS_PATH}"
+            for _, url in sorted((rate_urls or {}).items())
+        ),
         '  e.g. curl -X PUT -d \'{"mode": "error", "remaining": 1}\' <URL above>',
         '  Finqware, some consents only: {"mode": "timeout", "consents": ["ing-ops"]}',
         "",
         "For tesoro (or run tesoro sandbox --env-file .env, then tesoro serve):",
         *(
             f"  {name}='{value}'" if name.endswith(("_CONSENTS", "_KEYS")) else f"  {name}={value}"
-            for name, value in sandbox_env(finsync_url, finqware_root_url).items()
+            for name, value in sandbox_env(finsync_url, finqware_root_url, rate_urls).items()
         ),
         f"  then call it with: Authorization: Bearer {SANDBOX_CALLER_KEY}",
     ]

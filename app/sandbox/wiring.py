@@ -7,12 +7,20 @@ from collections.abc import Mapping
 
 import httpx2
 from pydantic import SecretStr
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from app.settings import ConsentSettings, Settings
 
 FINSYNC_SANDBOX_URL = "http://finsync.sandbox"
 FINQWARE_SANDBOX_URL = "http://finqware.sandbox/v1"
+# The rate sources' simulators, by source name.
+RATE_SANDBOX_URLS: dict[str, str] = {
+    "bcra": "http://bcra.sandbox",
+    "bnr": "http://bnr.sandbox",
+    "ecb": "http://ecb.sandbox",
+    "dolarapi": "http://dolarapi.sandbox",
+}
 
 
 def sandbox_settings(settings: Settings) -> Settings:
@@ -34,6 +42,7 @@ def sandbox_settings(settings: Settings) -> Settings:
             "finqware_consents": [
                 ConsentSettings.model_validate(consent.as_setting()) for consent in SANDBOX_CONSENTS
             ],
+            **{f"fx_{name}_base_url": url for name, url in RATE_SANDBOX_URLS.items()},
         }
     )
 
@@ -73,16 +82,40 @@ class HostRouterTransport(httpx2.AsyncBaseTransport):
             await transport.aclose()
 
 
+def rate_simulators() -> dict[str, Starlette]:
+    """Fresh simulators of the four rate sources, by source name."""
+    from app.sandbox.bcra import create_bcra_app
+    from app.sandbox.bnr import create_bnr_app
+    from app.sandbox.dolarapi import create_dolarapi_app
+    from app.sandbox.ecb import create_ecb_app
+
+    return {
+        "bcra": create_bcra_app(),
+        "bnr": create_bnr_app(),
+        "ecb": create_ecb_app(),
+        "dolarapi": create_dolarapi_app(),
+    }
+
+
 def sandbox_transport(
-    finsync_app: ASGIApp | None = None, finqware_app: ASGIApp | None = None
+    finsync_app: ASGIApp | None = None,
+    finqware_app: ASGIApp | None = None,
+    *,
+    rate_apps: Mapping[str, ASGIApp] | None = None,
 ) -> HostRouterTransport:
     """A transport to fresh simulators (or the given ones) on the sandbox hosts."""
     from app.sandbox.finqware import create_finqware_app
     from app.sandbox.finsync import create_finsync_app
 
+    given = dict(rate_apps or {})
+    rates: dict[str, ASGIApp] = {
+        **({} if set(given) >= set(RATE_SANDBOX_URLS) else rate_simulators()),
+        **given,
+    }
     return HostRouterTransport(
         {
             httpx2.URL(FINSYNC_SANDBOX_URL).host: finsync_app or create_finsync_app(),
             httpx2.URL(FINQWARE_SANDBOX_URL).host: finqware_app or create_finqware_app(),
+            **{httpx2.URL(RATE_SANDBOX_URLS[name]).host: app for name, app in rates.items()},
         }
     )

@@ -24,7 +24,10 @@ from tesoro_client.api.counterparties import (
 )
 from tesoro_client.api.operations import get_health, get_metrics, get_readiness
 from tesoro_client.api.positions import list_positions
+from tesoro_client.api.rates import list_rates
 from tesoro_client.models import (
+    ConsolidatedTotal,
+    ConvertedTotal,
     Counterparty,
     CounterpartyDetail,
     CounterpartyPage,
@@ -32,11 +35,16 @@ from tesoro_client.models import (
     FieldError,
     Health,
     Kind,
+    ListPositionsRatesType0,
+    ListPositionsReportCurrencyType0,
+    ListRatesTo,
     Meaning,
     NewCounterparty,
     Position,
     PositionsResponse,
     Problem,
+    RateEntry,
+    RatesResponse,
     Readiness,
     Side,
     Source,
@@ -216,6 +224,44 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
     assert money(into_line.available_with_credit_line) > 0
     assert [info.source for info in overdrawn.sources] == ["finqware:ing-ops"]
     done("list_positions_meaning_paged")
+
+    plain = list_positions.sync(client=reader, currency=["ARS"])
+    assert isinstance(plain, PositionsResponse)
+    assert isinstance(plain.consolidated, Unset)
+    assert all(isinstance(total.converted, Unset) for total in plain.totals)
+    consolidated = list_positions.sync(
+        client=reader,
+        report_currency=ListPositionsReportCurrencyType0.USD,
+        rates=ListPositionsRatesType0.OFFICIAL,
+        rate_date=datetime.date(2026, 3, 19),
+    )
+    assert isinstance(consolidated, PositionsResponse)
+    summary_total = consolidated.consolidated
+    assert isinstance(summary_total, ConsolidatedTotal)
+    assert summary_total.currency == "USD"
+    assert summary_total.rate_date == datetime.date(2026, 3, 19)
+    money(summary_total.assets)
+    for total in consolidated.totals:
+        assert isinstance(total.converted, ConvertedTotal) or total.converted is None
+    ars = next(entry for entry in summary_total.rates if entry.currency == "ARS")
+    assert isinstance(ars, RateEntry)
+    [leg] = ars.legs
+    assert (leg.source, leg.series, leg.inverted) == ("fx:bcra", "BCRA:REF", True)
+    assert leg.rate_date == datetime.date(2026, 3, 19)
+    done("list_positions_consolidated")
+
+    rates = list_rates.sync(
+        client=reader,
+        currency=["ARS", "RON"],
+        to=ListRatesTo.EUR,
+        date=datetime.date(2026, 3, 19),
+    )
+    assert isinstance(rates, RatesResponse)
+    assert [entry.currency for entry in rates.rates] == ["ARS", "RON"]
+    assert [leg.series for leg in rates.rates[0].legs] == ["BCRA:REF", "ECB:USD"]
+    Decimal(rates.rates[0].rate)
+    check_sources(rates.sources)
+    done("list_rates")
 
     first_answer = list_positions.sync_detailed(client=reader)
     etag = first_answer.headers["etag"]

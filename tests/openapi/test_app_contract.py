@@ -22,6 +22,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from schemathesis.core.failures import AcceptedNegativeData, FailureGroup
+from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from app.cli import openapi_settings
@@ -123,8 +124,25 @@ def test_tesoro_follows_its_spec(case: schemathesis.Case[Any], tally: Tally) -> 
     try:
         case.validate_response(response)
     except FailureGroup as failures:
+        if _only_a_rate_date_after_today(failures, response):
+            return
         if not (_only_accepted_negative_data(failures) and _query_sent_is_valid(case, response)):
             raise
+
+
+def _only_a_rate_date_after_today(failures: FailureGroup, response: Any) -> bool:
+    """A rate date after today (UTC) is refused by the contract, which a schema cannot say
+    (its pattern and format accept any date of the century): such a 422 is no failure."""
+    if response.status_code != 422 or not all(
+        isinstance(failure, RejectedPositiveData) for failure in failures.exceptions
+    ):
+        return False
+    errors = response.json().get("errors") or [{}]
+    return all(
+        error.get("location") in (["query", "rate_date"], ["query", "date"])
+        and "after today in UTC" in error.get("message", "")
+        for error in errors
+    )
 
 
 def _only_accepted_negative_data(failures: FailureGroup) -> bool:

@@ -39,6 +39,8 @@ EXPECTED_CHECKS = [
     "list_positions_filtered",
     "list_positions_include_zero",
     "list_positions_meaning_paged",
+    "list_positions_consolidated",
+    "list_rates",
     "if_none_match_304",
     "create_counterparty",
     "create_counterparty_replayed",

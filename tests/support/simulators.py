@@ -3,7 +3,7 @@ valid Finqware request bodies."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 
@@ -15,7 +15,7 @@ from app.sandbox import (
     create_finqware_app,
     create_finsync_app,
 )
-from app.sandbox.wiring import HostRouterTransport, sandbox_transport
+from app.sandbox.wiring import HostRouterTransport, rate_simulators, sandbox_transport
 
 
 def faults_of(simulator: Starlette) -> Faults:
@@ -42,14 +42,22 @@ class Simulators:
 
     finsync: Starlette
     finqware: Starlette
+    # The rate sources' simulators by source name ("bcra", "bnr", "ecb", "dolarapi").
+    rates: dict[str, Starlette] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls) -> Simulators:
-        return cls(finsync=create_finsync_app(), finqware=create_finqware_app())
+        return cls(
+            finsync=create_finsync_app(), finqware=create_finqware_app(), rates=rate_simulators()
+        )
 
     def transport(self) -> HostRouterTransport:
-        """A transport that sends tesoro's upstream calls to these two simulators."""
-        return sandbox_transport(self.finsync, self.finqware)
+        """A transport that sends tesoro's upstream calls to these simulators."""
+        return sandbox_transport(self.finsync, self.finqware, rate_apps=self.rates)
+
+    def rate_faults(self, source: str) -> Faults:
+        """The live fault switch of one rate source's simulator."""
+        return faults_of(self.rates[source])
 
     @property
     def finsync_faults(self) -> Faults:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
-from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
+from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
+from app.api.routes.rates import (
+    DATE_PATTERN,
+    DATE_SCHEMA,
+    POLICY_DESCRIPTION,
+    RATE_DATE_DESCRIPTION,
+    REPORT_CURRENCY_DESCRIPTION,
+    fx_options,
+)
 from app.domain.counterparties import paginate
+from app.domain.fx import convert_totals
 from app.domain.ids import COUNTERPARTY_ID_PATTERN
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -39,7 +50,10 @@ router = APIRouter(tags=["positions"])
     "are asked (`source`, `kind=external`, `counterparty_id`). A connection that fails while "
     "others answer is reported in `sources` and the answer is still a 200: `stale` when its "
     "last good data is served (`complete` stays true), `unavailable` when it has none "
-    "(`complete` is false).",
+    "(`complete` is false). With `report_currency`, every total is also converted into that "
+    "currency under a rate policy (`converted`, `consolidated`), and the rate sources asked "
+    "are listed in `sources`; a rate source down makes the conversion incomplete "
+    "(`consolidated.complete`), never the answer a 503.",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
     responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
@@ -51,6 +65,7 @@ async def list_positions(
     treasury: TreasuryDep,
     answers: AnswersDep,
     refresh: Refresh,
+    rates: RatesDep,
     currency: Annotated[
         list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
         Query(description="Only these currencies (repeatable, case-insensitive).", max_length=50),
@@ -84,9 +99,62 @@ async def list_positions(
         Query(ge=1, le=10_000, description="Positions per page (totals cover every page)."),
         ASCII_INTEGER,
     ] = 1000,
+    report_currency: Annotated[
+        str | None,
+        Query(pattern=CURRENCY_QUERY_PATTERN, description=REPORT_CURRENCY_DESCRIPTION),
+    ] = None,
+    policy: Annotated[
+        str | None, Query(alias="rates", max_length=40, description=POLICY_DESCRIPTION)
+    ] = None,
+    rate_date: Annotated[
+        str | None,
+        Query(
+            pattern=DATE_PATTERN, description=RATE_DATE_DESCRIPTION, json_schema_extra=DATE_SCHEMA
+        ),
+    ] = None,
 ) -> Response:
+    fx_asked = fx_options(rates, report_currency, policy, rate_date)
+    if fx_asked is not None:
+        # The rates recent answers needed are asked at once with the connections.
+        rates.warm(fx_asked.policy, fx_asked.report, fx_asked.day)
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     gathered = await treasury.gather(refresh=refresh, connections=scope)
+
+    def every_position() -> list[Position]:
+        return answers.shared(
+            "positions", gathered.state, lambda: positions_of(gathered.counterparties)
+        )
+
+    fx = None
+    held = gathered
+    if fx_asked is not None:
+
+        def currencies_held() -> list[str]:
+            every = every_position()
+            return answers.shared(
+                "currencies", gathered.state, lambda: sorted({p.currency for p in every})
+            )
+
+        # The currencies held say which rates the question needs, before its answer is
+        # built: read once per data state (in a worker thread, like the answers).
+        held_currencies = rates.currencies_held(gathered.state)
+        if held_currencies is None:
+            held_currencies = await asyncio.to_thread(currencies_held)
+            rates.remember_currencies(gathered.state, held_currencies)
+        wanted = {code.strip().upper() for code in currency or ()}
+        needed = [code for code in held_currencies if not wanted or code.upper() in wanted]
+        fx = await rates.lookup(
+            fx_asked.policy, needed, fx_asked.report, fx_asked.day, refresh=refresh
+        )
+        # The rate sources asked are part of the answer's data state and its `sources`.
+        held = dataclasses.replace(
+            gathered,
+            sources=[*gathered.sources, *fx.sources],
+            state=(*gathered.state, *fx.state),
+            max_age_seconds=gathered.max_age_seconds
+            if fx.max_age_seconds is None
+            else min(gathered.max_age_seconds, fx.max_age_seconds),
+        )
     filters = (
         tuple(sorted({code.strip().upper() for code in currency or ()})),
         kind,
@@ -96,14 +164,21 @@ async def list_positions(
         counterparty_id,
         include_zero,
     )
-    question = Question("positions", (*filters, page, page_size), generated_at=True)
+    question = Question(
+        "positions",
+        (
+            *filters,
+            page,
+            page_size,
+            # Only when asked: a plain question keeps its key (and its answers' ETags).
+            *(() if fx_asked is None else (fx_asked.key,)),
+        ),
+        generated_at=True,
+    )
 
     def matching_and_totals() -> tuple[list[Position], list[CurrencyTotal]]:
-        every = answers.shared(
-            "positions", gathered.state, lambda: positions_of(gathered.counterparties)
-        )
         matching = filter_positions(
-            every,
+            every_position(),
             currencies=currency or (),
             kind=kind,
             source=source,
@@ -117,19 +192,39 @@ async def list_positions(
     def build() -> PositionsResponse:
         # Every page of one filter shares the filtering and the totals (the question
         # without its page): a page past the end costs a slice, not a pass over everything.
-        matching, summed = answers.derived(
+        matching, per_currency = answers.derived(
             "positions", gathered.state, filters, matching_and_totals
+        )
+        if fx_asked is None or fx is None:
+            return PositionsResponse(
+                positions=paginate(matching, page, page_size),
+                totals=per_currency,
+                total=len(matching),
+                page=page,
+                page_size=page_size,
+                complete=gathered.complete,
+                warnings=gathered.warnings,
+                sources=list(NO_SOURCES),
+                generated_at=EPOCH,
+            )
+        conversion = convert_totals(
+            per_currency,
+            fx.rates,
+            report=fx_asked.report,
+            policy=fx_asked.policy,
+            requested=fx_asked.day,
         )
         return PositionsResponse(
             positions=paginate(matching, page, page_size),
-            totals=summed,
+            totals=conversion.totals,
             total=len(matching),
             page=page,
             page_size=page_size,
             complete=gathered.complete,
-            warnings=gathered.warnings,
+            warnings=[*gathered.warnings, *conversion.warnings],
             sources=list(NO_SOURCES),
+            consolidated=conversion.consolidated,
             generated_at=EPOCH,
         )
 
-    return await answer_json(request, answers, question, build, gathered)
+    return await answer_json(request, answers, question, build, held)

@@ -1,0 +1,319 @@
+"""The rates a conversion needs: each leg's fixing picked through the cache, sources asked at
+once, and what the answer says of them (`sources`, its data state, how long it stays fresh).
+
+Which fixing: the source's newest on or before the date asked (clamped to the source's own
+today), not older than `max_age_days` before it. A published fixing never changes, so a fixing
+for a day the source has closed is kept long (`past_cache`); the latest (the date asked is the
+source's today, or after) is refreshed like any upstream and served stale on failure
+(`latest_cache`). A source switched off is never asked and never listed; a source down with
+nothing kept is `unavailable` in `sources`, and what it would convert is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from cachetools import LRUCache
+
+from app.cache import Cached, SnapshotCache
+from app.domain.fx import NoRate, Policy, Quote, Rate, needed_quotes, resolve
+from app.domain.models import SourceError, SourceErrorCode, SourceInfo, SourceStatus
+from app.services.treasury import NO_BREAKERS, Breakers
+from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
+from app.upstreams.fixings import Fixing, RateSource
+
+logger = logging.getLogger(__name__)
+
+# What a fixing lookup gives: the fixing, or None when the source published none in the window.
+Found = Fixing | None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RateUnavailableError(LookupError):
+    """A leg's fixing cannot be had: its source is off, does not publish the series, or
+    failed with nothing kept. The message says which, for the `fx_rate_missing` warning."""
+
+
+@dataclass(frozen=True)
+class FxGathered:
+    """The rates of the currencies asked, and what the answer says of their sources."""
+
+    rates: dict[str, Rate | NoRate]
+    sources: list[SourceInfo]
+    # One entry per rate source asked: the fixings used (their figures, not their load
+    # versions: a refresh that finds the same fixing keeps the answer's ETag), its status.
+    state: tuple[Hashable, ...]
+    max_age_seconds: int | None  # None: nothing fetched (every rate is the policy's own)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    quote: Quote
+    client: RateSource
+    key: str
+    latest: bool
+    day: date
+
+
+class Rates:
+    """Picks fixings for the policies' legs from the rate sources that are on."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, RateSource],
+        *,
+        policies: Mapping[str, Policy],
+        default_policy: str,
+        max_age_days: int,
+        latest_cache: SnapshotCache[Found],
+        past_cache: SnapshotCache[Found],
+        breakers: Breakers = NO_BREAKERS,
+        deadline_seconds: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
+    ) -> None:
+        self.sources = dict(sources)
+        self.policies = dict(policies)
+        self.default_policy = default_policy
+        self.max_age_days = max_age_days
+        self._latest = latest_cache
+        self._past = past_cache
+        self._breakers = breakers
+        self._deadline_seconds = deadline_seconds
+        self._clock = clock
+        self._on_sources = on_sources
+        self._last_status: dict[str, SourceStatus] = {}
+        # The currencies recent questions converted: their fixings are asked at once with the
+        # upstream connections on the next question, before its positions say which it needs.
+        self._recent: dict[str, None] = {}
+        self._warming: set[asyncio.Task[object]] = set()
+        # What each source publishes, asked once (an adapter builds its set on every call).
+        self._series = {name: client.series() for name, client in self.sources.items()}
+        # The rates last worked out from the same fixings for the same question: a kept
+        # answer's question costs look-ups, not arithmetic.
+        self._worked_out: LRUCache[Hashable, dict[str, Rate | NoRate]] = LRUCache(maxsize=256)
+        # The currencies each recent data state holds (the positions' own, sorted).
+        self._held: LRUCache[Hashable, list[str]] = LRUCache(maxsize=64)
+
+    def currencies_held(self, state: Hashable) -> list[str] | None:
+        """The currencies a data state holds, if a question about it said so already."""
+        return self._held.get(state)
+
+    def remember_currencies(self, state: Hashable, currencies: list[str]) -> None:
+        self._held[state] = currencies
+
+    def today(self) -> date:
+        """Today in UTC: the default date of a question."""
+        return self._clock().astimezone(UTC).date()
+
+    def _asks(
+        self, policy: Policy, currencies: Iterable[str], report: str, day: date
+    ) -> list[_Ask]:
+        now = self._clock()
+        asks = []
+        for quote in needed_quotes(policy, currencies, report):
+            client = self.sources.get(quote.source)
+            if client is None or quote.code not in self._series[quote.source]:
+                continue
+            source_today = client.today(now)
+            latest = day >= source_today
+            on_or_before = source_today if latest else day
+            key = f"fx:{quote.source}:{quote.code}:" + (
+                "latest" if latest else on_or_before.isoformat()
+            )
+            asks.append(_Ask(quote, client, key, latest, on_or_before))
+        return asks
+
+    def _load(self, ask: _Ask) -> Callable[[], Awaitable[Found]]:
+        async def load() -> Found:
+            # The latest is asked as of the load, not of the question that started it.
+            day = ask.client.today(self._clock()) if ask.latest else ask.day
+            async with self._breakers.guard(ask.quote.connection):
+                return await ask.client.fixing(
+                    ask.quote.code,
+                    on_or_before=day,
+                    not_before=day - timedelta(days=self.max_age_days),
+                )
+
+        return load
+
+    def _cache(self, ask: _Ask) -> SnapshotCache[Found]:
+        return self._latest if ask.latest else self._past
+
+    async def _one(self, ask: _Ask, refresh: bool) -> Cached[Found] | UpstreamError:
+        try:
+            return await self._cache(ask).get(
+                ask.key, self._load(ask), refresh=refresh and ask.latest
+            )
+        except UpstreamError as exc:
+            logger.debug("rate source %s unavailable: %s", ask.quote.connection, exc.message)
+            return exc
+
+    def warm(self, policy: Policy, report: str, day: date) -> None:
+        """Start the loads the recent currencies' rates need, without waiting for them."""
+        for ask in self._asks(policy, list(self._recent), report, day):
+            if not self._cache(ask).answers_at_once(ask.key):
+                task = asyncio.ensure_future(self._one(ask, False))
+                self._warming.add(task)
+                task.add_done_callback(self._warming.discard)
+
+    async def _within_deadline(
+        self, asks: Sequence[_Ask], refresh: bool
+    ) -> list[Cached[Found] | UpstreamError]:
+        if all(self._cache(a).answers_at_once(a.key, refresh=refresh and a.latest) for a in asks):
+            return [await self._one(ask, refresh) for ask in asks]
+        tasks = [asyncio.ensure_future(self._one(ask, refresh)) for ask in asks]
+        _, pending = await asyncio.wait(tasks, timeout=self._deadline_seconds)
+        outcomes: list[Cached[Found] | UpstreamError] = []
+        for ask, task in zip(asks, tasks, strict=True):
+            if task not in pending:
+                outcomes.append(task.result())
+                continue
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+            late = UpstreamTimeoutError(
+                ask.quote.connection,
+                "still fetching at the answer's deadline; the cache fills behind",
+            )
+            held = self._cache(ask).peek(ask.key)
+            outcomes.append(
+                late
+                if held is None
+                else dataclasses.replace(held, status="stale", expires_in_seconds=0.0, error=late)
+            )
+        return outcomes
+
+    async def lookup(
+        self,
+        policy: Policy,
+        currencies: Sequence[str],
+        report: str,
+        day: date,
+        *,
+        refresh: bool = False,
+    ) -> FxGathered:
+        """The rate of each currency into `report` on `day`, with the sources asked."""
+        for currency in currencies:
+            self._recent.pop(currency, None)
+            self._recent[currency] = None
+        while len(self._recent) > 64:
+            del self._recent[next(iter(self._recent))]
+        asks = self._asks(policy, currencies, report, day)
+        outcomes = await self._within_deadline(asks, refresh)
+        found: dict[tuple[str, str], Fixing | Exception | None] = {}
+        by_source: dict[str, list[Cached[Found] | UpstreamError]] = {}
+        for ask, outcome in zip(asks, outcomes, strict=True):
+            by_source.setdefault(ask.quote.source, []).append(outcome)
+            found[ask.quote.source, ask.quote.code] = (
+                RateUnavailableError(
+                    f"{ask.quote.connection} is unavailable and nothing is kept: "
+                    f"{outcome.message} ({outcome.code})"
+                )
+                if isinstance(outcome, UpstreamError)
+                else outcome.value
+            )
+        for quote in needed_quotes(policy, currencies, report):
+            if (quote.source, quote.code) in found:
+                continue
+            client = self.sources.get(quote.source)
+            found[quote.source, quote.code] = RateUnavailableError(
+                f"the rate source {quote.connection} is switched off (TESORO_FX_SOURCES)"
+                if client is None
+                else f"{quote.connection} does not publish {quote.code}"
+            )
+        worked_out = (
+            policy.name,
+            tuple(currencies),
+            report,
+            day,
+            tuple(
+                (key, value if not isinstance(value, Exception) else str(value))
+                for key, value in found.items()
+            ),
+        )
+        rates = self._worked_out.get(worked_out)
+        if rates is None:
+            rates = self._worked_out[worked_out] = {
+                currency: resolve(
+                    policy, currency, report, found, requested=day, max_age_days=self.max_age_days
+                )
+                for currency in currencies
+            }
+        sources: list[SourceInfo] = []
+        state: list[Hashable] = []
+        fresh: list[float] = []
+        for source, outcomes_of in by_source.items():
+            info = _info(f"fx:{source}", outcomes_of)
+            sources.append(info)
+            state.append(
+                (
+                    info.source,
+                    tuple(
+                        None
+                        if isinstance(o, UpstreamError) or o.value is None
+                        else _figure(o.value)
+                        for o in outcomes_of
+                    ),
+                    info.status,
+                    None if info.error is None else (info.error.code, info.error.message),
+                )
+            )
+            fresh.extend(
+                o.expires_in_seconds
+                if not isinstance(o, UpstreamError) and o.status == "fresh"
+                else 0.0
+                for o in outcomes_of
+            )
+        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
+        if changed:
+            self._last_status.update((s.source, s.status) for s in changed)
+            if self._on_sources is not None:
+                self._on_sources(changed)
+        return FxGathered(
+            rates=rates,
+            sources=sources,
+            state=(("fx", policy.name, report, day.isoformat(), *state),),
+            max_age_seconds=int(min(fresh)) if fresh else None,
+        )
+
+
+def _figure(fixing: Fixing) -> tuple[str, str, str, int, str]:
+    return (
+        fixing.series,
+        fixing.base,
+        format(fixing.published, "f"),
+        fixing.unit,
+        fixing.rate_date.isoformat(),
+    )
+
+
+def _info(connection: str, outcomes: Sequence[Cached[Found] | UpstreamError]) -> SourceInfo:
+    """One rate source's state over the fixings it gave this answer: its worst."""
+    failed = [o for o in outcomes if isinstance(o, UpstreamError)]
+    held = [o for o in outcomes if not isinstance(o, UpstreamError)]
+    stale = [o for o in held if o.status == "stale"]
+    error: SourceError | None = None
+    if failed:
+        error = SourceError(code=SourceErrorCode(failed[0].code), message=failed[0].message)
+    else:
+        for o in stale:
+            if isinstance(o.error, UpstreamError):
+                error = SourceError(code=SourceErrorCode(o.error.code), message=o.error.message)
+                break
+    status = (
+        SourceStatus.unavailable if failed else SourceStatus.stale if stale else SourceStatus.ok
+    )
+    return SourceInfo(
+        source=connection,
+        status=status,
+        fetched_at=min((o.fetched_at for o in held), default=None),
+        age_seconds=int(max(o.age_seconds for o in held)) if held else None,
+        error=error,
+    )
