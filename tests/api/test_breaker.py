@@ -23,7 +23,9 @@ def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
         failure_backoff_seconds=0,
         min_refresh_interval_seconds=0,
         breaker_failures=2,
-        breaker_open_seconds=0.3,
+        # Long enough that the five reads below all fall inside it on a loaded machine (at
+        # 0.3 s the circuit sometimes half-opened among them and a probe was answered 500).
+        breaker_open_seconds=1.5,
     )
     assert client.get("/positions").status_code == 200
     simulators.finsync_faults.mode = "error"
@@ -41,7 +43,7 @@ def test_repeated_failures_open_the_circuit_and_a_probe_closes_it(
         assert "circuit open" in str(error["message"])
     assert simulators.finsync_calls() == calls
     simulators.finsync_faults.mode = "none"
-    time.sleep(0.35)  # the circuit's open time passes: one probe goes through
+    time.sleep(1.6)  # the circuit's open time passes: one probe goes through
     source = finsync_source(client.get("/positions", headers=refetch).json())
     assert source["status"] == "ok"
     assert simulators.finsync_calls() == calls + 1
