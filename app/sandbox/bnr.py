@@ -19,7 +19,7 @@ decimals. ``Cache-Control: no-cache`` on every answer.
 
 Fixings: one per Romanian banking day (weekdays that are not Romanian public holidays in the
 `holidays` package: 1-2 Jan, 6-7 Jan, 24 Jan, Orthodox Good Friday and Easter Monday, ...)
-over the 365 days up to `today` (default: today in Bucharest), today's included: the
+over the 365 days up to `today` (and every day since 2026-01-01), today's included: the
 simulator has no clock of day, so today's fixing is out at once, not at 13:00. Values come
 from `app.sandbox.fxmarket`, the EUR within 0.05% of the ECB simulator's EUR/RON.
 
@@ -56,11 +56,16 @@ from app.sandbox.faults import (
     simulate_latency,
     truncated,
 )
-from app.sandbox.fxmarket import per_euro, publishing_days, romanian_banking_day
+from app.sandbox.fxmarket import (
+    first_fixing_day,
+    per_euro,
+    publishing_days,
+    romanian_banking_day,
+)
 
 TIME_ZONE = ZoneInfo("Europe/Bucharest")
 WINDOW = timedelta(days=364)
-"""The first day with fixings is `today` less this: 365 days in all."""
+"""The first day with fixings is `today` less this (365 days in all), or 2026-01-01 if earlier."""
 
 CURRENCIES: tuple[str, ...] = (
     "AED", "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EGP", "EUR", "GBP", "HKD",
@@ -194,7 +199,7 @@ class _BnrSimulator:
 
     def _fixing_days(self) -> list[date]:
         today = self.today()
-        return publishing_days(today - WINDOW, today, romanian_banking_day)
+        return publishing_days(first_fixing_day(today, WINDOW), today, romanian_banking_day)
 
     async def _serve(
         self, request: Request, key: str, answer: Callable[[], Response], *, yearly: bool

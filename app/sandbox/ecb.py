@@ -26,7 +26,7 @@ Route (no auth, as on the real host)::
 
 Fixings: one per TARGET day (weekdays that are not TARGET closing days in the `holidays`
 package's ``XECB`` calendar: 1 Jan, Good Friday, Easter Monday, 1 May, 25-26 Dec) over the
-365 days up to `today` (default: today in Frankfurt), today's included. Values come from
+365 days up to `today` (and every day since 2026-01-01), today's included. Values come from
 `app.sandbox.fxmarket` (EUR/RON 5.0972 and EUR/USD 1.1489 on 2026-03-19, as the ECB fixed).
 
 Faults (``GET``/``PUT /_sandbox/faults``, see `app.sandbox.faults`): ``error`` (500),
@@ -58,11 +58,11 @@ from app.sandbox.faults import (
     simulate_latency,
     truncated,
 )
-from app.sandbox.fxmarket import per_euro, publishing_days, target_day
+from app.sandbox.fxmarket import first_fixing_day, per_euro, publishing_days, target_day
 
 TIME_ZONE = ZoneInfo("Europe/Berlin")
 WINDOW = timedelta(days=364)
-"""The first day with fixings is `today` less this: 365 days in all."""
+"""The first day with fixings is `today` less this (365 days in all), or 2026-01-01 if earlier."""
 
 DECIMALS: dict[str, int] = {
     "USD": 4, "JPY": 2, "CZK": 3, "DKK": 4, "GBP": 5, "HUF": 2, "PLN": 4, "RON": 4,
@@ -260,7 +260,7 @@ class _EcbSimulator:
         if flow != "EXR" or not currencies:
             return _problem(404, "Not Found", f"No results found for {flow}/{key}")
         today = self.today()
-        days = publishing_days(today - WINDOW, today, target_day)
+        days = publishing_days(first_fixing_day(today, WINDOW), today, target_day)
         days = [d for d in days if (start is None or d >= start) and (end is None or d <= end)]
         if first is not None:
             days = days[:first]

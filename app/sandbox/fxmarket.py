@@ -27,6 +27,17 @@ import holidays
 
 EPOCH = date(2020, 1, 1)
 LAST_DAY = date(2035, 12, 31)
+# The simulators keep every day from here as well as the last 365 days, so an example or a
+# test dated in 2026 (the recorded samples' year) keeps its fixings as the calendar moves on.
+HISTORY_FROM = date(2026, 1, 1)
+
+
+def first_fixing_day(today: date, window: timedelta) -> date:
+    """The first day a simulator keeps fixings for: the window's start, or HISTORY_FROM if
+    that is earlier."""
+    return min(today - window, HISTORY_FROM)
+
+
 """The walks are defined from EPOCH to LAST_DAY: a day outside is a ValueError."""
 
 _CONTEXT = Context(prec=28)
