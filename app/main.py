@@ -391,6 +391,7 @@ def create_app(
                 stack.push_async_callback(shared.close)
                 await shared.ping()  # logs whether it answers; never stops the start
             history = await _history(settings, stack, metrics, shared=shared is not None)
+            app.state.history = history
             services = _build_services(
                 settings, stack, transport, metrics, tracing, shared, heap, history
             )

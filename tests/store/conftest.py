@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.store.history import HistoryStore
-from tests.support.postgres import PostgresServer, running_postgres
+from tests.support.postgres import PostgresServer, history_database, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -20,11 +20,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'history.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    server.reset()
-    return server.url
+    return history_database(request, tmp_path)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from tests.support.servers import free_port
 
 PASSWORD = "s3cret-pg-pässword"
@@ -132,3 +134,13 @@ def running_postgres() -> Iterator[PostgresServer]:
             server.stop()
         finally:
             server.remove()
+
+
+def history_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of a test parametrised over the two engines (`sqlite` or
+    `postgresql`, the latter from the module's `postgres` fixture, emptied first)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    server.reset()
+    return server.url
