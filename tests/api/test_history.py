@@ -221,7 +221,8 @@ async def test_history_points_carry_the_totals_last_observed_at_each_end(
         )
         between = await client.get(
             "/positions/history?source=finsync&currency=ARS&interval=day"
-            f"&from={at(start - timedelta(days=2))}&to={at(start)}&tz=America/Argentina/Buenos_Aires"
+            f"&from={at(start - timedelta(days=2))}&to={at(start)}"
+            "&tz=America/Argentina/Buenos_Aires"
         )
     assert points.status_code == 200, points.text
     body = points.json()
