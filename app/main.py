@@ -38,6 +38,7 @@ from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
 from app.services.history import STORE_ERRORS, HistoryRecorder
 from app.services.idempotency import IdempotencyStore
+from app.services.observing import Lease, Observer
 from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
     Breakers,
@@ -312,6 +313,31 @@ def _build_services(
     )
 
 
+def _observer(
+    settings: Settings, services: Services, shared: RedisTier | None, history: HistoryRecorder
+) -> Observer:
+    """Observing every connection on its schedule (with Redis, one replica for the fleet)."""
+
+    def interval_of(connection: Connection) -> float:
+        if connection.key == "finsync":
+            return settings.observe_finsync_seconds
+        return settings.observe_finqware_seconds
+
+    async def last_observed(key: str) -> datetime | None:
+        try:
+            return await history.store.last_data_at(key)
+        except STORE_ERRORS:
+            return None
+
+    observer = Observer(
+        services.treasury.connections, interval_of=interval_of, last_observed=last_observed
+    )
+    if shared is not None:
+        # Renewed every tick: a replica that dies hands over within three ticks.
+        observer.lease = Lease(shared, seconds=3 * observer.tick_seconds + 1)
+    return observer
+
+
 async def _history(
     settings: Settings, stack: AsyncExitStack, metrics: Metrics, *, shared: bool
 ) -> HistoryRecorder | None:
@@ -398,6 +424,10 @@ def create_app(
             if history is not None:
                 await history.start()
                 stack.push_async_callback(history.stop)
+                observer = _observer(settings, services, shared, history)
+                observer.start()
+                stack.push_async_callback(observer.stop)
+                app.state.observer = observer
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

@@ -297,6 +297,16 @@ class HistoryStore:
             )
             return None if found is None else int(found)
 
+    async def last_data_at(self, source: str) -> datetime | None:
+        """When `source` last gave data (its latest data observation's moment)."""
+        async with self.engine.connect() as connection:
+            found: datetime | None = await connection.scalar(
+                select(func.max(observations.c.at)).where(
+                    observations.c.source == source, observations.c.data
+                )
+            )
+            return found
+
     async def current(self, source: str) -> ConnectionState | None:
         """The connection as last recorded (None when never observed)."""
         async with self.engine.connect() as connection:
