@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -54,8 +55,9 @@ def test_the_database_url_is_a_secret_shown_without_its_password() -> None:
 def test_a_bad_history_setting_is_refused_naming_it_without_its_value(
     name: str, value: str
 ) -> None:
+    given: dict[str, Any] = {name: value}
     with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None, **{name: value})
+        Settings(_env_file=None, **given)
     assert name in str(refused.value)
     assert PASSWORD not in str(refused.value)
 
