@@ -24,6 +24,8 @@ PROTECTED = {
     ("get", "/counterparties/{counterparty_id}"): "read",
     ("post", "/counterparties"): "write",
     ("get", "/positions"): "read",
+    ("get", "/positions/history"): "read",
+    ("get", "/positions/changes"): "read",
 }
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
@@ -40,6 +42,9 @@ MONEY_NAMES = {
     "available",
     "credit_line",
     "reported",
+    "delta",
+    "before",
+    "after",
 }
 
 
@@ -112,6 +117,8 @@ def test_operation_ids_are_readable(spec: dict[str, Any]) -> None:
         ("post", "/counterparties"): "create_counterparty",
         ("get", "/counterparties/{counterparty_id}"): "get_counterparty",
         ("get", "/positions"): "list_positions",
+        ("get", "/positions/history"): "get_positions_history",
+        ("get", "/positions/changes"): "list_position_changes",
         ("get", "/healthz"): "get_health",
         ("get", "/readyz"): "get_readiness",
         ("get", "/metrics"): "get_metrics",

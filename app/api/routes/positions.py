@@ -10,7 +10,7 @@ from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
-from app.api.routes.history import answer_as_of
+from app.api.routes.history import INSTANT, answer_as_of
 from app.domain.counterparties import paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -80,7 +80,8 @@ async def list_positions(
         str | None,
         Query(
             description="An RFC 3339 instant with its offset, not in the future: the answer "
-            "as tesoro observed it then (404 `history-not-available` before history starts)."
+            "as tesoro observed it then (404 `history-not-available` before history starts).",
+            json_schema_extra=INSTANT,
         ),
     ] = None,
 ) -> Response:
