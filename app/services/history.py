@@ -437,7 +437,7 @@ class HistoryRecorder:
                     warnings=found.warnings,
                     accounts=found.rows,
                     # Totals are written when they may have changed: with changed accounts.
-                    totals=found.totals if found.rows or known.seq is None else (),
+                    totals=found.totals if found.rows or known.seq is None else None,
                 ),
                 found.held,
             )
@@ -467,7 +467,7 @@ class HistoryRecorder:
                 data=False,
                 warnings=None,
                 accounts=(),
-                totals=(),
+                totals=None,
             ),
             known.accounts,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -60,7 +60,7 @@ class NewObservation:
     data: bool  # a new data state (accounts and totals), not only a status change
     warnings: str | None  # the connection's warnings then, as JSON
     accounts: tuple[AccountRow, ...]
-    totals: tuple[CurrencyTotal, ...]
+    totals: tuple[CurrencyTotal, ...] | None  # None: unchanged since the last written
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +238,7 @@ class HistoryStore:
                         "error_code": observation.error_code,
                         "error_message": observation.error_message,
                         "data": observation.data,
+                        "has_totals": observation.totals is not None,
                         "warnings": observation.warnings,
                     },
                 )
@@ -364,6 +365,38 @@ class HistoryStore:
                 )
             )
         return [observation_of(_stored(row), tuple(changes.get(row.seq, ()))) for row in rows]
+
+    async def totals_between(
+        self, source: str, started: datetime, ended: datetime
+    ) -> list[tuple[datetime, list[CurrencyTotal]]]:
+        """The connection's totals as written up to `ended`, from the last written at or
+        before `started` on, oldest first (an observation whose totals are empty included)."""
+        carrying = and_(
+            observations.c.source == source, observations.c.has_totals, observations.c.data
+        )
+        async with self.engine.connect() as connection:
+            anchor = await connection.scalar(
+                select(func.max(observations.c.at)).where(carrying, observations.c.at <= started)
+            )
+            moments = select(observations.c.seq, observations.c.at).where(
+                carrying, observations.c.at <= ended
+            )
+            if anchor is not None:
+                moments = moments.where(observations.c.at >= anchor)
+            found = (await connection.execute(moments.order_by(observations.c.at))).all()
+            seqs = [row.seq for row in found]
+            rows = (
+                await connection.execute(
+                    select(observed_totals)
+                    .where(observed_totals.c.seq.in_(seqs))
+                    .order_by(observed_totals.c.seq, observed_totals.c.currency)
+                )
+            ).all()
+        by_seq: dict[int, list[CurrencyTotal]] = {seq: [] for seq in seqs}
+        for row in rows:
+            values = {name: value for name, value in row._mapping.items() if name != "seq"}
+            by_seq[row.seq].append(CurrencyTotal.model_validate(values))
+        return [(row.at, by_seq[row.seq]) for row in found]
 
     async def first_at(self, sources: Sequence[str]) -> dict[str, datetime]:
         """When each connection's history starts (its first observation), if it has one."""
@@ -616,7 +649,3 @@ async def _prune_source(connection: AsyncConnection, source: str, before: dateti
     result = await connection.execute(delete(observations).where(older))
     await connection.execute(delete(gaps).where(gaps.c.source == source, gaps.c.ended_at < cut.at))
     return int(result.rowcount)
-
-
-def totals_of(rows: Iterable[Row[Any]]) -> list[CurrencyTotal]:
-    return [CurrencyTotal.model_validate(row._mapping) for row in rows]

@@ -7,7 +7,8 @@
   appeared, `present`, or vanished); `position` is the position's JSON with its load time left
   out, so an unchanged account costs nothing and a past answer is rebuilt byte for byte;
   `before` holds the figures it replaced.
-- `observed_totals`: the connection's totals per currency as of each data observation.
+- `observed_totals`: the connection's totals per currency, written with each observation
+  whose totals may have changed (`has_totals`; none at all is an empty set).
 - `gaps`: stretches history knows it missed (observations dropped while the store was down).
 - `runs`: when tesoro was running (each process's start and latest heartbeat).
 
@@ -84,6 +85,8 @@ observations = Table(
     Column("error_code", String(50), nullable=True),
     Column("error_message", Text(), nullable=True),
     Column("data", Boolean(), nullable=False),
+    # Whether its totals were written (with it: they may have changed), empty ones included.
+    Column("has_totals", Boolean(), nullable=False),
     Column("warnings", Text(), nullable=True),
     UniqueConstraint("source", "version"),
     Index(None, "source", "at"),

@@ -79,6 +79,13 @@ def without_ages(body: dict[str, Any]) -> dict[str, Any]:
     return kept
 
 
+def moments(body: dict[str, Any]) -> list[datetime]:
+    """When each connection of an answer was fetched, earliest first."""
+    return sorted(
+        datetime.fromisoformat(s["fetched_at"]) for s in body["sources"] if s["fetched_at"]
+    )
+
+
 def fetched_at(body: dict[str, Any], source: str = "finsync") -> str:
     found: str = next(s["fetched_at"] for s in body["sources"] if s["source"] == source)
     return found
@@ -202,34 +209,42 @@ async def test_changes_list_what_moved_largest_first_with_exact_deltas(
     assert nothing_yet.json()["changes"] == []
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "source=finsync&currency=ARS",  # from the totals written with the observations
+        "source=finsync&currency=ARS&kind=internal",  # from the accounts' own rows
+        "",  # every connection, from their totals
+        "meaning=cash",  # every connection, from the accounts' rows
+    ],
+)
 async def test_history_points_carry_the_totals_last_observed_at_each_end(
-    simulators: Simulators, database_url: str
+    simulators: Simulators, database_url: str, question: str
 ) -> None:
     async with serving(simulators, database_url) as (client, recorder):
-        first = (await client.get("/positions?source=finsync&currency=ARS")).json()
+        first = (await client.get(f"/positions?{question}")).json()
         await recorder.flush()
         simulators.finsync.state.store.set_balance(901, "1620.5")
-        second = (
-            await client.get("/positions?source=finsync&currency=ARS", headers=REFRESH)
-        ).json()
+        second = (await client.get(f"/positions?{question}", headers=REFRESH)).json()
         await recorder.flush()
-        start = datetime.fromisoformat(fetched_at(first))
-        end = datetime.fromisoformat(fetched_at(second))
+        start, first_end = moments(first)[0], moments(first)[-1]
+        end = moments(second)[-1]
         points = await client.get(
-            "/positions/history?source=finsync&currency=ARS&interval=hour"
+            f"/positions/history?{question}&interval=hour"
             f"&from={at(start - timedelta(hours=3))}&to={at(end)}"
         )
         between = await client.get(
-            "/positions/history?source=finsync&currency=ARS&interval=day"
-            f"&from={at(start - timedelta(days=2))}&to={at(start)}"
+            f"/positions/history?{question}&interval=day"
+            f"&from={at(start - timedelta(days=2))}&to={at(first_end)}"
             "&tz=America/Argentina/Buenos_Aires"
         )
     assert points.status_code == 200, points.text
     body = points.json()
-    # The points before history starts are left out: only the one at `to` is left.
-    assert [p["at"] for p in body["points"]][-1] == fetched_at(second)
+    # The points before history starts are left out; the last one is at `to`.
+    assert datetime.fromisoformat(body["points"][-1]["at"]) == end
     assert body["points"][-1]["totals"] == second["totals"]
-    assert [p["totals"] for p in between.json()["points"]][-1] == first["totals"]
+    assert first["totals"] != second["totals"]
+    assert between.json()["points"][-1]["totals"] == first["totals"]
     assert between.json()["tz"] == "America/Argentina/Buenos_Aires"
 
 

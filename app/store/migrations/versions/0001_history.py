@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("error_code", sa.String(50), nullable=True),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("data", sa.Boolean(), nullable=False),
+        sa.Column("has_totals", sa.Boolean(), nullable=False),
         sa.Column("warnings", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("seq", name="pk_observations"),
         sa.UniqueConstraint("source", "version", name="uq_observations_source_version"),
