@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 AccountKey = tuple[str, str, str]  # counterparty id, account id, currency
 
+# pg_try_advisory_xact_lock's key for retention (the migrations' key plus one).
+PRUNE_LOCK_KEY = 0x74_65_73_6F_72_6F + 1
+
 
 @dataclass(frozen=True, slots=True)
 class AccountRow:
@@ -498,9 +501,17 @@ class HistoryStore:
         deleted."""
         deleted = 0
         async with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                # One replica prunes at a time; the others find the lock taken and skip.
+                taken = await connection.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PRUNE_LOCK_KEY}
+                )
+                if not taken:
+                    return 0
             sources = list(await connection.scalars(select(observations.c.source).distinct()))
             for source in sources:
                 deleted += await _prune_source(connection, source, before)
+            await connection.execute(delete(runs).where(runs.c.last_seen_at < before))
         return deleted
 
 
