@@ -38,6 +38,7 @@ from app.domain.positions import filter_positions, totals
 from app.services.history import STORE_ERRORS
 from app.services.history_reads import (
     MAX_POINTS,
+    Filter,
     HistoryReader,
     HistoryUnavailableError,
     Interval,
@@ -100,7 +101,7 @@ def _matching(
     meanings: Collection[Meaning] = (),
     counterparty_id: str | None = None,
     include_zero: bool = False,
-) -> Any:
+) -> Filter:
     def matching(positions: Sequence[Position]) -> list[Position]:
         return filter_positions(
             positions,
