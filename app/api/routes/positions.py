@@ -7,12 +7,14 @@ import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 
 from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
-from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, TreasuryDep
+from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
+from app.api.routes.history import INSTANT, answer_as_of
 from app.api.routes.rates import (
     DATE_PATTERN,
     DATE_SCHEMA,
@@ -53,10 +55,12 @@ router = APIRouter(tags=["positions"])
     "(`complete` is false). With `report_currency`, every total is also converted into that "
     "currency under a rate policy (`converted`, `consolidated`), and the rate sources asked "
     "are listed in `sources`; a rate source down makes the conversion incomplete "
-    "(`consolidated.complete`), never the answer a 503.",
+    "(`consolidated.complete`), never the answer a 503. With `as_of`, the same answer as "
+    "tesoro last observed it at or before that instant (from history: no upstream is asked); "
+    "each `sources` entry gives the observation used (`fetched_at`, its status then).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 404, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
@@ -66,6 +70,7 @@ async def list_positions(
     answers: AnswersDep,
     refresh: Refresh,
     rates: RatesDep,
+    settings: SettingsDep,
     currency: Annotated[
         list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
         Query(description="Only these currencies (repeatable, case-insensitive).", max_length=50),
@@ -112,12 +117,44 @@ async def list_positions(
             pattern=DATE_PATTERN, description=RATE_DATE_DESCRIPTION, json_schema_extra=DATE_SCHEMA
         ),
     ] = None,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="An RFC 3339 instant with its offset, not in the future: the answer "
+            "as tesoro observed it then (404 `history-not-available` before history starts).",
+            json_schema_extra=INSTANT,
+        ),
+    ] = None,
 ) -> Response:
     fx_asked = fx_options(rates, report_currency, policy, rate_date)
     if fx_asked is not None:
         # The rates recent answers needed are asked at once with the connections.
         rates.warm(fx_asked.policy, fx_asked.report, fx_asked.day)
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
+    if as_of is not None:
+        if fx_asked is not None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "report_currency"),
+                        "msg": "a reporting currency is not converted for an answer from "
+                        "history yet: ask `as_of` without `report_currency`",
+                        "type": "value_error",
+                    }
+                ]
+            )
+        as_of_filters = {
+            "currencies": currency or (),
+            "kind": kind,
+            "source": source,
+            "side": side,
+            "meanings": meaning or (),
+            "counterparty_id": counterparty_id,
+            "include_zero": include_zero,
+        }
+        return await answer_as_of(
+            request, settings, scope, as_of, filters=as_of_filters, page=page, page_size=page_size
+        )
     gathered = await treasury.gather(refresh=refresh, connections=scope)
 
     def every_position() -> list[Position]:
