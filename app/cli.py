@@ -64,6 +64,7 @@ def _warn_unknown_names(env_file: Path) -> None:
 # Addresses that mean "every interface": no client can use them, so the spec's `servers`
 # entry is left relative (to wherever the spec was fetched from) instead.
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, never bound)
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def _served_base_url(host: str, port: int) -> str | None:
@@ -105,6 +106,10 @@ def _serve(args: argparse.Namespace) -> int:
         base,
         extra={"version": version("tesoro"), "url": base},
     )
+    # Answers are built in worker threads: the event loop waits for the interpreter lock at
+    # most this long before a builder must hand it over (Python's default is 5 ms, which
+    # under two builders put tens of milliseconds on every /healthz).
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     uvicorn.run(
         app,
         host=args.host,

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
-from app.api.answers import AnswerCache
+from app.api.answers import AnswerCache, BuildLimiter
 from app.api.errors import install_error_handlers
+from app.api.limits import CallerLimit
 from app.api.middleware import (
     AuthenticateFirst,
     BodySizeLimit,
@@ -298,7 +299,17 @@ def _build_services(
         treasury=treasury,
         directory=Directory(treasury, finsync, shared=shared),
         idempotency=IdempotencyStore(shared=shared),
-        answers=AnswerCache(on_build=metrics.observe_answer_build, release=heap.release),
+        answers=AnswerCache(
+            on_build=metrics.observe_answer_build,
+            release=heap.release,
+            limiter=BuildLimiter(
+                settings.max_concurrent_builds,
+                settings.max_queued_builds,
+                observe=metrics.observe_builds,
+                on_refused=lambda: metrics.observe_rejected("builds_queue_full"),
+            ),
+            on_abandoned=metrics.observe_abandoned_build,
+        ),
         events=_event_hub(settings, treasury, metrics, shared, observations),
     )
 
@@ -429,6 +440,8 @@ def create_app(
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,
         )
+    # Before any other work of ours (cheap refusals), inside the metrics (they are counted).
+    app.add_middleware(CallerLimit, settings=settings, metrics=metrics)
     # Outermost of ours, so refused bodies and unmatched paths are counted too.
     app.add_middleware(RequestMetrics, metrics=metrics)
     # Outside everything: every answer, refusals included, carries its request id.

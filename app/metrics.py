@@ -18,7 +18,7 @@ _LATENCY_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
 # The route label of requests refused before any route is matched: a body over the size
 # limit (413) or a request head over the header limit (431, answered by the server).
 REFUSED_ROUTE = "<refused>"
-REFUSED_STATUSES = frozenset({413, 431})
+REFUSED_STATUSES = frozenset({413, 429, 431})
 
 # What a cache read did (SnapshotCache's `observe` hook).
 CACHE_OUTCOMES = ("hit", "miss", "stale_served", "coalesced_wait", "background_refresh")
@@ -135,6 +135,46 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+
+        self._limits()
+
+    def _limits(self) -> None:
+        """Bounded work: requests refused by a limit, builds running and queued."""
+        self.rejected = Counter(
+            "tesoro_requests_rejected",
+            "Requests refused by a work limit, by reason: caller_in_flight (429: the caller "
+            "had TESORO_CALLER_MAX_IN_FLIGHT requests in flight), builds_queue_full (503: "
+            "every build place and queue place was taken).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.builds_in_flight = Gauge(
+            "tesoro_answer_builds_in_flight",
+            "Answers being built now (at most TESORO_MAX_CONCURRENT_BUILDS).",
+            registry=self.registry,
+        )
+        self.builds_queued = Gauge(
+            "tesoro_answer_builds_queued",
+            "Answers waiting for a build place (at most TESORO_MAX_QUEUED_BUILDS).",
+            registry=self.registry,
+        )
+        self.builds_abandoned = Counter(
+            "tesoro_answer_builds_abandoned",
+            "Builds every caller left before they were done (dropped from the queue, or not "
+            "serialised), by route.",
+            ["route"],
+            registry=self.registry,
+        )
+
+    def observe_rejected(self, reason: str) -> None:
+        self.rejected.labels(reason).inc()
+
+    def observe_builds(self, running: int, queued: int) -> None:
+        self.builds_in_flight.set(running)
+        self.builds_queued.set(queued)
+
+    def observe_abandoned_build(self, route: str) -> None:
+        self.builds_abandoned.labels(route).inc()
 
     def cache_observer(self, cache: str) -> Callable[[str, str], None]:
         """The `observe(key, outcome)` hook of one cache. Each (connection, outcome) child is

@@ -7,7 +7,9 @@ connection trickling headers was never closed. This protocol counts the bytes of
 request's head (request line and headers) as they arrive, before the parser buffers them,
 answers 431 past `max_header_bytes`, and closes a connection whose head has not arrived
 within `header_timeout_seconds`. Chosen over switching to h11 (which has a size limit but
-serves about half the requests per second on small answers) and over another server.
+serves about half the requests per second on small answers) and over another server. A
+request that cannot be parsed at all (a bad request line, an invalid header) is answered
+with a 400 problem, where uvicorn's own answer is text/plain.
 """
 
 from __future__ import annotations
@@ -26,23 +28,36 @@ _END_OF_HEAD = b"\r\n\r\n"
 _LINGER_SECONDS = 2.0
 
 
-def _answer_431(max_header_bytes: int) -> bytes:
+def _problem_answer(status: int, slug: str, title: str, detail: str) -> bytes:
+    """A whole HTTP answer carrying a problem, for refusals the server makes before any app
+    runs (the connection closes after it)."""
     body = json.dumps(
-        {
-            "type": "/problems/request-header-fields-too-large",
-            "title": "Request Header Fields Too Large",
-            "status": 431,
-            "detail": f"the request's headers are larger than {max_header_bytes} bytes",
-        }
+        {"type": f"/problems/{slug}", "title": title, "status": status, "detail": detail}
     ).encode()
     return (
-        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-        b"content-type: application/problem+json\r\n"
+        f"HTTP/1.1 {status} {title}\r\n".encode()
+        + b"content-type: application/problem+json\r\n"
         + b"content-length: "
         + str(len(body)).encode()
         + b"\r\nconnection: close\r\n\r\n"
         + body
     )
+
+
+def _answer_431(max_header_bytes: int) -> bytes:
+    return _problem_answer(
+        431,
+        "request-header-fields-too-large",
+        "Request Header Fields Too Large",
+        f"the request's headers are larger than {max_header_bytes} bytes",
+    )
+
+
+# uvicorn answers a request it cannot parse (a bad request line, an invalid header) itself,
+# in text/plain; tesoro's is a problem like every other error.
+_ANSWER_400 = _problem_answer(
+    400, "bad-request", "Bad Request", "the request is not valid HTTP/1.1 and cannot be read"
+)
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -97,6 +112,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = False
         self._disarm_head_timer()
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's own text/plain answer (`msg` is its fixed "Invalid HTTP request received.").
+        self.transport.write(_ANSWER_400)
+        self.transport.close()
 
     # --- the size limit ---------------------------------------------------------------------
 

@@ -246,6 +246,32 @@ class Settings(BaseSettings):
     breaker_failures: Annotated[int, Field(ge=1)] = 5
     breaker_open_seconds: Annotated[float, Field(gt=0)] = 30
     finsync_page_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    # Bounded work per caller and per process (see README, "Limits").
+    caller_max_in_flight: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="Requests one caller (one API key; without authentication, one "
+            "client address) may have in flight; one more is a 429 with Retry-After. "
+            "/healthz, /readyz and /metrics are not counted.",
+        ),
+    ] = 16
+    max_concurrent_builds: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="Answers built at the same time in this process (a question not "
+            "asked before for this data); the rest wait in a queue.",
+        ),
+    ] = 2
+    max_queued_builds: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Builds that may wait for a free place; past it a request that "
+            "needs a new build is a 503 with Retry-After.",
+        ),
+    ] = 16
     upstream_http2: bool = False
 
     current_balance_types: Annotated[list[str], NoDecode] = Field(

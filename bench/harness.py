@@ -2,6 +2,7 @@
 
     python -m bench.harness [--sizes 250,5000,50000] [--duration 10] [--latency-ms 50]
                             [--output bench/results.json] [--smoke]
+                            [--only attack] [--attack-seconds 20]
 
 For each size, as separate processes on loopback: the FinSync fake with that many clients
 and the Finqware fake (`bench/fakes.py`, a fixed per-page latency), and `tesoro serve`
@@ -18,7 +19,10 @@ pointed at them, pinned to CPU 0; wrk pinned to CPU 1. Phases (see bench/README.
 * search: /counterparties?q= over distinct fragments, and one fragment repeated;
 * coalescing: 1, 10, 100, 1000 concurrent cold /positions on a fresh process each: upstream
   calls per FinSync page and per Finqware consent, answers built;
-* access log: the warm /positions wrk with the access line on (as shipped) and off.
+* access log: the warm /positions wrk with the access line on (as shipped) and off;
+* attack (the largest size only, or alone with `--only attack`): one read-only key on 200
+  connections asking a distinct question every request, while another caller reads a kept
+  answer and /healthz is polled: peak RSS, both p99s, work after the attack stopped.
 
 Writes every figure to the results file (with the machine, date and commit) and prints a
 table. Every loop is bounded in count and time; traffic stays on 127.0.0.1.
@@ -58,8 +62,24 @@ from bench.loopback import free_port, process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results.json"
+DEFAULT_ATTACK_OUTPUT = ROOT / "bench" / "results-attack.json"
 CALLER_KEY = "bench-caller-key"
 AUTH = {"Authorization": f"Bearer {CALLER_KEY}"}
+# The attack phase's second caller, who only reads a kept answer while the first attacks.
+OTHER_KEY = "bench-other-key"
+OTHER_AUTH = {"Authorization": f"Bearer {OTHER_KEY}"}
+# The throughput and coalescing phases send one caller's 32 connections, and 1,000 concurrent
+# cold requests: what the per-caller limit exists to refuse. They lift it; the attack does not.
+NO_CALLER_LIMIT = {"TESORO_CALLER_MAX_IN_FLIGHT": "100000"}
+ATTACK_CONNECTIONS = 200
+ATTACK_SECONDS = 20.0
+ATTACK_PAGE_SIZE = 10_000
+OTHER_INTERVAL_SECONDS = 0.05
+# After the attack: tesoro counts as quiet again once it uses under this share of a core
+# over one window; how long that takes is the work that went on after the attack stopped.
+QUIET_CPU_SHARE = 0.1
+QUIET_WINDOW_SECONDS = 0.25
+QUIET_MAX_SECONDS = 60.0
 CONSENTS = 3
 SERVER_CPU = 0
 CLIENT_CPU = 1 if (os.cpu_count() or 1) > 1 else 0
@@ -248,7 +268,10 @@ class Fakes:
 
 
 def tesoro_env(fakes: Fakes, **overrides: str) -> dict[str, str]:
+    """tesoro's environment against the fakes, the per-caller limit lifted (see
+    NO_CALLER_LIMIT; `attack_env` keeps it)."""
     digest = hashlib.sha256(CALLER_KEY.encode()).hexdigest()
+    other = hashlib.sha256(OTHER_KEY.encode()).hexdigest()
     from app.sandbox.data import FINQWARE_CLIENT_ID, FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY
 
     env = {
@@ -259,11 +282,17 @@ def tesoro_env(fakes: Fakes, **overrides: str) -> dict[str, str]:
         "TESORO_FINQWARE_CLIENT_ID": FINQWARE_CLIENT_ID,
         "TESORO_FINQWARE_CLIENT_SECRET": FINQWARE_CLIENT_SECRET,
         "TESORO_FINQWARE_CONSENTS": json.dumps([c.as_setting() for c in consents(CONSENTS)]),
-        "TESORO_API_KEYS": json.dumps({"bench": {"sha256": digest, "scopes": ["read"]}}),
+        "TESORO_API_KEYS": json.dumps(
+            {
+                "bench": {"sha256": digest, "scopes": ["read"]},
+                "other": {"sha256": other, "scopes": ["read"]},
+            }
+        ),
         # Data lifetimes long enough that no reload runs inside a warm phase (the live
         # phase sets them short); everything else is tesoro's default.
         "TESORO_FINSYNC_TTL_SECONDS": str(LONG_TTL_SECONDS),
         "TESORO_FINQWARE_TTL_SECONDS": str(LONG_TTL_SECONDS),
+        **NO_CALLER_LIMIT,
     }
     env.update(overrides)
     return env
@@ -366,36 +395,60 @@ def answer_builds(url: str) -> int | None:
 # --------------------------------------------------------------------------- samplers
 
 
-def poll_healthz(port: int, stop_file: str, max_seconds: float) -> None:
-    """Run as its own process: GET /healthz every 10 ms until `stop_file` exists (or
-    `max_seconds`), then print `[[monotonic start, milliseconds or null], ...]`. A file
-    `<stop_file>.ready` says the first answer came back."""
+def attack_env(fakes: Fakes) -> dict[str, str]:
+    """tesoro's environment for the attack: every limit at its default."""
+    env = tesoro_env(fakes)
+    for name in NO_CALLER_LIMIT:
+        env.pop(name)
+    return env
+
+
+def poll(
+    port: int,
+    stop_file: str,
+    max_seconds: float,
+    path: str = "/healthz",
+    key: str = CALLER_KEY,
+    interval_seconds: float = POLL_INTERVAL_SECONDS,
+) -> None:
+    """Run as its own process: GET `path` (as the caller of `key`) every `interval_seconds`
+    until `stop_file` exists (or `max_seconds`), then print `[[monotonic start, milliseconds
+    or null], ...]` (null: not a 200). A file `<stop_file>.ready` says the first answer came
+    back."""
     samples: list[tuple[float, float | None]] = []
     client = Client(port, timeout=30)
+    headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline and not os.path.exists(stop_file):
         start = time.monotonic()
         try:
-            status, _, _, seconds = client.get("/healthz")
+            status, _, _, seconds = client.get(path, headers)
             samples.append((start, seconds * 1000 if status == 200 else None))
         except OSError:
             samples.append((start, None))
         if len(samples) == 1:
             Path(f"{stop_file}.ready").touch()
-        time.sleep(max(0.0, POLL_INTERVAL_SECONDS - (time.monotonic() - start)))
+        time.sleep(max(0.0, interval_seconds - (time.monotonic() - start)))
     client.close()
     print(json.dumps(samples))
 
 
 class Poller:
-    """The /healthz poller process; samples are read when it stops."""
+    """A poller process (/healthz by default); samples are read when it stops."""
 
-    def __init__(self, port: int, max_seconds: float) -> None:
+    def __init__(
+        self,
+        port: int,
+        max_seconds: float,
+        path: str = "/healthz",
+        key: str = CALLER_KEY,
+        interval_seconds: float = POLL_INTERVAL_SECONDS,
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="tesoro-poll-")
         self._stop = os.path.join(self._dir.name, "stop")
         code = (
-            "import sys; from bench.harness import poll_healthz; "
-            f"poll_healthz({port}, {self._stop!r}, {max_seconds})"
+            "import sys; from bench.harness import poll; "
+            f"poll({port}, {self._stop!r}, {max_seconds}, {path!r}, {key!r}, {interval_seconds})"
         )
         self._child = subprocess.Popen(
             pinned(CLIENT_CPU, [sys.executable, "-c", code]),
@@ -517,6 +570,11 @@ class Plan:
     script: Path
     rounds: int = WARM_ROUNDS
     log: Callable[[str], None] = field(default=print)
+    attack_seconds: float = ATTACK_SECONDS
+    attack_script: Path = Path()
+    # The attack runs at this size only (the largest asked); None: nowhere.
+    attack_size: int | None = None
+    only: str | None = None
 
 
 def warm_phases(
@@ -642,11 +700,13 @@ def access_log_phase(plan: Plan, stack: ExitStack, fakes: Fakes, tesoro: Running
     }
 
 
-def wait_complete(client: Client, until: float) -> tuple[dict[str, Any], float]:
+def wait_complete(
+    client: Client, until: float, headers: dict[str, str] | None = None
+) -> tuple[dict[str, Any], float]:
     """/positions every 50 ms until an answer is complete (or `until`): the answer and the
     moment it arrived."""
     while True:
-        status, _, body, _ = client.get("/positions")
+        status, _, body, _ = client.get("/positions", headers)
         answer = json.loads(body) if status == 200 else {}
         if answer.get("complete") or time.monotonic() >= until:
             return answer, time.monotonic()
@@ -802,14 +862,167 @@ def coalescing_phase(plan: Plan, fakes: Fakes) -> list[dict[str, Any]]:
     return rows
 
 
-def run_size(plan: Plan, clients: int) -> dict[str, Any]:
-    plan.log(f"size {clients:,} clients")
+# The reader's attack: every request a distinct question (never a kept answer) about a big
+# share of the positions. A subset of the four currencies the fakes hold, plus a code nobody
+# holds that changes with every request; all of it on one read-only key.
+ATTACK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {}; counter = 0 end
+local held = {"ARS", "USD", "USDT", "EUR"}
+request = function()
+  counter = counter + 1
+  local subset = counter % 15 + 1
+  local path = "/positions?page_size=PAGE_SIZE"
+  for i = 1, 4 do
+    if math.floor(subset / 2 ^ (i - 1)) % 2 == 1 then
+      path = path .. "&currency=" .. held[i]
+    end
+  end
+  path = path .. string.format("&currency=X%07d", counter)
+  return wrk.format("GET", path)
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local counts = {}
+  for _, thread in ipairs(threads) do
+    for code, n in pairs(thread:get("statuses")) do counts[code] = (counts[code] or 0) + n end
+  end
+  local parts = {}
+  for code, n in pairs(counts) do table.insert(parts, string.format('"%d":%d', code, n)) end
+  local e = summary.errors
+  io.write(string.format(
+    "WRKJSON {\\"requests\\":%d,\\"duration_us\\":%d,\\"socket_errors\\":%d,"
+    .. "\\"timeouts\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d,\\"max_us\\":%d,"
+    .. "\\"statuses\\":{%s}}\\n",
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max, table.concat(parts, ",")))
+end
+""".replace("PAGE_SIZE", str(ATTACK_PAGE_SIZE))
+
+
+def attack_wrk(url: str, seconds: float, script: Path) -> dict[str, Any]:
+    """wrk with ATTACK_CONNECTIONS connections of the attacking key, pinned to the client CPU."""
+    command = pinned(
+        CLIENT_CPU,
+        ["wrk", "-t1", f"-c{ATTACK_CONNECTIONS}", f"-d{max(1, round(seconds))}s",
+         "--timeout", "30s", "-s", str(script), "-H", f"Authorization: Bearer {CALLER_KEY}",
+         url],
+    )  # fmt: skip
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=True, timeout=seconds + 90
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+    raw = json.loads(line.removeprefix("WRKJSON "))
+    return {
+        "connections": ATTACK_CONNECTIONS,
+        "requests": raw["requests"],
+        "seconds": round(raw["duration_us"] / 1e6, 3),
+        "statuses": {code: raw["statuses"][code] for code in sorted(raw["statuses"])},
+        "socket_errors": raw["socket_errors"],
+        "timeouts": raw["timeouts"],
+        "p50_ms": raw["p50_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+    }
+
+
+def busy_after(pid: int) -> float:
+    """Seconds until the process uses less than QUIET_CPU_SHARE of a core over a window
+    (at most QUIET_MAX_SECONDS): the work that goes on once the load has stopped."""
+    start = time.monotonic()
+    while time.monotonic() - start < QUIET_MAX_SECONDS:
+        window_start, used_before = time.monotonic(), cpu_seconds(pid)
+        time.sleep(QUIET_WINDOW_SECONDS)
+        used = cpu_seconds(pid) - used_before
+        if used < QUIET_CPU_SHARE * (time.monotonic() - window_start):
+            return round(window_start - start, 2)
+    return QUIET_MAX_SECONDS
+
+
+def limit_metrics(url: str) -> dict[str, float]:
+    """tesoro's work-limit figures from /metrics (absent on a tesoro without them)."""
+    text = httpx2.get(f"{url}/metrics", headers=OTHER_AUTH, timeout=30).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        for name in (
+            "tesoro_requests_rejected_total",
+            "tesoro_answer_builds_total",
+            "tesoro_answer_builds_abandoned_total",
+        ):
+            if line.startswith((name + "{", name + " ")):
+                label = line[len(name) : line.rfind(" ")]
+                found[name + label] = float(line.rpartition(" ")[2])
+    return found
+
+
+def attack_phase(plan: Plan, fakes: Fakes) -> dict[str, Any]:
+    """The reader's attack, on a fresh tesoro with its defaults (the per-caller limit on):
+    ATTACK_CONNECTIONS connections of one read-only key, each request a distinct question
+    for ATTACK_PAGE_SIZE positions, while another caller reads a kept answer every 50 ms and
+    /healthz is polled every 10 ms, each from a process of its own. Resident memory is
+    sampled throughout; after the attack, how long tesoro went on working."""
+    seconds = plan.attack_seconds
+    with ExitStack() as stack:
+        tesoro = start_tesoro(stack, attack_env(fakes), "tesoro (attack)")
+        other = Client(tesoro.port)
+        answer, _ = wait_complete(other, time.monotonic() + 120, OTHER_AUTH)
+        # The other caller's answer is kept from here on (built once, above).
+        other.get("/positions", OTHER_AUTH)
+        other.close()
+        idle = memory(tesoro.pid)
+        rss = RssSampler(tesoro.pid)
+        budget = seconds + 120
+        healthz = Poller(tesoro.port, max_seconds=budget)
+        reader = Poller(
+            tesoro.port,
+            max_seconds=budget,
+            path="/positions",
+            key=OTHER_KEY,
+            interval_seconds=OTHER_INTERVAL_SECONDS,
+        )
+        time.sleep(0.5)  # both pollers see tesoro before the attack, for a moment
+        attack_start = time.monotonic()
+        cpu_before = cpu_seconds(tesoro.pid)
+        attack = attack_wrk(f"{tesoro.url}/positions", seconds, plan.attack_script)
+        attack_end = time.monotonic()
+        cpu_during = cpu_seconds(tesoro.pid) - cpu_before
+        healthz.stop()
+        reader.stop()
+        after = busy_after(tesoro.pid)
+        time.sleep(0.2)
+        rss.stop()
+        status = memory(tesoro.pid)
+        limits = limit_metrics(tesoro.url)
+    other_ms = reader.window(attack_start, attack_end)
+    return {
+        "clients": fakes.clients,
+        "positions": answer.get("total"),
+        "attack_seconds": seconds,
+        "page_size": ATTACK_PAGE_SIZE,
+        "attack": attack,
+        "server_cpu_seconds": round(cpu_during, 2),
+        "healthz": healthz.window(attack_start, attack_end),
+        "healthz_before": healthz.window(attack_start - 0.5, attack_start),
+        "other_kept_answer": other_ms,
+        "other_kept_answer_before": reader.window(attack_start - 0.5, attack_start),
+        "idle_rss_bytes": idle["VmRSS"],
+        "peak_rss_bytes": rss.peak(attack_start, time.monotonic()),
+        "hwm_bytes": status.get("VmHWM"),
+        "busy_after_seconds": after,
+        "limits": limits,
+    }
+
+
+@contextmanager
+def fakes_running(plan: Plan, clients: int) -> Iterator[Fakes]:
+    """The FinSync fake with `clients` clients and the Finqware fake, until the block ends."""
     fake = [sys.executable, "-m", "bench.fakes"]
     latency = ["--latency-ms", str(plan.latency_ms), "--port", "{port}"]
-    concurrency = page_concurrency()
-    critical = critical_path_ms(clients, plan.latency_ms, concurrency)
     with ExitStack() as stack:
-        fakes = Fakes(
+        yield Fakes(
             stack.enter_context(
                 started("finsync fake", [*fake, "finsync", "--clients", str(clients), *latency],
                         base_env(), CLIENT_CPU)
@@ -821,6 +1034,34 @@ def run_size(plan: Plan, clients: int) -> dict[str, Any]:
             clients,
             plan.latency_ms,
         )  # fmt: skip
+
+
+def run_attack(plan: Plan, clients: int) -> dict[str, Any]:
+    """The attack phase alone (`--only attack`): the fakes, then the attack."""
+    plan.log(f"attack at {clients:,} clients")
+    with fakes_running(plan, clients) as fakes:
+        attack = attack_phase(plan, fakes)
+    plan.log(f"  attack: {attack_summary(attack)}")
+    return attack
+
+
+def attack_summary(attack: dict[str, Any]) -> str:
+    return (
+        f"peak RSS {(attack['peak_rss_bytes'] or 0) / 2**20:.0f} MiB, /healthz p99 "
+        f"{_ms(attack['healthz']['p99_ms'])} ms, other caller's kept answer p99 "
+        f"{_ms(attack['other_kept_answer']['p99_ms'])} ms, busy "
+        f"{attack['busy_after_seconds']} s after; statuses {attack['attack']['statuses']}"
+    )
+
+
+def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Every phase at one size; the attack's figures too when this is the attack's size."""
+    plan.log(f"size {clients:,} clients")
+    concurrency = page_concurrency()
+    critical = critical_path_ms(clients, plan.latency_ms, concurrency)
+    attack = None
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fakes_running(plan, clients))
         tesoro = start_tesoro(stack, tesoro_env(fakes))
         client = Client(tesoro.port)
         client.get("/healthz")
@@ -865,9 +1106,12 @@ def run_size(plan: Plan, clients: int) -> dict[str, Any]:
         )
         coalescing = coalescing_phase(plan, fakes)
         accounts = fakes.accounts() + 2 * CONSENTS
+        if clients == plan.attack_size:
+            attack = attack_phase(plan, fakes)
+            plan.log(f"  attack: {attack_summary(attack)}")
     grown = warm_memory["VmRSS"] - idle["VmRSS"]
     peak = max(v for v in (live["rss_peak_reload_bytes"], live["hwm_bytes"], 0) if v is not None)
-    return {
+    figures = {
         "clients": clients,
         "accounts": accounts,
         "consents": CONSENTS,
@@ -897,6 +1141,7 @@ def run_size(plan: Plan, clients: int) -> dict[str, Any]:
         "coalescing": coalescing,
         "access_log": access,
     }
+    return figures, attack
 
 
 # --------------------------------------------------------------------------- report
@@ -1001,7 +1246,42 @@ def table(results: dict[str, Any]) -> str:
                 f"{a['on']['cpu_us_per_request']} µs/req, off {a['off']['rps']:.0f} req/s "
                 f"{a['off']['cpu_us_per_request']} µs/req -> {a['cost_us_per_request']} µs/req"
             )
+    if results.get("attack"):
+        lines.append("\n== attack ==")
+        lines.append(attack_summary(results["attack"]))
     return "\n".join(lines)
+
+
+def attack_markdown(attack: dict[str, Any]) -> list[str]:
+    """The attack's figures as a Markdown table (with its targets)."""
+    a = attack["attack"]
+    statuses = ", ".join(f"{code}: {count:,}" for code, count in a["statuses"].items())
+
+    def window(w: dict[str, Any]) -> str:
+        return f"{_n(w['p50_ms'])} / {_n(w['p99_ms'])} / {_n(w['max_ms'])} ({w['samples']})"
+
+    rows = [
+        ("clients (positions)", f"{attack['clients']:,} ({attack['positions']:,})"),
+        (
+            "attack: connections, seconds, requests (socket errors)",
+            f"{a['connections']}, {a['seconds']:g}, {a['requests']:,} ({a['socket_errors']})",
+        ),
+        ("attack: answers by status", statuses or "-"),
+        ("attack: p50 / p99 ms", f"{_n(a['p50_ms'])} / {_n(a['p99_ms'])}"),
+        (
+            "RSS idle / peak MiB (< 512)",
+            f"{attack['idle_rss_bytes'] / 2**20:.0f} / "
+            f"{(attack['peak_rss_bytes'] or 0) / 2**20:.0f}",
+        ),
+        ("/healthz p50 / p99 / max ms (polls) (p99 < 50)", window(attack["healthz"])),
+        (
+            "other caller's kept answer p50 / p99 / max ms (reads) (p99 < 50)",
+            window(attack["other_kept_answer"]),
+        ),
+        ("other caller's reads refused or failed", str(attack["other_kept_answer"]["failed"])),
+        ("work after the attack stopped, s", _n(attack["busy_after_seconds"], 2)),
+    ]
+    return ["| | |", "|---|---:|", *(f"| {label} | {value} |" for label, value in rows)]
 
 
 def _n(value: float | None, digits: int = 1) -> str:
@@ -1012,6 +1292,13 @@ def markdown(results: dict[str, Any]) -> str:
     """The README's results section from a results file."""
     m = results["machine"]
     sizes = results["sizes"]
+    if not sizes:
+        return "\n".join(
+            [f"Attack only, run of {results['date']} at commit "
+             f"`{(results['commit'] or '?')[:12]}`; {results['settings']['latency_ms']:g} ms "
+             f"an upstream call; {results['elapsed_seconds']:g} s in all.", "",
+             *attack_markdown(results["attack"])]
+        )  # fmt: skip
     heads = [f"{int(size):,}" for size in sizes]
     out = [
         f"Run of {results['date']} at commit `{(results['commit'] or '?')[:12]}`"
@@ -1094,6 +1381,8 @@ def markdown(results: dict[str, Any]) -> str:
     out += ["", "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for label, cell in rows:
         out.append(f"| {label} | " + " | ".join(cell(r) for r in sizes.values()) + " |")
+    if results.get("attack"):
+        out += ["", "The reader's attack:", "", *attack_markdown(results["attack"])]
     return "\n".join(out)
 
 
@@ -1114,9 +1403,23 @@ def main(argv: list[str] | None = None) -> int:
         default=float(os.environ.get("BENCH_LATENCY_MS", "50")),
         help="each upstream call's latency in the fakes (env BENCH_LATENCY_MS)",
     )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--output", type=Path, default=None)
     parser.add_argument(
-        "--smoke", action="store_true", help="250 clients, 1 s phases: checks the harness"
+        "--smoke",
+        action="store_true",
+        help="250 clients, 1 s phases and a 2 s attack: checks the harness",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["attack"],
+        help="run only this phase (at the largest of --sizes); default output "
+        "bench/results-attack.json",
+    )
+    parser.add_argument(
+        "--attack-seconds",
+        type=float,
+        default=ATTACK_SECONDS,
+        help="how long the attack phase attacks",
     )
     parser.add_argument(
         "--markdown",
@@ -1130,14 +1433,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     duration = args.duration
+    attack_seconds = args.attack_seconds
     if args.smoke:
-        sizes, duration = [250], 1.0
+        sizes, duration, attack_seconds = [250], 1.0, 2.0
+    output = args.output or (DEFAULT_ATTACK_OUTPUT if args.only else DEFAULT_OUTPUT)
     ensure_wrk()
     raise_file_limit()
     started_at = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tesoro-wrk-") as scratch:
         script = Path(scratch) / "report.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
+        attack_script = Path(scratch) / "attack.lua"
+        attack_script.write_text(ATTACK_SCRIPT, encoding="utf-8")
         plan = Plan(
             sizes=sizes,
             duration=duration,
@@ -1147,6 +1454,10 @@ def main(argv: list[str] | None = None) -> int:
             script=script,
             rounds=1 if args.smoke else WARM_ROUNDS,
             log=lambda line: print(line, flush=True),
+            attack_seconds=attack_seconds,
+            attack_script=attack_script,
+            attack_size=max(sizes),
+            only=args.only,
         )
         results: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1161,16 +1472,24 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": 1 if args.smoke else WARM_ROUNDS,
                 "consents": CONSENTS,
                 "smoke": args.smoke,
+                "only": args.only,
+                "attack_seconds": attack_seconds,
+                "attack_connections": ATTACK_CONNECTIONS,
             },
             "sizes": {},
+            "attack": None,
         }
-        for size in sizes:
-            results["sizes"][str(size)] = run_size(plan, size)
+        if args.only == "attack":
+            results["attack"] = run_attack(plan, max(sizes))
+        else:
+            for size in sizes:
+                results["sizes"][str(size)], attack = run_size(plan, size)
+                results["attack"] = attack or results["attack"]
     results["elapsed_seconds"] = round(time.monotonic() - started_at, 1)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(table(results))
-    print(f"\nwritten to {args.output} in {results['elapsed_seconds']} s")
+    print(f"\nwritten to {output} in {results['elapsed_seconds']} s")
     return 0
 
 

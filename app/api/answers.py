@@ -17,7 +17,11 @@ version and encoding, and each request compresses only its few volatile bytes ar
   combined from the kept middle's CRC without reading the middle again.
 
 Builds run in a worker thread, so the event loop keeps answering (`/healthz` included) while
-a large answer is built; concurrent requests for one answer wait for one build.
+a large answer is built; concurrent requests for one answer wait for one build. A large list
+is serialised in slices, so no single call holds the interpreter lock for long. Builds are
+limited for the whole process (`BuildLimiter`): a few at a time, a bounded queue behind them
+(then `BuildsBusyError`, a 503), and so is compressing a large kept middle; a build every
+caller has left is dropped from the queue, or not serialised when it is already running.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import hashlib
 import struct
 import threading
 import zlib
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ import zstandard
 from cachetools import LRUCache
 from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
+from app.api.errors import BuildsBusyError
 from app.domain.models import SourceInfo
 
 T = TypeVar("T")
@@ -84,13 +90,125 @@ class Prebuilt:
     encoded: dict[str, asyncio.Future[Encoded]] = field(default_factory=dict, compare=False)
 
 
+# Items serialised per call when a list is long: one call holds the interpreter lock
+# throughout, and a 10,000-position page in one call holds it for tens of milliseconds.
+_SLICE = 500
+_LIST_ADAPTERS: dict[type, TypeAdapter[list[object]]] = {}
+
+
+def _dump(model: BaseModel) -> bytes:
+    """The model's JSON, its longest list (after `sources`) serialised in slices: the same
+    bytes as `model.model_dump_json()`."""
+    name, items = "", list[object]()
+    for field_name, value in model:
+        if field_name != "sources" and isinstance(value, list) and len(value) > len(items):
+            name, items = field_name, value
+    if len(items) <= _SLICE:
+        return model.model_dump_json().encode()
+    head = model.model_copy(update={name: []}).model_dump_json().encode()
+    empty = b'"' + name.encode() + b'":[]'
+    assert head.count(empty) == 1, name
+    item_type = type(items[0])
+    adapter = _LIST_ADAPTERS.get(item_type)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[item_type] = TypeAdapter(list[item_type])  # type: ignore[valid-type]
+    parts = [adapter.dump_json(items[i : i + _SLICE])[1:-1] for i in range(0, len(items), _SLICE)]
+    before, _, after = head.partition(empty)
+    return b"".join((before, empty[:-1], b",".join(parts), b"]", after))
+
+
+class AbandonedError(Exception):
+    """Every caller of a build left before it was serialised: it is dropped."""
+
+
 def _cut(model: BaseModel, *, generated_at: bool) -> bytes:
-    body = model.model_dump_json().encode()
+    body = _dump(model)
     suffix = b',"generated_at":' + _MOMENT.dump_json(EPOCH) + b"}" if generated_at else b"}"
     # The models list `sources` first and `generated_at` last: a test holds them to that.
     assert body.startswith(_PREFIX)
     assert body.endswith(suffix)
     return body[len(_PREFIX) : len(body) - len(suffix)]
+
+
+class BuildLimiter:
+    """At most `concurrent` answers built at a time in the process, at most `queued` more
+    waiting for a place (first come, first served); past that, `BuildsBusyError`.
+
+    A place is taken synchronously (`enter`), so the queue's bound holds however many
+    requests arrive in one turn of the loop; `leave` gives it back: a running build's place
+    passes to the first one waiting, a queued one's is simply dropped.
+    """
+
+    def __init__(
+        self,
+        concurrent: int = 2,
+        queued: int = 16,
+        *,
+        observe: Callable[[int, int], None] | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
+        self.concurrent = concurrent
+        self.queued = queued
+        self.running = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        # Told (running, queued) after every change (the metrics' gauges).
+        self._observe = observe
+        self._on_refused = on_refused
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def enter(self) -> asyncio.Future[None]:
+        """A place: done at once when a build may start now, else done when one is free."""
+        ticket: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.running < self.concurrent and not self._waiting:
+            self.running += 1
+            ticket.set_result(None)
+        elif len(self._waiting) >= self.queued:
+            if self._on_refused is not None:
+                self._on_refused()
+            raise BuildsBusyError
+        else:
+            self._waiting.append(ticket)
+        self._changed()
+        return ticket
+
+    def leave(self, ticket: asyncio.Future[None]) -> None:
+        if not ticket.done() or ticket.cancelled():
+            # Still queued (or its wait was cancelled): its queue place goes.
+            ticket.cancel()
+            if ticket in self._waiting:
+                self._waiting.remove(ticket)
+        else:
+            while self._waiting:
+                waiting = self._waiting.popleft()
+                if not waiting.done():
+                    waiting.set_result(None)  # the place passes on: `running` is unchanged
+                    break
+            else:
+                self.running -= 1
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._observe is not None:
+            self._observe(self.running, len(self._waiting))
+
+
+@dataclass(eq=False)
+class _Building:
+    """A build under way: its place among the builds, its task, and who waits for it."""
+
+    key: Hashable
+    ticket: asyncio.Future[None]
+    abandoned: threading.Event = field(default_factory=threading.Event)
+    waiters: int = 0
+    started: bool = False
+    task: asyncio.Task[Prebuilt] = field(init=False)
+
+
+# Filtered sets kept per data state (each holds references into the snapshot, no copies).
+_DERIVED_PER_STATE = 16
 
 
 class AnswerCache:
@@ -102,13 +220,20 @@ class AnswerCache:
         *,
         on_build: Callable[[str], None] | None = None,
         release: Callable[[object], None] | None = None,
+        limiter: BuildLimiter | None = None,
+        on_abandoned: Callable[[str], None] | None = None,
     ) -> None:
         # Bounded by bytes, not count: one answer at 50,000 clients is half a megabyte (twice
         # that with its compressed forms, counted in).
         self._kept: LRUCache[Hashable, Prebuilt] = LRUCache(
             maxsize=max_bytes, getsizeof=lambda kept: 2 * len(kept.middle) + 256
         )
-        self._building: dict[Hashable, asyncio.Future[Prebuilt]] = {}
+        self._building: dict[Hashable, _Building] = {}
+        self.limiter = limiter if limiter is not None else BuildLimiter()
+        self._on_abandoned = on_abandoned
+        self._derived: dict[
+            tuple[str, tuple[Hashable, ...]], tuple[Hashable, LRUCache[Hashable, object]]
+        ] = {}
         # What several questions share (every position, sorted) is kept for the latest data
         # state of each set of connections only: it holds the snapshot it was built from,
         # which must not outlive its replacement. Builds run in worker threads, so this one
@@ -135,6 +260,28 @@ class AnswerCache:
             found: T = held[1]  # type: ignore[assignment]
             return found
 
+    def derived(
+        self, name: str, state: tuple[Hashable, ...], key: Hashable, build: Callable[[], T]
+    ) -> T:
+        """A value derived from one data state and part of a question (a filter, without
+        the page), kept for the latest state of each set of connections only, a few per
+        state: every page of one filtered set then costs a slice, not a filter and totals."""
+        connections = tuple(entry[0] if isinstance(entry, tuple) else entry for entry in state)
+        with self._shared_lock:
+            held = self._derived.get((name, connections))
+            if held is not None and held[0] == state and key in held[1]:
+                found: T = held[1][key]  # type: ignore[assignment]
+                return found
+        value = build()
+        with self._shared_lock:
+            held = self._derived.get((name, connections))
+            if held is None or held[0] != state:
+                # A new state: what the old one derived goes with it.
+                held = (state, LRUCache(maxsize=_DERIVED_PER_STATE))
+                self._derived[name, connections] = held
+            held[1][key] = value
+        return value
+
     async def get(
         self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
     ) -> Prebuilt:
@@ -142,38 +289,99 @@ class AnswerCache:
         kept = self._kept.get(key)
         if kept is not None:
             return kept
-        pending = self._building.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(self._build(key, question, build))
-            self._building[key] = pending
-            pending.add_done_callback(lambda done: self._done_building(key, done))
-        # Shielded: a caller that goes away does not cancel the build the others wait for.
-        return await asyncio.shield(pending)
+        building = self._building.get(key)
+        if building is None or building.abandoned.is_set():
+            # A place now, or BuildsBusyError (a 503) before anything is started. A build
+            # every caller left is never joined: it will not be kept; this one replaces it.
+            building = _Building(key, self.limiter.enter())
+            building.task = asyncio.ensure_future(self._build(question, build, building))
+            self._building[key] = building
+            building.task.add_done_callback(lambda done: self._done_building(key, building))
+        building.waiters += 1
+        try:
+            # Shielded: a caller that goes away does not cancel the build the others wait for.
+            return await asyncio.shield(building.task)
+        finally:
+            building.waiters -= 1
+            if building.waiters == 0 and not building.task.done():
+                self._abandon(question.route, building)
 
-    def _done_building(self, key: Hashable, done: asyncio.Future[Prebuilt]) -> None:
-        self._building.pop(key, None)
-        if not done.cancelled():
-            done.exception()  # read, so a build every caller left is never logged as lost
+    def _abandon(self, route: str, building: _Building) -> None:
+        """Every caller left: a queued build gives its place up; a running one finishes the
+        work in hand but is not serialised (a thread cannot be stopped from outside)."""
+        if self._on_abandoned is not None:
+            self._on_abandoned(route)
+        building.abandoned.set()
+        if not building.started:
+            building.task.cancel()
+
+    def _done_building(self, key: Hashable, building: _Building) -> None:
+        if self._building.get(key) is building:
+            del self._building[key]
+        # Here, not in the build: a build cancelled before it ever ran gives its place back too.
+        self.limiter.leave(building.ticket)
+        if not building.task.cancelled():
+            building.task.exception()  # read, so a build every caller left is never logged
 
     async def _build(
-        self, key: Hashable, question: Question, build: Callable[[], BaseModel]
+        self, question: Question, build: Callable[[], BaseModel], building: _Building
     ) -> Prebuilt:
+        await building.ticket  # cancelled, with this task, when every caller left first
+        building.started = True
         self.builds += 1
         if self._on_build is not None:
             self._on_build(question.route)
-        middle = await asyncio.to_thread(lambda: _cut(build(), generated_at=question.generated_at))
+
+        def work() -> bytes:
+            model = build()
+            if building.abandoned.is_set():
+                raise AbandonedError
+            return _cut(model, generated_at=question.generated_at)
+
+        middle = await asyncio.to_thread(work)
         kept = Prebuilt(middle, question.generated_at)
-        self._kept[key] = kept
+        self._kept[building.key] = kept
         return kept
 
-    @staticmethod
-    async def encoded(prebuilt: Prebuilt, encoding: str) -> Encoded:
-        """The kept middle compressed for `encoding`, once per answer (in a worker thread)."""
+    async def encoded(self, prebuilt: Prebuilt, encoding: str) -> Encoded:
+        """The kept middle compressed for `encoding`, once per answer, in a worker thread; a
+        large one in a build place (compressing it costs about what building it did)."""
         pending = prebuilt.encoded.get(encoding)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(_encode, prebuilt.middle, encoding))
+            ticket = None
+            if len(prebuilt.middle) > COMPRESSED_IN_A_PLACE_BYTES:
+                ticket = self.limiter.enter()  # BuildsBusyError: nothing kept, asked anew
+            pending = asyncio.ensure_future(_compressed(prebuilt.middle, encoding, ticket))
             prebuilt.encoded[encoding] = pending
+            pending.add_done_callback(
+                lambda done: self._done_compressing(prebuilt, encoding, ticket, done)
+            )
         return await asyncio.shield(pending)
+
+    def _done_compressing(
+        self,
+        prebuilt: Prebuilt,
+        encoding: str,
+        ticket: asyncio.Future[None] | None,
+        done: asyncio.Future[Encoded],
+    ) -> None:
+        if ticket is not None:
+            self.limiter.leave(ticket)
+        if (done.cancelled() or done.exception() is not None) and prebuilt.encoded.get(
+            encoding
+        ) is done:
+            del prebuilt.encoded[encoding]  # a failure is not kept: the next asker tries again
+
+
+# A kept middle larger than this is compressed in a build place (a 50,000-client page is
+# about 500 KB; a smaller one takes well under a millisecond).
+COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
+
+
+async def _compressed(middle: bytes, encoding: str, ticket: asyncio.Future[None] | None) -> Encoded:
+    if ticket is not None:
+        await ticket
+    return await asyncio.to_thread(_encode, middle, encoding)
 
 
 def etag_of(question: Question, state: tuple[Hashable, ...]) -> str:

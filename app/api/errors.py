@@ -115,6 +115,36 @@ class ForbiddenError(Exception):
     """The API key lacks the scope the operation needs."""
 
 
+class CallerBusyError(Exception):
+    """The caller already has as many requests in flight as it may (429)."""
+
+    retry_after_seconds = 1
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this caller already has {limit} requests in flight; "
+            "wait for an answer before sending more"
+        )
+
+
+class BuildsBusyError(Exception):
+    """Every build place and every queue place is taken: a new answer cannot be built now
+    (503)."""
+
+    retry_after_seconds = 2
+
+    def __init__(self) -> None:
+        super().__init__(
+            "too many new answers are being built; try again shortly "
+            "(answers already built are still served)"
+        )
+
+
+def _retry_after(exc: Exception) -> dict[str, str]:
+    assert isinstance(exc, CallerBusyError | BuildsBusyError)
+    return {"Retry-After": str(exc.retry_after_seconds)}
+
+
 class BodyTooLargeError(StarletteHTTPException):
     """The request body is larger than the service accepts.
 
@@ -278,6 +308,24 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
         "A counterparty with this name already exists; `existing_id` names it.",
         detail=_duplicate_detail,
         members=_duplicate_members,
+    ),
+    CallerBusyError: ProblemKind(
+        429,
+        "too-many-requests",
+        "Too Many Requests",
+        "The caller (its API key) already has `TESORO_CALLER_MAX_IN_FLIGHT` requests in "
+        "flight; try again after `Retry-After` seconds, or once an answer arrives.",
+        headers=_retry_after,
+        documented_headers=_RETRY_AFTER_DOC,
+    ),
+    BuildsBusyError: ProblemKind(
+        503,
+        "busy",
+        "Service Unavailable",
+        "The question needs a new answer built and every build place and queue place is "
+        "taken; try again after `Retry-After` seconds.",
+        headers=_retry_after,
+        documented_headers=_RETRY_AFTER_DOC,
     ),
     BodyTooLargeError: ProblemKind(
         413,

@@ -1,5 +1,5 @@
 """tesoro's ASGI middleware: request metrics, unexpected errors answered (and logged) once, and
-the request body size limit."""
+the request body size limit (the per-caller limit is `app.api.limits`)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,11 @@ from app.upstreams.http import CURRENT_REQUEST_ID
 logger = logging.getLogger("app.api")
 
 MAX_BODY_BYTES = 64 * 1024
+# Set in the ASGI scope when the client went away before its answer (`app.api.limits`).
+CLIENT_GONE = "tesoro.client_gone"
+# What the access line and the metrics say of a request whose client left unanswered
+# (nginx's code for it: no answer was sent).
+CLIENT_GONE_STATUS = 499
 
 
 async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
@@ -378,16 +383,19 @@ class RequestMetrics(_HttpMiddleware):
         started_seconds = time.perf_counter()
         # What the server error handler outside this middleware answers when the app raises.
         status = 500
+        started = False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            if not started and scope.get(CLIENT_GONE):
+                status = CLIENT_GONE_STATUS
             seconds = time.perf_counter() - started_seconds
             route = REFUSED_ROUTE if status in REFUSED_STATUSES else route_label(scope)
             method = method_label(scope)

@@ -22,6 +22,8 @@ CONSENT_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 _FINSYNC_ID = re.compile(r"finsync:([1-9][0-9]{0,17})")
 _FINQWARE_ID = re.compile(r"finqware:([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
+# A counterparty id of either form, whole: what the API publishes for clients to check.
+COUNTERPARTY_ID_PATTERN = rf"^(?:{_FINSYNC_ID.pattern}|{_FINQWARE_ID.pattern})$"
 
 
 def finsync_id(upstream_id: int) -> str:

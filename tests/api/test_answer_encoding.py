@@ -35,7 +35,7 @@ def encoded_answer(middle: bytes, encoding: str, source_count: int) -> tuple[byt
     prebuilt = Prebuilt(middle, ends_with_generated_at=True)
 
     async def both() -> tuple[bytes, bytes]:
-        encoded = await AnswerCache.encoded(prebuilt, encoding)
+        encoded = await AnswerCache().encoded(prebuilt, encoding)
         plain = splice(prebuilt, sources(source_count), MOMENT)
         return plain, splice_encoded(prebuilt, encoded, encoding, sources(source_count), MOMENT)
 

@@ -48,7 +48,8 @@ def test_against_a_stale_list_a_miss_is_asked_once_and_remembered(
 async def test_concurrent_look_ups_share_calls_and_never_queue_past_their_bound(
     simulators: Simulators,
 ) -> None:
-    app = sandbox_app(simulators, finsync_ttl_seconds=0.05)
+    # One caller sends every request at once: its own in-flight limit is not what is tested.
+    app = sandbox_app(simulators, finsync_ttl_seconds=0.05, caller_max_in_flight=100)
     async with (
         started(app) as running,
         httpx2.AsyncClient(

@@ -187,6 +187,16 @@ def test_detail_of_an_id_without_a_connection_is_a_404_asking_nothing(
     assert finqware_total(simulators) == 0
 
 
+@pytest.mark.parametrize("counterparty_id", ["finqware:no-such-bank", "finsync:999999"])
+def test_a_well_formed_id_nobody_has_matches_nothing(
+    client: TestClient, simulators: Simulators, counterparty_id: str
+) -> None:
+    body = positions(client, counterparty_id=counterparty_id)
+    assert body["positions"] == []
+    assert body["totals"] == []
+    assert body["total"] == 0
+
+
 @pytest.mark.parametrize(
     "counterparty_id",
     [
@@ -195,21 +205,23 @@ def test_detail_of_an_id_without_a_connection_is_a_404_asking_nothing(
         "finsync:0",
         "finsync:101x",
         "finsync:",
-        "finqware:no-such-bank",
         "finqware:",
         "finqware:bt main",
         " finsync:101",
         "FINSYNC:101",
+        "finsync:1\x00",
+        "finsync:1\n",
     ],
 )
-def test_an_id_no_connection_owns_asks_nothing_and_matches_nothing(
+def test_a_malformed_id_in_the_filter_is_a_422_asking_nothing(
     client: TestClient, simulators: Simulators, counterparty_id: str
 ) -> None:
-    body = positions(client, counterparty_id=counterparty_id)
-    assert body["positions"] == []
-    assert body["totals"] == []
-    assert body["total"] == 0
-    assert body["sources"] == []
+    response = client.get("/positions", params={"counterparty_id": counterparty_id})
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"] == "/problems/validation-error"
+    assert problem["errors"][0]["location"] == ["query", "counterparty_id"]
+    assert problem["errors"][0]["type"] == "counterparty_id"
     assert simulators.finsync_calls() == 0
     assert finqware_total(simulators) == 0
 

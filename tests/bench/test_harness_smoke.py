@@ -1,4 +1,5 @@
-"""The benchmark harness in smoke mode: 250 clients, 1 s phases, every figure present.
+"""The benchmark harness in smoke mode: 250 clients, 1 s phases and a 2 s attack, every figure
+present.
 
 Runs `python -m bench.harness --smoke` as `make bench` runs the full harness (fakes, tesoro
 serve and the baseline as processes on loopback, wrk), into a temporary results file, and
@@ -17,7 +18,7 @@ import pytest
 
 from bench.harness import COALESCING_LEVELS, TARGETS, ensure_wrk
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=140,
+        timeout=190,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
@@ -117,3 +118,21 @@ def test_coalescing_asks_each_page_once(results: dict[str, Any]) -> None:
         assert row["finsync_calls_per_page_max"] == 2
         assert row["finsync_calls_per_page_mean"] == round(4 / 3, 3)
         assert row["finqware_calls_per_consent_max"] == 1
+
+
+def test_the_attack_is_measured_with_its_targets_figures(results: dict[str, Any]) -> None:
+    attack = results["attack"]
+    assert attack["clients"] == 250
+    assert attack["page_size"] == 10_000
+    run = attack["attack"]
+    assert run["connections"] == 200
+    assert run["requests"] > 0
+    # One key on 200 connections: past its 16 requests in flight it is refused (429).
+    assert set(run["statuses"]) <= {"200", "429", "503"}
+    assert run["statuses"].get("429", 0) > 0
+    assert attack["peak_rss_bytes"] >= attack["idle_rss_bytes"] > 0
+    for window in ("healthz", "other_kept_answer"):
+        assert attack[window]["samples"] > 0
+        assert attack[window]["failed"] == 0
+        assert attack[window]["p50_ms"] <= attack[window]["p99_ms"]
+    assert 0 <= attack["busy_after_seconds"] < 60

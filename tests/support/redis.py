@@ -97,6 +97,8 @@ async def replicas(
 ) -> AsyncIterator[list[httpx2.AsyncClient]]:
     """`count` sandbox apps (replicas) on one set of simulators, started, each with a client
     through its ASGI transport; `overrides` go to every one's settings (redis_url, say)."""
+    # A test's bursts come from one caller: its in-flight limit is not what fleets test.
+    overrides.setdefault("caller_max_in_flight", 1000)
     async with AsyncExitStack() as stack:
         clients = []
         for _ in range(count):

@@ -20,6 +20,7 @@ from app.api.deps import (
     Writer,
 )
 from app.api.errors import problem_responses
+from app.api.params import ASCII_INTEGER
 from app.domain.counterparties import CounterpartyIndex, normalize_text, paginate
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
@@ -84,7 +85,7 @@ class NewCounterparty(BaseModel):
     "(`complete` stays true), `unavailable` when it has none (`complete` is false).",
     response_model=CounterpartyPage,
     response_description="One page of counterparties, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_counterparties(
@@ -109,8 +110,12 @@ async def list_counterparties(
             max_length=50,
         ),
     ] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
+    page: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page number, from 1."), ASCII_INTEGER
+    ] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=200, description="Items per page."), ASCII_INTEGER
+    ] = 50,
 ) -> Response:
     gathered = await treasury.gather(
         refresh=refresh, connections=treasury.scope(source=source, kind=kind)
@@ -165,6 +170,7 @@ async def list_counterparties(
             403,
             404,
             422,
+            429,
             502,
             503,
             504,
@@ -237,6 +243,7 @@ async def get_counterparty(
             409,
             413,
             422,
+            429,
             502,
             503,
             504,

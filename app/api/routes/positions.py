@@ -10,11 +10,15 @@ from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
 from app.api.errors import problem_responses
+from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
 from app.domain.counterparties import paginate
+from app.domain.ids import COUNTERPARTY_ID_PATTERN
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
+    CurrencyTotal,
     Kind,
     Meaning,
+    Position,
     PositionsResponse,
     Side,
     Source,
@@ -38,7 +42,7 @@ router = APIRouter(tags=["positions"])
     "(`complete` is false).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
@@ -62,36 +66,39 @@ async def list_positions(
         str | None,
         Query(
             max_length=200,
-            description="Only this counterparty; only its connection is asked.",
+            # Enforced by WELL_FORMED_ID, whose 422 says what an id looks like.
+            json_schema_extra={"pattern": COUNTERPARTY_ID_PATTERN},
+            description="Only this counterparty; only its connection is asked. A malformed "
+            "id is a 422; a well-formed id nobody has matches nothing.",
         ),
+        WELL_FORMED_ID,
     ] = None,
     include_zero: Annotated[
         bool, Query(description="Include positions whose amount is zero.")
     ] = False,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page: Annotated[
+        int, Query(ge=1, le=1_000_000, description="Page number, from 1."), ASCII_INTEGER
+    ] = 1,
     page_size: Annotated[
-        int, Query(ge=1, le=10_000, description="Positions per page (totals cover every page).")
+        int,
+        Query(ge=1, le=10_000, description="Positions per page (totals cover every page)."),
+        ASCII_INTEGER,
     ] = 1000,
 ) -> Response:
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     gathered = await treasury.gather(refresh=refresh, connections=scope)
-    question = Question(
-        "positions",
-        (
-            tuple(sorted({code.strip().upper() for code in currency or ()})),
-            kind,
-            source,
-            side,
-            tuple(sorted(set(meaning or ()))),
-            counterparty_id,
-            include_zero,
-            page,
-            page_size,
-        ),
-        generated_at=True,
+    filters = (
+        tuple(sorted({code.strip().upper() for code in currency or ()})),
+        kind,
+        source,
+        side,
+        tuple(sorted(set(meaning or ()))),
+        counterparty_id,
+        include_zero,
     )
+    question = Question("positions", (*filters, page, page_size), generated_at=True)
 
-    def build() -> PositionsResponse:
+    def matching_and_totals() -> tuple[list[Position], list[CurrencyTotal]]:
         every = answers.shared(
             "positions", gathered.state, lambda: positions_of(gathered.counterparties)
         )
@@ -105,9 +112,17 @@ async def list_positions(
             counterparty_id=counterparty_id,
             include_zero=include_zero,
         )
+        return matching, totals(matching)
+
+    def build() -> PositionsResponse:
+        # Every page of one filter shares the filtering and the totals (the question
+        # without its page): a page past the end costs a slice, not a pass over everything.
+        matching, summed = answers.derived(
+            "positions", gathered.state, filters, matching_and_totals
+        )
         return PositionsResponse(
             positions=paginate(matching, page, page_size),
-            totals=totals(matching),
+            totals=summed,
             total=len(matching),
             page=page,
             page_size=page_size,

@@ -1,0 +1,181 @@
+"""Bounded work per caller: at most `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight for one
+caller (429 past it), and a read whose caller went away is stopped and its place freed.
+
+A caller is one API key (by its configured name). Without authentication, and for a request
+whose key is missing or not valid, it is the client's address as the server reports it
+(behind a trusted proxy, the address the proxy forwarded). The probes and the metrics
+(`/healthz`, `/readyz`, `/metrics`) are never counted: an orchestrator must always reach
+them, and they cost nothing.
+
+A refusal is answered after a short pause (`REFUSAL_PAUSE_SECONDS`), so that a caller that
+ignores `Retry-After` cannot spend the process's CPU on refusals either; the pause holds no
+place. A place is given back when the answer is complete, or as soon as the client of a
+`GET` (or `HEAD`) goes away: the read is then cancelled, so nothing goes on building or
+waiting for an answer nobody reads (builds other callers still wait for go on, see
+`app.api.answers`). A write is never cancelled (it may be landing upstream): it keeps its
+place until it ends, which the upstream deadlines bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.auth import identify
+from app.api.errors import CallerBusyError
+from app.api.middleware import CLIENT_GONE, _header, _HttpMiddleware, send_problem
+from app.metrics import Metrics
+from app.settings import Settings
+
+UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# A refusal is sent after this pause: a caller that ignores Retry-After and asks again at
+# once, on many connections, then gets one refusal per connection per pause, not as many as
+# the process can write (which took the CPU from every other caller).
+REFUSAL_PAUSE_SECONDS = 0.5
+# Reads: safe to cancel when nobody waits for the answer any more.
+_CANCELLABLE = frozenset({"GET", "HEAD"})
+# A read is watched for its client going away once it has taken this long: most answers are
+# sent well before, and watching costs a task (tens of microseconds) on every request.
+WATCH_AFTER_SECONDS = 0.05
+
+
+def caller_of(settings: Settings, scope: Scope) -> str:
+    """Whom a request counts against: `key:<name>`, or `address:<client address>`."""
+    if settings.auth_required:
+        scheme, _, token = _header(scope, b"authorization").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            caller = identify(settings, token.strip())
+            if caller is not None:
+                return f"key:{caller.name}"
+    client = scope.get("client")
+    return f"address:{client[0] if client else 'unknown'}"
+
+
+class CallerLimit(_HttpMiddleware):
+    """Counts each caller's requests in flight and refuses one more than the limit (429)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        refusal_pause_seconds: float = REFUSAL_PAUSE_SECONDS,
+    ) -> None:
+        super().__init__(app)
+        self.refusal_pause_seconds = refusal_pause_seconds
+        self.settings = settings
+        self.max_in_flight = settings.caller_max_in_flight
+        self.metrics = metrics
+        self.in_flight: dict[str, int] = {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] in UNLIMITED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        caller = caller_of(self.settings, scope)
+        count = self.in_flight.get(caller, 0)
+        if count >= self.max_in_flight:
+            if self.metrics is not None:
+                self.metrics.observe_rejected("caller_in_flight")
+            await asyncio.sleep(self.refusal_pause_seconds)
+            await send_problem(scope, send, CallerBusyError(self.max_in_flight))
+            return
+        self.in_flight[caller] = count + 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                left = self.in_flight[caller] - 1
+                if left:
+                    self.in_flight[caller] = left
+                else:
+                    del self.in_flight[caller]
+
+        try:
+            if scope["method"] in _CANCELLABLE:
+                await _cancelled_when_gone(self.app, scope, receive, send, release)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            release()
+
+
+async def _cancelled_when_gone(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, on_gone: Callable[[], None]
+) -> None:
+    """Runs a read; if the client goes away before its answer is complete, `on_gone()` is
+    called and the read is cancelled (the server has nobody to answer). Watched from
+    WATCH_AFTER_SECONDS on: a quicker answer is complete before it would matter."""
+    first = await receive()
+    if first["type"] == "http.disconnect":
+        scope[CLIENT_GONE] = True
+        on_gone()
+        return
+    if first.get("more_body", False):
+        # A read with a body still coming (rare): not watched, the app reads it itself.
+        await app(scope, _replaying(first, receive), send)
+        return
+    task = asyncio.current_task()
+    assert task is not None
+    gone = asyncio.Event()
+    delivered = complete = cancelled = False
+
+    async def app_receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return first
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def tracked_send(message: Message) -> None:
+        nonlocal complete
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            complete = True
+        await send(message)
+
+    async def watch() -> None:
+        nonlocal cancelled
+        # The server's next message is http.disconnect: the client left, or the answer is
+        # complete (then nothing is cancelled).
+        await receive()
+        gone.set()
+        if not complete:
+            scope[CLIENT_GONE] = True
+            on_gone()
+            cancelled = True
+            task.cancel()
+
+    watchers: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(WATCH_AFTER_SECONDS, lambda: watchers.append(loop.create_task(watch())))
+    try:
+        await app(scope, app_receive, tracked_send)
+    except asyncio.CancelledError:
+        if cancelled and task.uncancel() == 0:
+            return  # the client left: there is nobody to answer
+        raise
+    else:
+        if cancelled:
+            task.uncancel()
+    finally:
+        timer.cancel()
+        for watcher in watchers:
+            watcher.cancel()
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
+        return await receive()
+
+    return again
