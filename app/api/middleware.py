@@ -217,7 +217,7 @@ def _compress(body: bytes, encoding: str) -> bytes:
 STREAM_MEDIA_TYPE = b"text/event-stream"
 
 
-def _is_stream(start: Message) -> bool:
+def is_stream(start: Message) -> bool:
     """An event stream (`text/event-stream`): each event must leave as it is written."""
     return any(
         name == b"content-type" and value.startswith(STREAM_MEDIA_TYPE)
@@ -239,7 +239,7 @@ class Compression(_HttpMiddleware):
         async def buffered(message: Message) -> None:
             nonlocal start, streaming
             if message["type"] == "http.response.start":
-                if _is_stream(message):
+                if is_stream(message):
                     streaming = True
                     await send(message)
                     return

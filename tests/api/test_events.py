@@ -263,3 +263,15 @@ def test_a_consent_in_its_last_14_days_is_told_at_once() -> None:
     assert event.data["expired"] is False
     assert event.data["expires_at"] == expires.isoformat().replace("+00:00", "Z")
     assert "finqware:bt-main" in event.data["message"]
+
+
+def test_an_open_stream_holds_no_place_of_its_callers_in_flight_limit() -> None:
+    with (
+        served(MemoryLog(), caller_max_in_flight=1) as client,
+        stream(client) as first,
+        stream(client) as second,
+    ):
+        ready(first)
+        ready(second)
+        # Two streams open for hours, and the caller's one place is still free.
+        assert client.get("/counterparties").status_code == 200
