@@ -250,7 +250,10 @@ class Metrics:
         self.redis_bad_values.labels(kind).inc()
 
     def declare_events(self) -> None:
-        """The event streams' metrics (GET /events), declared when the hub is built."""
+        """The event streams' metrics (GET /events), declared when the hub is first built
+        (an app started again keeps its registry)."""
+        if hasattr(self, "events_subscribers"):
+            return
         self.events_subscribers = Gauge(
             "tesoro_events_subscribers",
             "Event streams (GET /events) this process holds open.",

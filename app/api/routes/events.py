@@ -84,6 +84,106 @@ _EXAMPLE = (
     "\n\n: keep-alive\n\n"
 )
 
+_STRING = {"type": "string"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_MONEY = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$"}
+
+
+def _event(kind: str, description: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One event type: its `event` name and the JSON its `data` line holds."""
+    return {
+        "title": kind,
+        "description": description,
+        "properties": {
+            "event": {"const": kind},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {
+                    "type": "object",
+                    "required": list(data),
+                    "properties": data,
+                },
+            },
+        },
+    }
+
+
+# OpenAPI 3.1 reads a text/event-stream `schema` as the shape of each event (id, event, data).
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {
+            "type": "string",
+            "pattern": "^[0-9]+$",
+            "description": "The stream's position in history: send it back as "
+            "`Last-Event-ID` to be replayed what happened after it.",
+        },
+        "event": {"type": "string", "enum": ["positions", "source", "consent", "reset"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "oneOf": [
+        _event(
+            "positions",
+            "A connection's figures changed.",
+            {
+                "source": _STRING,
+                "version": _STRING,
+                "fetched_at": {**_NULLABLE_STRING, "format": "date-time"},
+                "changed_accounts": {"type": "array", "items": _STRING},
+                "totals_delta": {"type": "object", "additionalProperties": _MONEY},
+            },
+        ),
+        _event(
+            "source",
+            "A connection's status or error changed.",
+            {
+                "source": _STRING,
+                "status": {"type": "string", "enum": ["ok", "stale", "unavailable"]},
+                "error": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {"code": _STRING, "message": _STRING},
+                        },
+                    ]
+                },
+                "fetched_at": {**_NULLABLE_STRING, "format": "date-time"},
+            },
+        ),
+        _event(
+            "consent",
+            "A bank consent is in its last 14 days (or expired).",
+            {
+                "source": _STRING,
+                "expires_at": {"type": "string", "format": "date-time"},
+                "expired": {"type": "boolean"},
+                "days_left": {"type": "integer", "minimum": 0},
+                "message": _STRING,
+            },
+        ),
+        _event(
+            "reset",
+            "What was missed cannot be told: refetch everything.",
+            {
+                "reason": {
+                    "type": "string",
+                    "enum": [
+                        "unknown_id",
+                        "before_retention",
+                        "too_far_behind",
+                        "history_off",
+                        "slow_consumer",
+                    ],
+                }
+            },
+        ),
+    ],
+}
+
 _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The stream: never ends on its own (but after a `reset` for a slow "
@@ -102,7 +202,7 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
         "An `id` is the stream's position in history: send the last one received as "
         "`Last-Event-ID` to be replayed what happened since. A comment line (`: keep-alive`) "
         "comes when nothing else did for 15 s.",
-        "content": {MEDIA_TYPE: {"schema": {"type": "string"}, "example": _EXAMPLE}},
+        "content": {MEDIA_TYPE: {"schema": _EVENT_SCHEMA, "example": _EXAMPLE}},
         "headers": {
             "Cache-Control": {"description": "`no-cache`.", "schema": {"type": "string"}},
             "X-Accel-Buffering": {
@@ -134,6 +234,8 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
     "happened since that id. With Redis, a change seen by any replica reaches the streams "
     "of every replica, once. `HEAD` answers the headers at once.",
     response_class=EventStream,
+    status_code=200,
+    response_description="The stream of events.",
     responses=_STREAM_RESPONSE,
 )
 async def stream_events(
