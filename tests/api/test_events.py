@@ -275,3 +275,45 @@ def test_an_open_stream_holds_no_place_of_its_callers_in_flight_limit() -> None:
         ready(second)
         # Two streams open for hours, and the caller's one place is still free.
         assert client.get("/counterparties").status_code == 200
+
+
+def test_every_kind_of_event_has_the_shape_the_spec_gives_it() -> None:
+    now = datetime.now(UTC)
+    settings = upstream_settings(
+        FINSYNC_SANDBOX_URL,
+        FINQWARE_SANDBOX_URL,
+        expiries={"bt-main": now + timedelta(days=2)},
+        auth_disabled=True,
+        **FAST,
+    )
+    log = MemoryLog()
+    with served(log, settings=settings) as client:
+        spec = client.get("/openapi.json").json()
+        with stream(client, {"Last-Event-ID": "7"}) as reader:
+            received = reader.events(2)  # the reset (history is empty), then the consent
+            ready(reader)
+            log.write(
+                observation(1, accounts={"finsync:101": Decimal("1.5")}),
+                observation(2, status="unavailable", error_code="timeout"),
+            )
+            received += reader.events(3)
+    answer = spec["paths"]["/events"]["get"]["responses"]["200"]
+    schema = answer["content"]["text/event-stream"]["schema"]
+    variants = {variant["title"]: variant for variant in schema["oneOf"]}
+    assert [event.type for event in received] == [
+        "reset",
+        "consent",
+        "source",
+        "positions",
+        "source",
+    ]
+    for event in received:
+        assert event.type in schema["properties"]["event"]["enum"]
+        assert event.id is not None
+        assert event.id.isdigit()
+        data = variants[event.type]["properties"]["data"]["contentSchema"]
+        assert set(event.data) == set(data["required"]) == set(data["properties"]), event
+    assert (
+        received[0].data["reason"]
+        in variants["reset"]["properties"]["data"]["contentSchema"]["properties"]["reason"]["enum"]
+    )

@@ -214,10 +214,14 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
     **problem_responses(
         401,
         403,
+        422,
+        429,
         503,
         descriptions={
+            429: "The caller has `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight as the "
+            "stream opens (an open stream holds no place once its headers are sent).",
             503: "This replica holds `TESORO_EVENTS_MAX_SUBSCRIBERS` streams already "
-            "(`/problems/too-many-streams`, with `Retry-After`), or it is starting or stopping."
+            "(`/problems/too-many-streams`, with `Retry-After`), or it is starting or stopping.",
         },
     ),
 }
