@@ -13,7 +13,7 @@ PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server \
+.PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server postgresql \
 	wrk bench-inprocess bench-redis
 
 $(UV):
@@ -54,7 +54,15 @@ redis-server:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null \
 		&& (service redis-server stop >/dev/null 2>&1 || true) )
 
-pytest: install client redis-server
+# The history store's tests start their own PostgreSQL (Debian's package: initdb and pg_ctl as
+# the `postgres` user, in a temporary directory, on a free loopback port); installed here when
+# missing, its own cluster stopped: nothing needs it.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || ( \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null \
+		&& (service postgresql stop >/dev/null 2>&1 || true) )
+
+pytest: install client redis-server postgresql
 	$(VENV)/bin/pytest
 
 # The container and the manifests: hadolint on the Dockerfile, yamllint on deploy/, and

@@ -132,6 +132,7 @@ class SnapshotCache(Generic[V]):
         wall_clock: Callable[[], float] = time.time,
         observe: Callable[[str, str], None] | None = None,
         on_state: Callable[[str, LoadState], None] | None = None,
+        on_value: Callable[[str, Cached[V] | None, Exception | None], None] | None = None,
         stamp: Callable[[V], datetime | None] | None = None,
         shared: SharedSnapshots[V] | None = None,
         heap: HeapPolicy = KEEP_HEAP,
@@ -151,6 +152,10 @@ class SnapshotCache(Generic[V]):
         self._observe = observe
         # Told (key, state) when what the cache knows of a key's loads changes (metrics).
         self._on_state = on_state
+        # Told (key, value held, None) of every value stored, however it came (a load here,
+        # another replica's snapshot), and (key, value held or None, failure) of every failed
+        # load: history records each new data state and status from here.
+        self._on_value = on_value
         # When the value says it was received (its own stamp), that moment is the entry's
         # fetched_at, so the value's parts and the snapshot name one moment.
         self._stamp = stamp
@@ -223,7 +228,10 @@ class SnapshotCache(Generic[V]):
     def _failed(self, key: str, failure: Exception) -> None:
         """A load of `key` failed (here, or on another replica, told by the shared tier)."""
         self._last_failure[key] = failure
-        self._tell(key, "failed" if self._store.get(key) is None else "failed_serving_stale")
+        held = self._store.get(key)
+        self._tell(key, "failed" if held is None else "failed_serving_stale")
+        if self._on_value is not None:
+            self._on_value(key, None if held is None else self._cached(key, held, failure), failure)
 
     def _refreshing(self, key: str) -> None:
         """A load was started behind a stale answer."""
@@ -384,6 +392,8 @@ class SnapshotCache(Generic[V]):
         replaced = self._store.get(key)
         self._store[key] = entry
         self._heap.settle()
+        if self._on_value is not None and (replaced is None or replaced.version != entry.version):
+            self._on_value(key, self._cached(key, entry), None)
         if replaced is not None and replaced.value is not entry.value:
             old = replaced.value
             del replaced

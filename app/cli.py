@@ -1,4 +1,5 @@
-"""The `tesoro` command: serve the service, serve the simulators, export the OpenAPI spec."""
+"""The `tesoro` command: serve the service, serve the simulators, export the OpenAPI spec,
+migrate the history store."""
 
 from __future__ import annotations
 
@@ -198,6 +199,43 @@ def _openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db_upgrade(args: argparse.Namespace) -> int:
+    """Apply the history store's migrations (what `tesoro serve` does at start unless
+    TESORO_DATABASE_MIGRATE is false); safe while replicas start or run."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.settings import database_url_shown
+    from app.store.history import HistoryStore
+    from app.store.urls import DatabaseUrlError
+
+    settings = _settings(
+        sandbox=False, env_file=None if args.env_file is None else Path(args.env_file)
+    )
+    shown = database_url_shown(settings.database_url)
+    try:
+        store = HistoryStore.open(settings.database_url.get_secret_value())
+    except DatabaseUrlError as exc:
+        raise _RefusedError(f"TESORO_DATABASE_URL: {exc}") from None
+
+    async def upgrade() -> tuple[str | None, str | None]:
+        try:
+            return await store.upgrade()
+        finally:
+            await store.close()
+
+    try:
+        before, after = asyncio.run(upgrade())
+    except (SQLAlchemyError, OSError) as exc:
+        # The driver's error names the host, never the password; the URL is shown redacted.
+        print(f"tesoro: history store {shown} unavailable: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    if before == after:
+        print(f"history store {shown}: at revision {after} already")
+    else:
+        print(f"history store {shown}: migrated from {before or 'empty'} to {after}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="tesoro", description=__doc__)
@@ -259,6 +297,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     spec.add_argument("--output", default="-", help="file to write, or - for stdout")
     spec.set_defaults(run=_openapi)
+
+    database = commands.add_parser(
+        "db",
+        help="the history store",
+        description="The history store (TESORO_DATABASE_URL).",
+        formatter_class=formatter,
+    )
+    database_commands = database.add_subparsers(dest="db_command", required=True)
+    database_upgrade = database_commands.add_parser(
+        "upgrade",
+        help="apply the history store's migrations",
+        description="Bring the history store (TESORO_DATABASE_URL) to the latest schema; "
+        "tesoro serve does it at start unless TESORO_DATABASE_MIGRATE is false. Several "
+        "replicas may run it at once: it migrates once.",
+        formatter_class=formatter,
+    )
+    database_upgrade.add_argument(
+        "--env-file", default=None, metavar="PATH", help="read TESORO_* settings from PATH"
+    )
+    database_upgrade.set_defaults(run=_db_upgrade)
 
     args = parser.parse_args(argv)
     try:

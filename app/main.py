@@ -13,6 +13,7 @@ import httpx2
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from pydantic import SecretStr
 
 from app.api.answers import AnswerCache, BuildLimiter
 from app.api.errors import install_error_handlers
@@ -37,7 +38,9 @@ from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
 from app.services.events import EventHub, EventMetrics, ObservationLog
+from app.services.history import STORE_ERRORS, HistoryRecorder
 from app.services.idempotency import IdempotencyStore
+from app.services.observing import Lease, Observer
 from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
     Breakers,
@@ -51,9 +54,12 @@ from app.settings import (
     ConfigurationError,
     Settings,
     configured_connections,
+    database_url_shown,
     redis_url_redacted,
     secret_values,
 )
+from app.store.history import HistoryStore
+from app.store.urls import DatabaseUrlError
 from app.tracing import Tracing
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
@@ -134,6 +140,7 @@ def _cache(
     *,
     observe: Callable[[str, str], None] | None = None,
     on_state: Callable[[str, LoadState], None] | None = None,
+    on_value: Callable[[str, Any, Exception | None], None] | None = None,
     stamp: Callable[[Any], datetime | None] | None = None,
     refresh_floor: bool = True,
     slots: int = 64,
@@ -159,6 +166,7 @@ def _cache(
         stale_while_revalidate=True,
         observe=observe,
         on_state=on_state,
+        on_value=on_value,
         stamp=stamp,
         heap=heap,
         log_failures=log_failures,
@@ -202,9 +210,12 @@ def _build_services(
     tracing: Tracing,
     shared: RedisTier | None = None,
     heap: HeapPolicy = KEEP_HEAP,
+    history: HistoryRecorder | None = None,
     observations: ObservationLog | None = None,
 ) -> Services:
     connections: list[Connection] = []
+    # Each new data state and status of a connection is recorded (not the account names').
+    on_value = None if history is None else history.on_value
     finsync: FinsyncClient | None = None
     breakers = Breakers(
         failures=settings.breaker_failures,
@@ -230,6 +241,7 @@ def _build_services(
                     settings.finsync_ttl_seconds,
                     observe=metrics.cache_observer("finsync"),
                     on_state=metrics.observe_connection,
+                    on_value=on_value,
                     stamp=snapshot_moment,
                     shared=shared,
                     heap=heap,
@@ -263,6 +275,7 @@ def _build_services(
             settings.finqware_ttl_seconds,
             observe=metrics.cache_observer("finqware_balances"),
             on_state=metrics.observe_connection,
+            on_value=on_value,
             stamp=snapshot_moment,
             slots=slots,
             shared=shared,
@@ -310,7 +323,10 @@ def _build_services(
             ),
             on_abandoned=metrics.observe_abandoned_build,
         ),
-        events=_event_hub(settings, treasury, metrics, shared, observations),
+        events=_event_hub(
+            settings, treasury, metrics, shared, history if observations is None else observations
+        ),
+        history=history,
     )
 
 
@@ -339,6 +355,69 @@ def _event_hub(
     )
 
 
+def _observer(
+    settings: Settings, services: Services, shared: RedisTier | None, history: HistoryRecorder
+) -> Observer:
+    """Observing every connection on its schedule (with Redis, one replica for the fleet)."""
+
+    def interval_of(connection: Connection) -> float:
+        if connection.key == "finsync":
+            return settings.observe_finsync_seconds
+        return settings.observe_finqware_seconds
+
+    async def last_observed(key: str) -> datetime | None:
+        try:
+            return await history.store.last_data_at(key)
+        except STORE_ERRORS:
+            return None
+
+    observer = Observer(
+        services.treasury.connections, interval_of=interval_of, last_observed=last_observed
+    )
+    if shared is not None:
+        # Renewed every tick: a replica that dies hands over within three ticks.
+        observer.lease = Lease(shared, seconds=3 * observer.tick_seconds + 1)
+    return observer
+
+
+async def _history(
+    settings: Settings, stack: AsyncExitStack, metrics: Metrics, *, shared: bool
+) -> HistoryRecorder | None:
+    """The history store and its recorder when history is on; its migrations applied at start
+    unless TESORO_DATABASE_MIGRATE is false. A store that cannot be reached never stops the
+    start: answers are served, observations queued, and migrations tried again first."""
+    if not settings.history_enabled:
+        return None
+    shown_as = database_url_shown(settings.database_url)
+    try:
+        store = HistoryStore.open(settings.database_url.get_secret_value())
+    except DatabaseUrlError as exc:
+        raise ConfigurationError(f"TESORO_DATABASE_URL: {exc}") from None
+    stack.push_async_callback(store.close)
+    pending_upgrade = False
+    if settings.database_migrate:
+        try:
+            await store.upgrade()
+        except STORE_ERRORS as exc:
+            pending_upgrade = True
+            logger.warning(
+                "history store %s unavailable at start (%s): history is queued until it answers",
+                shown_as,
+                type(exc).__name__,
+            )
+    recorder = HistoryRecorder(
+        store,
+        shared_versions=shared,
+        queue_size=settings.history_queue_size,
+        retention_days=settings.history_retention_days,
+        observe=metrics.observe_history,
+        shown_as=shown_as,
+        upgrade_first=pending_upgrade,
+    )
+    logger.info("history: recording into %s", shown_as)
+    return recorder
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -356,6 +435,11 @@ def create_app(
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
 
         settings = sandbox_settings(settings)
+        if "database_url" not in settings.model_fields_set:
+            # The sandbox's history is its own: never mixed with a real deployment's.
+            settings = settings.model_copy(
+                update={"database_url": SecretStr("sqlite:///tesoro-sandbox.db")}
+            )
         if transport is None:
             transport = sandbox_transport()
     settings.check_runnable()
@@ -376,11 +460,21 @@ def create_app(
             if shared is not None:
                 stack.push_async_callback(shared.close)
                 await shared.ping()  # logs whether it answers; never stops the start
+            history = await _history(settings, stack, metrics, shared=shared is not None)
+            app.state.history = history
             services = _build_services(
-                settings, stack, transport, metrics, tracing, shared, heap, observations
+                settings, stack, transport, metrics, tracing, shared, heap, history, observations
             )
+            # Listening before history writes anything; closed after history's last write.
             await services.events.start()
             stack.push_async_callback(services.events.close)
+            if history is not None:
+                await history.start()
+                stack.push_async_callback(history.stop)
+                observer = _observer(settings, services, shared, history)
+                observer.start()
+                stack.push_async_callback(observer.stop)
+                app.state.observer = observer
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

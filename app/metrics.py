@@ -222,6 +222,55 @@ class Metrics:
         self.connection_stale_after_failure.labels(connection).set(stale_after_failure)
         self.connection_past_ttl.labels(connection).set(past_ttl)
 
+    def _history_metrics(self) -> None:
+        # Declared only with history on.
+        if not hasattr(self, "history_observations"):
+            self.history_observations = Counter(
+                "tesoro_history_observations",
+                "Observations by outcome: written, duplicate (another replica wrote it), "
+                "unchanged (nothing new to record) or dropped (the queue was full while the "
+                "store could not take them: a gap in history).",
+                ["outcome"],
+                registry=self.registry,
+            )
+            self.history_store_errors = Counter(
+                "tesoro_history_store_errors",
+                "Writes to the history store that failed (each retried, answers unaffected).",
+                registry=self.registry,
+            )
+            self.history_write_lag = Histogram(
+                "tesoro_history_write_lag_seconds",
+                "From a connection's new data state to its observation being stored.",
+                buckets=_LATENCY_BUCKETS_SECONDS,
+                registry=self.registry,
+            )
+            self.history_queue = Gauge(
+                "tesoro_history_queue",
+                "Observations waiting to be written.",
+                registry=self.registry,
+            )
+            self.history_up = Gauge(
+                "tesoro_history_up",
+                "1 while the history store takes writes, 0 while it does not.",
+                registry=self.registry,
+            )
+
+    def observe_history(self, event: str, value: float = 1.0) -> None:
+        """What the history recorder did: an observation's outcome (written, duplicate,
+        unchanged, dropped), a store `error`, a write's `lag` (seconds), the `queue` length,
+        or the store's state (`up`: 1 or 0)."""
+        self._history_metrics()
+        if event == "error":
+            self.history_store_errors.inc()
+        elif event == "lag":
+            self.history_write_lag.observe(value)
+        elif event == "queue":
+            self.history_queue.set(value)
+        elif event == "up":
+            self.history_up.set(value)
+        else:
+            self.history_observations.labels(event).inc(value)
+
     def _redis_metrics(self) -> None:
         # Declared only with a shared tier: a deployment without Redis exports none of them.
         if not hasattr(self, "redis_up"):

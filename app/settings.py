@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -200,6 +201,37 @@ def redis_url_redacted(url: SecretStr) -> str:
     return shown.geturl()
 
 
+def _database_url(value: SecretStr) -> SecretStr:
+    scheme = value.get_secret_value().strip().partition(":")[0].lower()
+    if scheme.partition("+")[0] not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError(
+            "must be a sqlite:/// or postgresql:// URL, e.g. sqlite:///tesoro.db or "
+            "postgresql://tesoro:<password>@db:5432/tesoro"
+        )
+    return value
+
+
+def database_url_shown(url: SecretStr) -> str:
+    """The database URL as logs may show it: any password replaced."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url.get_secret_value().strip()).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            "must be an IANA time zone, e.g. UTC or America/Argentina/Buenos_Aires"
+        ) from None
+    return value
+
+
 class Settings(BaseSettings):
     """Every setting of tesoro. Secrets are ``SecretStr`` so they never print."""
 
@@ -306,6 +338,22 @@ class Settings(BaseSettings):
     events_max_subscribers: Annotated[int, Field(ge=1)] = 1000
     events_heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
     events_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # History: what tesoro observed, kept in this database (a SQLAlchemy URL: sqlite:///file
+    # or postgresql://user:password@host/db). A secret (it may hold a password): shown only
+    # as database_url_shown().
+    database_url: Annotated[SecretStr, AfterValidator(_database_url)] = SecretStr(
+        "sqlite:///tesoro.db"
+    )
+    # `tesoro serve` applies the store's migrations at start (false: `tesoro db upgrade` does).
+    database_migrate: bool = True
+    history_enabled: bool = True
+    history_retention_days: Annotated[int, Field(ge=1)] = 400
+    # Observations waiting to be written; past this, the oldest are dropped (and the gap kept).
+    history_queue_size: Annotated[int, Field(ge=1)] = 1000
+    observe_finsync_seconds: Annotated[float, Field(gt=0)] = 900
+    observe_finqware_seconds: Annotated[float, Field(gt=0)] = 21600
+    # The zone in which history's days and weeks end.
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
 
     @classmethod
     def settings_customise_sources(
@@ -450,6 +498,15 @@ def secret_values(settings: Settings) -> list[str]:
         # The password in the Redis URL, and the URL itself.
         password = urlsplit(settings.redis_url.get_secret_value()).password
         values += [settings.redis_url.get_secret_value(), *([password] if password else [])]
+    database = settings.database_url.get_secret_value()
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(database.strip()).password
+    except Exception:  # an unparsable URL is refused at start; the whole value is hidden
+        password = None
+    if password:
+        values += [database, str(password)]
     for consent in settings.finqware_consents:
         values += [
             consent.access_token.get_secret_value(),

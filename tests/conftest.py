@@ -21,6 +21,13 @@ def one_try_per_read() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_history_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """History is on by default and writes a SQLite file in the working directory: tests that
+    are not about history leave it off (they turn it on, with a database of their own)."""
+    monkeypatch.setenv("TESORO_HISTORY_ENABLED", "false")
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Only the TESORO_* variables a test sets count: a developer's .env or shell must not

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -32,6 +32,7 @@ from app.services.directory import (
     UnknownCounterpartyError,
 )
 from app.services.events import TooManySubscribersError
+from app.services.history_reads import HistoryNotAvailableError, HistoryUnavailableError
 from app.services.idempotency import IdempotencyKeyReusedError
 from app.services.shared import LockBusyError
 from app.services.treasury import AllSourcesUnavailableError
@@ -97,6 +98,11 @@ class Problem(BaseModel):
     )
     code: SourceErrorCode | SkipJsonSchema[None] = Field(
         default=None, description="Upstream failures (502, 503, 504): the stable reason code."
+    )
+    history_starts_at: AwareDatetime | SkipJsonSchema[None] = Field(
+        default=None,
+        description="404 history-not-available: when tesoro's history of the connections "
+        "asked about starts (absent when they were never observed).",
     )
 
 
@@ -301,6 +307,18 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
         "No counterparty has this id (an unknown prefix or a malformed id included).",
         detail=_unknown_detail,
     ),
+    HistoryNotAvailableError: ProblemKind(
+        404,
+        "history-not-available",
+        "Not Found",
+        "The instant asked is before tesoro's history of the connections the question needs "
+        "starts; `history_starts_at` says when it does.",
+        members=lambda exc: (
+            {"history_starts_at": exc.history_starts_at}
+            if isinstance(exc, HistoryNotAvailableError) and exc.history_starts_at is not None
+            else {}
+        ),
+    ),
     DuplicateCounterpartyError: ProblemKind(
         409,
         "duplicate-counterparty",
@@ -385,6 +403,12 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
     ),
     NotReadyError: ProblemKind(
         503, "not-ready", "Service Unavailable", "The service is starting or stopping."
+    ),
+    HistoryUnavailableError: ProblemKind(
+        503,
+        "history-unavailable",
+        "Service Unavailable",
+        "History is off, or its store cannot be read now (live answers are unaffected).",
     ),
     UpstreamError: _upstream(502, "upstream-failed", "An upstream failed; `code` says why."),
     TransientUpstreamError: _upstream(

@@ -10,6 +10,7 @@ from fastapi import Request
 from app.api.answers import AnswerCache
 from app.services.directory import Directory
 from app.services.events import EventHub
+from app.services.history import HistoryRecorder
 from app.services.idempotency import IdempotencyStore
 from app.services.treasury import Treasury
 from app.settings import Settings
@@ -24,6 +25,7 @@ class Services:
     idempotency: IdempotencyStore
     answers: AnswerCache
     events: EventHub
+    history: HistoryRecorder | None = None  # None: history is off
 
 
 class LifespanState(TypedDict):

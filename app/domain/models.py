@@ -397,6 +397,78 @@ class PositionsResponse(Meta):
     )
 
 
+class CurrencyDelta(_Model):
+    """How a currency's net changed."""
+
+    currency: Currency
+    delta: Money = Field(description="The change of the net (after - before), signed.")
+
+
+class PositionChange(_Model):
+    """An account whose figure differs between two instants, as tesoro observed it."""
+
+    counterparty_id: str = Field(description="The counterparty the account belongs to.")
+    account_id: str = Field(description="The account, e.g. `finsync:901`.")
+    currency: Currency
+    before: Money | None = Field(description="Its amount then; null if it did not exist.")
+    after: Money | None = Field(description="Its amount now; null if it is gone.")
+    delta: Money = Field(description="after - before (a missing side counts as zero).")
+    changed_at: AwareDatetime = Field(
+        description="When tesoro observed its last change in the window."
+    )
+
+
+class ChangesResponse(Meta):
+    """What changed between two instants, largest change first."""
+
+    changes: list[PositionChange] = Field(
+        description="Every matching account whose figure differs, ordered by the size of "
+        "the change (largest first), then counterparty, account and currency."
+    )
+    totals_delta: list[CurrencyDelta] = Field(
+        description="The change of the net per currency over the listed changes."
+    )
+    since: AwareDatetime = Field(description="The first instant compared.")
+    until: AwareDatetime = Field(description="The second instant compared.")
+
+
+class HistoryPoint(_Model):
+    """The totals as last observed at or before one interval end."""
+
+    at: AwareDatetime = Field(description="The interval's end (the last point: `to`).")
+    totals: list[CurrencyTotal] = Field(
+        description="One entry per currency over every matching position then."
+    )
+
+
+class HistoryGap(_Model):
+    """A stretch history cannot vouch for."""
+
+    source: str | None = Field(
+        description="The connection (as in `sources`); null when tesoro itself was not running."
+    )
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    reason: str = Field(
+        description="`unobserved` (longer than twice its observe interval without an "
+        "observation), `store_unavailable` (observations dropped while the store was down) "
+        "or `not_running` (no replica of tesoro was running)."
+    )
+
+
+class HistoryResponse(Meta):
+    """Totals over time: one point per interval end."""
+
+    points: list[HistoryPoint] = Field(
+        description="One per interval end, oldest first; those before history starts are left out."
+    )
+    gaps: list[HistoryGap] = Field(description="Stretches without observations, oldest first.")
+    interval: str = Field(description="`hour`, `day` or `week`.")
+    tz: str = Field(description="The IANA time zone in which intervals end.")
+    starts_at: AwareDatetime = Field(description="`from`, as asked.")
+    ends_at: AwareDatetime = Field(description="`to`, as asked (or now).")
+
+
 # One set of field names per model class and set of fields given, shared by every instance
 # that was given the same: pydantic keeps a set per instance (200 to 700 bytes each), which
 # was a third of a snapshot's memory. The models are frozen, so no instance ever changes it.

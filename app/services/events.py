@@ -5,8 +5,7 @@ and turns what the history recorder stores into events:
 - `positions`: an observation that changed figures (`source`, `version`, `fetched_at`,
   `changed_accounts`, `totals_delta` per currency as exact decimal strings);
 - `source`: an observation whose status or error differs from the previous one the hub (or a
-  replay) knows of for that connection, or one that changed no figure (the recorder writes
-  such an observation only for a status change);
+  replay) knows of for that connection (unknown counts as different);
 - `consent`: a bank consent in its last 14 days (the rule of the `consent_expiring`
   warning), once a day, and to each new stream at once;
 - `reset`: what the stream missed can no longer be told: refetch everything.
@@ -179,7 +178,9 @@ def events_of(change: Change, previous: tuple[str, str | None, str | None] | Non
     """The events one observation makes, given its connection's previous known state."""
     events: list[Event] = []
     figures = bool(change.changed_accounts) or bool(change.totals_delta)
-    if not figures or previous != change.state:
+    # A state not known before (the first this hub or replay sees of the connection) is said:
+    # it may repeat one a client has, never miss one.
+    if previous != change.state:
         error = (
             None
             if change.error_code is None

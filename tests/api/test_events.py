@@ -28,7 +28,9 @@ from tests.support.simulators import Simulators
 
 pytestmark = pytest.mark.e2e
 
-FAST = {"events_heartbeat_seconds": 0.2}
+# History's own store is off: `MemoryLog` stands in for it (tests/api/test_events_history.py runs
+# the real recorder).
+FAST = {"events_heartbeat_seconds": 0.2, "history_enabled": False}
 
 
 @contextmanager

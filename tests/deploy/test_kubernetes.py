@@ -163,7 +163,7 @@ def test_the_network_policy_lets_in_only_the_container_port() -> None:
     [ingress] = policy["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": 8000}]
     egress_ports = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
-    assert egress_ports == {53, 443, 6379}
+    assert egress_ports == {53, 443, 6379, 5432}
 
 
 def test_every_variable_named_in_deploy_is_a_setting() -> None:
@@ -285,6 +285,7 @@ def test_a_filled_env_template_makes_a_secret_tesoro_reads(
         "TESORO_FINQWARE_CLIENT_SECRET": "fqs_0123456789",
         **_env_template_examples(),
         "TESORO_REDIS_URL": "redis://:p4ss@tesoro-redis:6379/0",
+        "TESORO_DATABASE_URL": "postgresql://tesoro:p4ss@tesoro-postgres:5432/tesoro",
     }
     text = SECRET_ENV_TEMPLATE.read_text("utf-8")
     for name, value in filled.items():
@@ -326,4 +327,5 @@ def test_the_example_overlay_pins_the_image_by_digest() -> None:
         [kubectl, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60, check=True
     ).stdout
     images = re.findall(r"image: (\S+)", built)
-    assert images == [f"{image['newName']}@{image['digest']}"]
+    # The service and its `migrate` init container run the one image.
+    assert images == [f"{image['newName']}@{image['digest']}"] * 2

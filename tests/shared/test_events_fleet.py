@@ -36,6 +36,7 @@ def fleet(redis_server: RedisServer, store: Store) -> Iterator[list[tuple[Memory
                 sandbox=True,
                 redis_url=redis_server.url,
                 events_heartbeat_seconds=0.1,
+                history_enabled=False,  # the MemoryLog stands in for the recorder
             )
             app = create_app(settings, transport=simulators.transport(), observations=log)
             replicas.append((log, stack.enter_context(serve(app))))

@@ -35,6 +35,12 @@ class Readiness(BaseModel):
         "(this replica serves from its own cache and the upstreams until Redis answers again; "
         "never makes the service unready).",
     )
+    history: Literal["off", "ok", "unavailable"] = Field(
+        default="off",
+        description="The history store: `off` (TESORO_HISTORY_ENABLED is false), `ok`, or "
+        "`unavailable` (answers are served as before and observations wait in a bounded "
+        "queue; never makes the service unready).",
+    )
 
 
 @router.get(
@@ -54,7 +60,8 @@ async def get_health() -> Health:
     name="get_readiness",
     summary="Readiness",
     description="Ready when configured and started; does not call the upstreams (it pings "
-    "Redis when one is configured, and reports it without depending on it). No authentication.",
+    "Redis and the history store when they are on, and reports them without depending on "
+    "them). No authentication.",
     response_model=Readiness,
     response_description="Ready to serve.",
     responses=problem_responses(503, descriptions={503: "Not started, or stopping."}),
@@ -69,6 +76,14 @@ async def get_readiness(
     redis: Literal["off", "ok", "unavailable"] = "off"
     if shared is not None:
         redis = "ok" if await shared.ping() else "unavailable"
+    # So is the history store.
+    recorder = getattr(request.app.state, "history", None)
+    history: Literal["off", "ok", "unavailable"] = "off"
+    if recorder is not None:
+        history = "ok" if await recorder.ping() else "unavailable"
     return Readiness(
-        connections=[c.key for c in treasury.connections], sandbox=settings.sandbox, redis=redis
+        connections=[c.key for c in treasury.connections],
+        sandbox=settings.sandbox,
+        redis=redis,
+        history=history,
     )

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
-from app.api.deps import AnswersDep, Reader, Refresh, TreasuryDep
+from app.api.deps import AnswersDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
+from app.api.routes.history import answer_as_of
 from app.domain.counterparties import paginate
 from app.domain.ids import COUNTERPARTY_ID_PATTERN
 from app.domain.models import (
@@ -39,10 +40,12 @@ router = APIRouter(tags=["positions"])
     "are asked (`source`, `kind=external`, `counterparty_id`). A connection that fails while "
     "others answer is reported in `sources` and the answer is still a 200: `stale` when its "
     "last good data is served (`complete` stays true), `unavailable` when it has none "
-    "(`complete` is false).",
+    "(`complete` is false). With `as_of`, the same answer as tesoro last observed it at or "
+    "before that instant (from history: no upstream is asked); each `sources` entry gives "
+    "the observation used (`fetched_at`, its status then).",
     response_model=PositionsResponse,
     response_description="The positions and totals, with the state of every connection.",
-    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 422, 429, 503)},
+    responses={**CACHED_RESPONSES, **problem_responses(401, 403, 404, 422, 429, 503)},
     openapi_extra=CONDITIONAL_REQUEST,
 )
 async def list_positions(
@@ -51,6 +54,7 @@ async def list_positions(
     treasury: TreasuryDep,
     answers: AnswersDep,
     refresh: Refresh,
+    settings: SettingsDep,
     currency: Annotated[
         list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
         Query(description="Only these currencies (repeatable, case-insensitive).", max_length=50),
@@ -84,8 +88,28 @@ async def list_positions(
         Query(ge=1, le=10_000, description="Positions per page (totals cover every page)."),
         ASCII_INTEGER,
     ] = 1000,
+    as_of: Annotated[
+        str | None,
+        Query(
+            description="An RFC 3339 instant with its offset, not in the future: the answer "
+            "as tesoro observed it then (404 `history-not-available` before history starts)."
+        ),
+    ] = None,
 ) -> Response:
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
+    if as_of is not None:
+        as_of_filters = {
+            "currencies": currency or (),
+            "kind": kind,
+            "source": source,
+            "side": side,
+            "meanings": meaning or (),
+            "counterparty_id": counterparty_id,
+            "include_zero": include_zero,
+        }
+        return await answer_as_of(
+            request, settings, scope, as_of, filters=as_of_filters, page=page, page_size=page_size
+        )
     gathered = await treasury.gather(refresh=refresh, connections=scope)
     filters = (
         tuple(sorted({code.strip().upper() for code in currency or ()})),

@@ -1,0 +1,343 @@
+"""History routes: positions as of an instant (`GET /positions?as_of=`, answered here for the
+positions route), totals over time (`GET /positions/history`) and what changed
+(`GET /positions/changes`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+
+from app.api.caching import cached_json
+from app.api.deps import Reader, SettingsDep, TreasuryDep
+from app.api.errors import NotReadyError, problem_responses
+from app.domain.counterparties import paginate
+from app.domain.models import (
+    CURRENCY_QUERY_PATTERN,
+    ChangesResponse,
+    CurrencyDelta,
+    HistoryGap,
+    HistoryPoint,
+    HistoryResponse,
+    Kind,
+    Meaning,
+    Position,
+    PositionChange,
+    PositionsResponse,
+    Side,
+    Source,
+    SourceStatus,
+)
+from app.domain.money import sum_exact
+from app.domain.positions import filter_positions, totals
+from app.services.history import STORE_ERRORS
+from app.services.history_reads import (
+    MAX_POINTS,
+    HistoryReader,
+    HistoryUnavailableError,
+    Interval,
+    count_points,
+    interval_ends,
+    listing_order,
+)
+from app.services.treasury import Connection
+from app.settings import Settings
+
+router = APIRouter(tags=["positions"])
+
+# Past answers change only if a late observation lands before the instant: kept briefly.
+PAST_MAX_AGE_SECONDS = 60
+
+
+def _invalid(name: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
+
+
+def parse_instant(name: str, raw: str, now: datetime) -> datetime:
+    """An RFC 3339 instant with its offset, not in the future; else a 422 naming `name`."""
+    try:
+        instant = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise _invalid(name, "not an RFC 3339 date-time (e.g. 2026-11-30T18:00:00-03:00)") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise _invalid(name, "needs its UTC offset (Z or ±hh:mm): an instant is one moment")
+    if instant > now:
+        raise _invalid(name, "is in the future: history holds only what was observed")
+    return instant.astimezone(UTC)
+
+
+def _reader(request: Request, settings: Settings) -> HistoryReader:
+    services = getattr(request.state, "services", None)
+    if services is None:
+        raise NotReadyError("the service is starting or stopping")
+    recorder = services.history
+    if recorder is None:
+        raise HistoryUnavailableError("history is off (TESORO_HISTORY_ENABLED is false)")
+
+    def observe_seconds(key: str) -> float:
+        if key == "finsync":
+            return settings.observe_finsync_seconds
+        return settings.observe_finqware_seconds
+
+    return HistoryReader(recorder.store, observe_seconds=observe_seconds)
+
+
+def _matching(
+    *,
+    currencies: Collection[str] = (),
+    kind: Kind | None = None,
+    source: Source | None = None,
+    side: Side | None = None,
+    meanings: Collection[Meaning] = (),
+    counterparty_id: str | None = None,
+    include_zero: bool = False,
+) -> Any:
+    def matching(positions: Sequence[Position]) -> list[Position]:
+        return filter_positions(
+            positions,
+            currencies=currencies,
+            kind=kind,
+            source=source,
+            side=side,
+            meanings=meanings,
+            counterparty_id=counterparty_id,
+            include_zero=include_zero,
+        )
+
+    return matching
+
+
+async def answer_as_of(
+    request: Request,
+    settings: Settings,
+    scope: Sequence[Connection],
+    as_of: str,
+    *,
+    filters: dict[str, Any],
+    page: int,
+    page_size: int,
+) -> Response:
+    """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations."""
+    instant = parse_instant("as_of", as_of, datetime.now(UTC))
+    reader = _reader(request, settings)
+    try:
+        past = await reader.positions_at([c.key for c in scope], instant)
+    except STORE_ERRORS as exc:
+        raise HistoryUnavailableError("the history store cannot be read now") from exc
+    every = sorted((p for c in past for p in c.positions), key=listing_order)
+    matching = _matching(**filters)(every)
+    moments = [c.at for c in past if c.at is not None]
+    answer = PositionsResponse(
+        sources=[c.info for c in past],
+        positions=paginate(matching, page, page_size),
+        totals=totals(matching),
+        total=len(matching),
+        page=page,
+        page_size=page_size,
+        complete=all(c.info.status is not SourceStatus.unavailable for c in past),
+        warnings=[w for c in past for w in c.warnings],
+        generated_at=max(moments) if moments else instant,
+    )
+    return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
+
+
+Currencies = Annotated[
+    list[Annotated[str, Query(pattern=CURRENCY_QUERY_PATTERN)]] | None,
+    Query(description="Only these currencies (repeatable, case-insensitive).", max_length=50),
+]
+Meanings = Annotated[
+    list[Meaning] | None,
+    Query(description="Only these meanings (repeatable).", max_length=5),
+]
+CounterpartyId = Annotated[
+    str | None,
+    Query(max_length=200, description="Only this counterparty (and its connection)."),
+]
+
+
+@router.get(
+    "/positions/history",
+    name="get_positions_history",
+    summary="Totals over time, as tesoro observed them",
+    description="One point per interval end (`hour`, `day` or `week`, ending at local "
+    "midnight, or Monday's, in `tz`) between `from` and `to`, the last one at `to` itself; "
+    "each with the `totals` of the matching positions as last observed at or before it "
+    "(exact decimals, as the live answer's). Points before history starts are left out. "
+    "`gaps` lists the stretches a chart should show as unknown: a connection unobserved for "
+    "longer than twice its observe interval, observations dropped while the store was "
+    "down, or no tesoro running. At most 10,000 points.",
+    response_model=HistoryResponse,
+    response_description="The points and the gaps.",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def get_positions_history(
+    request: Request,
+    caller: Reader,
+    treasury: TreasuryDep,
+    settings: SettingsDep,
+    from_: Annotated[
+        str,
+        Query(
+            alias="from",
+            description="The window's start: an RFC 3339 instant with its offset.",
+        ),
+    ],
+    to: Annotated[
+        str | None,
+        Query(description="The window's end (default now): an RFC 3339 instant with offset."),
+    ] = None,
+    interval: Annotated[Interval, Query(description="The points' spacing.")] = "day",
+    tz: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The IANA time zone in which days and weeks end (default "
+            "TESORO_TIMEZONE, itself UTC by default).",
+        ),
+    ] = None,
+    currency: Currencies = None,
+    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    source: Annotated[Source | None, Query(description="Only this source.")] = None,
+    meaning: Meanings = None,
+    counterparty_id: CounterpartyId = None,
+) -> Response:
+    now = datetime.now(UTC)
+    start = parse_instant("from", from_, now)
+    end = now if to is None else parse_instant("to", to, now)
+    if start > end:
+        raise _invalid("from", "is after `to`")
+    zone_name = tz or settings.timezone
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _invalid(
+            "tz", "not an IANA time zone (e.g. America/Argentina/Buenos_Aires)"
+        ) from None
+    if count_points(start, end, interval) > MAX_POINTS + 1:
+        raise _invalid(
+            "interval", f"the window holds more than {MAX_POINTS} {interval} points: narrow it"
+        )
+    ends = interval_ends(start, end, interval, zone)
+    if len(ends) > MAX_POINTS:
+        raise _invalid(
+            "interval", f"the window holds more than {MAX_POINTS} {interval} points: narrow it"
+        )
+    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
+    keys = [c.key for c in scope]
+    reader = _reader(request, settings)
+    matching = _matching(
+        currencies=currency or (),
+        kind=kind,
+        source=source,
+        meanings=meaning or (),
+        counterparty_id=counterparty_id,
+    )
+    try:
+        points = await reader.points(keys, start, ends, matching)
+        gaps = await reader.gaps(keys, start, end, now)
+        latest = await reader.positions_at(keys, end) if points else []
+    except STORE_ERRORS as exc:
+        raise HistoryUnavailableError("the history store cannot be read now") from exc
+    answer = HistoryResponse(
+        sources=[c.info for c in latest],
+        complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
+        warnings=[],
+        points=[HistoryPoint(at=point.at, totals=point.totals) for point in points],
+        gaps=[
+            HistoryGap(
+                source=gap.source,
+                started_at=gap.started_at,
+                ended_at=gap.ended_at,
+                reason=gap.reason,
+            )
+            for gap in gaps
+        ],
+        interval=interval,
+        tz=zone_name,
+        starts_at=start,
+        ends_at=end,
+    )
+    return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
+
+
+@router.get(
+    "/positions/changes",
+    name="list_position_changes",
+    summary="What changed between two instants",
+    description="Every matching account whose figure differs between `since` and `until` "
+    "(default now), as tesoro observed them: `before` (null if it did not exist), `after` "
+    "(null if it is gone), `delta` and `changed_at` (its last change in the window), "
+    "ordered by the size of the change; and `totals_delta`, the change of the net per "
+    "currency. `since` before history starts is a 404 `history-not-available`.",
+    response_model=ChangesResponse,
+    response_description="The changes, largest first.",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def list_position_changes(
+    request: Request,
+    caller: Reader,
+    treasury: TreasuryDep,
+    settings: SettingsDep,
+    since: Annotated[str, Query(description="An RFC 3339 instant with its offset.")],
+    until: Annotated[
+        str | None, Query(description="An RFC 3339 instant with its offset (default now).")
+    ] = None,
+    currency: Currencies = None,
+    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    source: Annotated[Source | None, Query(description="Only this source.")] = None,
+    meaning: Meanings = None,
+    counterparty_id: CounterpartyId = None,
+) -> Response:
+    now = datetime.now(UTC)
+    start = parse_instant("since", since, now)
+    end = now if until is None else parse_instant("until", until, now)
+    if start > end:
+        raise _invalid("since", "is after `until`")
+    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
+    keys = [c.key for c in scope]
+    reader = _reader(request, settings)
+    matching = _matching(
+        currencies=currency or (),
+        kind=kind,
+        source=source,
+        meanings=meaning or (),
+        counterparty_id=counterparty_id,
+        include_zero=True,
+    )
+    try:
+        changes = await reader.changes(keys, start, end, matching)
+        latest = await reader.positions_at(keys, end)
+    except STORE_ERRORS as exc:
+        raise HistoryUnavailableError("the history store cannot be read now") from exc
+    deltas: dict[str, list[Decimal]] = {}
+    for change in changes:
+        deltas.setdefault(change.currency, []).append(change.delta)
+    answer = ChangesResponse(
+        sources=[c.info for c in latest],
+        complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
+        warnings=[],
+        changes=[
+            PositionChange(
+                counterparty_id=change.counterparty_id,
+                account_id=change.account_id,
+                currency=change.currency,
+                before=change.before,
+                after=change.after,
+                delta=change.delta,
+                changed_at=change.changed_at,
+            )
+            for change in changes
+        ],
+        totals_delta=[
+            CurrencyDelta(currency=code, delta=sum_exact(deltas[code], code))
+            for code in sorted(deltas)
+        ],
+        since=start,
+        until=end,
+    )
+    return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)

@@ -1,0 +1,622 @@
+"""Writing and reading history: observations written once (insert-or-ignore on their
+`source` and `version`), the state of a connection at any instant, the rows between two
+instants, gaps and runs, and retention."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, and_, delete, exists, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.domain.models import CurrencyTotal
+from app.domain.observations import AccountChange, AccountFigures, Observation
+from app.store.engine import open_engine
+from app.store.migrate import upgrade
+from app.store.tables import gaps, observations, observed_accounts, observed_totals, runs
+
+logger = logging.getLogger(__name__)
+
+AccountKey = tuple[str, str, str]  # counterparty id, account id, currency
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    """One account in one observation: its figures and position JSON (None when it vanished),
+    and the figures it replaced (None when it appeared)."""
+
+    counterparty_id: str
+    account_id: str
+    currency: str
+    figures: AccountFigures | None
+    position: str | None
+    before: AccountFigures | None
+    figures_changed: bool
+
+    @property
+    def key(self) -> AccountKey:
+        return (self.counterparty_id, self.account_id, self.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class NewObservation:
+    """An observation as the recorder hands it to the store (its `seq` comes from the store)."""
+
+    source: str
+    version: str
+    at: datetime
+    fetched_at: datetime | None
+    observed_at: datetime
+    status: str
+    error_code: str | None
+    error_message: str | None
+    data: bool  # a new data state (accounts and totals), not only a status change
+    warnings: str | None  # the connection's warnings then, as JSON
+    accounts: tuple[AccountRow, ...]
+    totals: tuple[CurrencyTotal, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObservation:
+    """An observation row, without its accounts."""
+
+    seq: int
+    source: str
+    version: str
+    at: datetime
+    fetched_at: datetime | None
+    observed_at: datetime
+    status: str
+    error_code: str | None
+    error_message: str | None
+    data: bool
+    warnings: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldAccount:
+    """An account as last observed: its figures and position JSON, and the observation."""
+
+    seq: int
+    figures: AccountFigures
+    position: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionState:
+    """A connection as history holds it at some point: its latest observation (any kind), its
+    latest data observation, and its accounts then."""
+
+    last: StoredObservation
+    data: StoredObservation | None
+    accounts: dict[AccountKey, HeldAccount]
+
+
+@dataclass(frozen=True, slots=True)
+class TimedRow:
+    """An account row with the moment of its observation (replayed in order)."""
+
+    seq: int
+    at: datetime
+    key: AccountKey
+    held: HeldAccount | None  # None: the account vanished
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    source: str
+    started_at: datetime
+    ended_at: datetime
+    reason: str
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def figures_json(figures: AccountFigures) -> str:
+    return json.dumps(
+        {
+            "counterparty_id": figures.counterparty_id,
+            "account_id": figures.account_id,
+            "currency": figures.currency,
+            "amount": str(figures.amount),
+            "available": _money(figures.available),
+            "credit_line": _money(figures.credit_line),
+            "meaning": figures.meaning,
+            "side": figures.side,
+            "as_of": None if figures.as_of is None else figures.as_of.isoformat(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def figures_from_json(raw: str | None) -> AccountFigures | None:
+    if raw is None:
+        return None
+    found: dict[str, Any] = json.loads(raw)
+    amount = _decimal(found["amount"])
+    assert amount is not None
+    return AccountFigures(
+        counterparty_id=found["counterparty_id"],
+        account_id=found["account_id"],
+        currency=found["currency"],
+        amount=amount,
+        available=_decimal(found["available"]),
+        credit_line=_decimal(found["credit_line"]),
+        meaning=found["meaning"],
+        side=found["side"],
+        as_of=None if found["as_of"] is None else datetime.fromisoformat(found["as_of"]),
+    )
+
+
+def _figures_of(row: Row[Any]) -> AccountFigures:
+    amount = _decimal(row.amount)
+    assert amount is not None
+    return AccountFigures(
+        counterparty_id=row.counterparty_id,
+        account_id=row.account_id,
+        currency=row.currency,
+        amount=amount,
+        available=_decimal(row.available),
+        credit_line=_decimal(row.credit_line),
+        meaning=row.meaning,
+        side=row.side,
+        as_of=row.as_of,
+    )
+
+
+def _stored(row: Row[Any]) -> StoredObservation:
+    return StoredObservation(
+        seq=row.seq,
+        source=row.source,
+        version=row.version,
+        at=row.at,
+        fetched_at=row.fetched_at,
+        observed_at=row.observed_at,
+        status=row.status,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        data=row.data,
+        warnings=row.warnings,
+    )
+
+
+class HistoryStore:
+    """The store behind history; every method may raise the driver's errors (the recorder
+    and the routes decide what a failure means)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> HistoryStore:
+        return cls(open_engine(url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def upgrade(self) -> tuple[str | None, str | None]:
+        return await upgrade(self.engine)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    def _insert_ignoring(self, table: Any) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    # Writing
+
+    async def write(self, observation: NewObservation) -> int | None:
+        """Store one observation with its accounts and totals in one transaction; its seq, or
+        None when another replica stored it already (same source and version)."""
+        async with self.engine.begin() as connection:
+            seq = (
+                await connection.execute(
+                    self._insert_ignoring(observations).returning(observations.c.seq),
+                    {
+                        "source": observation.source,
+                        "version": observation.version,
+                        "at": observation.at,
+                        "fetched_at": observation.fetched_at,
+                        "observed_at": observation.observed_at,
+                        "status": observation.status,
+                        "error_code": observation.error_code,
+                        "error_message": observation.error_message,
+                        "data": observation.data,
+                        "warnings": observation.warnings,
+                    },
+                )
+            ).scalar_one_or_none()
+            if seq is None:
+                return None
+            if observation.accounts:
+                await connection.execute(
+                    insert(observed_accounts),
+                    [_account_values(seq, observation.source, row) for row in observation.accounts],
+                )
+            if observation.totals:
+                await connection.execute(
+                    insert(observed_totals),
+                    [{"seq": seq, **total.model_dump(mode="json")} for total in observation.totals],
+                )
+            return int(seq)
+
+    async def record_gap(
+        self, source: str, started_at: datetime, ended_at: datetime, reason: str, dropped: int
+    ) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                insert(gaps),
+                {
+                    "source": source,
+                    "started_at": started_at,
+                    "ended_at": ended_at,
+                    "reason": reason,
+                    "dropped": dropped,
+                },
+            )
+
+    async def run_seen(self, run_id: str, started_at: datetime, now: datetime) -> None:
+        """This process is running (its first call records its start)."""
+        async with self.engine.begin() as connection:
+            changed = await connection.execute(
+                update(runs).where(runs.c.id == run_id).values(last_seen_at=now)
+            )
+            if changed.rowcount == 0:
+                await connection.execute(
+                    insert(runs), {"id": run_id, "started_at": started_at, "last_seen_at": now}
+                )
+
+    async def run_stopped(self, run_id: str, now: datetime) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                update(runs).where(runs.c.id == run_id).values(last_seen_at=now, stopped_at=now)
+            )
+
+    # Reading what the recorder needs
+
+    async def last_seq(self, source: str) -> int | None:
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(
+                select(func.max(observations.c.seq)).where(observations.c.source == source)
+            )
+            return None if found is None else int(found)
+
+    async def last_data_at(self, source: str) -> datetime | None:
+        """When `source` last gave data (its latest data observation's moment)."""
+        async with self.engine.connect() as connection:
+            found: datetime | None = await connection.scalar(
+                select(func.max(observations.c.at)).where(
+                    observations.c.source == source, observations.c.data
+                )
+            )
+            return found
+
+    async def current(self, source: str) -> ConnectionState | None:
+        """The connection as last recorded (None when never observed)."""
+        async with self.engine.connect() as connection:
+            return await _state(connection, source, None)
+
+    # Reading for the events (replays) and the routes
+
+    async def latest_seq(self) -> int | None:
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(select(func.max(observations.c.seq)))
+            return None if found is None else int(found)
+
+    async def first_seq(self) -> int | None:
+        async with self.engine.connect() as connection:
+            found = await connection.scalar(select(func.min(observations.c.seq)))
+            return None if found is None else int(found)
+
+    async def observations_after(self, seq: int, *, limit: int) -> list[Observation]:
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(observations)
+                    .where(observations.c.seq > seq)
+                    .order_by(observations.c.seq)
+                    .limit(limit)
+                )
+            ).all()
+            if not rows:
+                return []
+            seqs = [row.seq for row in rows]
+            accounts = (
+                await connection.execute(
+                    select(observed_accounts)
+                    .where(
+                        observed_accounts.c.seq.in_(seqs),
+                        observed_accounts.c.figures_changed,
+                    )
+                    .order_by(
+                        observed_accounts.c.seq,
+                        observed_accounts.c.counterparty_id,
+                        observed_accounts.c.account_id,
+                        observed_accounts.c.currency,
+                    )
+                )
+            ).all()
+        changes: dict[int, list[AccountChange]] = {}
+        for account in accounts:
+            changes.setdefault(account.seq, []).append(
+                AccountChange(
+                    counterparty_id=account.counterparty_id,
+                    account_id=account.account_id,
+                    currency=account.currency,
+                    before=figures_from_json(account.before),
+                    after=_figures_of(account) if account.present else None,
+                )
+            )
+        return [observation_of(_stored(row), tuple(changes.get(row.seq, ()))) for row in rows]
+
+    async def first_at(self, sources: Sequence[str]) -> dict[str, datetime]:
+        """When each connection's history starts (its first observation), if it has one."""
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(observations.c.source, func.min(observations.c.at))
+                    .where(observations.c.source.in_(sources))
+                    .group_by(observations.c.source)
+                )
+            ).all()
+        return {row[0]: row[1] for row in rows}
+
+    async def state_at(self, source: str, instant: datetime) -> ConnectionState | None:
+        """The connection as last observed at or before `instant` (None: not yet observed)."""
+        async with self.engine.connect() as connection:
+            return await _state(connection, source, instant)
+
+    async def rows_between(
+        self, source: str, after_seq: int | None, until: datetime
+    ) -> list[TimedRow]:
+        """The account rows of `source` after observation `after_seq` (all when None) up to
+        `until`, in the order they were observed."""
+        conditions = [observed_accounts.c.source == source, observations.c.at <= until]
+        if after_seq is not None:
+            conditions.append(observed_accounts.c.seq > after_seq)
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(observed_accounts, observations.c.at)
+                    .join(observations, observations.c.seq == observed_accounts.c.seq)
+                    .where(*conditions)
+                    .order_by(observations.c.at, observed_accounts.c.seq)
+                )
+            ).all()
+        return [
+            TimedRow(
+                seq=row.seq,
+                at=row.at,
+                key=(row.counterparty_id, row.account_id, row.currency),
+                held=HeldAccount(row.seq, _figures_of(row), row.position) if row.present else None,
+            )
+            for row in rows
+        ]
+
+    async def observed_between(
+        self, source: str, started: datetime, ended: datetime
+    ) -> list[datetime]:
+        """When `source` was observed between two instants (each observation's moment)."""
+        async with self.engine.connect() as connection:
+            rows = await connection.scalars(
+                select(observations.c.at)
+                .where(
+                    observations.c.source == source,
+                    observations.c.at > started,
+                    observations.c.at <= ended,
+                )
+                .order_by(observations.c.at)
+            )
+            return list(rows)
+
+    async def gaps_between(
+        self, sources: Sequence[str], started: datetime, ended: datetime
+    ) -> list[Gap]:
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(gaps)
+                    .where(
+                        gaps.c.source.in_(sources),
+                        gaps.c.ended_at > started,
+                        gaps.c.started_at < ended,
+                    )
+                    .order_by(gaps.c.started_at)
+                )
+            ).all()
+        return [Gap(row.source, row.started_at, row.ended_at, row.reason) for row in rows]
+
+    async def runs_between(
+        self, started: datetime, ended: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        """When tesoro was running (any replica) between two instants: (start, last seen)."""
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(runs.c.started_at, runs.c.last_seen_at)
+                    .where(runs.c.last_seen_at > started, runs.c.started_at < ended)
+                    .order_by(runs.c.started_at)
+                )
+            ).all()
+        return [(row[0], row[1]) for row in rows]
+
+    # Retention
+
+    async def prune(self, before: datetime) -> int:
+        """Forget what was observed before `before`, keeping what is still needed to answer
+        for later instants: each connection's state at the cut is moved onto its latest
+        observation before the cut, which history then starts with. Returns the observations
+        deleted."""
+        deleted = 0
+        async with self.engine.begin() as connection:
+            sources = list(await connection.scalars(select(observations.c.source).distinct()))
+            for source in sources:
+                deleted += await _prune_source(connection, source, before)
+        return deleted
+
+
+def _account_values(seq: int, source: str, row: AccountRow) -> dict[str, Any]:
+    figures = row.figures
+    return {
+        "seq": seq,
+        "counterparty_id": row.counterparty_id,
+        "account_id": row.account_id,
+        "currency": row.currency,
+        "source": source,
+        "present": figures is not None,
+        "figures_changed": row.figures_changed,
+        "amount": None if figures is None else str(figures.amount),
+        "available": None if figures is None else _money(figures.available),
+        "credit_line": None if figures is None else _money(figures.credit_line),
+        "meaning": None if figures is None else figures.meaning,
+        "side": None if figures is None else figures.side,
+        "as_of": None if figures is None else figures.as_of,
+        "position": row.position,
+        "before": None if row.before is None else figures_json(row.before),
+    }
+
+
+def observation_of(stored: StoredObservation, changes: tuple[AccountChange, ...]) -> Observation:
+    """The public unit of history and events from a stored row and its figure changes."""
+    deltas: dict[str, Decimal] = {}
+    for change in changes:
+        deltas[change.currency] = deltas.get(change.currency, Decimal(0)) + change.delta
+    return Observation(
+        seq=stored.seq,
+        source=stored.source,
+        version=stored.version,
+        fetched_at=stored.fetched_at,
+        observed_at=stored.observed_at,
+        status=stored.status,
+        error_code=stored.error_code,
+        error_message=stored.error_message,
+        changes=changes,
+        totals_delta=tuple(sorted(deltas.items())),
+    )
+
+
+async def _latest(
+    connection: AsyncConnection, source: str, instant: datetime | None, *, data: bool
+) -> StoredObservation | None:
+    query = select(observations).where(observations.c.source == source)
+    if instant is not None:
+        query = query.where(observations.c.at <= instant)
+    if data:
+        query = query.where(observations.c.data)
+    row = (
+        await connection.execute(
+            query.order_by(observations.c.at.desc(), observations.c.seq.desc()).limit(1)
+        )
+    ).first()
+    return None if row is None else _stored(row)
+
+
+async def _state(
+    connection: AsyncConnection, source: str, instant: datetime | None
+) -> ConnectionState | None:
+    last = await _latest(connection, source, instant, data=False)
+    if last is None:
+        return None
+    data = last if last.data else await _latest(connection, source, instant, data=True)
+    if data is None:
+        return ConnectionState(last, None, {})
+    return ConnectionState(last, data, await _accounts_at(connection, source, data.seq))
+
+
+async def _accounts_at(
+    connection: AsyncConnection, source: str, seq: int
+) -> dict[AccountKey, HeldAccount]:
+    """Every account of `source` present as of observation `seq`: the latest row of each."""
+    accounts = observed_accounts.c
+    latest = (
+        select(
+            accounts.counterparty_id,
+            accounts.account_id,
+            accounts.currency,
+            func.max(accounts.seq).label("seq"),
+        )
+        .where(accounts.source == source, accounts.seq <= seq)
+        .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
+        .subquery()
+    )
+    rows = (
+        await connection.execute(
+            select(observed_accounts)
+            .join(
+                latest,
+                and_(
+                    accounts.counterparty_id == latest.c.counterparty_id,
+                    accounts.account_id == latest.c.account_id,
+                    accounts.currency == latest.c.currency,
+                    accounts.seq == latest.c.seq,
+                ),
+            )
+            .where(accounts.source == source, accounts.present)
+        )
+    ).all()
+    return {
+        (row.counterparty_id, row.account_id, row.currency): HeldAccount(
+            row.seq, _figures_of(row), row.position
+        )
+        for row in rows
+    }
+
+
+async def _prune_source(connection: AsyncConnection, source: str, before: datetime) -> int:
+    cut = await _latest(connection, source, before, data=True)
+    if cut is None:
+        return 0
+    older = and_(observations.c.source == source, observations.c.seq < cut.seq)
+    if not await connection.scalar(select(exists().where(older))):
+        return 0
+    held = await _accounts_at(connection, source, cut.seq)
+    accounts = observed_accounts.c
+    # The cut's observation becomes the first: every account present then is written on it.
+    moved = [(key, account) for key, account in held.items() if account.seq != cut.seq]
+    await connection.execute(
+        delete(observed_accounts).where(accounts.seq == cut.seq, ~accounts.present)
+    )
+    await connection.execute(
+        update(observed_accounts)
+        .where(accounts.seq == cut.seq)
+        .values(before=None, figures_changed=True)
+    )
+    for (counterparty_id, account_id, currency), account in moved:
+        await connection.execute(
+            update(observed_accounts)
+            .where(
+                accounts.seq == account.seq,
+                accounts.counterparty_id == counterparty_id,
+                accounts.account_id == account_id,
+                accounts.currency == currency,
+            )
+            .values(seq=cut.seq, before=None, figures_changed=True)
+        )
+    # Accounts rows go with their observations (ON DELETE CASCADE needs SQLite's
+    # foreign_keys pragma, which every connection sets; deleted here explicitly all the same).
+    doomed = select(observations.c.seq).where(older)
+    await connection.execute(delete(observed_accounts).where(accounts.seq.in_(doomed)))
+    await connection.execute(delete(observed_totals).where(observed_totals.c.seq.in_(doomed)))
+    result = await connection.execute(delete(observations).where(older))
+    await connection.execute(delete(gaps).where(gaps.c.source == source, gaps.c.ended_at < cut.at))
+    return int(result.rowcount)
+
+
+def totals_of(rows: Iterable[Row[Any]]) -> list[CurrencyTotal]:
+    return [CurrencyTotal.model_validate(row._mapping) for row in rows]
