@@ -99,6 +99,13 @@ def test_a_reload_that_changes_nothing_sends_nothing_but_heartbeats() -> None:
         log.write(observation(2, accounts={"finsync:101": Decimal(2)}))
         log.write(observation(3, status="stale", error_code="timeout"))
         assert [(e.type, e.id) for e in reader.events(2)] == [("positions", "2"), ("source", "3")]
+        # A new version that changes no figure and keeps the state: nothing (the next event is
+        # the one after it).
+        log.write(observation(4, status="stale", error_code="timeout"))
+        log.write(
+            observation(5, status="stale", error_code="timeout", accounts={"finsync:1": Decimal(1)})
+        )
+        assert [(e.type, e.id) for e in reader.events(1)] == [("positions", "5")]
         event = reader.next_event(skip_comments=False)
     assert event is not None
     assert (event.type, event.data["text"]) == ("comment", ": keep-alive")
