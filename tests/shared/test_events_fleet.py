@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -14,12 +16,15 @@ import pytest
 from app.main import create_app
 from app.services.events import CHANNEL
 from app.settings import Settings
+from tests.support.apps import sandbox_app
 from tests.support.events import EventReader, MemoryLog, Received, Store, observation
 from tests.support.redis import RedisServer
 from tests.support.servers import serve
 from tests.support.simulators import Simulators
 
 pytestmark = pytest.mark.e2e
+
+REFRESH = {"Cache-Control": "no-cache"}
 
 
 @contextmanager
@@ -110,3 +115,46 @@ def test_a_stream_reconnecting_to_the_other_replica_is_replayed_from_the_shared_
         ("positions", "2"),
         ("positions", "3"),
     ]
+
+
+def finsync_positions(reader: EventReader) -> Received:
+    while True:
+        event = reader.next_event()
+        assert event is not None, "the stream ended"
+        if event.type == "positions" and event.data["source"] == "finsync":
+            return event
+
+
+def test_with_the_real_recorder_a_change_one_replica_stores_reaches_both_streams_once(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    simulators = Simulators.fresh()
+    overrides: dict[str, Any] = {
+        "redis_url": redis_server.url,
+        "history_enabled": True,
+        "database_url": f"sqlite:///{tmp_path / 'fleet.db'}",
+        "min_refresh_interval_seconds": 0,
+        "events_heartbeat_seconds": 0.1,
+    }
+    with ExitStack() as stack:
+        urls = [stack.enter_context(serve(sandbox_app(simulators, **overrides))) for _ in "ab"]
+        deadline = time.monotonic() + 10
+        while b":2\r\n" not in redis_server.command("PUBSUB", "NUMSUB", CHANNEL):
+            assert time.monotonic() < deadline, "the replicas never subscribed"
+            time.sleep(0.05)
+        clients = [stack.enter_context(httpx2.Client(base_url=url, timeout=10)) for url in urls]
+        readers = [EventReader(stack.enter_context(c.stream("GET", "/events"))) for c in clients]
+        # Only the first replica is asked: it loads, stores and publishes.
+        clients[0].get("/positions", params={"source": "finsync"})
+        first = [finsync_positions(reader) for reader in readers]
+        simulators.finsync.state.store.set_balance(901, "2000.75")
+        clients[0].get("/positions", params={"source": "finsync"}, headers=REFRESH)
+        moved = [finsync_positions(reader) for reader in readers]
+        # A while later (heartbeats come every 0.1 s), neither stream got either change again.
+        later = [[reader.next_event(skip_comments=False) for _ in range(5)] for reader in readers]
+    assert first[0].id == first[1].id
+    assert [event.id for event in moved] == [moved[0].id, moved[0].id]
+    assert [event.data["changed_accounts"] for event in moved] == [["finsync:901"]] * 2
+    for events in later:
+        again = [e for e in events if e is not None and e.type == "positions"]
+        assert not [e for e in again if e.data["source"] == "finsync"]
