@@ -318,8 +318,8 @@ class Metrics:
         self.events_resets = Counter(
             "tesoro_events_resets",
             "Streams sent `reset`, by reason: slow_consumer (its queue was full: closed, its "
-            "events dropped), unknown_id, before_retention, too_far_behind, history_off "
-            "(a Last-Event-ID that could not be replayed).",
+            "events dropped), unknown_id, before_retention, too_far_behind, history_off, "
+            "history_unavailable (a Last-Event-ID that could not be replayed).",
             ["reason"],
             registry=self.registry,
         )

@@ -37,6 +37,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from app.domain.observations import Observation
+from app.services.history import STORE_ERRORS
 from app.services.shared import PREFIX, SharedDataError, SharedTierUnavailableError
 from app.services.treasury import CONSENT_EXPIRY_NOTICE, Connection, FinqwareConnection
 
@@ -500,7 +501,16 @@ class EventHub:
         return event.encode(position)
 
     async def _start(self, last_event_id: str | None) -> tuple[int, list[Change], str | None]:
-        """Where a stream starts: its position, what it replays, and why it is reset (if)."""
+        """Where a stream starts: its position, what it replays, and why it is reset (if).
+        The store down never ends a stream: it starts where this hub is, reset if it asked
+        for a replay."""
+        try:
+            return await self._plan(last_event_id)
+        except STORE_ERRORS as exc:
+            logger.warning("events: history unreadable (%s) as a stream starts", type(exc).__name__)
+            return self._position, [], None if last_event_id is None else "history_unavailable"
+
+    async def _plan(self, last_event_id: str | None) -> tuple[int, list[Change], str | None]:
         latest = await self._latest()
         if last_event_id is None:
             return latest, [], None

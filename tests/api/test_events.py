@@ -326,3 +326,14 @@ def test_every_kind_of_event_has_the_shape_the_spec_gives_it() -> None:
         received[0].data["reason"]
         in variants["reset"]["properties"]["data"]["contentSchema"]["properties"]["reason"]["enum"]
     )
+
+
+def test_a_store_that_cannot_be_read_resets_a_replay_and_the_stream_goes_on() -> None:
+    log = MemoryLog(down=True)
+    with served(log) as client, stream(client, {"Last-Event-ID": "3"}) as reader:
+        event = reader.next_event()
+        assert event is not None
+        assert (event.type, event.data) == ("reset", {"reason": "history_unavailable"})
+        ready(reader)
+        log.write(observation(4, accounts={"finsync:101": Decimal(4)}))
+        assert [(e.type, e.id) for e in reader.events(2)] == [("source", "3"), ("positions", "4")]

@@ -84,6 +84,7 @@ class MemoryLog:
     listeners: list[Callable[[Observation], None]] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop | None = None
     ready: threading.Event = field(default_factory=threading.Event)
+    down: bool = False  # the store cannot be read: reads fail as a lost database does
 
     def add_listener(self, listener: Callable[[Observation], None]) -> None:
         self.listeners.append(listener)
@@ -104,6 +105,8 @@ class MemoryLog:
         self.loop.call_soon_threadsafe(tell)
 
     def _kept(self) -> list[Observation]:
+        if self.down:
+            raise ConnectionError("the history store is unreachable")
         first = self.store.first
         return sorted(
             (row for row in self.store.rows if first is None or row.seq >= first),

@@ -176,6 +176,7 @@ _EVENT_SCHEMA: dict[str, Any] = {
                         "before_retention",
                         "too_far_behind",
                         "history_off",
+                        "history_unavailable",
                         "slow_consumer",
                     ],
                 }
@@ -197,7 +198,8 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
         "- `consent`: a bank consent in its last 14 days, at the start of each stream and "
         "once a day: `source`, `expires_at`, `expired`, `days_left`, `message`.\n"
         "- `reset`: what was missed cannot be told (`reason`: `unknown_id`, "
-        "`before_retention`, `too_far_behind`, `history_off`, or `slow_consumer`, after "
+        "`before_retention`, `too_far_behind`, `history_off`, `history_unavailable`, or "
+        "`slow_consumer`, after "
         "which the stream ends): refetch everything.\n\n"
         "An `id` is the stream's position in history: send the last one received as "
         "`Last-Event-ID` to be replayed what happened since. A comment line (`: keep-alive`) "
