@@ -353,10 +353,14 @@ class EventHub:
         """Observations the other replicas wrote, heard on the Redis channel; subscribed
         again after Redis trouble."""
         assert self.shared is not None
+        listening = True  # logged when it changes, not at each attempt
         while True:
             pubsub = self.shared.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
+                if not listening:
+                    logger.info("events channel subscribed again: the other replicas' events flow")
+                    listening = True
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None or message.get("type") != "message":
@@ -370,11 +374,15 @@ class EventHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis trouble: the other replicas' events wait
-                logger.warning(
-                    "events channel unavailable (%s); subscribing again in %g s",
-                    type(exc).__name__,
-                    _RESUBSCRIBE_SECONDS,
-                )
+                if listening:
+                    logger.warning(
+                        "events channel unavailable (%s); the other replicas' events reach "
+                        "this replica's streams only by replay until it is back (tried every "
+                        "%g s)",
+                        type(exc).__name__,
+                        _RESUBSCRIBE_SECONDS,
+                    )
+                    listening = False
             finally:
                 with suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream

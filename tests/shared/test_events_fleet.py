@@ -158,3 +158,26 @@ def test_with_the_real_recorder_a_change_one_replica_stores_reaches_both_streams
     for events in later:
         again = [e for e in events if e is not None and e.type == "positions"]
         assert not [e for e in again if e.data["source"] == "finsync"]
+
+
+def test_after_a_redis_restart_the_replicas_hear_each_other_again(
+    redis_server: RedisServer,
+) -> None:
+    with fleet(redis_server, Store()) as [(log_a, _), (_, url_b)]:
+        redis_server.stop()
+        redis_server.start()
+        deadline = time.monotonic() + 15
+        while b":2\r\n" not in redis_server.command("PUBSUB", "NUMSUB", CHANNEL):
+            assert time.monotonic() < deadline, "the replicas never subscribed again"
+            time.sleep(0.1)
+        with (
+            httpx2.Client(base_url=url_b, timeout=5) as client,
+            client.stream("GET", "/events") as response,
+        ):
+            reader = EventReader(response)
+            first = reader.next_event(skip_comments=False)
+            assert first is not None
+            assert first.type == "comment"
+            log_a.write(observation(1, accounts={"finsync:101": Decimal(1)}))
+            events = reader.events(2)
+    assert [(event.type, event.id) for event in events] == [("source", "0"), ("positions", "1")]
