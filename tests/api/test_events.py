@@ -19,6 +19,7 @@ import pytest
 
 from app.main import create_app
 from app.sandbox.wiring import FINQWARE_SANDBOX_URL, FINSYNC_SANDBOX_URL
+from app.services.events import EventHub
 from app.settings import Settings
 from tests.support.apps import upstream_settings
 from tests.support.events import EventReader, MemoryLog, Store, observation
@@ -337,3 +338,29 @@ def test_a_store_that_cannot_be_read_resets_a_replay_and_the_stream_goes_on() ->
         ready(reader)
         log.write(observation(4, accounts={"finsync:101": Decimal(4)}))
         assert [(e.type, e.id) for e in reader.events(2)] == [("source", "3"), ("positions", "4")]
+
+
+@pytest.mark.anyio
+async def test_a_consent_in_its_notice_is_told_again_each_new_day_once() -> None:
+    now = datetime.now(UTC)
+    settings = upstream_settings(
+        FINSYNC_SANDBOX_URL,
+        FINQWARE_SANDBOX_URL,
+        expiries={"bt-main": now + timedelta(days=3, hours=1)},
+        auth_disabled=True,
+        **FAST,
+    )
+    app = create_app(settings, transport=Simulators.fresh().transport())
+    async with app.router.lifespan_context(app) as state:
+        assert state is not None
+        hub: EventHub = state["services"].events
+        subscriber = hub.subscribe()
+        hub.check_consents()  # the same day as at start: told at the start of each stream
+        assert subscriber.queue.empty()
+        hub.clock = lambda: now + timedelta(days=1)
+        hub.check_consents()
+        hub.check_consents()  # that day is told once
+        batch = subscriber.queue.get_nowait()
+        assert subscriber.queue.empty()
+        hub.unsubscribe(subscriber)
+    assert [(event.type, event.data["days_left"]) for event in batch.events] == [("consent", 2)]
