@@ -530,6 +530,8 @@ def create_app(
                 "Idempotency-Key",
                 "X-Request-ID",
                 "Cache-Control",
+                # A browser's stream client resumes GET /events with it.
+                "Last-Event-ID",
             ],
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,

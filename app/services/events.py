@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Coroutine, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,6 +55,8 @@ REPLAY_PAGE = 500
 _SEEN = 10_000
 # How often the hub looks whether a consent entered a new day of its notice.
 CONSENT_CHECK_SECONDS = 600.0
+# How long closing waits for the last publishes to the other replicas.
+PUBLISH_GRACE_SECONDS = 2.0
 # Between two attempts to (re)subscribe to the Redis channel.
 _RESUBSCRIBE_SECONDS = 2.0
 
@@ -287,6 +289,7 @@ class EventHub:
     _states: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict, init=False)
     _consent_days: dict[str, int] = field(default_factory=dict, init=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _publishing: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _position: int = field(default=0, init=False)
 
     # --- life ---------------------------------------------------------------------------
@@ -302,16 +305,23 @@ class EventHub:
             self._spawn(self._listen())
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        # What history wrote last (its final flush comes just before) still reaches the other
+        # replicas: publishes in flight are awaited, each bounded by the Redis time-out.
+        if self._publishing:
+            await asyncio.wait(set(self._publishing), timeout=PUBLISH_GRACE_SECONDS)
+        for task in [*self._tasks, *self._publishing]:
             task.cancel()
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._publishing]:
             with suppress(asyncio.CancelledError):
                 await task
 
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(
+        self, work: Coroutine[Any, Any, None], tasks: set[asyncio.Task[None]] | None = None
+    ) -> None:
+        held = self._tasks if tasks is None else tasks
+        task = asyncio.get_running_loop().create_task(work)
+        held.add(task)
+        task.add_done_callback(held.discard)
 
     # --- what happens -------------------------------------------------------------------
 
@@ -320,7 +330,7 @@ class EventHub:
         change = Change.of(observation)
         self._deliver(change)
         if self.shared is not None:
-            self._spawn(self._publish(change))
+            self._spawn(self._publish(change), self._publishing)
 
     async def _publish(self, change: Change) -> None:
         assert self.shared is not None

@@ -364,3 +364,19 @@ async def test_a_consent_in_its_notice_is_told_again_each_new_day_once() -> None
         assert subscriber.queue.empty()
         hub.unsubscribe(subscriber)
     assert [(event.type, event.data["days_left"]) for event in batch.events] == [("consent", 2)]
+
+
+def test_a_browser_on_an_allowed_origin_may_resume_a_stream() -> None:
+    origin = "https://app.example.com"
+    with served(MemoryLog(), cors_origins=[origin]) as client:
+        preflight = client.options(
+            "/events",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, last-event-id",
+            },
+        )
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert {"authorization", "last-event-id"} <= {part.strip() for part in allowed.split(",")}
