@@ -179,8 +179,11 @@ def openapi_settings(**overrides: Any) -> Settings:
     The spec must not depend on the machine that exports it (e.g. TESORO_PUBLIC_BASE_URL
     sets its `servers` entry), or the committed copy would differ from one host to another.
     Tests pass `overrides` (API keys) to serve that spec without the environment's say.
+    History is off unless asked (the spec is the same either way): an app started to serve
+    the spec never leaves a history file where it runs.
     """
-    return _DefaultSettings(sandbox=True, **{"public_base_url": PUBLISHED_BASE_URL, **overrides})
+    defaults: dict[str, Any] = {"public_base_url": PUBLISHED_BASE_URL, "history_enabled": False}
+    return _DefaultSettings(sandbox=True, **{**defaults, **overrides})
 
 
 def openapi_document() -> dict[str, object]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
@@ -447,9 +447,9 @@ class HistoryGap(_Model):
     source: str | None = Field(
         description="The connection (as in `sources`); null when tesoro itself was not running."
     )
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
-    reason: str = Field(
+    started_at: AwareDatetime = Field(description="When the stretch starts.")
+    ended_at: AwareDatetime = Field(description="When it ends.")
+    reason: Literal["unobserved", "store_unavailable", "not_running"] = Field(
         description="`unobserved` (longer than twice its observe interval without an "
         "observation), `store_unavailable` (observations dropped while the store was down) "
         "or `not_running` (no replica of tesoro was running)."
@@ -463,7 +463,7 @@ class HistoryResponse(Meta):
         description="One per interval end, oldest first; those before history starts are left out."
     )
     gaps: list[HistoryGap] = Field(description="Stretches without observations, oldest first.")
-    interval: str = Field(description="`hour`, `day` or `week`.")
+    interval: Literal["hour", "day", "week"] = Field(description="The points' spacing.")
     tz: str = Field(description="The IANA time zone in which intervals end.")
     starts_at: AwareDatetime = Field(description="`from`, as asked.")
     ends_at: AwareDatetime = Field(description="`to`, as asked (or now).")

@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
@@ -48,6 +47,7 @@ logger = logging.getLogger(__name__)
 # whose figures did not change between two loads is not written again, and a past answer is
 # rebuilt with the load time of the observation it is read from.
 LOADED_AT = "@fetched_at"
+_LOADED_AT_JSON = json.dumps(LOADED_AT)
 _MOMENT = TypeAdapter(AwareDatetime)
 
 Listener = Callable[[Observation], None]
@@ -67,26 +67,18 @@ def moment_json(moment: datetime) -> str:
     return written
 
 
-def _replace(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return new if value == old else value
-    if isinstance(value, list):
-        return [_replace(item, old, new) for item in value]
-    if isinstance(value, dict):
-        return {name: _replace(item, old, new) for name, item in value.items()}
-    return value
-
-
 def position_record(position: Position) -> str:
-    """The position as stored: its JSON with its load time (wherever it appears) left out."""
-    dumped = position.model_dump(mode="json")
-    loaded = dumped["fetched_at"]
-    return json.dumps(_replace(dumped, loaded, LOADED_AT), separators=(",", ":"))
+    """The position as stored: its JSON with its load time (every stamp equal to it, the
+    position's own `fetched_at` included) written as a placeholder."""
+    loaded = json.dumps(moment_json(position.fetched_at))
+    return position.model_dump_json().replace(loaded, _LOADED_AT_JSON)
 
 
 def position_from_record(record: str, fetched_at: datetime) -> Position:
     """A stored position as it was served when loaded at `fetched_at`."""
-    return Position.model_validate(_replace(json.loads(record), LOADED_AT, moment_json(fetched_at)))
+    return Position.model_validate_json(
+        record.replace(_LOADED_AT_JSON, json.dumps(moment_json(fetched_at)))
+    )
 
 
 def figures_of(position: Position) -> AccountFigures:

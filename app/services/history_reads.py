@@ -180,6 +180,14 @@ def _light_position(key: str, figures: AccountFigures, kind: str) -> Position:
         account_name="",
         reported=_UNREAD,
         fetched_at=_EPOCH,
+        # Every field given: pydantic then looks up no default (that costs more than the rest).
+        available=figures.available,
+        available_with_credit_line=None,
+        balance_type=None,
+        balance_type_fallback=False,
+        balances=[],
+        credit_line=figures.credit_line,
+        as_of=figures.as_of,
     )
 
 

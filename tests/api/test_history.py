@@ -239,7 +239,7 @@ async def test_history_points_carry_the_totals_last_observed_at_each_end(
         ("from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", "from", "after"),
         ("from=2026-11-01T00:00:00Z&interval=minute", "interval", ""),
         ("from=2026-11-01T00:00:00Z&tz=Mars/Olympus_Mons", "tz", "IANA"),
-        ("from=2020-01-01T00:00:00Z&to=2026-11-01T00:00:00Z&interval=hour", "interval", "10000"),
+        ("from=2020-01-01T00:00:00Z&to=2026-11-01T00:00:00Z&interval=hour", "from", "10000"),
     ],
 )
 async def test_a_history_window_tesoro_cannot_chart_is_a_422_saying_which(

@@ -25,6 +25,8 @@ PROTECTED = {
     ("post", "/counterparties"): "write",
     ("get", "/positions"): "read",
     ("get", "/events"): "read",
+    ("get", "/positions/history"): "read",
+    ("get", "/positions/changes"): "read",
 }
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
@@ -41,6 +43,9 @@ MONEY_NAMES = {
     "available",
     "credit_line",
     "reported",
+    "delta",
+    "before",
+    "after",
 }
 
 
@@ -114,6 +119,8 @@ def test_operation_ids_are_readable(spec: dict[str, Any]) -> None:
         ("get", "/counterparties/{counterparty_id}"): "get_counterparty",
         ("get", "/positions"): "list_positions",
         ("get", "/events"): "stream_events",
+        ("get", "/positions/history"): "get_positions_history",
+        ("get", "/positions/changes"): "list_position_changes",
         ("get", "/healthz"): "get_health",
         ("get", "/readyz"): "get_readiness",
         ("get", "/metrics"): "get_metrics",

@@ -50,6 +50,10 @@ from app.settings import Settings
 
 router = APIRouter(tags=["positions"])
 
+# Instants are read by the route itself (an offset required, never in the future: a 422 that
+# names the parameter); the schema says what they look like.
+INSTANT: dict[str, Any] = {"format": "date-time"}
+
 # Past answers change only if a late observation lands before the instant: kept briefly.
 PAST_MAX_AGE_SECONDS = 60
 
@@ -185,11 +189,15 @@ async def get_positions_history(
         Query(
             alias="from",
             description="The window's start: an RFC 3339 instant with its offset.",
+            json_schema_extra=INSTANT,
         ),
     ],
     to: Annotated[
         str | None,
-        Query(description="The window's end (default now): an RFC 3339 instant with offset."),
+        Query(
+            description="The window's end (default now): an RFC 3339 instant with offset.",
+            json_schema_extra=INSTANT,
+        ),
     ] = None,
     interval: Annotated[Interval, Query(description="The points' spacing.")] = "day",
     tz: Annotated[
@@ -218,15 +226,12 @@ async def get_positions_history(
         raise _invalid(
             "tz", "not an IANA time zone (e.g. America/Argentina/Buenos_Aires)"
         ) from None
+    too_many = f"the window from `from` to `to` holds more than {MAX_POINTS} {interval} points"
     if count_points(start, end, interval) > MAX_POINTS + 1:
-        raise _invalid(
-            "interval", f"the window holds more than {MAX_POINTS} {interval} points: narrow it"
-        )
+        raise _invalid("from", f"{too_many}: narrow it, or ask for a longer interval")
     ends = interval_ends(start, end, interval, zone)
     if len(ends) > MAX_POINTS:
-        raise _invalid(
-            "interval", f"the window holds more than {MAX_POINTS} {interval} points: narrow it"
-        )
+        raise _invalid("from", f"{too_many}: narrow it, or ask for a longer interval")
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     keys = [c.key for c in scope]
     reader = _reader(request, settings)
@@ -283,9 +288,15 @@ async def list_position_changes(
     caller: Reader,
     treasury: TreasuryDep,
     settings: SettingsDep,
-    since: Annotated[str, Query(description="An RFC 3339 instant with its offset.")],
+    since: Annotated[
+        str, Query(description="An RFC 3339 instant with its offset.", json_schema_extra=INSTANT)
+    ],
     until: Annotated[
-        str | None, Query(description="An RFC 3339 instant with its offset (default now).")
+        str | None,
+        Query(
+            description="An RFC 3339 instant with its offset (default now).",
+            json_schema_extra=INSTANT,
+        ),
     ] = None,
     currency: Currencies = None,
     kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,

@@ -11,7 +11,7 @@ from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
-from app.api.routes.history import answer_as_of
+from app.api.routes.history import INSTANT, answer_as_of
 from app.domain.counterparties import paginate
 from app.domain.ids import COUNTERPARTY_ID_PATTERN
 from app.domain.models import (
@@ -92,7 +92,8 @@ async def list_positions(
         str | None,
         Query(
             description="An RFC 3339 instant with its offset, not in the future: the answer "
-            "as tesoro observed it then (404 `history-not-available` before history starts)."
+            "as tesoro observed it then (404 `history-not-available` before history starts).",
+            json_schema_extra=INSTANT,
         ),
     ] = None,
 ) -> Response:
