@@ -19,7 +19,7 @@ import pytest
 
 from app.main import create_app
 from app.sandbox.wiring import FINQWARE_SANDBOX_URL, FINSYNC_SANDBOX_URL
-from app.services.events import EventHub
+from app.services.events import MAX_REPLAY, EventHub
 from app.settings import Settings
 from tests.support.apps import upstream_settings
 from tests.support.events import EventReader, MemoryLog, Store, observation
@@ -380,3 +380,16 @@ def test_a_browser_on_an_allowed_origin_may_resume_a_stream() -> None:
     assert preflight.status_code == 200
     allowed = preflight.headers["access-control-allow-headers"].lower()
     assert {"authorization", "last-event-id"} <= {part.strip() for part in allowed.split(",")}
+
+
+def test_a_client_too_far_behind_is_reset_rather_than_replayed_without_bound() -> None:
+    log = MemoryLog()
+    log.store.rows.extend(observation(seq, source="finsync") for seq in range(1, MAX_REPLAY + 3))
+    with served(log) as client, stream(client, {"Last-Event-ID": "1"}) as reader:
+        event = reader.next_event()
+    assert event is not None
+    assert (event.type, event.id, event.data) == (
+        "reset",
+        str(MAX_REPLAY + 2),
+        {"reason": "too_far_behind"},
+    )
