@@ -38,6 +38,7 @@ from app.logs import add_secrets
 from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
+from app.services.events import EventHub, EventMetrics, ObservationLog
 from app.services.history import STORE_ERRORS, HistoryRecorder
 from app.services.idempotency import IdempotencyStore
 from app.services.observing import Lease, Observer
@@ -95,6 +96,7 @@ TAGS = [
     {"name": "counterparties", "description": "Who the company holds balances with."},
     {"name": "positions", "description": "Interpreted balances and totals per currency."},
     {"name": "rates", "description": "Exchange rates for a reporting currency, every leg shown."},
+    {"name": "events", "description": "Changes as they happen, as server-sent events."},
     {"name": "operations", "description": "Probes and metrics for orchestrators."},
 ]
 
@@ -292,6 +294,7 @@ def _build_services(
     shared: RedisTier | None = None,
     heap: HeapPolicy = KEEP_HEAP,
     history: HistoryRecorder | None = None,
+    observations: ObservationLog | None = None,
 ) -> Services:
     connections: list[Connection] = []
     # Each new data state and status of a connection is recorded (not the account names').
@@ -404,7 +407,35 @@ def _build_services(
             on_abandoned=metrics.observe_abandoned_build,
         ),
         rates=_rates(settings, stack, transport, metrics, tracing, breakers),
+        events=_event_hub(
+            settings, treasury, metrics, shared, history if observations is None else observations
+        ),
         history=history,
+    )
+
+
+def _event_hub(
+    settings: Settings,
+    treasury: Treasury,
+    metrics: Metrics,
+    shared: RedisTier | None,
+    log: ObservationLog | None,
+) -> EventHub:
+    """GET /events' hub: fed by history's recorder, and through Redis by the other replicas."""
+    metrics.declare_events()
+    return EventHub(
+        log=log,
+        connections=treasury.connections,
+        shared=shared,
+        max_subscribers=settings.events_max_subscribers,
+        queue_size=settings.events_queue_size,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        metrics=EventMetrics(
+            subscribers=metrics.events_subscribers.set,
+            sent=lambda kind: metrics.events_sent.labels(kind).inc(),
+            reset=lambda reason: metrics.events_resets.labels(reason).inc(),
+            refused=metrics.events_refused.inc,
+        ),
     )
 
 
@@ -529,10 +560,12 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     tracing: Tracing | None = None,
     heap: HeapPolicy = KEEP_HEAP,
+    observations: ObservationLog | None = None,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
     `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
-    told of every snapshot stored and replaced (the server's heap policy)."""
+    told of every snapshot stored and replaced (the server's heap policy); `observations`
+    is the history the events are told of and replay from (tests)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
@@ -566,8 +599,11 @@ def create_app(
             history = await _history(settings, stack, metrics, shared=shared is not None)
             app.state.history = history
             services = _build_services(
-                settings, stack, transport, metrics, tracing, shared, heap, history
+                settings, stack, transport, metrics, tracing, shared, heap, history, observations
             )
+            # Listening before history writes anything; closed after history's last write.
+            await services.events.start()
+            stack.push_async_callback(services.events.close)
             if history is not None:
                 await history.start()
                 stack.push_async_callback(history.stop)
@@ -630,6 +666,8 @@ def create_app(
                 "Idempotency-Key",
                 "X-Request-ID",
                 "Cache-Control",
+                # A browser's stream client resumes GET /events with it.
+                "Last-Event-ID",
             ],
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
             max_age=600,

@@ -351,6 +351,12 @@ class Settings(BaseSettings):
     fx_max_age_days: Annotated[int, Field(ge=0, le=366)] = 7
     # How long the latest fixing of a series stays fresh (past fixings never change).
     fx_ttl_seconds: Annotated[float, Field(gt=0)] = 900
+    # GET /events: streams one process holds (one more is a 503), how often an idle stream
+    # gets a comment line (proxies close silent connections), and how many events may wait
+    # for one stream before it is reset as too slow.
+    events_max_subscribers: Annotated[int, Field(ge=1)] = 1000
+    events_heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    events_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 256
     # History: what tesoro observed, kept in this database (a SQLAlchemy URL: sqlite:///file
     # or postgresql://user:password@host/db). A secret (it may hold a password): shown only
     # as database_url_shown().

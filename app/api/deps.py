@@ -13,6 +13,7 @@ from app.api.errors import NotReadyError
 from app.api.state import Services, get_settings
 from app.metrics import Metrics
 from app.services.directory import Directory
+from app.services.events import EventHub
 from app.services.idempotency import IdempotencyStore
 from app.services.rates import Rates
 from app.services.treasury import Treasury
@@ -52,6 +53,10 @@ async def get_rates(request: Request) -> Rates:
     return _services(request).rates
 
 
+async def get_events(request: Request) -> EventHub:
+    return _services(request).events
+
+
 async def wants_refresh(
     cache_control: Annotated[
         str | None,
@@ -74,6 +79,7 @@ DirectoryDep = Annotated[Directory, Depends(get_directory)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
 RatesDep = Annotated[Rates, Depends(get_rates)]
+EventsDep = Annotated[EventHub, Depends(get_events)]
 Refresh = Annotated[bool, Depends(wants_refresh)]
 Reader = Annotated[Caller, Security(authenticate, scopes=["read"])]
 Writer = Annotated[Caller, Security(authenticate, scopes=["write"])]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.routes import counterparties, health, history, metrics, positions, rates
+from app.api.routes import counterparties, events, health, history, metrics, positions, rates
 
 api_router = APIRouter()
 api_router.include_router(counterparties.router)
 api_router.include_router(positions.router)
 api_router.include_router(rates.router)
+api_router.include_router(events.router)
 api_router.include_router(history.router)
 api_router.include_router(health.router)
 api_router.include_router(metrics.router)

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from app.api.answers import AnswerCache
 from app.services.directory import Directory
+from app.services.events import EventHub
 from app.services.history import HistoryRecorder
 from app.services.idempotency import IdempotencyStore
 from app.services.rates import Rates
@@ -25,6 +26,7 @@ class Services:
     idempotency: IdempotencyStore
     answers: AnswerCache
     rates: Rates
+    events: EventHub
     history: HistoryRecorder | None = None  # None: history is off
 
 

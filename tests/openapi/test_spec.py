@@ -25,6 +25,7 @@ PROTECTED = {
     ("post", "/counterparties"): "write",
     ("get", "/positions"): "read",
     ("get", "/rates"): "read",
+    ("get", "/events"): "read",
     ("get", "/positions/history"): "read",
     ("get", "/positions/changes"): "read",
 }
@@ -119,6 +120,7 @@ def test_operation_ids_are_readable(spec: dict[str, Any]) -> None:
         ("get", "/counterparties/{counterparty_id}"): "get_counterparty",
         ("get", "/positions"): "list_positions",
         ("get", "/rates"): "list_rates",
+        ("get", "/events"): "stream_events",
         ("get", "/positions/history"): "get_positions_history",
         ("get", "/positions/changes"): "list_position_changes",
         ("get", "/healthz"): "get_health",
