@@ -30,6 +30,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import LoadState, SnapshotCache
+from app.console import install_console, install_docs
 from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
@@ -376,6 +377,10 @@ def create_app(
         lifespan=lifespan,
         # `/positions/` is a 404, never a redirect: a redirect would be built from `Host`.
         redirect_slashes=False,
+        # /docs is served from the package (app.console), never from a CDN; no /redoc.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -413,4 +418,6 @@ def create_app(
     app.add_middleware(RequestIds, settings=settings)
     app.include_router(api_router)
     install_openapi(app)
+    install_docs(app)
+    install_console(app, settings)
     return app
