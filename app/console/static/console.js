@@ -24,7 +24,8 @@ const state = {
   sort: null, // {key, dir}
   loading: null,
   timer: null,
-  consolidated: "unknown", // "unknown" | "yes" | "no"
+  // What this tesoro serves, read from its OpenAPI document (no probing for 404s).
+  features: { consolidated: false, history: false, events: false },
   createKey: null, // {key, fingerprint}: reused only while an attempt's outcome is unknown
   live: false,
 };
@@ -163,7 +164,7 @@ function positionsQuery(f) {
   const params = new URLSearchParams({ page_size: String(ALL_POSITIONS) });
   for (const name of ["kind", "source", "meaning", "currency"]) if (f[name]) params.set(name, f[name]);
   const report = $("report-currency").value;
-  if (report && state.consolidated !== "no") {
+  if (report && state.features.consolidated) {
     params.set("report_currency", report);
     params.set("rates", $("policy").value);
     if ($("rate-date").value) params.set("rate_date", $("rate-date").value);
@@ -197,7 +198,6 @@ async function load({ focus = false, reload = false } = {}) {
     state.body = body;
     state.serverDate = Date.parse(response.headers.get("Date")) || Date.now();
     state.rows = ids ? body.positions.filter((p) => ids.has(p.counterparty_id)) : body.positions;
-    if ($("report-currency").value) state.consolidated = "consolidated" in body ? "yes" : "no";
     showNotice("");
     return true;
   })();
@@ -231,6 +231,7 @@ function stopPolling() {
 // Server-sent events when this tesoro has them: read with fetch (EventSource cannot send a
 // bearer header). Absent (404), the page keeps polling.
 async function listen() {
+  if (!state.features.events) return;
   let response;
   try {
     response = await call("events", { headers: { Accept: "text/event-stream" } });
@@ -396,7 +397,7 @@ function renderTotals() {
 function renderConsolidated() {
   const box = $("consolidated");
   const c = state.body.consolidated;
-  if (state.consolidated === "no") {
+  if (!state.features.consolidated) {
     $("consolidated-form").hidden = true;
     showConsolidatedNote(t("consolidatedOff"));
     box.hidden = true;
@@ -495,6 +496,12 @@ function renderPositions() {
 async function loadHistory() {
   const note = $("history-note");
   const box = $("history");
+  if (!state.features.history) {
+    note.hidden = false;
+    note.textContent = t("historyOff");
+    box.hidden = true;
+    return;
+  }
   const now = new Date(state.serverDate || Date.now());
   const since = new Date(now.getTime() - 86400000).toISOString();
   const from = new Date(now.getTime() - 30 * 86400000).toISOString();
@@ -622,12 +629,31 @@ function wire() {
   $("create-form").addEventListener("submit", createCounterparty);
 }
 
+// The contract says what this tesoro serves: routes and parameters added by later versions
+// (a reporting currency, history, events) appear in it, and the page shows them only then.
+async function features() {
+  try {
+    const response = await fetch(API + "openapi.json");
+    const spec = await response.json();
+    const paths = spec.paths || {};
+    const positions = (paths["/positions"] || {}).get || {};
+    return {
+      consolidated: (positions.parameters || []).some((p) => p.name === "report_currency"),
+      history: Boolean(paths["/positions/history"]) && Boolean(paths["/positions/changes"]),
+      events: Boolean(paths["/events"]),
+    };
+  } catch {
+    return { consolidated: false, history: false, events: false };
+  }
+}
+
 async function main() {
   state.lang = pickLanguage();
   wire();
   applyLanguage();
   const response = await fetch("config.json", { cache: "no-cache" });
   state.config = await response.json();
+  state.features = await features();
   if (state.config.auth_required && !key()) {
     askForKey("");
     return;

@@ -1,0 +1,328 @@
+"""The console in headless Chromium: its figures are the API's, its table moves as the API
+would, connections' health changes without a reload, keys behave, and the page is clean
+(no other host, no console error, no CSP violation, no serious accessibility problem)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from tests.console.conftest import (
+    AXE,
+    READER_KEY,
+    SCREENSHOTS,
+    WRITER_KEY,
+    Stack,
+    figure,
+    loaded,
+    open_console,
+    settle,
+    text_of,
+    wait_until,
+    written,
+)
+
+pytestmark = pytest.mark.e2e
+
+MEANINGS = ("cash", "overdraft", "receivable", "payable")
+
+
+def switch_language(driver: WebDriver, lang: str) -> None:
+    Select(driver.find_element(By.ID, "lang")).select_by_value(lang)
+    wait_until(driver, lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == lang)
+
+
+def table_accounts(driver: WebDriver) -> list[str]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#positions tbody tr[data-account]")
+    return [str(row.get_attribute("data-account")) for row in rows]
+
+
+def health(driver: WebDriver) -> dict[str, str]:
+    # Read in one go: the page redraws the table each time it looks again.
+    found: dict[str, str] = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#health tbody tr')]"
+        ".map(r => [r.dataset.source, r.dataset.status]))"
+    )
+    return found
+
+
+def health_text(driver: WebDriver, source: str) -> str:
+    text: str = driver.execute_script(
+        "const r = document.querySelector(`#health tr[data-source='${arguments[0]}']`);"
+        "return r ? r.textContent : ''",
+        source,
+    )
+    return text
+
+
+def errors_in_log(driver: WebDriver) -> list[dict[str, Any]]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_the_figures_on_the_page_are_the_api_figures_written_the_local_way(
+    page: WebDriver, sandbox: Stack, lang: str
+) -> None:
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    switch_language(page, lang)
+    body = sandbox.api("/positions", page_size=25).json()
+
+    for total in body["totals"]:
+        row = page.find_element(By.CSS_SELECTOR, f'#totals tr[data-currency="{total["currency"]}"]')
+        cells = row.find_elements(By.CSS_SELECTOR, "td")
+        shown = [figure(text_of(c)) for c in cells]
+        expected = [written(total[m], lang) for m in (*MEANINGS, "net")]
+        assert shown == expected, total["currency"]
+        # What is owed is marked in words, never by colour alone.
+        for cell, meaning in zip(cells, (*MEANINGS, "net"), strict=True):
+            owed_label = {"en": "owed", "es": "deuda"}[lang]
+            assert (owed_label in text_of(cell)) == (Decimal(total[meaning]) < 0)
+
+    # Page 1 of the table is the API's page 1 (25 a page, its order), figure by figure.
+    assert table_accounts(page) == [p["account_id"] for p in body["positions"]]
+    for position in body["positions"][::5]:
+        row = page.find_element(By.CSS_SELECTOR, f'tr[data-account="{position["account_id"]}"]')
+        amount = row.find_element(By.CSS_SELECTOR, "td.num")
+        assert figure(text_of(amount)) == written(position["amount"], lang)
+        assert text_of(row.find_element(By.TAG_NAME, "th")) == position["counterparty_name"]
+    if lang == "es":
+        # es-AR: 1.234,56 — a sandbox figure with thousands, checked literally once.
+        assert "98.765.432.109,87" in page.find_element(By.ID, "positions").text
+
+
+def test_filters_search_paging_and_sorting_change_the_table_as_the_api_would(
+    page: WebDriver, sandbox: Stack
+) -> None:
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+
+    # Page 2 is the API's page 2.
+    page.find_element(By.ID, "next").click()
+    second = sandbox.api("/positions", page=2, page_size=25).json()["positions"]
+    assert table_accounts(page) == [p["account_id"] for p in second]
+    page.find_element(By.ID, "prev").click()
+
+    # Filters are the API's filters.
+    Select(page.find_element(By.ID, "f-kind")).select_by_value("external")
+    Select(page.find_element(By.ID, "f-meaning")).select_by_value("payable")
+    page.find_element(By.ID, "f-currency").send_keys("ars")
+    settle(page)
+    answer = sandbox.api("/positions", kind="external", meaning="payable", currency="ARS").json()
+    expected = [p["account_id"] for p in answer["positions"]]
+    wait_until(page, lambda d: table_accounts(d) == expected[:25])
+    totals = page.find_elements(By.CSS_SELECTOR, "#totals tbody tr")
+    assert [t.get_attribute("data-currency") for t in totals] == ["ARS"]
+
+    # Search is the API's (accent-insensitive): "cafe" finds Café del Sur's account.
+    page.find_element(By.ID, "f-q").send_keys("cafe")
+    settle(page)
+    found = sandbox.api("/counterparties", q="cafe").json()["items"]
+    ids = {c["id"] for c in found}
+    expected = [p["account_id"] for p in answer["positions"] if p["counterparty_id"] in ids]
+    assert expected
+    wait_until(page, lambda d: table_accounts(d) == expected)
+
+    # Clearing the filters, then sorting by amount: exact decimal order, largest first.
+    page.find_element(By.ID, "f-q").clear()
+    page.find_element(By.ID, "f-currency").clear()
+    Select(page.find_element(By.ID, "f-kind")).select_by_value("")
+    Select(page.find_element(By.ID, "f-meaning")).select_by_value("")
+    settle(page)
+    everything = sandbox.api("/positions").json()["positions"]
+    wait_until(page, lambda d: len(table_accounts(d)) == min(25, len(everything)))
+    button = page.find_element(By.CSS_SELECTOR, 'th[data-sort="amount"] button')
+    button.click()
+    button.click()
+    header = page.find_element(By.CSS_SELECTOR, 'th[data-sort="amount"]')
+    assert header.get_attribute("aria-sort") == "descending"
+    by_amount = sorted(everything, key=lambda p: Decimal(p["amount"]), reverse=True)
+    assert table_accounts(page) == [p["account_id"] for p in by_amount[:25]]
+
+
+def test_a_fault_turns_a_connection_stale_then_unavailable_and_recovery_clears_it(
+    page: WebDriver, sandbox: Stack
+) -> None:
+    open_console(page, sandbox)
+    wait_until(page, lambda d: health(d).get("finsync") == "ok")
+    page.execute_script("window.__same_page = true")
+    sandbox.fault(sandbox.finsync_url, mode="error")
+    try:
+        wait_until(page, lambda d: health(d).get("finsync") == "stale", seconds=30)
+        mark = page.find_element(By.ID, "state-mark")
+        assert mark.get_attribute("data-state") in ("stale", "partial")
+        # Why, in words and by its code.
+        wait_until(page, lambda d: "upstream_error" in health_text(d, "finsync"))
+        assert "the upstream answered with an error" in health_text(page, "finsync")
+        wait_until(page, lambda d: health(d).get("finsync") == "unavailable", seconds=30)
+        assert page.find_element(By.ID, "state-mark").get_attribute("data-state") == "partial"
+    finally:
+        sandbox.fault(sandbox.finsync_url)
+    wait_until(page, lambda d: health(d).get("finsync") == "ok", seconds=30)
+    assert page.execute_script("return window.__same_page === true")  # never reloaded
+
+
+def test_without_keys_nothing_is_asked_and_a_writer_may_create(
+    page: WebDriver, sandbox: Stack
+) -> None:
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    assert not page.find_element(By.ID, "key-section").is_displayed()
+    assert page.find_element(By.ID, "create-section").is_displayed()
+
+
+def _enter_key(driver: WebDriver, key: str) -> None:
+    wait_until(driver, lambda d: d.find_element(By.ID, "key-input").is_displayed())
+    field = driver.find_element(By.ID, "key-input")
+    field.send_keys(key)
+    field.submit()
+
+
+def test_the_key_flow_wrong_reader_writer_and_a_duplicate(page: WebDriver, keyed: Stack) -> None:
+    open_console(page, keyed)
+    # No key: asked, nothing else shown.
+    wait_until(page, lambda d: d.find_element(By.ID, "key-section").is_displayed())
+    assert not page.find_element(By.ID, "content").is_displayed()
+
+    # A wrong key explains itself and is not kept.
+    _enter_key(page, "not-a-key")
+    error = page.find_element(By.ID, "key-error")
+    wait_until(page, lambda d: error.is_displayed())
+    assert "401" in error.text
+    assert "not a valid API key" in error.text
+    assert page.execute_script("return sessionStorage.getItem('tesoro.key')") is None
+
+    # A reader sees the figures and no create form.
+    _enter_key(page, READER_KEY)
+    wait_until(page, loaded)
+    settle(page)
+    assert not page.find_element(By.ID, "create-section").is_displayed()
+    # The consent ending in four and a half days: 5 days left, on its connection.
+    assert "consent ends in 5 days" in health_text(page, "finqware:bt-main")
+    # The key is in the tab's storage, never in the address or the page.
+    assert READER_KEY not in page.current_url
+    assert READER_KEY not in str(page.page_source)
+
+    # A writer creates; the same name again is a 409, explained with the existing id.
+    page.find_element(By.ID, "forget-key").click()
+    _enter_key(page, WRITER_KEY)
+    wait_until(page, lambda d: d.find_element(By.ID, "create-section").is_displayed())
+    page.find_element(By.ID, "c-name").send_keys("Consola Prueba S.A.")
+    page.find_element(By.ID, "c-name").submit()
+    result = page.find_element(By.ID, "create-result")
+    wait_until(page, lambda d: "Created" in result.text)
+    created = re.search(r"\((finsync:\d+)\)", result.text)
+    assert created is not None
+    listed = keyed.api("/counterparties", q="consola prueba").json()["items"]
+    assert [c["id"] for c in listed] == [created.group(1)]
+
+    page.find_element(By.ID, "c-name").send_keys("CONSOLA  prueba s.a.")
+    page.find_element(By.ID, "c-name").submit()
+    wait_until(page, lambda d: "already exists" in result.text)
+    assert created.group(1) in result.text
+    # The only errors logged are the browser's notes of the refusals above (the wrong key's
+    # 401, the scope probe's 403 or 422, the duplicate's 409): no script error, no CSP one.
+    for entry in errors_in_log(page):
+        assert entry["source"] == "network", entry
+        assert re.search(r"status of (401|403|409|422) ", entry["message"]), entry
+
+
+def test_each_create_attempt_sends_its_own_idempotency_key(page: WebDriver, keyed: Stack) -> None:
+    open_console(page, keyed)
+    _enter_key(page, WRITER_KEY)
+    wait_until(page, lambda d: d.find_element(By.ID, "create-section").is_displayed())
+    # Watch the page's own requests from inside it (the wire is the browser's).
+    page.execute_script(
+        """
+        window.__sent = [];
+        const original = window.fetch;
+        window.fetch = (url, options = {}) => {
+          const headers = new Headers(options.headers || {});
+          if ((options.method || 'GET') === 'POST') window.__sent.push(
+            [headers.get('Idempotency-Key'), headers.get('Authorization') ? 'bearer' : null]);
+          return original(url, options);
+        };
+        """
+    )
+    for name in ("Consola Uno SRL", "Consola Dos SRL"):
+        page.find_element(By.ID, "c-name").send_keys(name)
+        page.find_element(By.ID, "c-name").submit()
+        wait_until(page, lambda d, n=name: n in d.find_element(By.ID, "create-result").text)
+    sent = page.execute_script("return window.__sent")
+    assert len(sent) == 2
+    assert all(key and auth == "bearer" for key, auth in sent)
+    assert sent[0][0] != sent[1][0]
+
+
+def test_no_other_host_no_console_error_no_csp_violation(page: WebDriver, sandbox: Stack) -> None:
+    for path in ("/console/", "/docs"):
+        page.get(sandbox.url + path)
+        if path == "/console/":
+            wait_until(page, loaded)
+        else:
+            wait_until(page, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock"))
+        settle(page)
+        urls = page.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name)"
+        )
+        assert urls
+        assert all(url.startswith(sandbox.url + "/") for url in urls), urls
+        assert errors_in_log(page) == []
+        response = httpx2.get(sandbox.url + path, timeout=10)
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+        assert response.headers["referrer-policy"] == "no-referrer"
+        assert "<script>" not in response.text  # every script is a file
+
+
+def _axe(driver: WebDriver) -> list[dict[str, Any]]:
+    driver.execute_script(AXE.read_text())
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(JSON.stringify(r.violations)));"
+    )
+    violations: list[dict[str, Any]] = json.loads(result)
+    return [v for v in violations if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_axe_finds_no_serious_or_critical_violation(
+    page: WebDriver, sandbox: Stack, lang: str
+) -> None:
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    switch_language(page, lang)
+    settle(page)
+    found = _axe(page)
+    assert found == [], [(v["id"], [n["target"] for n in v["nodes"]]) for v in found]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1366, 768), (390, 844)])
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_screenshots_and_no_horizontal_scrolling_of_the_page(
+    page: WebDriver, sandbox: Stack, lang: str, width: int, height: int
+) -> None:
+    page.set_window_size(width, height)
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    switch_language(page, lang)
+    settle(page)
+    scroll_width, inner_width = page.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll_width <= inner_width
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # The whole page, not only the first screen.
+    full = page.execute_script("return document.documentElement.scrollHeight")
+    page.set_window_size(width, max(height, full))
+    assert page.save_screenshot(str(SCREENSHOTS / f"console-{lang}-{width}x{height}.png"))
+    page.set_window_size(width, height)
+    assert page.save_screenshot(str(SCREENSHOTS / f"console-{lang}-{width}x{height}-top.png"))
