@@ -120,6 +120,4 @@ def install_docs(app: FastAPI) -> None:
         html = _templates.get_template("docs.html").render(title=f"{app.title} — API")
         return HTMLResponse(html, headers=headers)
 
-    app.mount(
-        "/docs/assets", WithHeaders(StaticFiles(directory=DOCS_ASSETS), headers), name="docs"
-    )
+    app.mount("/docs/assets", WithHeaders(StaticFiles(directory=DOCS_ASSETS), headers), name="docs")

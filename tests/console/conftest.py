@@ -16,9 +16,9 @@ from typing import Any
 import httpx2
 import pytest
 from selenium import webdriver
+from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -38,7 +38,7 @@ AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 # Short lifetimes so a fault shows on the page within seconds (the page polls as often as
 # FinSync's data expires, at least every 2 s).
-FAST = {
+FAST: dict[str, Any] = {
     "finsync_ttl_seconds": 1,
     "finqware_ttl_seconds": 1,
     "stale_if_error_seconds": 6,
@@ -127,10 +127,16 @@ def browser() -> Iterator[WebDriver]:
 def page(browser: WebDriver) -> Iterator[WebDriver]:
     """The browser with a clean tab state (no key, no language kept) and an empty log."""
     yield browser
-    browser.get_log("browser")
+    browser_log(browser)  # emptied for the next test
     if browser.current_url.startswith("http"):
         browser.execute_script("sessionStorage.clear()")
     browser.set_window_size(1366, 768)
+
+
+def browser_log(driver: WebDriver) -> list[dict[str, Any]]:
+    """What the page logged since the last call (console messages, network failures, CSP)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
 
 
 def wait_until(

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from tests.console.conftest import (
@@ -21,11 +21,11 @@ from tests.console.conftest import (
     SCREENSHOTS,
     WRITER_KEY,
     Stack,
+    browser_log,
     figure,
     loaded,
     open_console,
     settle,
-    text_of,
     wait_until,
     written,
 )
@@ -41,8 +41,30 @@ def switch_language(driver: WebDriver, lang: str) -> None:
 
 
 def table_accounts(driver: WebDriver) -> list[str]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#positions tbody tr[data-account]")
-    return [str(row.get_attribute("data-account")) for row in rows]
+    # Read in one go: the page redraws its tables each time it looks again.
+    accounts: list[str] = driver.execute_script(
+        "return [...document.querySelectorAll('#positions tbody tr[data-account]')]"
+        ".map(r => r.dataset.account)"
+    )
+    return accounts
+
+
+def totals_table(driver: WebDriver) -> dict[str, list[str]]:
+    """Each currency's cells as the page shows them (the figure and any label after it)."""
+    rows: dict[str, list[str]] = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#totals tbody tr')]"
+        ".map(r => [r.dataset.currency, [...r.querySelectorAll('td')].map(c => c.textContent)]))"
+    )
+    return rows
+
+
+def position_row(driver: WebDriver, account: str) -> list[str]:
+    cells: list[str] = driver.execute_script(
+        "const r = document.querySelector(`tr[data-account='${arguments[0]}']`);"
+        "return [...r.querySelectorAll('th, td')].map(c => c.textContent)",
+        account,
+    )
+    return cells
 
 
 def health(driver: WebDriver) -> dict[str, str]:
@@ -64,7 +86,7 @@ def health_text(driver: WebDriver, source: str) -> str:
 
 
 def errors_in_log(driver: WebDriver) -> list[dict[str, Any]]:
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    return [entry for entry in browser_log(driver) if entry["level"] == "SEVERE"]
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])
@@ -76,24 +98,23 @@ def test_the_figures_on_the_page_are_the_api_figures_written_the_local_way(
     switch_language(page, lang)
     body = sandbox.api("/positions", page_size=25).json()
 
+    shown_totals = totals_table(page)
+    assert set(shown_totals) == {total["currency"] for total in body["totals"]}
     for total in body["totals"]:
-        row = page.find_element(By.CSS_SELECTOR, f'#totals tr[data-currency="{total["currency"]}"]')
-        cells = row.find_elements(By.CSS_SELECTOR, "td")
-        shown = [figure(text_of(c)) for c in cells]
+        cells = shown_totals[total["currency"]]
         expected = [written(total[m], lang) for m in (*MEANINGS, "net")]
-        assert shown == expected, total["currency"]
+        assert [figure(c) for c in cells] == expected, total["currency"]
         # What is owed is marked in words, never by colour alone.
+        owed_label = {"en": "owed", "es": "deuda"}[lang]
         for cell, meaning in zip(cells, (*MEANINGS, "net"), strict=True):
-            owed_label = {"en": "owed", "es": "deuda"}[lang]
-            assert (owed_label in text_of(cell)) == (Decimal(total[meaning]) < 0)
+            assert (owed_label in cell) == (Decimal(total[meaning]) < 0)
 
     # Page 1 of the table is the API's page 1 (25 a page, its order), figure by figure.
     assert table_accounts(page) == [p["account_id"] for p in body["positions"]]
     for position in body["positions"][::5]:
-        row = page.find_element(By.CSS_SELECTOR, f'tr[data-account="{position["account_id"]}"]')
-        amount = row.find_element(By.CSS_SELECTOR, "td.num")
-        assert figure(text_of(amount)) == written(position["amount"], lang)
-        assert text_of(row.find_element(By.TAG_NAME, "th")) == position["counterparty_name"]
+        name, currency, amount, *_ = position_row(page, position["account_id"])
+        assert (name, currency) == (position["counterparty_name"], position["currency"])
+        assert figure(amount) == written(position["amount"], lang)
     if lang == "es":
         # es-AR: 1.234,56 — a sandbox figure with thousands, checked literally once.
         assert "98.765.432.109,87" in page.find_element(By.ID, "positions").text
@@ -119,8 +140,7 @@ def test_filters_search_paging_and_sorting_change_the_table_as_the_api_would(
     answer = sandbox.api("/positions", kind="external", meaning="payable", currency="ARS").json()
     expected = [p["account_id"] for p in answer["positions"]]
     wait_until(page, lambda d: table_accounts(d) == expected[:25])
-    totals = page.find_elements(By.CSS_SELECTOR, "#totals tbody tr")
-    assert [t.get_attribute("data-currency") for t in totals] == ["ARS"]
+    assert list(totals_table(page)) == ["ARS"]
 
     # Search is the API's (accent-insensitive): "cafe" finds Café del Sur's account.
     page.find_element(By.ID, "f-q").send_keys("cafe")
@@ -255,7 +275,7 @@ def test_each_create_attempt_sends_its_own_idempotency_key(page: WebDriver, keye
     for name in ("Consola Uno SRL", "Consola Dos SRL"):
         page.find_element(By.ID, "c-name").send_keys(name)
         page.find_element(By.ID, "c-name").submit()
-        wait_until(page, lambda d, n=name: n in d.find_element(By.ID, "create-result").text)
+        wait_until(page, lambda d: name in d.find_element(By.ID, "create-result").text)  # noqa: B023
     sent = page.execute_script("return window.__sent")
     assert len(sent) == 2
     assert all(key and auth == "bearer" for key, auth in sent)

@@ -286,6 +286,10 @@ function cell(row, text, { header = false, className = "" } = {}) {
   if (className) el.className = className;
   el.textContent = text;
   row.append(el);
+  // Its column's name: on a phone, rows are drawn as cards with these as labels.
+  const table = row.closest("table");
+  const head = table && table.tHead && table.tHead.rows[0] && table.tHead.rows[0].cells[el.cellIndex];
+  if (head) el.dataset.label = head.textContent.trim();
   return el;
 }
 
@@ -467,9 +471,9 @@ function renderPositions() {
     const row = tbody.insertRow();
     row.dataset.account = p.account_id;
     cell(row, p.counterparty_name, { header: true });
-    cell(row, p.account_name);
     cell(row, p.currency);
     amountCell(row, p.amount);
+    cell(row, p.account_name);
     cell(row, t(`m_${p.meaning}`));
     cell(row, p.source);
   }
