@@ -30,7 +30,7 @@ export const STRINGS = {
     policyMarket: "market",
     rateDate: "Rate date",
     consolidatedOff:
-      "This tesoro does not convert into a reporting currency yet: the totals below are per currency.",
+      "This tesoro does not convert into a reporting currency yet: the totals are per currency.",
     consolidatedPick: "Choose a report currency to see one figure, with every rate used.",
     consolidatedIncomplete: "Incomplete: no rate for {list}.",
     rateLegs: "Rates used",
@@ -144,7 +144,7 @@ export const STRINGS = {
     policyMarket: "mercado",
     rateDate: "Fecha de cotización",
     consolidatedOff:
-      "Este tesoro todavía no convierte a una moneda de reporte: los totales de abajo son por moneda.",
+      "Este tesoro todavía no convierte a una moneda de reporte: los totales son por moneda.",
     consolidatedPick: "Elegí una moneda de reporte para ver una sola cifra, con cada cotización usada.",
     consolidatedIncomplete: "Incompleta: sin cotización para {list}.",
     rateLegs: "Cotizaciones usadas",
