@@ -37,6 +37,7 @@ from app.logs import add_secrets
 from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.services.directory import Directory
+from app.services.events import EventHub, EventMetrics, ObservationLog
 from app.services.idempotency import IdempotencyStore
 from app.services.shared import RedisSnapshots, RedisTier
 from app.services.treasury import (
@@ -82,6 +83,7 @@ going away is marked `deprecated: true` here and announced with `Deprecation` an
 TAGS = [
     {"name": "counterparties", "description": "Who the company holds balances with."},
     {"name": "positions", "description": "Interpreted balances and totals per currency."},
+    {"name": "events", "description": "Changes as they happen, as server-sent events."},
     {"name": "operations", "description": "Probes and metrics for orchestrators."},
 ]
 
@@ -201,6 +203,7 @@ def _build_services(
     tracing: Tracing,
     shared: RedisTier | None = None,
     heap: HeapPolicy = KEEP_HEAP,
+    observations: ObservationLog | None = None,
 ) -> Services:
     connections: list[Connection] = []
     finsync: FinsyncClient | None = None
@@ -308,6 +311,32 @@ def _build_services(
             ),
             on_abandoned=metrics.observe_abandoned_build,
         ),
+        events=_event_hub(settings, treasury, metrics, shared, observations),
+    )
+
+
+def _event_hub(
+    settings: Settings,
+    treasury: Treasury,
+    metrics: Metrics,
+    shared: RedisTier | None,
+    log: ObservationLog | None,
+) -> EventHub:
+    """GET /events' hub: fed by history's recorder, and through Redis by the other replicas."""
+    metrics.declare_events()
+    return EventHub(
+        log=log,
+        connections=treasury.connections,
+        shared=shared,
+        max_subscribers=settings.events_max_subscribers,
+        queue_size=settings.events_queue_size,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        metrics=EventMetrics(
+            subscribers=metrics.events_subscribers.set,
+            sent=lambda kind: metrics.events_sent.labels(kind).inc(),
+            reset=lambda reason: metrics.events_resets.labels(reason).inc(),
+            refused=metrics.events_refused.inc,
+        ),
     )
 
 
@@ -317,10 +346,12 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     tracing: Tracing | None = None,
     heap: HeapPolicy = KEEP_HEAP,
+    observations: ObservationLog | None = None,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
     `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
-    told of every snapshot stored and replaced (the server's heap policy)."""
+    told of every snapshot stored and replaced (the server's heap policy); `observations`
+    is the history the events are told of and replay from (tests)."""
     settings = settings if settings is not None else Settings()
     if settings.sandbox:
         from app.sandbox.wiring import sandbox_settings, sandbox_transport
@@ -346,7 +377,11 @@ def create_app(
             if shared is not None:
                 stack.push_async_callback(shared.close)
                 await shared.ping()  # logs whether it answers; never stops the start
-            services = _build_services(settings, stack, transport, metrics, tracing, shared, heap)
+            services = _build_services(
+                settings, stack, transport, metrics, tracing, shared, heap, observations
+            )
+            await services.events.start()
+            stack.push_async_callback(services.events.close)
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
             else:

@@ -248,3 +248,35 @@ class Metrics:
         """A bad value under a tesoro key of this kind (snapshot, failure, lock, ...)."""
         self._redis_metrics()
         self.redis_bad_values.labels(kind).inc()
+
+    def declare_events(self) -> None:
+        """The event streams' metrics (GET /events), declared when the hub is first built
+        (an app started again keeps its registry)."""
+        if hasattr(self, "events_subscribers"):
+            return
+        self.events_subscribers = Gauge(
+            "tesoro_events_subscribers",
+            "Event streams (GET /events) this process holds open.",
+            registry=self.registry,
+        )
+        self.events_sent = Counter(
+            "tesoro_events_sent",
+            "Server-sent events written to streams, by type "
+            "(positions, source, consent, reset); one per stream it went to.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.events_resets = Counter(
+            "tesoro_events_resets",
+            "Streams sent `reset`, by reason: slow_consumer (its queue was full: closed, its "
+            "events dropped), unknown_id, before_retention, too_far_behind, history_off "
+            "(a Last-Event-ID that could not be replayed).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.events_refused = Counter(
+            "tesoro_events_refused",
+            "Event streams refused (503) because the process held "
+            "TESORO_EVENTS_MAX_SUBSCRIBERS already.",
+            registry=self.registry,
+        )

@@ -22,6 +22,8 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 MAX_HEADER_BYTES = 16 * 1024
+# The one route whose answer lasts until the client leaves (server-sent events).
+EVENT_STREAM_PATH = "/events"
 HEADER_TIMEOUT_SECONDS = 10.0
 _END_OF_HEAD = b"\r\n\r\n"
 # How long what a client still sends after a refused head is read and dropped.
@@ -99,6 +101,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # An event stream (GET /events) never completes by itself, and uvicorn waits for every
+        # answer in flight at a graceful shutdown: the stream is closed instead, between two
+        # events (each is one write), and its client reconnects with Last-Event-ID (to
+        # another replica). Every other answer in flight is still completed.
+        cycle = self.cycle
+        if (
+            cycle is not None
+            and not cycle.response_complete
+            and cycle.scope.get("path") == EVENT_STREAM_PATH
+        ):
+            self.transport.close()
+            return
+        super().shutdown()
 
     def on_response_complete(self) -> None:
         # The next request's head starts now, with its own size (unless it was pipelined and

@@ -302,6 +302,13 @@ class Settings(BaseSettings):
     redis_url: Annotated[SecretStr | None, AfterValidator(_redis_url)] = None
     redis_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.5
 
+    # GET /events: streams one process holds (one more is a 503), how often an idle stream
+    # gets a comment line (proxies close silent connections), and how many events may wait
+    # for one stream before it is reset as too slow.
+    events_max_subscribers: Annotated[int, Field(ge=1)] = 1000
+    events_heartbeat_seconds: Annotated[float, Field(gt=0, le=3600)] = 15.0
+    events_queue_size: Annotated[int, Field(ge=1, le=100_000)] = 256
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -13,6 +13,7 @@ from app.api.errors import NotReadyError
 from app.api.state import Services, get_settings
 from app.metrics import Metrics
 from app.services.directory import Directory
+from app.services.events import EventHub
 from app.services.idempotency import IdempotencyStore
 from app.services.treasury import Treasury
 from app.settings import Settings
@@ -47,6 +48,10 @@ async def get_answers(request: Request) -> AnswerCache:
     return _services(request).answers
 
 
+async def get_events(request: Request) -> EventHub:
+    return _services(request).events
+
+
 async def wants_refresh(
     cache_control: Annotated[
         str | None,
@@ -68,6 +73,7 @@ TreasuryDep = Annotated[Treasury, Depends(get_treasury)]
 DirectoryDep = Annotated[Directory, Depends(get_directory)]
 IdempotencyDep = Annotated[IdempotencyStore, Depends(get_idempotency)]
 AnswersDep = Annotated[AnswerCache, Depends(get_answers)]
+EventsDep = Annotated[EventHub, Depends(get_events)]
 Refresh = Annotated[bool, Depends(wants_refresh)]
 Reader = Annotated[Caller, Security(authenticate, scopes=["read"])]
 Writer = Annotated[Caller, Security(authenticate, scopes=["write"])]

@@ -31,6 +31,7 @@ from app.services.directory import (
     SourceNotConfiguredError,
     UnknownCounterpartyError,
 )
+from app.services.events import TooManySubscribersError
 from app.services.idempotency import IdempotencyKeyReusedError
 from app.services.shared import LockBusyError
 from app.services.treasury import AllSourcesUnavailableError
@@ -372,6 +373,15 @@ PROBLEMS: dict[type[Exception], ProblemKind] = {
         "source-not-configured",
         "Service Unavailable",
         "The operation needs an upstream this deployment does not have.",
+    ),
+    TooManySubscribersError: ProblemKind(
+        503,
+        "too-many-streams",
+        "Service Unavailable",
+        "This replica already holds `TESORO_EVENTS_MAX_SUBSCRIBERS` event streams: try "
+        "again after `Retry-After` (another replica may have room).",
+        headers=lambda exc: {"Retry-After": "10"},
+        documented_headers=_RETRY_AFTER_DOC,
     ),
     NotReadyError: ProblemKind(
         503, "not-ready", "Service Unavailable", "The service is starting or stopping."

@@ -13,7 +13,8 @@ place. A place is given back when the answer is complete, or as soon as the clie
 `GET` (or `HEAD`) goes away: the read is then cancelled, so nothing goes on building or
 waiting for an answer nobody reads (builds other callers still wait for go on, see
 `app.api.answers`). A write is never cancelled (it may be landing upstream): it keeps its
-place until it ends, which the upstream deadlines bound.
+place until it ends, which the upstream deadlines bound. An event stream holds its place only
+until its headers are sent (streams are bounded per process, `TESORO_EVENTS_MAX_SUBSCRIBERS`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import identify
 from app.api.errors import CallerBusyError
-from app.api.middleware import CLIENT_GONE, _header, _HttpMiddleware, send_problem
+from app.api.middleware import CLIENT_GONE, _header, _HttpMiddleware, is_stream, send_problem
 from app.metrics import Metrics
 from app.settings import Settings
 
@@ -95,9 +96,17 @@ class CallerLimit(_HttpMiddleware):
                 else:
                     del self.in_flight[caller]
 
+        async def streams_hold_no_place(message: Message) -> None:
+            # An event stream (GET /events) is in flight only until its headers are sent: it
+            # lasts for hours, so it would hold a place forever. Streams are bounded per
+            # process instead (TESORO_EVENTS_MAX_SUBSCRIBERS).
+            if message["type"] == "http.response.start" and is_stream(message):
+                release()
+            await send(message)
+
         try:
             if scope["method"] in _CANCELLABLE:
-                await _cancelled_when_gone(self.app, scope, receive, send, release)
+                await _cancelled_when_gone(self.app, scope, receive, streams_hold_no_place, release)
             else:
                 await self.app(scope, receive, send)
         finally:

@@ -107,6 +107,10 @@ def _is_a_route(scope: Scope) -> bool:
     return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
 
+# Set in the scope of a HEAD request answered as a GET (by HeadAsGet).
+HEAD_REQUEST = "tesoro.head"
+
+
 class HeadAsGet(_HttpMiddleware):
     """`HEAD` on every `GET` route: answered as the `GET` would be, headers and all, with
     no body."""
@@ -123,8 +127,9 @@ class HeadAsGet(_HttpMiddleware):
                 return
             await send(message)
 
-        # A copy: the server's own scope still says HEAD (uvicorn then writes no body).
-        inner = {**scope, "method": "GET"}
+        # A copy: the server's own scope still says HEAD (uvicorn then writes no body). Marked,
+        # so that a stream (GET /events) answers its headers and ends instead of streaming.
+        inner = {**scope, "method": "GET", HEAD_REQUEST: True}
         try:
             await self.app(inner, receive, headers_only)
         finally:
@@ -209,22 +214,38 @@ def _compress(body: bytes, encoding: str) -> bytes:
     return gzip.compress(body, compresslevel=1, mtime=0)
 
 
+STREAM_MEDIA_TYPE = b"text/event-stream"
+
+
+def is_stream(start: Message) -> bool:
+    """An event stream (`text/event-stream`): each event must leave as it is written."""
+    return any(
+        name == b"content-type" and value.startswith(STREAM_MEDIA_TYPE)
+        for name, value in start.get("headers", [])
+    )
+
+
 class Compression(_HttpMiddleware):
     """gzip, or zstd where the caller accepts it, for JSON and text bodies over about 1 KB;
     `Vary: Accept-Encoding` always; an encoded body's ETag is made weak (it names the data,
-    not these bytes)."""
+    not these bytes). An event stream passes as it is, neither buffered nor compressed."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         encoding = _accepted(scope)
         start: Message | None = None
         chunks: list[bytes] = []
+        streaming = False
 
         async def buffered(message: Message) -> None:
-            nonlocal start
+            nonlocal start, streaming
             if message["type"] == "http.response.start":
+                if is_stream(message):
+                    streaming = True
+                    await send(message)
+                    return
                 start = message
                 return
-            if message["type"] != "http.response.body" or start is None:
+            if streaming or message["type"] != "http.response.body" or start is None:
                 await send(message)
                 return
             chunks.append(message.get("body", b""))

@@ -8,22 +8,23 @@ from fastapi import FastAPI
 
 from app.api.errors import PROBLEM_MEDIA_TYPE
 
-_JSON = "application/json"
-
 
 def problems_as_problem_json(spec: dict[str, Any]) -> dict[str, Any]:
     """Move each problem schema from application/json to application/problem+json.
 
-    FastAPI places a `responses=` model under the route's own media type; the problem
-    answers also declare `application/problem+json` (see `problem_responses`), and that
-    is the only media type they are sent with.
+    FastAPI places a `responses=` model under the route's own media type (JSON, or an event
+    stream); the problem answers also declare `application/problem+json` (see
+    `problem_responses`), and that is the only media type they are sent with.
     """
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
             for response in operation.get("responses", {}).values():
                 content = response.get("content", {})
-                if PROBLEM_MEDIA_TYPE in content and _JSON in content:
-                    problem = content.pop(_JSON)
+                if PROBLEM_MEDIA_TYPE not in content:
+                    continue
+                # The route's media type: application/json, or text/event-stream (GET /events).
+                for media_type in [m for m in content if m != PROBLEM_MEDIA_TYPE]:
+                    problem = content.pop(media_type)
                     content[PROBLEM_MEDIA_TYPE] = {**problem, **content[PROBLEM_MEDIA_TYPE]}
     return spec
 

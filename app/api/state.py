@@ -9,6 +9,7 @@ from fastapi import Request
 
 from app.api.answers import AnswerCache
 from app.services.directory import Directory
+from app.services.events import EventHub
 from app.services.idempotency import IdempotencyStore
 from app.services.treasury import Treasury
 from app.settings import Settings
@@ -22,6 +23,7 @@ class Services:
     directory: Directory
     idempotency: IdempotencyStore
     answers: AnswerCache
+    events: EventHub
 
 
 class LifespanState(TypedDict):

@@ -39,6 +39,7 @@ from app.upstreams.errors import UpstreamError, UpstreamUnavailableError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,11 @@ class RedisTier:
         finally:
             if token is not None:
                 await self.unlock(name, token)
+
+    def pubsub(self) -> PubSub:
+        """A publish/subscribe session on its own connection (the events' channel): its reads
+        wait on messages, so they are not bounded like `run`'s calls."""
+        return self._redis.pubsub()
 
     async def close(self) -> None:
         self._closed = True

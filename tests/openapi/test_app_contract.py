@@ -64,7 +64,10 @@ def _load() -> OpenApiSchema:
     return schema
 
 
-contract = _load()
+# Server-sent events never end by themselves, and an in-process client reads an answer to its
+# end: GET /events is held to its spec over a real socket instead (tests/api/test_events.py).
+STREAMS = ["/events"]
+contract = _load().exclude(path=STREAMS)
 
 
 @dataclass
@@ -100,6 +103,7 @@ OPERATIONS = {
     f"{method.upper()} {path}"
     for path, methods in contract.raw_schema["paths"].items()
     for method in methods
+    if path not in STREAMS
 }
 
 

@@ -24,6 +24,7 @@ PROTECTED = {
     ("get", "/counterparties/{counterparty_id}"): "read",
     ("post", "/counterparties"): "write",
     ("get", "/positions"): "read",
+    ("get", "/events"): "read",
 }
 PUBLIC = {("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics")}
 
@@ -112,6 +113,7 @@ def test_operation_ids_are_readable(spec: dict[str, Any]) -> None:
         ("post", "/counterparties"): "create_counterparty",
         ("get", "/counterparties/{counterparty_id}"): "get_counterparty",
         ("get", "/positions"): "list_positions",
+        ("get", "/events"): "stream_events",
         ("get", "/healthz"): "get_health",
         ("get", "/readyz"): "get_readiness",
         ("get", "/metrics"): "get_metrics",
