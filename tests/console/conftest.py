@@ -27,6 +27,7 @@ from app.sandbox import create_finqware_app, create_finsync_app
 from app.sandbox.wiring import sandbox_transport
 from app.settings import Settings
 from tests.support.apps import upstream_settings
+from tests.support.events import MemoryLog
 from tests.support.keys import sha256
 from tests.support.servers import serve
 
@@ -78,6 +79,24 @@ def sandbox() -> Iterator[Stack]:
         serve(create_app(settings, transport=sandbox_transport(finsync, finqware))) as url,
     ):
         yield Stack(url, finsync_url, finqware_url)
+
+
+@dataclass
+class Evented:
+    """tesoro on the sandbox whose events come from a history the test writes to."""
+
+    stack: Stack
+    log: MemoryLog
+
+
+@pytest.fixture(scope="module")
+def evented() -> Iterator[Evented]:
+    log = MemoryLog()
+    # Data that stays fresh for a minute: the page polls only every 15 s, so what arrives
+    # sooner came through /events.
+    settings = Settings(_env_file=None, sandbox=True, finsync_ttl_seconds=60)
+    with serve(create_app(settings, observations=log)) as url:
+        yield Evented(Stack(url, "", ""), log)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from tests.console.conftest import (
     READER_KEY,
     SCREENSHOTS,
     WRITER_KEY,
+    Evented,
     Stack,
     browser_log,
     figure,
@@ -29,6 +30,7 @@ from tests.console.conftest import (
     wait_until,
     written,
 )
+from tests.support.events import observation
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +63,7 @@ def totals_table(driver: WebDriver) -> dict[str, list[str]]:
 def position_row(driver: WebDriver, account: str) -> list[str]:
     cells: list[str] = driver.execute_script(
         "const r = document.querySelector(`tr[data-account='${arguments[0]}']`);"
-        "return [...r.querySelectorAll('th, td')].map(c => c.textContent)",
+        "return r ? [...r.querySelectorAll('th, td')].map(c => c.textContent) : []",
         account,
     )
     return cells
@@ -188,6 +190,21 @@ def test_a_fault_turns_a_connection_stale_then_unavailable_and_recovery_clears_i
         sandbox.fault(sandbox.finsync_url)
     wait_until(page, lambda d: health(d).get("finsync") == "ok", seconds=30)
     assert page.execute_script("return window.__same_page === true")  # never reloaded
+
+
+def test_a_change_told_by_events_updates_the_page_at_once(
+    page: WebDriver, evented: Evented
+) -> None:
+    open_console(page, evented.stack)
+    wait_until(page, loaded)
+    mark = page.find_element(By.ID, "state-mark")
+    wait_until(page, lambda d: mark.get_attribute("data-live") == "true")
+    assert "Live" in mark.text
+    account = evented.stack.api("/positions", page_size=1).json()["positions"][0]["account_id"]
+    assert "just changed" not in " ".join(position_row(page, account))
+    evented.log.write(observation(1, accounts={account: Decimal("10.00")}))
+    # Marked as just changed within seconds (polling would take 15 s and mark nothing).
+    wait_until(page, lambda d: "just changed" in " ".join(position_row(d, account)), seconds=5)
 
 
 def test_without_keys_nothing_is_asked_and_a_writer_may_create(

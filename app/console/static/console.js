@@ -28,7 +28,9 @@ const state = {
   features: { consolidated: false, history: false, events: false },
   createKey: null, // {key, fingerprint}: reused only while an attempt's outcome is unknown
   live: false,
+  changed: new Map(), // account id -> until when it is marked as just changed (ms)
 };
+const CHANGED_MARK_MS = 60000;
 
 // ---- words and numbers -------------------------------------------------------------------
 
@@ -252,10 +254,7 @@ async function listen() {
       while ((end = buffer.indexOf("\n\n")) >= 0) {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
-        if (/^(event|data):/m.test(block)) {
-          await load();
-          loadHistory();
-        }
+        if (await onEvent(block)) loadHistory();
       }
     }
   } catch {
@@ -264,6 +263,30 @@ async function listen() {
   state.live = false;
   render();
   setTimeout(listen, 5000);
+}
+
+// One server-sent event (lines of `field: value`); comments keep the stream open and say
+// nothing. Every event means "look again"; a `positions` one also names the accounts.
+async function onEvent(block) {
+  let type = "message";
+  const data = [];
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) type = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  if (!data.length && type === "message") return false;
+  if (type === "positions") {
+    try {
+      const until = Date.now() + CHANGED_MARK_MS;
+      for (const account of JSON.parse(data.join("\n")).changed_accounts || []) {
+        state.changed.set(account, until);
+      }
+    } catch {
+      // an unreadable event still means "look again"
+    }
+  }
+  await load();
+  return true;
 }
 
 // ---- rendering ---------------------------------------------------------------------------
@@ -330,9 +353,11 @@ function renderMark() {
   const words = [];
   if (partial) words.push(t("partialMark"));
   if (stale) words.push(t("staleMark"));
-  if (!words.length) words.push(state.live ? t("liveMark") : "✓ " + t("ok"));
+  if (!words.length) words.push("✓ " + t("ok"));
+  if (state.live) words.push(t("liveMark"));
   mark.textContent = (partial || stale ? "⚠ " : "") + words.join(" · ");
   mark.dataset.state = partial ? "partial" : stale ? "stale" : "ok";
+  mark.dataset.live = String(state.live);
 }
 
 function ageText(seconds) {
@@ -472,7 +497,15 @@ function renderPositions() {
     row.dataset.account = p.account_id;
     cell(row, p.counterparty_name, { header: true });
     cell(row, p.currency);
-    amountCell(row, p.amount);
+    const amount = amountCell(row, p.amount);
+    if ((state.changed.get(p.account_id) || 0) > Date.now()) {
+      row.classList.add("changed");
+      row.dataset.changed = "true";
+      const tag = document.createElement("span");
+      tag.className = "tag new";
+      tag.textContent = t("justChanged");
+      amount.append(" ", tag);
+    }
     cell(row, p.account_name);
     cell(row, t(`m_${p.meaning}`));
     cell(row, p.source);

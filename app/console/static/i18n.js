@@ -115,6 +115,7 @@ export const STRINGS = {
     loadFailed: "Could not load positions ({status}): {detail}",
     networkFailed: "tesoro cannot be reached; showing the last figures read.",
     eventsLive: "Updates arrive by themselves.",
+    justChanged: "just changed",
     eventsPolling: "Looking again every {seconds} s.",
   },
   es: {
@@ -229,6 +230,7 @@ export const STRINGS = {
     loadFailed: "No se pudieron cargar las posiciones ({status}): {detail}",
     networkFailed: "No se puede contactar a tesoro; se muestran las últimas cifras leídas.",
     eventsLive: "Las novedades llegan solas.",
+    justChanged: "recién cambió",
     eventsPolling: "Se vuelve a mirar cada {seconds} s.",
   },
 };
