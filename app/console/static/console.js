@@ -449,9 +449,10 @@ function renderConsolidated() {
   box.append(figure);
   const table = document.createElement("table");
   table.id = "rates";
-  table.createCaption().textContent = `${t("rateLegs")} (${c.policy}, ${c.rate_date})`;
+  const policy = { official: t("policyOfficial"), market: t("policyMarket") }[c.policy] || c.policy;
+  table.createCaption().textContent = `${t("rateLegs")} (${policy}, ${c.rate_date})`;
   const head = table.createTHead().insertRow();
-  for (const name of ["colCurrency", "colRate", "colLegs"]) {
+  for (const name of ["colCurrency", "colConverted", "colRate", "colLegs"]) {
     const th = document.createElement("th");
     th.scope = "col";
     th.textContent = t(name);
@@ -461,11 +462,17 @@ function renderConsolidated() {
   for (const rate of c.rates || []) {
     const row = tbody.insertRow();
     cell(row, rate.currency, { header: true });
-    cell(row, `${money(rate.rate)} ${c.currency}`, { className: "num" });
-    const legs = (rate.legs || []).map(
-      (leg) => `${leg.series || leg.source}: ${money(leg.published)} ${leg.quote}/${leg.base} (${leg.rate_date})`,
-    );
-    cell(row, legs.join(" × ") || "—");
+    const total = state.body.totals.find((x) => x.currency === rate.currency);
+    if (total && total.converted) amountCell(row, total.converted.net);
+    else cell(row, "—");
+    cell(row, `1 ${rate.currency} = ${money(rate.rate)} ${c.currency}`, { className: "num" });
+    // Each leg as its source published it (quote per base), with the fixing's date.
+    const legs = (rate.legs || []).map((leg) => {
+      const late = leg.requested_date && leg.rate_date !== leg.requested_date;
+      const unit = leg.unit && leg.unit !== 1 ? `${leg.unit} ` : "";
+      return `${leg.series || leg.source}: ${unit}${leg.base} = ${money(leg.published)} ${leg.quote} (${leg.rate_date}${late ? ", " + t("asked") + " " + leg.requested_date : ""})`;
+    });
+    cell(row, legs.join(" · ") || "—");
   }
   const scroll = document.createElement("div");
   scroll.className = "scroll";
