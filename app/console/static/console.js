@@ -551,6 +551,7 @@ async function loadHistory() {
   const from = new Date(now.getTime() - 30 * 86400000).toISOString();
   let history;
   let changes;
+  let changesSince = since;
   try {
     history = await call(`positions/history?${new URLSearchParams({ from, interval: "day" })}`);
     if (history.status === 404) {
@@ -563,11 +564,33 @@ async function loadHistory() {
       }
     }
     changes = await call(`positions/changes?${new URLSearchParams({ since })}`);
+    if (changes.status === 404) {
+      // History began after yesterday: the changes since it began, said so.
+      const { body } = await problemDetail(changes);
+      if (body && body.history_starts_at) {
+        changesSince = body.history_starts_at;
+        changes = await call(`positions/changes?${new URLSearchParams({ since: changesSince })}`);
+      }
+    }
   } catch {
     return;
   }
   const { renderHistory } = await import("./history.js");
-  await renderHistory(box, note, history, changes, { t, money, locale: locale() });
+  const sinceYesterday = changesSince === since;
+  const names = new Map((state.body?.positions || []).map((p) => [p.account_id, `${p.counterparty_name} · ${p.account_name}`]));
+  await renderHistory(box, note, history, changes, {
+    t,
+    money,
+    locale: locale(),
+    sinceYesterday,
+    changesSince,
+    accountName: (id) => names.get(id) || id,
+    range: [Date.parse(from) / 1000, now.getTime() / 1000],
+    currency: state.historyCurrency,
+    onCurrency: (c) => {
+      state.historyCurrency = c;
+    },
+  });
 }
 
 // ---- creating ----------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 
 import uPlot from "./vendor/uplot/uPlot.esm.js";
 
-function table(captionText, headers, rows) {
+function table(captionText, headers, rows, id) {
   const el = document.createElement("table");
+  if (id) el.id = id;
   el.createCaption().textContent = captionText;
   const head = el.createTHead().insertRow();
   for (const text of headers) {
@@ -29,7 +30,8 @@ function table(captionText, headers, rows) {
   return scroll;
 }
 
-export async function renderHistory(box, note, history, changes, { t, money, locale }) {
+export async function renderHistory(box, note, history, changes, options) {
+  const { t, money, locale, sinceYesterday, changesSince, accountName, range } = options;
   box.replaceChildren();
   if (!history.ok) {
     const body = await history.json().catch(() => ({}));
@@ -47,26 +49,40 @@ export async function renderHistory(box, note, history, changes, { t, money, loc
   const gaps = data.gaps || [];
   if (points.length) {
     const xs = points.map((p) => Date.parse(p.at) / 1000);
-    // Plot coordinates only: every figure a person reads is in the table below, exact.
-    const series = currencies.map((c) =>
-      points.map((p) => {
-        const total = p.totals.find((x) => x.currency === c);
-        return total ? Number(total.net) : null;
-      }),
-    );
+    const picker = document.createElement("label");
+    picker.className = "chart-currency";
+    picker.append(t("colCurrency"), " ");
+    const select = document.createElement("select");
+    select.id = "history-currency";
+    for (const c of currencies) select.append(Object.assign(document.createElement("option"), { value: c, textContent: c }));
+    if (currencies.includes(options.currency)) select.value = options.currency;
+    picker.append(select);
+    box.append(picker);
     const chart = document.createElement("figure");
     chart.className = "chart";
     const caption = document.createElement("figcaption");
     caption.textContent = t("historyCaption");
     chart.append(caption);
     box.append(chart);
-    const width = Math.min(box.clientWidth || 600, 900);
-    new uPlot(
-      {
-        width,
+    const compact = new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 });
+    let plot = null;
+    const draw = () => {
+      const currency = select.value;
+      options.onCurrency?.(currency);
+      // Plot coordinates only: every figure a person reads is in the table below, exact.
+      const ys = points.map((p) => {
+        const total = p.totals.find((x) => x.currency === currency);
+        return total ? Number(total.net) : null;
+      });
+      plot?.destroy();
+      plot = new uPlot(chartOptions(currency), [xs, ys], chart);
+    };
+    const chartOptions = (currency) => ({
+        width: Math.max(280, Math.min(box.clientWidth || 600, 900)),
         height: 220,
-        series: [{}, ...currencies.map((c, i) => ({ label: c, stroke: ["#1f5fa8", "#b5540b", "#2e7d32", "#6a1b9a", "#555"][i % 5], spanGaps: false }))],
-        axes: [{}, { size: 70 }],
+        scales: { x: { time: true, range: () => range } },
+        series: [{}, { label: `${t("colNet")} ${currency}`, stroke: "#1f5fa8", width: 2, spanGaps: false, points: { show: true, size: 6 } }],
+        axes: [{}, { size: 60, values: (u, ticks) => ticks.map((v) => compact.format(v)) }],
         hooks: {
           drawClear: [
             (u) => {
@@ -74,23 +90,33 @@ export async function renderHistory(box, note, history, changes, { t, money, loc
               ctx.save();
               ctx.fillStyle = "rgba(180,0,0,0.08)";
               for (const gap of gaps) {
-                const x0 = u.valToPos(Date.parse(gap.from || gap.start) / 1000, "x", true);
-                const x1 = u.valToPos(Date.parse(gap.to || gap.end) / 1000, "x", true);
+                const x0 = u.valToPos(Date.parse(gap.started_at) / 1000, "x", true);
+                const x1 = u.valToPos(Date.parse(gap.ended_at) / 1000, "x", true);
                 ctx.fillRect(x0, u.bbox.top, Math.max(2, x1 - x0), u.bbox.height);
               }
               ctx.restore();
             },
           ],
         },
-      },
-      [xs, ...series],
-      chart,
-    );
-    const day = new Intl.DateTimeFormat(locale, { dateStyle: "medium" });
+    });
+    select.addEventListener("change", draw);
+    draw();
+    const day = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" });
+    if (gaps.length) {
+      // The gaps in words too: a chart's shading is not for everyone.
+      const list = document.createElement("ul");
+      list.className = "gaps";
+      for (const gap of gaps) {
+        const item = document.createElement("li");
+        item.textContent = `${t("gap")}: ${gap.source || "tesoro"} ${day.format(new Date(gap.started_at))} – ${day.format(new Date(gap.ended_at))} (${gap.reason})`;
+        list.append(item);
+      }
+      box.append(list);
+    }
     box.append(
       table(
-        t("historyCaption"),
-        [t("rateDate"), ...currencies],
+        t("historyTable"),
+        [t("colWhen"), ...currencies],
         points.slice(-7).map((p) => [
           day.format(new Date(p.at)),
           ...currencies.map((c) => {
@@ -103,23 +129,25 @@ export async function renderHistory(box, note, history, changes, { t, money, loc
   }
   if (changes && changes.ok) {
     const body = await changes.json();
-    const h3 = document.createElement("h3");
-    h3.textContent = t("changesTitle");
-    box.append(h3);
+    const when = new Intl.DateTimeFormat(locale, { dateStyle: "medium", timeStyle: "short" });
+    const title = sinceYesterday ? t("changesTitle") : t("changesSince", { time: when.format(new Date(changesSince)) });
     if (!body.changes.length) {
-      box.append(Object.assign(document.createElement("p"), { textContent: t("changesNone") }));
+      const h3 = Object.assign(document.createElement("h3"), { textContent: title });
+      box.append(h3, Object.assign(document.createElement("p"), { textContent: t("changesNone") }));
+      return;
     } else {
       box.append(
         table(
-          t("changesTitle"),
+          title,
           [t("colAccount"), t("colCurrency"), t("colBefore"), t("colAfter"), t("colDelta")],
           body.changes.slice(0, 20).map((c) => [
-            c.account_id,
+            accountName(c.account_id),
             c.currency,
             c.before === null ? "—" : money(c.before),
             c.after === null ? "—" : money(c.after),
             money(c.delta),
           ]),
+          "changes",
         ),
       );
     }
