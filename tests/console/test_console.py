@@ -207,6 +207,25 @@ def test_a_change_told_by_events_updates_the_page_at_once(
     wait_until(page, lambda d: "just changed" in " ".join(position_row(d, account)), seconds=5)
 
 
+def test_what_this_tesoro_does_not_serve_is_hidden_with_a_note(
+    page: WebDriver, sandbox: Stack
+) -> None:
+    spec = httpx2.get(sandbox.url + "/openapi.json", timeout=10).json()
+    positions = [p["name"] for p in spec["paths"]["/positions"]["get"]["parameters"]]
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    settle(page)
+    if "report_currency" not in positions:
+        assert not page.find_element(By.ID, "consolidated-form").is_displayed()
+        note = page.find_element(By.ID, "consolidated-note")
+        assert "does not convert" in note.text
+    else:
+        assert page.find_element(By.ID, "consolidated-form").is_displayed()
+    if "/positions/history" not in spec["paths"]:
+        assert "keeps no history yet" in page.find_element(By.ID, "history-note").text
+        assert not page.find_element(By.ID, "history").is_displayed()
+
+
 def test_without_keys_nothing_is_asked_and_a_writer_may_create(
     page: WebDriver, sandbox: Stack
 ) -> None:
