@@ -124,22 +124,29 @@ def _chromium() -> tuple[str, str]:
     return browser, driver
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def chrome(languages: str = "en-US,en") -> WebDriver:
+    """Headless Chromium whose people read `languages` (its Accept-Language and
+    navigator.languages), logging everything the page logs."""
     binary, driver = _chromium()
     options = Options()
     options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(argument)
-    # English first; the tests switch to Spanish on the page.
-    options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
+    options.add_experimental_option("prefs", {"intl.accept_languages": languages})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    chrome = webdriver.Chrome(options=options, service=Service(driver))
-    chrome.set_window_size(1366, 768)
+    started = webdriver.Chrome(options=options, service=Service(driver))
+    started.set_window_size(1366, 768)
+    return started
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    # English first; the tests switch to Spanish on the page.
+    started = chrome()
     try:
-        yield chrome
+        yield started
     finally:
-        chrome.quit()
+        started.quit()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx2
 import pytest
 from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.console.conftest import (
@@ -23,6 +25,7 @@ from tests.console.conftest import (
     Evented,
     Stack,
     browser_log,
+    chrome,
     figure,
     loaded,
     open_console,
@@ -120,6 +123,42 @@ def test_the_figures_on_the_page_are_the_api_figures_written_the_local_way(
     if lang == "es":
         # es-AR: 1.234,56 — a sandbox figure with thousands, checked literally once.
         assert "98.765.432.109,87" in page.find_element(By.ID, "positions").text
+
+
+def test_a_spanish_browser_gets_the_page_in_spanish(sandbox: Stack) -> None:
+    spanish = chrome("es-AR,es")
+    try:
+        spanish.get(sandbox.url + "/")
+        wait_until(spanish, loaded)
+        assert spanish.find_element(By.TAG_NAME, "html").get_attribute("lang") == "es"
+        assert spanish.find_element(By.ID, "totals-title").text == "Totales por moneda"
+        assert "98.771.769.419,84" in spanish.find_element(By.ID, "totals").text
+    finally:
+        spanish.quit()
+
+
+def _base(name: str) -> str:
+    # As the page compares names (Intl.Collator, base sensitivity): no accents, no case.
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def test_the_table_is_sorted_and_paged_from_the_keyboard(page: WebDriver, sandbox: Stack) -> None:
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    button = page.find_element(By.CSS_SELECTOR, 'th[data-sort="counterparty_name"] button')
+    button.send_keys(Keys.ENTER)  # ascending: the API's own order
+    button.send_keys(Keys.ENTER)  # descending
+    header = page.find_element(By.CSS_SELECTOR, 'th[data-sort="counterparty_name"]')
+    assert header.get_attribute("aria-sort") == "descending"
+    names = page.execute_script(
+        "return [...document.querySelectorAll('#positions tbody th')].map(c => c.textContent)"
+    )
+    everything = sandbox.api("/positions").json()["positions"]
+    expected = sorted((p["counterparty_name"] for p in everything), key=_base, reverse=True)
+    assert names == expected[:25]
+    page.find_element(By.ID, "next").send_keys(Keys.SPACE)
+    assert "2" in page.find_element(By.ID, "page-info").text
 
 
 def test_filters_search_paging_and_sorting_change_the_table_as_the_api_would(
