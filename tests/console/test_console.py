@@ -294,6 +294,8 @@ def test_the_key_flow_wrong_reader_writer_and_a_duplicate(page: WebDriver, keyed
     assert "401" in error.text
     assert "not a valid API key" in error.text
     assert page.execute_script("return sessionStorage.getItem('tesoro.key')") is None
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.save_screenshot(str(SCREENSHOTS / "console-en-1366x768-wrong-key.png"))
 
     # A reader sees the figures and no create form.
     _enter_key(page, READER_KEY)
@@ -321,8 +323,11 @@ def test_the_key_flow_wrong_reader_writer_and_a_duplicate(page: WebDriver, keyed
 
     page.find_element(By.ID, "c-name").send_keys("CONSOLA  prueba s.a.")
     page.find_element(By.ID, "c-name").submit()
-    wait_until(page, lambda d: "already exists" in result.text)
-    assert created.group(1) in result.text
+    # Explained: the one that exists, by its name and id.
+    named = f"already exists: Consola Prueba S.A. ({created.group(1)})"
+    wait_until(page, lambda d: named in result.text)
+    page.execute_script("document.getElementById('create-section').scrollIntoView()")
+    assert page.save_screenshot(str(SCREENSHOTS / "console-en-1366x768-duplicate.png"))
     # The only errors logged are the browser's notes of the refusals above (the wrong key's
     # 401, the scope probe's 403 or 422, the duplicate's 409): no script error, no CSP one.
     for entry in errors_in_log(page):

@@ -101,6 +101,7 @@ function askForKey(message) {
   sessionStorage.removeItem(KEY_ITEM);
   stopPolling();
   $("content").hidden = true;
+  $("refresh").hidden = true;
   $("key-section").hidden = false;
   $("forget-key").hidden = true;
   const error = $("key-error");
@@ -125,6 +126,7 @@ async function probeWrite() {
 async function start() {
   $("key-section").hidden = true;
   $("content").hidden = false;
+  $("refresh").hidden = false;
   $("forget-key").hidden = !state.config.auth_required;
   const ok = await load({ focus: true });
   if (!ok) return;
@@ -630,7 +632,14 @@ async function createCounterparty(event) {
   result.className = "error";
   if (response.status === 409) {
     state.createKey = null;
-    result.textContent = t("duplicate", { id: problem?.existing_id || "?" });
+    const id = problem?.existing_id || "?";
+    result.textContent = t("duplicate", { id });
+    // Name the one that exists, as the people who see the page know it.
+    const existing = id === "?" ? null : await call(`counterparties/${encodeURIComponent(id)}`).catch(() => null);
+    if (existing && existing.ok) {
+      const found = await existing.json();
+      result.textContent = t("duplicate", { id: `${found.name} (${id})` });
+    }
   } else if (response.status === 504 || response.status === 502) {
     result.textContent = t("createUnknown", { status: response.status });
   } else if (response.status === 422) {
