@@ -100,6 +100,9 @@ async function problemDetail(response) {
 function askForKey(message) {
   sessionStorage.removeItem(KEY_ITEM);
   stopPolling();
+  // A forgotten key's event stream is closed too.
+  state.stream?.abort();
+  state.stream = null;
   $("content").hidden = true;
   $("refresh").hidden = true;
   $("key-section").hidden = false;
@@ -235,14 +238,20 @@ function stopPolling() {
 // Server-sent events when this tesoro has them: read with fetch (EventSource cannot send a
 // bearer header). Absent (404), the page keeps polling.
 async function listen() {
-  if (!state.features.events) return;
+  if (!state.features.events || state.stream) return;
+  const stream = new AbortController();
+  state.stream = stream;
   let response;
   try {
-    response = await call("events", { headers: { Accept: "text/event-stream" } });
+    response = await call("events", { headers: { Accept: "text/event-stream" }, signal: stream.signal });
   } catch {
+    if (state.stream === stream) state.stream = null;
     return;
   }
-  if (!response.ok || !response.body) return;
+  if (!response.ok || !response.body) {
+    state.stream = null;
+    return;
+  }
   state.live = true;
   render();
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -264,6 +273,8 @@ async function listen() {
   }
   state.live = false;
   render();
+  if (state.stream !== stream) return; // closed on purpose (the key was forgotten)
+  state.stream = null;
   setTimeout(listen, 5000);
 }
 
