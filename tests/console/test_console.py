@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.console.conftest import (
     loaded,
     open_console,
     settle,
+    text_of,
     wait_until,
     written,
 )
@@ -263,6 +265,62 @@ def test_what_this_tesoro_does_not_serve_is_hidden_with_a_note(
     if "/positions/history" not in spec["paths"]:
         assert "keeps no history yet" in page.find_element(By.ID, "history-note").text
         assert not page.find_element(By.ID, "history").is_displayed()
+
+
+def test_the_consolidated_figure_and_its_rates_are_the_apis(
+    page: WebDriver, sandbox: Stack
+) -> None:
+    spec = httpx2.get(sandbox.url + "/openapi.json", timeout=10).json()
+    parameters = [p["name"] for p in spec["paths"]["/positions"]["get"]["parameters"]]
+    if "report_currency" not in parameters:
+        pytest.skip("this tesoro has no reporting currency (the note is checked above)")
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    Select(page.find_element(By.ID, "report-currency")).select_by_value("EUR")
+    wait_until(page, lambda d: d.find_elements(By.ID, "consolidated-net"))
+    body = sandbox.api("/positions", page_size=25, report_currency="EUR", rates="official").json()
+    consolidated = body["consolidated"]
+    shown = page.find_element(By.ID, "consolidated-net")
+    assert shown.get_attribute("data-amount") == consolidated["net"]
+    assert figure(text_of(shown)) == written(consolidated["net"], "en")
+    rows: dict[str, list[str]] = page.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#rates tbody tr')]"
+        ".map(r => [r.querySelector('th').textContent,"
+        " [...r.querySelectorAll('td')].map(c => c.textContent)]))"
+    )
+    assert set(rows) == {rate["currency"] for rate in consolidated["rates"]}
+    totals = {t["currency"]: t for t in body["totals"]}
+    for rate in consolidated["rates"]:
+        converted, rate_text, legs = rows[rate["currency"]]
+        assert figure(converted) == written(totals[rate["currency"]]["converted"]["net"], "en")
+        assert written(rate["rate"], "en") in rate_text
+        for leg in rate["legs"]:
+            assert leg["rate_date"] in legs
+            assert written(leg["published"], "en") in legs
+    for missing in consolidated["missing_currencies"]:
+        assert missing in page.find_element(By.ID, "consolidated-note").text
+
+
+def test_the_history_and_the_changes_are_the_apis(page: WebDriver, sandbox: Stack) -> None:
+    spec = httpx2.get(sandbox.url + "/openapi.json", timeout=10).json()
+    if "/positions/history" not in spec["paths"]:
+        pytest.skip("this tesoro keeps no history (the note is checked above)")
+    open_console(page, sandbox)
+    wait_until(page, loaded)
+    wait_until(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#history table"))
+    assert page.find_element(By.CSS_SELECTOR, "#history canvas").is_displayed()
+    last: list[str] = page.execute_script(
+        "const rows = document.querySelectorAll('#history table:not(#changes) tbody tr');"
+        "return [...rows[rows.length - 1].querySelectorAll('td')].map(c => c.textContent)"
+    )
+    currencies: list[str] = page.execute_script(
+        "return [...document.querySelectorAll('#history table:not(#changes) thead th')]"
+        ".slice(1).map(c => c.textContent)"
+    )
+    since = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    points = sandbox.api("/positions/history", interval="day", **{"from": since}).json()["points"]
+    nets = {t["currency"]: t["net"] for t in points[-1]["totals"]}
+    assert [figure(cell) for cell in last] == [written(nets[c], "en") for c in currencies]
 
 
 def test_without_keys_nothing_is_asked_and_a_writer_may_create(
