@@ -576,8 +576,15 @@ async function loadHistory() {
         return;
       }
     }
-    changes = await call(`positions/changes?${new URLSearchParams({ since })}`);
-    if (changes.status === 404) {
+    // Where history begins, to the hour, so "since yesterday" is never asked of a history
+    // that began later (the API would answer 404): the last 25 hours, hour by hour.
+    const recent = new Date(now.getTime() - 25 * 3600000).toISOString();
+    const hourly = await call(`positions/history?${new URLSearchParams({ from: recent, interval: "hour" })}`);
+    const first = hourly.ok ? ((await hourly.json()).points || [])[0] : undefined;
+    if (first === undefined) changesSince = null;
+    else if (Date.parse(first.at) > Date.parse(since)) changesSince = first.at;
+    changes = changesSince ? await call(`positions/changes?${new URLSearchParams({ since: changesSince })}`) : null;
+    if (changes && changes.status === 404) {
       // History began after yesterday: the changes since it began, said so.
       const { body } = await problemDetail(changes);
       if (body && body.history_starts_at) {
