@@ -14,7 +14,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: install run sandbox test lint typecheck pytest openapi client clean bench lint-deploy redis-server postgresql \
-	wrk bench-inprocess bench-redis
+	chromium wrk bench-inprocess bench-redis
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -62,7 +62,14 @@ postgresql:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >/dev/null \
 		&& (service postgresql stop >/dev/null 2>&1 || true) )
 
-pytest: install client redis-server postgresql
+# The console's browser tests drive Debian's headless chromium through its chromedriver
+# (selenium); installed here when missing. Only the tests need them, never `make run`.
+chromium:
+	@(command -v chromium >/dev/null && command -v chromedriver >/dev/null) || ( \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver) >/dev/null )
+
+pytest: install client redis-server postgresql chromium
 	$(VENV)/bin/pytest
 
 # The container and the manifests: hadolint on the Dockerfile, yamllint on deploy/, and

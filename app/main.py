@@ -31,6 +31,7 @@ from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
 from app.cache import LoadState, SnapshotCache
+from app.console import install_console, install_docs
 from app.domain.fx import report_currency_problem
 from app.domain.interpret import BalanceOrders
 from app.heap import KEEP_HEAP, HeapPolicy
@@ -641,6 +642,10 @@ def create_app(
         lifespan=lifespan,
         # `/positions/` is a 404, never a redirect: a redirect would be built from `Host`.
         redirect_slashes=False,
+        # /docs is served from the package (app.console), never from a CDN; no /redoc.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -681,4 +686,6 @@ def create_app(
     app.include_router(api_router)
     install_openapi(app)
     _install_fx_choices(app, settings)
+    install_docs(app)
+    install_console(app, settings)
     return app

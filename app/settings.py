@@ -321,6 +321,8 @@ class Settings(BaseSettings):
 
     # The spec's `servers` entry; unset, it follows the address served (see `tesoro serve`).
     public_base_url: HttpUrl | None = None
+    # The treasury console at /console/ (and / leading to it); off, both are 404s.
+    console_enabled: bool = True
     # Browser origins allowed to call tesoro (JSON list, e.g. ["https://app.example.com"]).
     cors_origins: list[Origin] = Field(default_factory=list)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
