@@ -160,6 +160,7 @@ async def test_before_history_starts_is_a_404_saying_when_it_starts(
         ("2999-01-01T00:00:00Z", "future"),
         ("yesterday", "RFC 3339"),
         ("2026-13-45T00:00:00Z", "RFC 3339"),
+        ("0001-01-01T00:00:00+00:01", "out of range"),
     ],
 )
 async def test_an_instant_without_offset_in_the_future_or_unreadable_is_a_422(

@@ -71,9 +71,14 @@ def parse_instant(name: str, raw: str, now: datetime) -> datetime:
         raise _invalid(name, "not an RFC 3339 date-time (e.g. 2026-11-30T18:00:00-03:00)") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise _invalid(name, "needs its UTC offset (Z or ±hh:mm): an instant is one moment")
-    if instant > now:
+    try:
+        in_utc = instant.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+00:01 is a valid text whose instant falls before year 1 in UTC.
+        raise _invalid(name, "is out of range once in UTC") from None
+    if in_utc > now:
         raise _invalid(name, "is in the future: history holds only what was observed")
-    return instant.astimezone(UTC)
+    return in_utc
 
 
 def _reader(request: Request, settings: Settings) -> HistoryReader:
