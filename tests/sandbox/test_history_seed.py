@@ -199,7 +199,10 @@ async def test_moving_balances_reach_the_changes(tmp_path: Path) -> None:
 
 
 async def test_the_sandbox_moves_its_balances_while_serving_when_asked() -> None:
-    app = create_app(Settings(_env_file=None, sandbox=True, sandbox_moves_seconds=0.05))
+    settings = Settings(
+        _env_file=None, sandbox=True, sandbox_moves_seconds=0.05, min_refresh_interval_seconds=0
+    )
+    app = create_app(settings)
     async with serving(app) as (client, _):
         first = (await client.get("/positions?source=finsync")).json()["totals"]
         for _ in range(100):
