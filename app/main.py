@@ -567,7 +567,14 @@ async def _seed_sandbox(settings: Settings, services: Services, history: History
     started = time.perf_counter()
     try:
         written = await seed_history(
-            history.store, services.treasury.connections, days=settings.sandbox_history_days
+            history.store,
+            services.treasury.connections,
+            days=settings.sandbox_history_days,
+            interval_of=lambda key: (
+                settings.observe_finsync_seconds
+                if key == "finsync"
+                else settings.observe_finqware_seconds
+            ),
         )
     except STORE_ERRORS as exc:
         logger.warning("history: the sandbox's past not seeded (%s)", type(exc).__name__)

@@ -4,26 +4,26 @@ has a series at once.
 Each connection is loaded once from its simulator (today's figures, through tesoro's own
 adapters), then walked back day by day: a few accounts per connection drift by a seeded random
 walk that ends exactly at today's figures, so the seeded past joins the live data without a
-jump. The snapshots go through a `HistoryRecorder` of their own into the store, so the seeded
-past is written with the same tables and the same change-only rules as live observations.
-One bank is left unobserved for two days, as happens, so the chart shows a gap honestly.
+jump. The past is observed on each connection's schedule and written through the store's own
+write path with the recorder's change-only rule (`diff`: only the accounts that changed, totals
+only with them), so it reads exactly like observed history. One bank is left unobserved for
+two days, as happens, so the chart shows a gap honestly.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from app.cache import Cached
 from app.domain.interpret import Interpreted
-from app.domain.models import Account, Counterparty, Position
-from app.services.history import HistoryRecorder, utcnow
+from app.domain.models import Account, Counterparty, CurrencyTotal, Position
+from app.services.history import diff, utcnow
 from app.services.treasury import Connection
-from app.store.history import HistoryStore
+from app.store.history import AccountKey, AccountRow, HeldAccount, HistoryStore, NewObservation
 from app.upstreams.errors import UpstreamError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,10 @@ _MAX_DRIFT = Decimal("0.35")
 # The bank (by position among the consents that answered) unobserved for two days, and when.
 _GAP_BANK = 1
 _GAP_DAYS = (41, 40)
+# Observations a little under twice the observe interval apart: history's gap rule (twice
+# the interval) finds none; at most this many per connection, so a start stays quick.
+_CADENCE = 1.9
+_MOST_PER_CONNECTION = 5000
 
 
 def _walk(rng: random.Random, days: int) -> list[Decimal]:
@@ -91,55 +95,99 @@ def _walks(rng: random.Random, today: Interpreted, days: int) -> dict[str, list[
     return {key: _walk(rng, days) for key in chosen}
 
 
+@dataclass(slots=True)
+class _Seeded:
+    """One connection as seeded so far: today's snapshot, its walks and what the store holds."""
+
+    key: str
+    today: Interpreted
+    walks: dict[str, list[Decimal]]
+    every: timedelta
+    held: dict[AccountKey, HeldAccount] = field(default_factory=dict)
+    days_back: int | None = None
+    warnings: str = "[]"
+    written: int = 0
+
+
 async def seed_history(
     store: HistoryStore,
     connections: Sequence[Connection],
     *,
     days: int,
+    interval_of: Callable[[str], float],
     now: datetime | None = None,
 ) -> int:
-    """Write `days` days of past observations for `connections` into an empty `store`, the
-    last one (a day ago) at today's figures; the observations written (0 when the store
-    already holds one, so a second start never seeds again)."""
+    """Write `days` days of past observations for `connections` into an empty `store`; the
+    observations written (none when the store already holds one, so a second start never
+    seeds again).
+
+    Each connection is observed on its schedule (`interval_of` its key, in seconds; a little
+    under twice that apart, so history finds no gap but the seeded one), its figures moving
+    once a day and reaching today's on the last day. Each observation is what the recorder
+    would write: the accounts that changed (`diff`), totals only with them."""
     if days <= 0 or await store.latest_seq() is not None:
         return 0
     now = utcnow() if now is None else now
     rng = random.Random(SEED)  # noqa: S311 - a plausible past, the same on every start
-    todays: list[tuple[str, Interpreted]] = []
+    seeded: list[_Seeded] = []
     for connection in connections:
         try:
-            todays.append((connection.key, (await connection.snapshot(refresh=True)).value))
+            today = (await connection.snapshot(refresh=True)).value
         except UpstreamError:
             continue  # a consent that answers no data (expired) has no past either
-    # The recorder's clock is the seeded moment: its run starts where the seeded past does.
-    moment = now - timedelta(days=days)
-    recorder = HistoryRecorder(store, clock=lambda: moment)
-    await recorder.start()
-    try:
-        banks = [key for key, _ in todays if key != "finsync"]
-        unobserved = banks[_GAP_BANK] if len(banks) > _GAP_BANK else None
-        walks = {key: _walks(rng, today, days) for key, today in todays}
-        for days_back in range(days, 0, -1):
-            # Each connection observed at its own hour of the day, a few minutes apart.
-            for index, (key, today) in enumerate(todays):
-                if key == unobserved and days_back in _GAP_DAYS:
-                    continue
-                moment = now - timedelta(days=days_back) + timedelta(minutes=7 * index)
-                cached = Cached(
-                    value=_past(today, walks[key], days_back - 1),
-                    status="fresh",
-                    fetched_at=moment,
-                    age_seconds=0.0,
-                    expires_in_seconds=0.0,
-                    version=days - days_back + 1,
-                )
-                recorder.on_value(key, cached, None)
-        await recorder.flush()
-        # tesoro was "running" throughout the seeded past: its gaps are the seeded ones only.
-        moment = now
-        await store.run_seen(recorder.run_id, now - timedelta(days=days), now)
-    finally:
-        await recorder.stop()
-    written = await store.latest_seq() or 0
-    logger.info("history: the sandbox's store seeded with %d days of past observations", days)
-    return written
+        every = max(
+            timedelta(seconds=_CADENCE * interval_of(connection.key)),
+            timedelta(days=days) / _MOST_PER_CONNECTION,
+        )
+        seeded.append(_Seeded(connection.key, today, _walks(rng, today, days), every))
+    banks = [one.key for one in seeded if one.key != "finsync"]
+    unobserved = banks[_GAP_BANK] if len(banks) > _GAP_BANK else None
+    start = now - timedelta(days=days)
+    for index, one in enumerate(seeded):
+        # Each connection observed at its own minutes, a few apart.
+        moment = start + timedelta(minutes=7 * index)
+        while moment < now:
+            days_back = (now - moment).days
+            unseen = one.key == unobserved and _GAP_DAYS[0] >= days_back >= _GAP_DAYS[1]
+            if not unseen:
+                await _observe(store, one, moment, days_back)
+            moment += one.every
+    # tesoro was "running" throughout the seeded past: its gaps are the seeded ones only.
+    await store.run_seen(f"sandbox-seed-{SEED}", start, now)
+    await store.run_stopped(f"sandbox-seed-{SEED}", now)
+    return sum(one.written for one in seeded)
+
+
+async def _observe(store: HistoryStore, one: _Seeded, moment: datetime, days_back: int) -> None:
+    """One observation of the connection at `moment`, as the recorder writes it."""
+    rows: tuple[AccountRow, ...] = ()
+    totals: tuple[CurrencyTotal, ...] | None = None
+    held = one.held
+    if days_back != one.days_back:  # the figures move once a day
+        found = diff(one.held, _past(one.today, one.walks, days_back))
+        rows, held, one.warnings = found.rows, found.held, found.warnings
+        totals = found.totals if rows or one.days_back is None else None
+        one.days_back = days_back
+    seq = await store.write(
+        NewObservation(
+            source=one.key,
+            version=f"sandbox-seed:{one.written}",
+            at=moment,
+            fetched_at=moment,
+            observed_at=moment,
+            status="ok",
+            error_code=None,
+            error_message=None,
+            data=True,
+            warnings=one.warnings,
+            accounts=rows,
+            totals=totals,
+        )
+    )
+    if seq is None:
+        return
+    one.written += 1
+    one.held = {
+        key: HeldAccount(seq, account.figures, account.position) if account.seq == 0 else account
+        for key, account in held.items()
+    }
