@@ -12,7 +12,6 @@ two days, as happens, so the chart shows a gap honestly.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,6 @@ from app.services.history import diff, utcnow
 from app.services.treasury import Connection
 from app.store.history import AccountKey, AccountRow, HeldAccount, HistoryStore, NewObservation
 from app.upstreams.errors import UpstreamError
-
-logger = logging.getLogger(__name__)
 
 SEED = 19
 # The largest drift of a moving account from today's figure, as a fraction of it (a walk
