@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from importlib.metadata import version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from fastapi import FastAPI
@@ -73,6 +76,9 @@ from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
 from app.upstreams.fixings import RateSource
 from app.upstreams.http import ObservedClient, RetryPolicy
+
+if TYPE_CHECKING:
+    from app.sandbox.moves import BalanceMoves
 
 logger = logging.getLogger("app")
 
@@ -555,6 +561,40 @@ async def _history(
     return recorder
 
 
+async def _seed_sandbox(settings: Settings, services: Services, history: HistoryRecorder) -> None:
+    """The sandbox's empty store gets its plausible past (never a real deployment's)."""
+    from app.services.sandbox_history import seed_history
+
+    started = time.perf_counter()
+    try:
+        written = await seed_history(
+            history.store,
+            services.treasury.connections,
+            days=settings.sandbox_history_days,
+            interval_of=lambda key: (
+                settings.observe_finsync_seconds
+                if key == "finsync"
+                else settings.observe_finqware_seconds
+            ),
+        )
+    except STORE_ERRORS as exc:
+        logger.warning("history: the sandbox's past not seeded (%s)", type(exc).__name__)
+        return
+    if written:
+        logger.info(
+            "history: %d days of sandbox history seeded (%d observations) in %.1f s",
+            settings.sandbox_history_days,
+            written,
+            time.perf_counter() - started,
+        )
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -568,8 +608,9 @@ def create_app(
     told of every snapshot stored and replaced (the server's heap policy); `observations`
     is the history the events are told of and replay from (tests)."""
     settings = settings if settings is not None else Settings()
+    moves: BalanceMoves | None = None
     if settings.sandbox:
-        from app.sandbox.wiring import sandbox_settings, sandbox_transport
+        from app.sandbox.wiring import moving_sandbox, sandbox_settings
 
         settings = sandbox_settings(settings)
         if "database_url" not in settings.model_fields_set:
@@ -578,7 +619,7 @@ def create_app(
                 update={"database_url": SecretStr("sqlite:///tesoro-sandbox.db")}
             )
         if transport is None:
-            transport = sandbox_transport()
+            transport, moves = moving_sandbox()
     settings.check_runnable()
     # Whatever the logs say, these values are written as [hidden].
     add_secrets(secret_values(settings))
@@ -605,6 +646,8 @@ def create_app(
             # Listening before history writes anything; closed after history's last write.
             await services.events.start()
             stack.push_async_callback(services.events.close)
+            if history is not None and settings.sandbox:
+                await _seed_sandbox(settings, services, history)
             if history is not None:
                 await history.start()
                 stack.push_async_callback(history.stop)
@@ -614,6 +657,9 @@ def create_app(
                 app.state.observer = observer
             if settings.sandbox:
                 logger.info("serving the built-in FinSync and Finqware simulators (sandbox)")
+            if moves is not None and settings.sandbox_moves_seconds > 0:
+                moving = asyncio.create_task(moves.run(settings.sandbox_moves_seconds))
+                stack.push_async_callback(_cancelled, moving)
             else:
                 logger.info(
                     "connections: %s",

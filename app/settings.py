@@ -373,6 +373,10 @@ class Settings(BaseSettings):
     history_queue_size: Annotated[int, Field(ge=1)] = 1000
     observe_finsync_seconds: Annotated[float, Field(gt=0)] = 900
     observe_finqware_seconds: Annotated[float, Field(gt=0)] = 21600
+    # The sandbox only: days of plausible past history written into its empty store at start
+    # (0: none), and how often its simulators' balances move while running (0: never).
+    sandbox_history_days: Annotated[int, Field(ge=0, le=400)] = 90
+    sandbox_moves_seconds: Annotated[float, Field(ge=0)] = 20.0
     # The zone in which history's days and weeks end.
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
 

@@ -26,6 +26,9 @@ def no_history_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     """History is on by default and writes a SQLite file in the working directory: tests that
     are not about history leave it off (they turn it on, with a database of their own)."""
     monkeypatch.setenv("TESORO_HISTORY_ENABLED", "false")
+    # Nor does the sandbox seed past history or move its balances, unless a test asks.
+    monkeypatch.setenv("TESORO_SANDBOX_HISTORY_DAYS", "0")
+    monkeypatch.setenv("TESORO_SANDBOX_MOVES_SECONDS", "0")
 
 
 @pytest.fixture

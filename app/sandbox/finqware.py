@@ -34,7 +34,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from starlette.applications import Starlette
@@ -128,6 +128,23 @@ class FinqwareStore:
 
     def accounts(self, consent_key: str) -> list[FinqwareAccount]:
         return [a for a in self._accounts if a.consent_key == consent_key]
+
+    def set_amounts(self, account_id: str, amounts: Mapping[str, str]) -> None:
+        """Change the amounts of one account's balances, by balance id (the decimal strings
+        the bank will send); its other balances stay as they are."""
+        for index, account in enumerate(self._accounts):
+            if account.id == account_id:
+                balances = tuple(
+                    replace(b, amount=amounts[b.id]) if b.id in amounts else b
+                    for b in account.balances
+                )
+                self._accounts = (
+                    *self._accounts[:index],
+                    replace(account, balances=balances),
+                    *self._accounts[index + 1 :],
+                )
+                return
+        raise KeyError(account_id)
 
     def servicer(self, consent_key: str) -> FinqwareServicer:
         return self._servicers[consent_key]

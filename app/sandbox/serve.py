@@ -21,6 +21,7 @@ from app.sandbox.data import (
 from app.sandbox.faults import FAULTS_PATH
 from app.sandbox.finqware import create_finqware_app
 from app.sandbox.finsync import create_finsync_app
+from app.sandbox.moves import BalanceMoves
 from app.sandbox.wiring import rate_simulators
 
 _STARTUP_POLL_SECONDS = 0.02
@@ -38,6 +39,7 @@ async def serve_simulators(
     env_file: Path | None = None,
     print_env: bool = False,
     rate_ports: Mapping[str, int] | None = None,
+    moves_seconds: float = 20.0,
 ) -> None:
     """Serve the simulators until stopped, printing their URLs and sandbox credentials.
 
@@ -47,22 +49,26 @@ async def serve_simulators(
     actually bound. `env_file` gets the settings tesoro needs for them, a caller key
     included; `print_env` prints only `export` lines for them instead of the banner.
     Raises FileExistsError, before serving, for an `env_file` it did not write itself.
+    The balances move every `moves_seconds` (0: never; see `app.sandbox.moves`).
     """
     if env_file is not None:
         _check_replaceable(env_file)
     rates = rate_simulators()
     ports = dict(rate_ports or {})
+    finsync, finqware = create_finsync_app(), create_finqware_app()
+    moves = BalanceMoves(finsync.state.store, finqware.state.store)
     servers = [
         # Logging is the caller's (`tesoro sandbox` configures tesoro's): uvicorn's own
         # configuration would add its plain handlers beside it.
         uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, log_level=None))
         for app, port in (
-            (create_finsync_app(), finsync_port),
-            (create_finqware_app(), finqware_port),
+            (finsync, finsync_port),
+            (finqware, finqware_port),
             *((app, ports.get(name, 0)) for name, app in rates.items()),
         )
     ]
     tasks = [asyncio.create_task(server.serve()) for server in servers]
+    moving = asyncio.create_task(moves.run(moves_seconds)) if moves_seconds > 0 else None
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -84,6 +90,8 @@ async def serve_simulators(
         # cancelled, so the finally clause below can still shut them down cleanly.
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if moving is not None:
+            moving.cancel()
         for server in servers:
             server.should_exit = True
         await asyncio.wait(tasks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import httpx2
 from pydantic import SecretStr
@@ -11,6 +12,9 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from app.settings import ConsentSettings, Settings
+
+if TYPE_CHECKING:
+    from app.sandbox.moves import BalanceMoves
 
 FINSYNC_SANDBOX_URL = "http://finsync.sandbox"
 FINQWARE_SANDBOX_URL = "http://finqware.sandbox/v1"
@@ -119,3 +123,15 @@ def sandbox_transport(
             **{httpx2.URL(RATE_SANDBOX_URLS[name]).host: app for name, app in rates.items()},
         }
     )
+
+
+def moving_sandbox() -> tuple[HostRouterTransport, BalanceMoves]:
+    """A transport to fresh simulators, and the moves of their balances (`tesoro serve
+    --sandbox` runs them; tests build their simulators still)."""
+    from app.sandbox.finqware import create_finqware_app
+    from app.sandbox.finsync import create_finsync_app
+    from app.sandbox.moves import BalanceMoves
+
+    finsync, finqware = create_finsync_app(), create_finqware_app()
+    moves = BalanceMoves(finsync.state.store, finqware.state.store)
+    return sandbox_transport(finsync, finqware), moves
