@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 
 from cachetools import LRUCache
 
@@ -63,6 +64,30 @@ class _Ask:
     day: date
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """The fixings one question asks, and the sources' days they were worked out on (a
+    source's day turning makes its latest a past day's fixing)."""
+
+    asks: list[_Ask]
+    clients: tuple[RateSource, ...]
+    todays: tuple[date, ...]
+
+
+@dataclass
+class _Worked:
+    """What one question's fixings gave, kept while the same loads (versions) answer fresh:
+    its rates and data state are then a look-up; only the sources' ages are read again."""
+
+    planned: _Planned
+    versions: tuple[int, ...]
+    rates: dict[str, Rate | NoRate]
+    state: tuple[Hashable, ...]
+    # Per rate source asked, in order: the positions of its asks among the question's.
+    by_source: tuple[tuple[str, tuple[int, ...]], ...]
+    sources: list[SourceInfo]
+
+
 class Rates:
     """Picks fixings for the policies' legs from the rate sources that are on."""
 
@@ -102,6 +127,11 @@ class Rates:
         self._worked_out: LRUCache[Hashable, dict[str, Rate | NoRate]] = LRUCache(maxsize=256)
         # The currencies each recent data state holds (the positions' own, sorted).
         self._held: LRUCache[Hashable, list[str]] = LRUCache(maxsize=64)
+        # Per question (policy, currencies, report currency, day): the fixings it asks, and
+        # what they gave while the same loads answer fresh. A consolidated answer asked
+        # again costs the cache reads and a look-up, not the planning and the arithmetic.
+        self._planned: LRUCache[Hashable, _Planned] = LRUCache(maxsize=256)
+        self._worked: LRUCache[Hashable, _Worked] = LRUCache(maxsize=256)
 
     def currencies_held(self, state: Hashable) -> list[str] | None:
         """The currencies a data state holds, if a question about it said so already."""
@@ -114,10 +144,28 @@ class Rates:
         """Today in UTC: the default date of a question."""
         return self._clock().astimezone(UTC).date()
 
-    def _asks(
-        self, policy: Policy, currencies: Iterable[str], report: str, day: date
-    ) -> list[_Ask]:
+    def _plan(self, policy: Policy, currencies: Sequence[str], report: str, day: date) -> _Planned:
+        """The asks of a question, worked out again only when a source's day has turned."""
+        key = (policy.name, tuple(currencies), report, day)
+        planned = self._planned.get(key)
+        if planned is not None:
+            now = self._clock()
+            if all(
+                client.today(now) == today
+                for client, today in zip(planned.clients, planned.todays, strict=True)
+            ):
+                return planned
         now = self._clock()
+        asks = self._asks(policy, currencies, report, day, now)
+        clients = tuple({id(ask.client): ask.client for ask in asks}.values())
+        planned = self._planned[key] = _Planned(
+            asks, clients, tuple(client.today(now) for client in clients)
+        )
+        return planned
+
+    def _asks(
+        self, policy: Policy, currencies: Iterable[str], report: str, day: date, now: datetime
+    ) -> list[_Ask]:
         asks = []
         for quote in needed_quotes(policy, currencies, report):
             client = self.sources.get(quote.source)
@@ -159,7 +207,7 @@ class Rates:
 
     def warm(self, policy: Policy, report: str, day: date) -> None:
         """Start the loads the recent currencies' rates need, without waiting for them."""
-        for ask in self._asks(policy, list(self._recent), report, day):
+        for ask in self._plan(policy, list(self._recent), report, day).asks:
             if not self._cache(ask).answers_at_once(ask.key):
                 task = asyncio.ensure_future(self._one(ask, False))
                 self._warming.add(task)
@@ -205,12 +253,57 @@ class Rates:
             self._recent[currency] = None
         while len(self._recent) > 64:
             del self._recent[next(iter(self._recent))]
-        asks = self._asks(policy, currencies, report, day)
-        outcomes = await self._within_deadline(asks, refresh)
+        planned = self._plan(policy, currencies, report, day)
+        outcomes = await self._within_deadline(planned.asks, refresh)
+        key = (policy.name, tuple(currencies), report, day)
+        versions = tuple(
+            o.version if not isinstance(o, UpstreamError) and o.status == "fresh" else -1
+            for o in outcomes
+        )
+        worked = self._worked.get(key)
+        if worked is None or worked.planned is not planned or worked.versions != versions:
+            worked = self._work_out(policy, currencies, report, day, planned, outcomes)
+            if -1 not in versions:
+                worked.versions = versions
+                self._worked[key] = worked
+        sources = worked.sources
+        if sources and self._worked.get(key) is worked:
+            # Every fixing fresh from the same loads: the rates and the state are the kept
+            # ones; the sources' ages are read again (kept when the whole seconds agree).
+            sources = _fresh_sources(worked, outcomes)
+        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
+        if changed:
+            self._last_status.update((s.source, s.status) for s in changed)
+            if self._on_sources is not None:
+                self._on_sources(changed)
+        fresh = [
+            o.expires_in_seconds
+            if not isinstance(o, UpstreamError) and o.status == "fresh"
+            else 0.0
+            for o in outcomes
+        ]
+        return FxGathered(
+            rates=worked.rates,
+            sources=sources,
+            state=worked.state,
+            max_age_seconds=int(min(fresh)) if fresh else None,
+        )
+
+    def _work_out(
+        self,
+        policy: Policy,
+        currencies: Sequence[str],
+        report: str,
+        day: date,
+        planned: _Planned,
+        outcomes: Sequence[Cached[Found] | UpstreamError],
+    ) -> _Worked:
+        """The rates, sources and data state the fixings read give."""
+        asks = planned.asks
         found: dict[tuple[str, str], Fixing | Exception | None] = {}
-        by_source: dict[str, list[Cached[Found] | UpstreamError]] = {}
-        for ask, outcome in zip(asks, outcomes, strict=True):
-            by_source.setdefault(ask.quote.source, []).append(outcome)
+        by_source: dict[str, list[int]] = {}
+        for index, (ask, outcome) in enumerate(zip(asks, outcomes, strict=True)):
+            by_source.setdefault(ask.quote.source, []).append(index)
             found[ask.quote.source, ask.quote.code] = (
                 RateUnavailableError(
                     f"{ask.quote.connection} is unavailable and nothing is kept: "
@@ -248,8 +341,8 @@ class Rates:
             }
         sources: list[SourceInfo] = []
         state: list[Hashable] = []
-        fresh: list[float] = []
-        for source, outcomes_of in by_source.items():
+        for source, indices in by_source.items():
+            outcomes_of = [outcomes[i] for i in indices]
             info = _info(f"fx:{source}", outcomes_of)
             sources.append(info)
             state.append(
@@ -265,23 +358,32 @@ class Rates:
                     None if info.error is None else (info.error.code, info.error.message),
                 )
             )
-            fresh.extend(
-                o.expires_in_seconds
-                if not isinstance(o, UpstreamError) and o.status == "fresh"
-                else 0.0
-                for o in outcomes_of
-            )
-        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
-        if changed:
-            self._last_status.update((s.source, s.status) for s in changed)
-            if self._on_sources is not None:
-                self._on_sources(changed)
-        return FxGathered(
+        return _Worked(
+            planned=planned,
+            versions=(),
             rates=rates,
-            sources=sources,
             state=(("fx", policy.name, report, day.isoformat(), *state),),
-            max_age_seconds=int(min(fresh)) if fresh else None,
+            by_source=tuple((source, tuple(indices)) for source, indices in by_source.items()),
+            sources=sources,
         )
+
+
+def _fresh_sources(
+    worked: _Worked, outcomes: Sequence[Cached[Found] | UpstreamError]
+) -> list[SourceInfo]:
+    """The kept sources with this read's ages (every outcome a fresh `Cached`): the same
+    objects while their whole seconds agree."""
+    ages = [
+        int(max(cast(Cached[Found], outcomes[i]).age_seconds for i in indices))
+        for _, indices in worked.by_source
+    ]
+    if all(info.age_seconds == age for info, age in zip(worked.sources, ages, strict=True)):
+        return worked.sources
+    worked.sources = [
+        info.model_copy(update={"age_seconds": age})
+        for info, age in zip(worked.sources, ages, strict=True)
+    ]
+    return worked.sources
 
 
 def _figure(fixing: Fixing) -> tuple[str, str, str, int, str]:
