@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 from app.upstreams.fixings import Fixing, RateSource
 
 logger = logging.getLogger(__name__)
+
+# How often one question's legs are warmed at most (see `Rates.warm`).
+WARM_INTERVAL = timedelta(seconds=1)
 
 # What a fixing lookup gives: the fixing, or None when the source published none in the window.
 Found = Fixing | None
@@ -131,6 +135,7 @@ class Rates:
         # what they gave while the same loads answer fresh. A consolidated answer asked
         # again costs the cache reads and a look-up, not the planning and the arithmetic.
         self._planned: LRUCache[Hashable, _Planned] = LRUCache(maxsize=256)
+        self._warmed: LRUCache[Hashable, datetime] = LRUCache(maxsize=256)
         self._worked: LRUCache[Hashable, _Worked] = LRUCache(maxsize=256)
 
     def currencies_held(self, state: Hashable) -> list[str] | None:
@@ -207,6 +212,15 @@ class Rates:
 
     def warm(self, policy: Policy, report: str, day: date) -> None:
         """Start the loads the recent currencies' rates need, without waiting for them."""
+        # Once a second per question at most: a warm only saves time (the lookup asks what
+        # is missing all the same), and reading every leg's cache on every request would
+        # cost a consolidated answer what it costs to look the rates up.
+        now = self._clock()
+        warmed = (policy.name, report, day)
+        last = self._warmed.get(warmed)
+        if last is not None and timedelta(0) <= now - last < WARM_INTERVAL:
+            return
+        self._warmed[warmed] = now
         for ask in self._plan(policy, list(self._recent), report, day).asks:
             if not self._cache(ask).answers_at_once(ask.key):
                 task = asyncio.ensure_future(self._one(ask, False))
@@ -362,7 +376,9 @@ class Rates:
             planned=planned,
             versions=(),
             rates=rates,
-            state=(("fx", policy.name, report, day.isoformat(), *state),),
+            # One digest of it: the answer's ETag and kept-answer key read this on every
+            # request, and the figures' text costs more to write out than to look up.
+            state=(("fx", _digest(("fx", policy.name, report, day.isoformat(), *state))),),
             by_source=tuple((source, tuple(indices)) for source, indices in by_source.items()),
             sources=sources,
         )
@@ -384,6 +400,10 @@ def _fresh_sources(
         for info, age in zip(worked.sources, ages, strict=True)
     ]
     return worked.sources
+
+
+def _digest(state: tuple[Hashable, ...]) -> str:
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
 
 
 def _figure(fixing: Fixing) -> tuple[str, str, str, int, str]:
