@@ -15,10 +15,11 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import cast
 
 from cachetools import LRUCache
 
@@ -80,16 +81,19 @@ class _Planned:
 
 @dataclass
 class _Worked:
-    """What one question's fixings gave, kept while the same loads (versions) answer fresh:
-    its rates and data state are then a look-up; only the sources' ages are read again."""
+    """What one question's fixings gave. Kept while every fixing it read is fresh and no load
+    of any fixing has ended since: asked again, its rates, sources and state are a look-up,
+    and only the sources' ages and the answer's lifetime move with the clock."""
 
     planned: _Planned
-    versions: tuple[int, ...]
     rates: dict[str, Rate | NoRate]
     state: tuple[Hashable, ...]
-    # Per rate source asked, in order: the positions of its asks among the question's.
-    by_source: tuple[tuple[str, tuple[int, ...]], ...]
     sources: list[SourceInfo]
+    # Each source's oldest fixing's age when read, in the order of `sources`.
+    ages: tuple[float, ...] = ()
+    generation: int = -1
+    read_at: float = 0.0  # monotonic seconds, the caches' clock
+    fresh_for: float = 0.0  # seconds from `read_at` the freshest-expiring fixing stays fresh
 
 
 class Rates:
@@ -107,6 +111,7 @@ class Rates:
         breakers: Breakers = NO_BREAKERS,
         deadline_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
     ) -> None:
         self.sources = dict(sources)
@@ -118,6 +123,11 @@ class Rates:
         self._breakers = breakers
         self._deadline_seconds = deadline_seconds
         self._clock = clock
+        # The caches' clock: how long a kept lookup's fixings stay fresh is theirs.
+        self._monotonic = monotonic
+        # One more every time a load of a fixing ends (stored or failed): a kept lookup is
+        # kept only while no load has ended since it read the caches.
+        self._generation = 0
         self._on_sources = on_sources
         self._last_status: dict[str, SourceStatus] = {}
         # The currencies recent questions converted: their fixings are asked at once with the
@@ -185,8 +195,16 @@ class Rates:
             asks.append(_Ask(quote, client, key, latest, on_or_before))
         return asks
 
+    def _loaded(self, _: object) -> None:
+        self._generation += 1
+
     def _load(self, ask: _Ask) -> Callable[[], Awaitable[Found]]:
         async def load() -> Found:
+            # The cache's own task runs this load and stores (or fails) it before it ends:
+            # the kept lookups are dropped once it has.
+            running = asyncio.current_task()
+            if running is not None:
+                running.add_done_callback(self._loaded)
             # The latest is asked as of the load, not of the question that started it.
             day = ask.client.today(self._clock()) if ask.latest else ask.day
             async with self._breakers.guard(ask.quote.connection):
@@ -268,39 +286,45 @@ class Rates:
         while len(self._recent) > 64:
             del self._recent[next(iter(self._recent))]
         planned = self._plan(policy, currencies, report, day)
-        outcomes = await self._within_deadline(planned.asks, refresh)
         key = (policy.name, tuple(currencies), report, day)
-        versions = tuple(
-            o.version if not isinstance(o, UpstreamError) and o.status == "fresh" else -1
-            for o in outcomes
-        )
         worked = self._worked.get(key)
-        if worked is None or worked.planned is not planned or worked.versions != versions:
-            worked = self._work_out(policy, currencies, report, day, planned, outcomes)
-            if -1 not in versions:
-                worked.versions = versions
-                self._worked[key] = worked
-        sources = worked.sources
-        if sources and self._worked.get(key) is worked:
-            # Every fixing fresh from the same loads: the rates and the state are the kept
-            # ones; the sources' ages are read again (kept when the whole seconds agree).
-            sources = _fresh_sources(worked, outcomes)
+        if (
+            worked is not None
+            and not refresh
+            and worked.planned is planned
+            and worked.generation == self._generation
+        ):
+            elapsed = self._monotonic() - worked.read_at
+            if 0 <= elapsed < worked.fresh_for:
+                return self._answer(worked, _aged(worked, elapsed), worked.fresh_for - elapsed)
+        generation = self._generation
+        outcomes = await self._within_deadline(planned.asks, refresh)
+        read_at = self._monotonic()
+        worked = self._work_out(policy, currencies, report, day, planned, outcomes)
+        fresh = [o for o in outcomes if not isinstance(o, UpstreamError) and o.status == "fresh"]
+        fresh_for = min((o.expires_in_seconds for o in fresh), default=math.inf)
+        if len(fresh) == len(outcomes) and generation == self._generation:
+            worked.generation, worked.read_at, worked.fresh_for = generation, read_at, fresh_for
+            self._worked[key] = worked
+        else:
+            self._worked.pop(key, None)
+        return self._answer(
+            worked,
+            worked.sources,
+            fresh_for if len(fresh) == len(outcomes) else 0.0,
+        )
+
+    def _answer(self, worked: _Worked, sources: list[SourceInfo], fresh_for: float) -> FxGathered:
         changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
         if changed:
             self._last_status.update((s.source, s.status) for s in changed)
             if self._on_sources is not None:
                 self._on_sources(changed)
-        fresh = [
-            o.expires_in_seconds
-            if not isinstance(o, UpstreamError) and o.status == "fresh"
-            else 0.0
-            for o in outcomes
-        ]
         return FxGathered(
             rates=worked.rates,
             sources=sources,
             state=worked.state,
-            max_age_seconds=int(min(fresh)) if fresh else None,
+            max_age_seconds=None if fresh_for == math.inf else int(fresh_for),
         )
 
     def _work_out(
@@ -372,27 +396,28 @@ class Rates:
                     None if info.error is None else (info.error.code, info.error.message),
                 )
             )
+
+        def held_of(indices: list[int]) -> list[Cached[Found]]:
+            return [o for o in (outcomes[i] for i in indices) if isinstance(o, Cached)]
+
         return _Worked(
             planned=planned,
-            versions=(),
+            ages=tuple(
+                max((o.age_seconds for o in held_of(indices)), default=0.0)
+                for indices in by_source.values()
+            ),
             rates=rates,
             # One digest of it: the answer's ETag and kept-answer key read this on every
             # request, and the figures' text costs more to write out than to look up.
             state=(("fx", _digest(("fx", policy.name, report, day.isoformat(), *state))),),
-            by_source=tuple((source, tuple(indices)) for source, indices in by_source.items()),
             sources=sources,
         )
 
 
-def _fresh_sources(
-    worked: _Worked, outcomes: Sequence[Cached[Found] | UpstreamError]
-) -> list[SourceInfo]:
-    """The kept sources with this read's ages (every outcome a fresh `Cached`): the same
-    objects while their whole seconds agree."""
-    ages = [
-        int(max(cast(Cached[Found], outcomes[i]).age_seconds for i in indices))
-        for _, indices in worked.by_source
-    ]
+def _aged(worked: _Worked, elapsed: float) -> list[SourceInfo]:
+    """The kept sources, `elapsed` seconds older: the same objects while the whole seconds
+    they show agree."""
+    ages = [int(age + elapsed) for age in worked.ages]
     if all(info.age_seconds == age for info, age in zip(worked.sources, ages, strict=True)):
         return worked.sources
     worked.sources = [
