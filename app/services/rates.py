@@ -69,7 +69,7 @@ class _Ask:
     day: date
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Planned:
     """The fixings one question asks, and the sources' days they were worked out on (a
     source's day turning makes its latest a past day's fixing)."""
@@ -77,6 +77,9 @@ class _Planned:
     asks: list[_Ask]
     clients: tuple[RateSource, ...]
     todays: tuple[date, ...]
+    # A day turns at midnight in a time zone, which is a whole minute in UTC: until the next
+    # whole minute after the days were read, they are the same.
+    same_until: datetime
 
 
 @dataclass
@@ -163,18 +166,20 @@ class Rates:
         """The asks of a question, worked out again only when a source's day has turned."""
         key = (policy.name, tuple(currencies), report, day)
         planned = self._planned.get(key)
+        now = self._clock()
         if planned is not None:
-            now = self._clock()
+            if now < planned.same_until:
+                return planned
             if all(
                 client.today(now) == today
                 for client, today in zip(planned.clients, planned.todays, strict=True)
             ):
+                planned.same_until = _next_minute(now)
                 return planned
-        now = self._clock()
         asks = self._asks(policy, currencies, report, day, now)
         clients = tuple({id(ask.client): ask.client for ask in asks}.values())
         planned = self._planned[key] = _Planned(
-            asks, clients, tuple(client.today(now) for client in clients)
+            asks, clients, tuple(client.today(now) for client in clients), _next_minute(now)
         )
         return planned
 
@@ -412,6 +417,10 @@ class Rates:
             state=(("fx", _digest(("fx", policy.name, report, day.isoformat(), *state))),),
             sources=sources,
         )
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 def _aged(worked: _Worked, elapsed: float) -> list[SourceInfo]:
