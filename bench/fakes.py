@@ -2,6 +2,7 @@
 
     python -m bench.fakes finsync --clients 50000 --latency-ms 50 --port 8201
     python -m bench.fakes finqware --consents 3 --latency-ms 50 --port 8202
+    python -m bench.fakes rates --latency-ms 50 --port 8203
 
 They speak exactly the wire formats tesoro's adapters read (`app/upstreams/finsync.py`,
 `app/upstreams/finqware.py`), with records shaped like the sandbox simulators' (client types
@@ -20,6 +21,12 @@ Besides the vendor routes, without authentication (never a vendor's):
 * ``POST /_change`` (FinSync): one account's balance changes, so tesoro's next load sees new
   data and builds its answers again.
 
+The rate sources are not faked again: ``rates`` serves tesoro's own simulators of the BCRA,
+the BNR, the ECB and dolarapi (``app/sandbox``, the formats and calendars tesoro's rate
+adapters are tested against), each under its own path (``/bcra``, ``/bnr``, ``/ecb``,
+``/dolarapi``: a source's base URL is the fake's URL and that path) with the same
+``--latency-ms`` added to every call; its ``GET /_calls`` counts calls per source and route.
+
 Only tesoro's public sandbox credentials are borrowed from the app; nothing else of it.
 """
 
@@ -31,10 +38,14 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
 
 from app.sandbox.data import FINQWARE_CLIENT_ID, FINQWARE_CLIENT_SECRET, FINSYNC_API_KEY
 
@@ -47,6 +58,8 @@ TENANT_USER_ID = "bench-tenant"
 _NAMESPACE = uuid.UUID("6d7a4f0e-3a51-4b7e-9f2c-2f0f6c1e9b11")
 
 Scope = dict[str, Any]
+# What Starlette's apps are sent through (any mutable mapping); these fakes send plain dicts.
+StarletteSend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
@@ -439,6 +452,82 @@ class FinqwareFake(_Fake):
         await _reply(send, 200, self._bodies[path, consent.key])
 
 
+RATE_SOURCES = ("bcra", "bnr", "ecb", "dolarapi")
+
+
+async def _prime(simulators: Mapping[str, Any]) -> None:
+    import httpx2
+
+    from app.sandbox.bcra import buenos_aires_today
+
+    today = buenos_aires_today()
+    since = (today - timedelta(days=14)).isoformat()
+    asks = {
+        "bcra": [
+            f"/estadisticascambiarias/v1.0/Cotizaciones/{code}?fechaDesde={since}"
+            f"&fechaHasta={today.isoformat()}&limit=100&offset=0"
+            for code in ("USD", "EUR")
+        ],
+        "bnr": ["/nbrfxrates.xml", "/nbrfxrates10days.xml"],
+        "ecb": [
+            f"/service/data/EXR/D.{code}.EUR.SP00.A?format=csvdata&endPeriod="
+            f"{today.isoformat()}&lastNObservations=1"
+            for code in ("USD", "RON", "ARS", "GBP")
+        ],
+        "dolarapi": ["/v1/dolares"],
+    }
+    for name, paths in asks.items():
+        transport = httpx2.ASGITransport(app=simulators[name])
+        async with httpx2.AsyncClient(transport=transport, base_url="http://fake") as client:
+            for path in paths:
+                await client.get(path)
+
+
+def rates_app(latency_seconds: float) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    """The four rate simulators, each mounted under its source's name, with `/_calls`."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route
+
+    from app.sandbox.faults import Faults
+    from app.sandbox.wiring import rate_simulators
+
+    simulators = rate_simulators()
+
+    @asynccontextmanager
+    async def primed(_: Starlette) -> AsyncIterator[None]:
+        # The simulators work their year of fixings out on first use: asked once here, before
+        # serving, so a measured call costs its latency, as the other fakes' calls do.
+        await _prime(simulators)
+        for simulator in simulators.values():
+            simulator.state.calls.clear()
+            # Every call waits the latency, as every other upstream call does.
+            simulator.state.faults.replace(Faults(delay_seconds=latency_seconds))
+        yield
+
+    async def calls(request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                f"fx:{name} {route}": count
+                for name, simulator in simulators.items()
+                for route, count in sorted(simulator.state.calls.items())
+            }
+        )
+
+    routed = Starlette(
+        lifespan=primed,
+        routes=[
+            Route("/_calls", calls, methods=["GET"]),
+            *(Mount(f"/{name}", app=simulators[name]) for name in RATE_SOURCES),
+        ],
+    )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await routed(scope, receive, cast(StarletteSend, send))
+
+    return app
+
+
 def serve(app: Callable[[Scope, Receive, Send], Awaitable[None]], port: int) -> None:
     import uvicorn
 
@@ -461,7 +550,8 @@ def main(argv: list[str] | None = None) -> None:
     finsync.add_argument("--clients", type=int, required=True)
     finqware = kinds.add_parser("finqware", help="Finqware's balances and accounts")
     finqware.add_argument("--consents", type=int, default=3)
-    for kind in (finsync, finqware):
+    rates = kinds.add_parser("rates", help="the BCRA, BNR, ECB and dolarapi simulators")
+    for kind in (finsync, finqware, rates):
         kind.add_argument("--latency-ms", type=float, default=50.0)
         kind.add_argument("--port", type=int, required=True)
     args = parser.parse_args(argv)
@@ -469,6 +559,7 @@ def main(argv: list[str] | None = None) -> None:
     app: Mapping[str, Callable[[], Callable[[Scope, Receive, Send], Awaitable[None]]]] = {
         "finsync": lambda: FinsyncFake(FinsyncData.generate(args.clients), latency),
         "finqware": lambda: FinqwareFake(args.consents, latency),
+        "rates": lambda: rates_app(latency),
     }
     serve(app[args.kind](), args.port)
 

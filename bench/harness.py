@@ -2,7 +2,7 @@
 
     python -m bench.harness [--sizes 250,5000,50000] [--duration 10] [--latency-ms 50]
                             [--output bench/results.json] [--smoke]
-                            [--only attack] [--attack-seconds 20]
+                            [--only attack|fx] [--attack-seconds 20]
 
 For each size, as separate processes on loopback: the FinSync fake with that many clients
 and the Finqware fake (`bench/fakes.py`, a fixed per-page latency), and `tesoro serve`
@@ -22,7 +22,12 @@ pointed at them, pinned to CPU 0; wrk pinned to CPU 1. Phases (see bench/README.
 * access log: the warm /positions wrk with the access line on (as shipped) and off;
 * attack (the largest size only, or alone with `--only attack`): one read-only key on 200
   connections asking a distinct question every request, while another caller reads a kept
-  answer and /healthz is polled: peak RSS, both p99s, work after the attack stopped.
+  answer and /healthz is polled: peak RSS, both p99s, work after the attack stopped;
+* fx (alone with `--only fx`, at every size): the rate sources served by tesoro's own
+  simulators (`bench.fakes rates`, the same latency); on a fresh tesoro the first
+  /positions?report_currency=USD against the critical path (the slowest of the upstreams and
+  the rate sources, all asked at once), then wrk on the warm consolidated answers beside the
+  warm plain /positions, alternating: the cost ratio consolidated / plain.
 
 Writes every figure to the results file (with the machine, date and commit) and prints a
 table. Every loop is bounded in count and time; traffic stays on 127.0.0.1.
@@ -57,7 +62,7 @@ from urllib.parse import quote
 
 import httpx2
 
-from bench.fakes import PAGE_SIZE, consents, search_fragments
+from bench.fakes import PAGE_SIZE, RATE_SOURCES, consents, search_fragments
 from bench.loopback import free_port, process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +104,15 @@ TARGETS: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("/positions gzip", "/positions", {"Accept-Encoding": "gzip"}),
     ("/counterparties?page_size=200", "/counterparties?page_size=200", {}),
 )
+# The fx phase's warm targets: the plain answer, then the consolidated ones it is set against.
+FX_PLAIN = "/positions"
+FX_TARGETS: tuple[tuple[str, str], ...] = (
+    ("/positions", FX_PLAIN),
+    ("?report_currency=USD", "/positions?report_currency=USD"),
+    ("?report_currency=USD&rates=market", "/positions?report_currency=USD&rates=market"),
+)
+DEFAULT_FX_OUTPUT = ROOT / "bench" / "results-fx.json"
+FX_ROUNDS = 6
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -252,11 +266,18 @@ class Fakes:
     finqware: Running
     clients: int
     latency_ms: float
+    rates: Running | None = None
 
     def calls(self) -> dict[str, int]:
         found: dict[str, int] = {}
         for fake in (self.finsync, self.finqware):
             found.update(json.loads(httpx2.get(f"{fake.url}/_calls", timeout=10).text))
+        return found
+
+    def rate_calls(self) -> dict[str, int]:
+        if self.rates is None:
+            return {}
+        found: dict[str, int] = json.loads(httpx2.get(f"{self.rates.url}/_calls", timeout=10).text)
         return found
 
     def accounts(self) -> int:
@@ -294,6 +315,16 @@ def tesoro_env(fakes: Fakes, **overrides: str) -> dict[str, str]:
         "TESORO_FINQWARE_TTL_SECONDS": str(LONG_TTL_SECONDS),
         **NO_CALLER_LIMIT,
     }
+    if fakes.rates is not None:
+        # The rate sources' simulators, one path each; their latest fixings kept as long as
+        # the upstreams' data, so no refresh lands inside a warm phase either.
+        env.update(
+            {
+                f"TESORO_FX_{name.upper()}_BASE_URL": f"{fakes.rates.url}/{name}"
+                for name in RATE_SOURCES
+            }
+        )
+        env["TESORO_FX_TTL_SECONDS"] = str(LONG_TTL_SECONDS)
     env.update(overrides)
     return env
 
@@ -903,6 +934,134 @@ end
 """.replace("PAGE_SIZE", str(ATTACK_PAGE_SIZE))
 
 
+def fx_critical_path_ms(clients: int, latency_ms: float, concurrency: int) -> dict[str, Any]:
+    """The least time a cold consolidated /positions can take: the upstreams' critical path
+    beside the rate sources' (each leg's fixing is one call to its source, every leg asked
+    at once: one latency). The longer of the two."""
+    upstreams = critical_path_ms(clients, latency_ms, concurrency)
+    rates_ms = latency_ms
+    return {
+        **upstreams,
+        "upstreams_ms": upstreams["critical_path_ms"],
+        "rates_ms": rates_ms,
+        "critical_path_ms": max(upstreams["critical_path_ms"], rates_ms),
+    }
+
+
+def _consolidated(body: bytes) -> dict[str, Any]:
+    answer = json.loads(body)
+    consolidated = answer.get("consolidated") or {}
+    return {
+        "complete": answer.get("complete"),
+        "consolidated_complete": consolidated.get("complete"),
+        "missing_currencies": consolidated.get("missing_currencies"),
+        "fx_sources": {
+            s["source"]: s["status"]
+            for s in answer.get("sources", [])
+            if s["source"].startswith("fx:")
+        },
+    }
+
+
+def fx_phase(plan: Plan, stack: ExitStack, fakes: Fakes) -> dict[str, Any]:
+    """The consolidated answer (issue #17): cold against the critical path on a fresh
+    tesoro, then warm beside the plain /positions, alternating."""
+    load_before = os.getloadavg()
+    critical = fx_critical_path_ms(fakes.clients, plan.latency_ms, page_concurrency())
+    tesoro = start_tesoro(stack, tesoro_env(fakes), "tesoro fx")
+    client = Client(tesoro.port)
+    client.get("/healthz")
+    status, _, body, seconds = client.get(FX_TARGETS[1][1])
+    if status != 200:
+        raise RuntimeError(f"tesoro answered {status} to a cold consolidated: {body[:300]!r}")
+    cold = {
+        **critical,
+        "latency_ms": plan.latency_ms,
+        "target": FX_TARGETS[1][1],
+        "status": status,
+        "wall_ms": round(seconds * 1000, 1),
+        "ratio": ratio(seconds * 1000, critical["critical_path_ms"]),
+        **_consolidated(body),
+        "rate_calls": fakes.rate_calls(),
+    }
+    # The same first answer without a conversion, on another fresh tesoro: what the rate
+    # sources add to a cold answer on this machine now.
+    plain_cold = start_tesoro(stack, tesoro_env(fakes), "tesoro fx plain")
+    other = Client(plain_cold.port)
+    other.get("/healthz")
+    status, _, _, plain_seconds = other.get(FX_PLAIN)
+    other.close()
+    cold["plain_wall_ms"] = round(plain_seconds * 1000, 1) if status == 200 else None
+    cold["plain_ratio"] = ratio(plain_seconds * 1000, critical["critical_path_ms"])
+    plan.log(
+        f"  fx cold {FX_PLAIN} (fresh tesoro, reference) {cold['plain_wall_ms']} ms -> "
+        f"{cold['plain_ratio']}"
+    )
+    plan.log(
+        f"  fx cold {cold['target']} {cold['wall_ms']} ms (complete: {cold['complete']}, "
+        f"consolidated complete: {cold['consolidated_complete']}) vs critical path "
+        f"{critical['critical_path_ms']:.0f} ms (upstreams {critical['upstreams_ms']:.0f}, "
+        f"rates {critical['rates_ms']:.0f}) -> {cold['ratio']}"
+    )
+    answers: dict[str, dict[str, Any]] = {}
+    for name, path in FX_TARGETS:
+        client.get(path)  # builds the kept answer
+        status, _, body, _ = client.get(path)
+        if status != 200:
+            raise RuntimeError(f"tesoro answered {status} to {path}: {body[:300]!r}")
+        answers[name] = {"body_bytes": len(body), **_consolidated(body)}
+    client.close()
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in FX_TARGETS}
+    # Short runs in many rounds, each round every target in turn: a neighbour's burst on the
+    # shared machine hits a round's plain and consolidated runs alike, and the median of the
+    # rounds' ratios leaves the disturbed rounds out.
+    rounds = 1 if plan.rounds == 1 else FX_ROUNDS
+    step = max(1.0, plan.duration * plan.rounds / rounds)
+    for _ in range(rounds):
+        for name, path in FX_TARGETS:
+            runs[name].append(wrk(f"{tesoro.url}{path}", step, tesoro.pid, AUTH, plan.script))
+    warm: dict[str, Any] = {}
+    plain_runs = runs[FX_TARGETS[0][0]]
+    plain = combined(plain_runs)
+    for name, path in FX_TARGETS:
+        figures = combined(runs[name])
+        per_round = [
+            ratio(run["cpu_us_per_request"], base["cpu_us_per_request"])
+            for run, base in zip(runs[name], plain_runs, strict=True)
+        ]
+        warm[name] = {
+            "target": path,
+            **figures,
+            **answers[name],
+            # What the consolidated answer costs against the plain one (1.0: nothing more):
+            # the median of the rounds' CPU ratios, and over all rounds CPU and req/s.
+            "cpu_ratio_median": statistics.median(r or 0.0 for r in per_round),
+            "cpu_ratio_rounds": per_round,
+            "cpu_ratio": ratio(figures["cpu_us_per_request"], plain["cpu_us_per_request"]),
+            "rps_cost_ratio": ratio(plain["rps"], figures["rps"]),
+        }
+        plan.log(
+            f"  fx warm {name:36s} {figures['rps']:9.1f} req/s "
+            f"{figures['cpu_us_per_request']} µs/req p50/p99 {figures['p50_ms']:.1f}/"
+            f"{figures['p99_ms']:.1f} ms -> cost x{warm[name]['cpu_ratio_median']} (CPU, "
+            f"median of {rounds} rounds), x{warm[name]['rps_cost_ratio']} (req/s)"
+        )
+    return {
+        "cold": cold,
+        "warm": warm,
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
+    }
+
+
+def run_fx(plan: Plan, clients: int) -> dict[str, Any]:
+    """The fx phase alone (`--only fx`): the fakes with the rate sources, then the phase."""
+    plan.log(f"fx at {clients:,} clients")
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fakes_running(plan, clients, rates=True))
+        return {"clients": clients, "accounts": fakes.accounts() + 2 * CONSENTS,
+                "fx": fx_phase(plan, stack, fakes)}  # fmt: skip
+
+
 def attack_wrk(url: str, seconds: float, script: Path) -> dict[str, Any]:
     """wrk with ATTACK_CONNECTIONS connections of the attacking key, pinned to the client CPU."""
     command = pinned(
@@ -1017,11 +1176,19 @@ def attack_phase(plan: Plan, fakes: Fakes) -> dict[str, Any]:
 
 
 @contextmanager
-def fakes_running(plan: Plan, clients: int) -> Iterator[Fakes]:
-    """The FinSync fake with `clients` clients and the Finqware fake, until the block ends."""
+def fakes_running(plan: Plan, clients: int, *, rates: bool = False) -> Iterator[Fakes]:
+    """The FinSync fake with `clients` clients and the Finqware fake (and with `rates` the
+    rate sources' simulators), until the block ends."""
     fake = [sys.executable, "-m", "bench.fakes"]
     latency = ["--latency-ms", str(plan.latency_ms), "--port", "{port}"]
     with ExitStack() as stack:
+        rate_fake = (
+            stack.enter_context(
+                started("rates fake", [*fake, "rates", *latency], base_env(), CLIENT_CPU)
+            )
+            if rates
+            else None
+        )
         yield Fakes(
             stack.enter_context(
                 started("finsync fake", [*fake, "finsync", "--clients", str(clients), *latency],
@@ -1033,6 +1200,7 @@ def fakes_running(plan: Plan, clients: int) -> Iterator[Fakes]:
             ),
             clients,
             plan.latency_ms,
+            rate_fake,
         )  # fmt: skip
 
 
@@ -1061,7 +1229,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
     critical = critical_path_ms(clients, plan.latency_ms, concurrency)
     attack = None
     with ExitStack() as stack:
-        fakes = stack.enter_context(fakes_running(plan, clients))
+        fakes = stack.enter_context(fakes_running(plan, clients, rates=True))
         tesoro = start_tesoro(stack, tesoro_env(fakes))
         client = Client(tesoro.port)
         client.get("/healthz")
@@ -1105,6 +1273,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
             f"stale p99 {live['stale_during_reload']['p99_ms']}"
         )
         coalescing = coalescing_phase(plan, fakes)
+        fx = fx_phase(plan, stack, fakes)
         accounts = fakes.accounts() + 2 * CONSENTS
         if clients == plan.attack_size:
             attack = attack_phase(plan, fakes)
@@ -1140,6 +1309,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
         "search": search,
         "coalescing": coalescing,
         "access_log": access,
+        "fx": fx,
     }
     return figures, attack
 
@@ -1237,6 +1407,8 @@ def table(results: dict[str, Any]) -> str:
                 f"Finqware calls/consent-route max {row['finqware_calls_per_consent_max']}, "
                 f"answers built {builds}, statuses {row['statuses']}, {row['wall_seconds']} s"
             )
+        if "fx" in r:
+            lines.extend(fx_lines(r["fx"]))
         a = r["access_log"]
         if a["off"] is None:
             lines.append("access log: no switch to turn it off (n/a)")
@@ -1246,10 +1418,34 @@ def table(results: dict[str, Any]) -> str:
                 f"{a['on']['cpu_us_per_request']} µs/req, off {a['off']['rps']:.0f} req/s "
                 f"{a['off']['cpu_us_per_request']} µs/req -> {a['cost_us_per_request']} µs/req"
             )
+    for size, r in results.get("fx", {}).items():
+        lines.append(f"\n== {int(size):,} clients ({r['accounts']:,} accounts) ==")
+        lines.extend(fx_lines(r["fx"]))
     if results.get("attack"):
         lines.append("\n== attack ==")
         lines.append(attack_summary(results["attack"]))
     return "\n".join(lines)
+
+
+def fx_lines(fx: dict[str, Any]) -> list[str]:
+    c = fx["cold"]
+    lines = [
+        f"fx cold {c['target']}: {c['wall_ms']} ms (consolidated complete: "
+        f"{c['consolidated_complete']}) vs critical path {c['critical_path_ms']:.0f} ms "
+        f"(upstreams {c['upstreams_ms']:.0f}, rate sources {c['rates_ms']:.0f}) -> {c['ratio']}; "
+        f"plain /positions cold {c['plain_wall_ms']} ms -> {c['plain_ratio']}",
+        f"{'fx warm':40s} {'req/s':>9s} {'µs/req':>8s} {'p50':>7s} {'p99':>7s} "
+        f"{'CPU x':>6s} {'median':>6s} {'rps x':>6s}",
+    ]
+    for name, w in fx["warm"].items():
+        lines.append(
+            f"{name:40s} {w['rps']:9.1f} {w['cpu_us_per_request'] or 0:8.0f} "
+            f"{w['p50_ms']:7.2f} {w['p99_ms']:7.2f} {w['cpu_ratio'] or 0:6.3f} "
+            f"{w['cpu_ratio_median']:6.3f} {w['rps_cost_ratio'] or 0:6.3f}"
+        )
+    before, after = fx["load_average"]["before"], fx["load_average"]["after"]
+    lines.append(f"load average before / after: {before[0]:.2f} / {after[0]:.2f}")
+    return lines
 
 
 def attack_markdown(attack: dict[str, Any]) -> list[str]:
@@ -1411,9 +1607,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["attack"],
-        help="run only this phase (at the largest of --sizes); default output "
-        "bench/results-attack.json",
+        choices=["attack", "fx"],
+        help="run only this phase: attack at the largest of --sizes (default output "
+        "bench/results-attack.json), fx at each (default output bench/results-fx.json)",
     )
     parser.add_argument(
         "--attack-seconds",
@@ -1436,7 +1632,14 @@ def main(argv: list[str] | None = None) -> int:
     attack_seconds = args.attack_seconds
     if args.smoke:
         sizes, duration, attack_seconds = [250], 1.0, 2.0
-    output = args.output or (DEFAULT_ATTACK_OUTPUT if args.only else DEFAULT_OUTPUT)
+    output = (
+        args.output
+        or {
+            None: DEFAULT_OUTPUT,
+            "attack": DEFAULT_ATTACK_OUTPUT,
+            "fx": DEFAULT_FX_OUTPUT,
+        }[args.only]
+    )
     ensure_wrk()
     raise_file_limit()
     started_at = time.monotonic()
@@ -1481,6 +1684,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.only == "attack":
             results["attack"] = run_attack(plan, max(sizes))
+        elif args.only == "fx":
+            results["fx"] = {str(size): run_fx(plan, size) for size in sizes}
         else:
             for size in sizes:
                 results["sizes"][str(size)], attack = run_size(plan, size)

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +31,9 @@ from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 from app.upstreams.fixings import Fixing, RateSource
 
 logger = logging.getLogger(__name__)
+
+# How often one question's legs are warmed at most (see `Rates.warm`).
+WARM_INTERVAL = timedelta(seconds=1)
 
 # What a fixing lookup gives: the fixing, or None when the source published none in the window.
 Found = Fixing | None
@@ -63,6 +69,36 @@ class _Ask:
     day: date
 
 
+@dataclass
+class _Planned:
+    """The fixings one question asks, and the sources' days they were worked out on (a
+    source's day turning makes its latest a past day's fixing)."""
+
+    asks: list[_Ask]
+    clients: tuple[RateSource, ...]
+    todays: tuple[date, ...]
+    # A day turns at midnight in a time zone, which is a whole minute in UTC: until the next
+    # whole minute after the days were read, they are the same.
+    same_until: datetime
+
+
+@dataclass
+class _Worked:
+    """What one question's fixings gave. Kept while every fixing it read is fresh and no load
+    of any fixing has ended since: asked again, its rates, sources and state are a look-up,
+    and only the sources' ages and the answer's lifetime move with the clock."""
+
+    planned: _Planned
+    rates: dict[str, Rate | NoRate]
+    state: tuple[Hashable, ...]
+    sources: list[SourceInfo]
+    # Each source's oldest fixing's age when read, in the order of `sources`.
+    ages: tuple[float, ...] = ()
+    generation: int = -1
+    read_at: float = 0.0  # monotonic seconds, the caches' clock
+    fresh_for: float = 0.0  # seconds from `read_at` the freshest-expiring fixing stays fresh
+
+
 class Rates:
     """Picks fixings for the policies' legs from the rate sources that are on."""
 
@@ -78,6 +114,7 @@ class Rates:
         breakers: Breakers = NO_BREAKERS,
         deadline_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
+        monotonic: Callable[[], float] = time.monotonic,
         on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
     ) -> None:
         self.sources = dict(sources)
@@ -89,6 +126,11 @@ class Rates:
         self._breakers = breakers
         self._deadline_seconds = deadline_seconds
         self._clock = clock
+        # The caches' clock: how long a kept lookup's fixings stay fresh is theirs.
+        self._monotonic = monotonic
+        # One more every time a load of a fixing ends (stored or failed): a kept lookup is
+        # kept only while no load has ended since it read the caches.
+        self._generation = 0
         self._on_sources = on_sources
         self._last_status: dict[str, SourceStatus] = {}
         # The currencies recent questions converted: their fixings are asked at once with the
@@ -102,6 +144,12 @@ class Rates:
         self._worked_out: LRUCache[Hashable, dict[str, Rate | NoRate]] = LRUCache(maxsize=256)
         # The currencies each recent data state holds (the positions' own, sorted).
         self._held: LRUCache[Hashable, list[str]] = LRUCache(maxsize=64)
+        # Per question (policy, currencies, report currency, day): the fixings it asks, and
+        # what they gave while the same loads answer fresh. A consolidated answer asked
+        # again costs the cache reads and a look-up, not the planning and the arithmetic.
+        self._planned: LRUCache[Hashable, _Planned] = LRUCache(maxsize=256)
+        self._warmed: LRUCache[Hashable, datetime] = LRUCache(maxsize=256)
+        self._worked: LRUCache[Hashable, _Worked] = LRUCache(maxsize=256)
 
     def currencies_held(self, state: Hashable) -> list[str] | None:
         """The currencies a data state holds, if a question about it said so already."""
@@ -114,10 +162,30 @@ class Rates:
         """Today in UTC: the default date of a question."""
         return self._clock().astimezone(UTC).date()
 
-    def _asks(
-        self, policy: Policy, currencies: Iterable[str], report: str, day: date
-    ) -> list[_Ask]:
+    def _plan(self, policy: Policy, currencies: Sequence[str], report: str, day: date) -> _Planned:
+        """The asks of a question, worked out again only when a source's day has turned."""
+        key = (policy.name, tuple(currencies), report, day)
+        planned = self._planned.get(key)
         now = self._clock()
+        if planned is not None:
+            if now < planned.same_until:
+                return planned
+            if all(
+                client.today(now) == today
+                for client, today in zip(planned.clients, planned.todays, strict=True)
+            ):
+                planned.same_until = _next_minute(now)
+                return planned
+        asks = self._asks(policy, currencies, report, day, now)
+        clients = tuple({id(ask.client): ask.client for ask in asks}.values())
+        planned = self._planned[key] = _Planned(
+            asks, clients, tuple(client.today(now) for client in clients), _next_minute(now)
+        )
+        return planned
+
+    def _asks(
+        self, policy: Policy, currencies: Iterable[str], report: str, day: date, now: datetime
+    ) -> list[_Ask]:
         asks = []
         for quote in needed_quotes(policy, currencies, report):
             client = self.sources.get(quote.source)
@@ -132,8 +200,16 @@ class Rates:
             asks.append(_Ask(quote, client, key, latest, on_or_before))
         return asks
 
+    def _loaded(self, _: object) -> None:
+        self._generation += 1
+
     def _load(self, ask: _Ask) -> Callable[[], Awaitable[Found]]:
         async def load() -> Found:
+            # The cache's own task runs this load and stores (or fails) it before it ends:
+            # the kept lookups are dropped once it has.
+            running = asyncio.current_task()
+            if running is not None:
+                running.add_done_callback(self._loaded)
             # The latest is asked as of the load, not of the question that started it.
             day = ask.client.today(self._clock()) if ask.latest else ask.day
             async with self._breakers.guard(ask.quote.connection):
@@ -159,7 +235,16 @@ class Rates:
 
     def warm(self, policy: Policy, report: str, day: date) -> None:
         """Start the loads the recent currencies' rates need, without waiting for them."""
-        for ask in self._asks(policy, list(self._recent), report, day):
+        # Once a second per question at most: a warm only saves time (the lookup asks what
+        # is missing all the same), and reading every leg's cache on every request would
+        # cost a consolidated answer what it costs to look the rates up.
+        now = self._clock()
+        warmed = (policy.name, report, day)
+        last = self._warmed.get(warmed)
+        if last is not None and timedelta(0) <= now - last < WARM_INTERVAL:
+            return
+        self._warmed[warmed] = now
+        for ask in self._plan(policy, list(self._recent), report, day).asks:
             if not self._cache(ask).answers_at_once(ask.key):
                 task = asyncio.ensure_future(self._one(ask, False))
                 self._warming.add(task)
@@ -205,12 +290,63 @@ class Rates:
             self._recent[currency] = None
         while len(self._recent) > 64:
             del self._recent[next(iter(self._recent))]
-        asks = self._asks(policy, currencies, report, day)
-        outcomes = await self._within_deadline(asks, refresh)
+        planned = self._plan(policy, currencies, report, day)
+        key = (policy.name, tuple(currencies), report, day)
+        worked = self._worked.get(key)
+        if (
+            worked is not None
+            and not refresh
+            and worked.planned is planned
+            and worked.generation == self._generation
+        ):
+            elapsed = self._monotonic() - worked.read_at
+            if 0 <= elapsed < worked.fresh_for:
+                return self._answer(worked, _aged(worked, elapsed), worked.fresh_for - elapsed)
+        generation = self._generation
+        outcomes = await self._within_deadline(planned.asks, refresh)
+        read_at = self._monotonic()
+        worked = self._work_out(policy, currencies, report, day, planned, outcomes)
+        fresh = [o for o in outcomes if not isinstance(o, UpstreamError) and o.status == "fresh"]
+        fresh_for = min((o.expires_in_seconds for o in fresh), default=math.inf)
+        if len(fresh) == len(outcomes) and generation == self._generation:
+            worked.generation, worked.read_at, worked.fresh_for = generation, read_at, fresh_for
+            self._worked[key] = worked
+        else:
+            self._worked.pop(key, None)
+        return self._answer(
+            worked,
+            worked.sources,
+            fresh_for if len(fresh) == len(outcomes) else 0.0,
+        )
+
+    def _answer(self, worked: _Worked, sources: list[SourceInfo], fresh_for: float) -> FxGathered:
+        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
+        if changed:
+            self._last_status.update((s.source, s.status) for s in changed)
+            if self._on_sources is not None:
+                self._on_sources(changed)
+        return FxGathered(
+            rates=worked.rates,
+            sources=sources,
+            state=worked.state,
+            max_age_seconds=None if fresh_for == math.inf else int(fresh_for),
+        )
+
+    def _work_out(
+        self,
+        policy: Policy,
+        currencies: Sequence[str],
+        report: str,
+        day: date,
+        planned: _Planned,
+        outcomes: Sequence[Cached[Found] | UpstreamError],
+    ) -> _Worked:
+        """The rates, sources and data state the fixings read give."""
+        asks = planned.asks
         found: dict[tuple[str, str], Fixing | Exception | None] = {}
-        by_source: dict[str, list[Cached[Found] | UpstreamError]] = {}
-        for ask, outcome in zip(asks, outcomes, strict=True):
-            by_source.setdefault(ask.quote.source, []).append(outcome)
+        by_source: dict[str, list[int]] = {}
+        for index, (ask, outcome) in enumerate(zip(asks, outcomes, strict=True)):
+            by_source.setdefault(ask.quote.source, []).append(index)
             found[ask.quote.source, ask.quote.code] = (
                 RateUnavailableError(
                     f"{ask.quote.connection} is unavailable and nothing is kept: "
@@ -248,8 +384,8 @@ class Rates:
             }
         sources: list[SourceInfo] = []
         state: list[Hashable] = []
-        fresh: list[float] = []
-        for source, outcomes_of in by_source.items():
+        for source, indices in by_source.items():
+            outcomes_of = [outcomes[i] for i in indices]
             info = _info(f"fx:{source}", outcomes_of)
             sources.append(info)
             state.append(
@@ -265,23 +401,43 @@ class Rates:
                     None if info.error is None else (info.error.code, info.error.message),
                 )
             )
-            fresh.extend(
-                o.expires_in_seconds
-                if not isinstance(o, UpstreamError) and o.status == "fresh"
-                else 0.0
-                for o in outcomes_of
-            )
-        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
-        if changed:
-            self._last_status.update((s.source, s.status) for s in changed)
-            if self._on_sources is not None:
-                self._on_sources(changed)
-        return FxGathered(
+
+        def held_of(indices: list[int]) -> list[Cached[Found]]:
+            return [o for o in (outcomes[i] for i in indices) if isinstance(o, Cached)]
+
+        return _Worked(
+            planned=planned,
+            ages=tuple(
+                max((o.age_seconds for o in held_of(indices)), default=0.0)
+                for indices in by_source.values()
+            ),
             rates=rates,
+            # One digest of it: the answer's ETag and kept-answer key read this on every
+            # request, and the figures' text costs more to write out than to look up.
+            state=(("fx", _digest(("fx", policy.name, report, day.isoformat(), *state))),),
             sources=sources,
-            state=(("fx", policy.name, report, day.isoformat(), *state),),
-            max_age_seconds=int(min(fresh)) if fresh else None,
         )
+
+
+def _next_minute(now: datetime) -> datetime:
+    return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def _aged(worked: _Worked, elapsed: float) -> list[SourceInfo]:
+    """The kept sources, `elapsed` seconds older: the same objects while the whole seconds
+    they show agree."""
+    ages = [int(age + elapsed) for age in worked.ages]
+    if all(info.age_seconds == age for info, age in zip(worked.sources, ages, strict=True)):
+        return worked.sources
+    worked.sources = [
+        info.model_copy(update={"age_seconds": age})
+        for info, age in zip(worked.sources, ages, strict=True)
+    ]
+    return worked.sources
+
+
+def _digest(state: tuple[Hashable, ...]) -> str:
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:32]
 
 
 def _figure(fixing: Fixing) -> tuple[str, str, str, int, str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.harness import COALESCING_LEVELS, TARGETS, ensure_wrk
+from bench.harness import COALESCING_LEVELS, FX_TARGETS, TARGETS, ensure_wrk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
@@ -136,3 +136,28 @@ def test_the_attack_is_measured_with_its_targets_figures(results: dict[str, Any]
         assert attack[window]["failed"] == 0
         assert attack[window]["p50_ms"] <= attack[window]["p99_ms"]
     assert 0 <= attack["busy_after_seconds"] < 60
+
+
+def test_the_consolidated_answer_is_measured_beside_the_plain_one(
+    results: dict[str, Any],
+) -> None:
+    fx = results["sizes"]["250"]["fx"]
+    cold = fx["cold"]
+    assert cold["status"] == 200
+    assert cold["complete"] is True
+    # Tesoro's own rate simulators answered: every source the question needs is listed ok.
+    assert cold["fx_sources"]
+    assert set(cold["fx_sources"].values()) == {"ok"}
+    assert cold["critical_path_ms"] == max(cold["upstreams_ms"], cold["rates_ms"])
+    assert cold["wall_ms"] >= cold["critical_path_ms"]
+    assert cold["plain_wall_ms"] > 0
+    assert set(fx["warm"]) == {name for name, _ in FX_TARGETS}
+    for name, figures in fx["warm"].items():
+        assert figures["requests"] > 0, name
+        assert figures["non_2xx"] == 0, name
+        assert figures["socket_errors"] == 0, name
+        assert figures["cpu_ratio"] > 0
+        assert figures["cpu_ratio_median"] > 0
+    assert fx["warm"]["/positions"]["fx_sources"] == {}
+    assert fx["warm"]["?report_currency=USD"]["fx_sources"]
+    assert len(fx["load_average"]["before"]) == 3

@@ -203,3 +203,67 @@ async def test_the_currencies_recent_questions_converted_are_asked_before_the_ne
     asked = len(bcra.asked)
     await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", day)
     assert len(bcra.asked) == asked  # the lookup found the warmed fixing
+
+
+async def test_a_lookup_asked_again_is_kept_while_its_fixings_are_fresh_and_ages() -> None:
+    bcra = sources()[0]
+    now = [1000.0]
+    latest = SnapshotCache[Found](
+        ttl_seconds=60,
+        stale_if_error_seconds=3600,
+        stale_on=UpstreamError,
+        stale_while_revalidate=True,
+        clock=lambda: now[0],
+    )
+    past = SnapshotCache[Found](
+        ttl_seconds=30 * 86400, stale_if_error_seconds=0, clock=lambda: now[0]
+    )
+    rates = Rates(
+        {"bcra": bcra},
+        policies=BUILT_IN,
+        default_policy="official",
+        max_age_days=7,
+        latest_cache=latest,
+        past_cache=past,
+        clock=lambda: NOW,
+        monotonic=lambda: now[0],
+    )
+    official = BUILT_IN["official"]
+    first = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    again = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    now[0] += 30
+    later = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    assert len(bcra.asked) == 1
+    assert first.state == again.state == later.state
+    assert [s.age_seconds for s in later.sources] == [30]
+    assert later.max_age_seconds == 30
+    # Published again with another figure: once the kept fixing is past its lifetime, the
+    # next answers are stale while it loads, then show the new figure and a new state.
+    bcra.figure = Decimal("1.6")
+    now[0] += 31
+    stale = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    assert [s.status for s in stale.sources] == [SourceStatus.stale]
+    assert stale.state != first.state  # the status is part of the state
+    for _ in range(20):  # the refresh runs behind the stale answer, as its own task
+        await asyncio.sleep(0)
+    moved = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    assert len(bcra.asked) == 2
+    assert [s.status for s in moved.sources] == [SourceStatus.ok]
+    assert moved.state not in (first.state, stale.state)
+    assert moved.rates["ARS"] != first.rates["ARS"]
+
+
+async def test_a_kept_lookup_is_dropped_once_any_load_of_a_fixing_ends() -> None:
+    bcra = sources()[0]
+    rates = service(bcra)
+    official = BUILT_IN["official"]
+    first = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    assert (await rates.lookup(official, ["ARS"], "USD", TODAY)).state == first.state
+    bcra.figure = Decimal("1.7")
+    # Another question forces the latest fixing again; a question that does not force it
+    # sees the fixing that load stored, not the lookup kept before it.
+    forced = await rates.lookup(official, ["ARS", "USD"], "USD", TODAY, refresh=True)
+    plain = await rates.lookup(official, ["ARS"], "USD", TODAY)
+    assert len(bcra.asked) == 2
+    assert plain.state != first.state
+    assert plain.rates["ARS"] == forced.rates["ARS"] != first.rates["ARS"]
