@@ -54,9 +54,7 @@ def _position(index: int, amount: Decimal, fetched_at: datetime) -> Position:
     )
 
 
-def _row(
-    position: Position, before: AccountFigures | None
-) -> tuple[AccountRow, AccountFigures]:
+def _row(position: Position, before: AccountFigures | None) -> tuple[AccountRow, AccountFigures]:
     figures = figures_of(position)
     return (
         AccountRow(
@@ -74,7 +72,7 @@ def _row(
 
 async def build(store: HistoryStore, accounts: int, days: int) -> tuple[datetime, float]:
     """Write the history; its last instant and the seconds the writes took."""
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 -- a repeatable sample, not a secret
     amounts = [Decimal(rng.randrange(-10_000_00, 1_000_000_00)) / 100 for _ in range(accounts)]
     positions = [_position(index, amounts[index], START) for index in range(accounts)]
     held: dict[int, AccountFigures] = {}
