@@ -472,30 +472,20 @@ class HistoryStore:
             .distinct()
             .subquery()
         )
-        earlier = observed_accounts.alias("earlier")
-        # One index seek per account touched (source, account key, seq).
-        latest = (
-            select(
-                touched.c.counterparty_id,
-                touched.c.account_id,
-                touched.c.currency,
-                select(func.max(earlier.c.seq))
-                .where(
-                    earlier.c.source == source,
-                    earlier.c.counterparty_id == touched.c.counterparty_id,
-                    earlier.c.account_id == touched.c.account_id,
-                    earlier.c.currency == touched.c.currency,
-                    earlier.c.seq <= after_seq,
-                )
-                .scalar_subquery()
-                .label("seq"),
-            )
-        ).subquery()
+        latest = _latest_rows(source, after_seq)
         async with self.engine.connect() as connection:
             rows = (
                 await connection.execute(
                     select(observed_accounts)
                     .join(latest, _same_row_of(latest))
+                    .join(
+                        touched,
+                        and_(
+                            accounts.counterparty_id == touched.c.counterparty_id,
+                            accounts.account_id == touched.c.account_id,
+                            accounts.currency == touched.c.currency,
+                        ),
+                    )
                     .where(accounts.source == source, accounts.present)
                 )
             ).all()
