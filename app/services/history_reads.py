@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,12 +32,12 @@ from app.domain.models import (
 from app.domain.money import sum_exact
 from app.domain.observations import AccountFigures
 from app.domain.positions import totals
-from app.services.history import position_from_record
+from app.services.history import LOADED_AT, moment_json
 from app.store.history import (
     AccountKey,
-    ConnectionState,
     HeldAccount,
     HistoryStore,
+    PastRecords,
     StoredObservation,
 )
 
@@ -161,6 +162,7 @@ def count_points(start: datetime, end: datetime, interval: Interval) -> int:
     return int((end - start).total_seconds() // length) + 2
 
 
+LOADED_AT_JSON = json.dumps(LOADED_AT)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNREAD = ReportedFigure(amount=Decimal(0))
 
@@ -191,9 +193,25 @@ def _light_position(key: str, figures: AccountFigures, kind: str) -> Position:
     )
 
 
+# A stored position is pydantic's JSON of it: `kind` is a top-level key written before any
+# object nests, and a quote inside a string is escaped, so the first match is the field.
+_KIND = re.compile(r'"kind":"([^"]*)"')
+
+
+def _positions_from_records(records: Iterable[str], fetched_at: datetime) -> list[Position]:
+    """As `position_from_record` for each, the load time's JSON worked out once."""
+    loaded = json.dumps(moment_json(fetched_at))
+    return [
+        Position.model_validate_json(record.replace(LOADED_AT_JSON, loaded)) for record in records
+    ]
+
+
 def _kind(record: str) -> str:
-    kind: str = json.loads(record)["kind"]
-    return kind
+    found = _KIND.search(record)
+    if found is None:
+        kind: str = json.loads(record)["kind"]
+        return kind
+    return found.group(1)
 
 
 class HistoryReader:
@@ -205,19 +223,16 @@ class HistoryReader:
         # without an observation is a gap.
         self._observe_seconds = observe_seconds
 
-    async def _states(
-        self, keys: Sequence[str], instant: datetime
-    ) -> dict[str, ConnectionState | None]:
-        states = {key: await self.store.state_at(key, instant) for key in keys}
-        if keys and all(state is None for state in states.values()):
+    async def _observed_by_then(self, keys: Sequence[str], states: Iterable[object]) -> None:
+        if keys and all(state is None for state in states):
             starts = await self.store.first_at(keys)
             raise HistoryNotAvailableError(min(starts.values()) if starts else None)
-        return states
 
     async def positions_at(self, keys: Sequence[str], instant: datetime) -> list[PastConnection]:
         """Each connection as last observed at or before `instant`; HistoryNotAvailableError
         when none of them was observed by then."""
-        states = await self._states(keys, instant)
+        states = {key: await self.store.records_at(key, instant) for key in keys}
+        await self._observed_by_then(keys, states.values())
         starts: dict[str, datetime] | None = None
         found: list[PastConnection] = []
         for key in keys:
@@ -249,7 +264,7 @@ class HistoryReader:
         return found
 
     @staticmethod
-    def _past(key: str, state: ConnectionState, instant: datetime) -> PastConnection:
+    def _past(key: str, state: PastRecords, instant: datetime) -> PastConnection:
         last, data = state.last, state.data
         fetched_at = None if data is None else data.fetched_at
         info = SourceInfo(
@@ -261,13 +276,7 @@ class HistoryReader:
             else max(0, int((instant - fetched_at).total_seconds())),
             error=_error(last),
         )
-        positions = (
-            []
-            if fetched_at is None
-            else [
-                position_from_record(held.position, fetched_at) for held in state.accounts.values()
-            ]
-        )
+        positions = [] if fetched_at is None else _positions_from_records(state.records, fetched_at)
         positions.sort(key=listing_order)
         warnings = (
             []
@@ -285,28 +294,38 @@ class HistoryReader:
     ) -> list[Change]:
         """Every account whose figures differ between `since` and `until` (among those the
         filter keeps, before or after), largest change first."""
-        states = await self._states(keys, since)
+        marks = {key: await self.store.marks_at(key, since) for key in keys}
+        await self._observed_by_then(keys, marks.values())
         found: list[Change] = []
         for key in keys:
-            state = states[key]
-            before = {} if state is None or state.data is None else dict(state.accounts)
+            mark = marks[key]
+            after_seq = None if mark is None or mark[1] is None else mark[1].seq
+            # Only the accounts with a row since then can differ: the others are not read.
+            before = (
+                {} if after_seq is None else await self.store.touched_before(key, after_seq, until)
+            )
             after = dict(before)
             changed_at: dict[AccountKey, datetime] = {}
-            after_seq = None if state is None or state.data is None else state.data.seq
             for row in await self.store.rows_between(key, after_seq, until):
                 if row.held is None:
                     after.pop(row.key, None)
                 else:
                     after[row.key] = row.held
                 changed_at[row.key] = row.at
+            candidates: list[tuple[Position, AccountKey, HeldAccount | None, HeldAccount | None]]
+            candidates = []
             for account in changed_at:
                 old, new = before.get(account), after.get(account)
                 if _same_figures(old, new):
                     continue
                 either = new or old
                 assert either is not None
-                kept = matching([_light_position(key, either.figures, _kind(either.position))])
-                if not kept:
+                light = _light_position(key, either.figures, _kind(either.position))
+                candidates.append((light, account, old, new))
+            # One call of the filter for them all (it keeps the very positions it is given).
+            kept = {id(position) for position in matching([item[0] for item in candidates])}
+            for light, account, old, new in candidates:
+                if id(light) not in kept:
                     continue
                 old_amount = None if old is None else old.figures.amount
                 new_amount = None if new is None else new.figures.amount

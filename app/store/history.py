@@ -103,6 +103,16 @@ class ConnectionState:
 
 
 @dataclass(frozen=True, slots=True)
+class PastRecords:
+    """A connection as history holds it at some point, its accounts as their stored position
+    JSON only (what an answer as of an instant is rebuilt from)."""
+
+    last: StoredObservation
+    data: StoredObservation | None
+    records: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class TimedRow:
     """An account row with the moment of its observation (replayed in order)."""
 
@@ -418,6 +428,74 @@ class HistoryStore:
         async with self.engine.connect() as connection:
             return await _state(connection, source, instant)
 
+    async def records_at(self, source: str, instant: datetime) -> PastRecords | None:
+        """As `state_at`, the accounts' position JSON only (no figures decoded)."""
+        async with self.engine.connect() as connection:
+            last = await _latest(connection, source, instant, data=False)
+            if last is None:
+                return None
+            data = last if last.data else await _latest(connection, source, instant, data=True)
+            if data is None:
+                return PastRecords(last, None, [])
+            latest = _latest_rows(source, data.seq)
+            found = await connection.scalars(
+                select(observed_accounts.c.position)
+                .join(latest, _same_row_of(latest))
+                .where(observed_accounts.c.source == source, observed_accounts.c.present)
+            )
+            return PastRecords(last, data, list(found))
+
+    async def marks_at(
+        self, source: str, instant: datetime
+    ) -> tuple[StoredObservation, StoredObservation | None] | None:
+        """The connection's latest observation at or before `instant` and its latest data
+        observation (None: not yet observed)."""
+        async with self.engine.connect() as connection:
+            last = await _latest(connection, source, instant, data=False)
+            if last is None:
+                return None
+            return last, last if last.data else await _latest(
+                connection, source, instant, data=True
+            )
+
+    async def touched_before(
+        self, source: str, after_seq: int, until: datetime
+    ) -> dict[AccountKey, HeldAccount]:
+        """The accounts of `source` that have a row after observation `after_seq` up to
+        `until`, as they were as of `after_seq` (those present then): what a question about
+        changes compares with, without reading the accounts that did not change."""
+        accounts = observed_accounts.c
+        touched = (
+            select(accounts.counterparty_id, accounts.account_id, accounts.currency)
+            .join(observations, observations.c.seq == accounts.seq)
+            .where(accounts.source == source, accounts.seq > after_seq, observations.c.at <= until)
+            .distinct()
+            .subquery()
+        )
+        latest = _latest_rows(source, after_seq)
+        async with self.engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(observed_accounts)
+                    .join(latest, _same_row_of(latest))
+                    .join(
+                        touched,
+                        and_(
+                            accounts.counterparty_id == touched.c.counterparty_id,
+                            accounts.account_id == touched.c.account_id,
+                            accounts.currency == touched.c.currency,
+                        ),
+                    )
+                    .where(accounts.source == source, accounts.present)
+                )
+            ).all()
+        return {
+            (row.counterparty_id, row.account_id, row.currency): HeldAccount(
+                row.seq, _figures_of(row), row.position
+            )
+            for row in rows
+        }
+
     async def rows_between(
         self, source: str, after_seq: int | None, until: datetime
     ) -> list[TimedRow]:
@@ -583,12 +661,11 @@ async def _state(
     return ConnectionState(last, data, await _accounts_at(connection, source, data.seq))
 
 
-async def _accounts_at(
-    connection: AsyncConnection, source: str, seq: int
-) -> dict[AccountKey, HeldAccount]:
-    """Every account of `source` present as of observation `seq`: the latest row of each."""
+def _latest_rows(source: str, seq: int) -> Any:
+    """Each account's latest row of `source` as of observation `seq` (its key and seq), read
+    from the index on (source, account key, seq) alone."""
     accounts = observed_accounts.c
-    latest = (
+    return (
         select(
             accounts.counterparty_id,
             accounts.account_id,
@@ -599,18 +676,28 @@ async def _accounts_at(
         .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
         .subquery()
     )
+
+
+def _same_row_of(latest: Any) -> Any:
+    accounts = observed_accounts.c
+    return and_(
+        accounts.counterparty_id == latest.c.counterparty_id,
+        accounts.account_id == latest.c.account_id,
+        accounts.currency == latest.c.currency,
+        accounts.seq == latest.c.seq,
+    )
+
+
+async def _accounts_at(
+    connection: AsyncConnection, source: str, seq: int
+) -> dict[AccountKey, HeldAccount]:
+    """Every account of `source` present as of observation `seq`: the latest row of each."""
+    accounts = observed_accounts.c
+    latest = _latest_rows(source, seq)
     rows = (
         await connection.execute(
             select(observed_accounts)
-            .join(
-                latest,
-                and_(
-                    accounts.counterparty_id == latest.c.counterparty_id,
-                    accounts.account_id == latest.c.account_id,
-                    accounts.currency == latest.c.currency,
-                    accounts.seq == latest.c.seq,
-                ),
-            )
+            .join(latest, _same_row_of(latest))
             .where(accounts.source == source, accounts.present)
         )
     ).all()

@@ -154,6 +154,77 @@ async def test_the_state_at_an_instant_is_the_latest_row_of_each_account(
     assert now.last.at.tzinfo is UTC
 
 
+async def test_the_records_at_an_instant_are_the_latest_present_position_of_each_account(
+    store: HistoryStore,
+) -> None:
+    await store.write(
+        observation("v1", T0, row(figures("101", "10.50")), row(figures("102", "-3.25")))
+    )
+    await store.write(
+        observation(
+            "v2",
+            T0 + timedelta(hours=1),
+            row(figures("101", "12.00"), figures("101", "10.50")),
+            row(None, figures("102", "-3.25")),
+            row(figures("103", "7")),
+        )
+    )
+    # Another connection's rows never mix in.
+    await store.write(observation("w1", T0, row(figures("101", "99")), source="bank"))
+
+    assert await store.records_at("finsync", T0 - timedelta(seconds=1)) is None
+    at_first = await store.records_at("finsync", T0 + timedelta(minutes=59))
+    assert at_first is not None
+    assert at_first.data is not None
+    assert sorted(at_first.records) == ['{"amount":"-3.25"}', '{"amount":"10.50"}']
+    later = await store.records_at("finsync", T0 + timedelta(hours=2))
+    assert later is not None
+    assert sorted(later.records) == ['{"amount":"12.00"}', '{"amount":"7"}']
+
+
+async def test_the_accounts_touched_since_an_observation_are_read_as_they_were_then(
+    store: HistoryStore,
+) -> None:
+    first = await store.write(
+        observation(
+            "v1",
+            T0,
+            row(figures("101", "10.50")),
+            row(figures("102", "-3.25")),
+            row(figures("104", "1")),
+        )
+    )
+    second = await store.write(
+        observation("v2", T0 + timedelta(hours=1), row(figures("104", "2"), figures("104", "1")))
+    )
+    await store.write(
+        observation(
+            "v3",
+            T0 + timedelta(hours=2),
+            row(figures("101", "12.00"), figures("101", "10.50")),
+            row(figures("103", "7")),
+        )
+    )
+    await store.write(
+        observation("v4", T0 + timedelta(hours=3), row(None, figures("102", "-3.25")))
+    )
+    assert first is not None
+    assert second is not None
+
+    # 101 changed, 103 appeared (absent as of `second`), 102 vanished only after `until`;
+    # 104 changed before `second` and not since: not read.
+    touched = await store.touched_before("finsync", second, T0 + timedelta(hours=2))
+    assert {key: (held.seq, str(held.figures.amount)) for key, held in touched.items()} == {
+        ("finsync:1", "101", "ARS"): (first, "10.50")
+    }
+    touched = await store.touched_before("finsync", second, T0 + timedelta(hours=3))
+    assert {key: (held.seq, str(held.figures.amount)) for key, held in touched.items()} == {
+        ("finsync:1", "101", "ARS"): (first, "10.50"),
+        ("finsync:1", "102", "ARS"): (first, "-3.25"),
+    }
+    assert await store.touched_before("bank", second, T0 + timedelta(hours=3)) == {}
+
+
 async def test_exact_decimals_survive_the_store(store: HistoryStore) -> None:
     huge = "123456789012345678901234567890.123456789"
     await store.write(observation("v1", T0, row(figures("101", huge))))
