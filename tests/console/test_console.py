@@ -125,6 +125,9 @@ def test_the_figures_on_the_page_are_the_api_figures_written_the_local_way(
     if lang == "es":
         # es-AR: 1.234,56 — a sandbox figure with thousands, checked literally once.
         assert "98.765.432.109,87" in page.find_element(By.ID, "positions").text
+    # The invitation to pick a reporting currency follows the language switched to.
+    invitation = {"en": "Choose a report currency", "es": "Elegí una moneda de reporte"}[lang]
+    assert invitation in page.find_element(By.ID, "consolidated-note").text
 
 
 def test_a_spanish_browser_gets_the_page_in_spanish(sandbox: Stack) -> None:

@@ -310,10 +310,12 @@ function showNotice(text) {
   notice.textContent = text;
 }
 
-function showConsolidatedNote(text) {
+function showConsolidatedNote(text, kind = "") {
   const note = $("consolidated-note");
   note.hidden = !text;
   note.textContent = text || "";
+  // The invitation to pick a currency is rewritten in the new language; other notes stay.
+  note.dataset.kind = kind;
 }
 
 function cell(row, text, { header = false, className = "" } = {}) {
@@ -446,7 +448,10 @@ function renderConsolidated() {
     return;
   }
   if (!c) {
-    if (!$("consolidated-note").textContent) showConsolidatedNote(t("consolidatedPick"));
+    const note = $("consolidated-note");
+    if (!note.textContent || note.dataset.kind === "pick") {
+      showConsolidatedNote(t("consolidatedPick"), "pick");
+    }
     box.hidden = true;
     return;
   }
