@@ -394,8 +394,11 @@ class EventHub:
                     )
                     listening = False
             finally:
+                # Bounded: closing a subscription to a Redis that went away must never hold
+                # up a cancelled listener (a test run once hung here at the loop's close).
                 with suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream
+                    async with asyncio.timeout(1.0):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # untyped upstream
             await asyncio.sleep(_RESUBSCRIBE_SECONDS)
 
     # --- consents -----------------------------------------------------------------------
