@@ -115,7 +115,6 @@ class Rates:
         deadline_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
-        on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
     ) -> None:
         self.sources = dict(sources)
         self.policies = dict(policies)
@@ -131,8 +130,6 @@ class Rates:
         # One more every time a load of a fixing ends (stored or failed): a kept lookup is
         # kept only while no load has ended since it read the caches.
         self._generation = 0
-        self._on_sources = on_sources
-        self._last_status: dict[str, SourceStatus] = {}
         # The currencies recent questions converted: their fixings are asked at once with the
         # upstream connections on the next question, before its positions say which it needs.
         self._recent: dict[str, None] = {}
@@ -320,11 +317,6 @@ class Rates:
         )
 
     def _answer(self, worked: _Worked, sources: list[SourceInfo], fresh_for: float) -> FxGathered:
-        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
-        if changed:
-            self._last_status.update((s.source, s.status) for s in changed)
-            if self._on_sources is not None:
-                self._on_sources(changed)
         return FxGathered(
             rates=worked.rates,
             sources=sources,

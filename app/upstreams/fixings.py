@@ -89,7 +89,7 @@ class FixingClient:
     base URL is the source's, its retry policy, a clock, its series codes and the time zone
     its days are counted in. Each adapter adds its own `fixing`."""
 
-    source: ClassVar[str]
+    source: str
     codes: ClassVar[frozenset[str]]
     time_zone: ClassVar[tzinfo]
 
