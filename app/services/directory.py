@@ -16,6 +16,7 @@ from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty, SourceStatus
 from app.domain.names import name_key, same_name
+from app.flight import Flights
 from app.services.locks import KeyedLocks
 from app.services.shared import LOCK_WAIT_SECONDS, RedisTier
 from app.services.treasury import (
@@ -81,9 +82,10 @@ CREATE_LOCK_SECONDS = 60.0
 LIST_READ_GATHER_SECONDS = 0.02
 
 
-@dataclass
+@dataclass(eq=False)
 class _ListRead:
-    task: asyncio.Task[Parsed[FinsyncClientRecord]] | None = None
+    """One read of FinSync's list for creates (its own key among the reads under way)."""
+
     started: float | None = None  # monotonic, once the list is asked for
 
 
@@ -107,12 +109,13 @@ class Directory:
         self._shared = shared
         self._lock_seconds = lock_seconds
         self._lock_wait_seconds = lock_wait_seconds
-        # The last read of FinSync's list for a create.
+        # The last read of FinSync's list for a create, and the reads under way.
         self._list_read: _ListRead | None = None
+        self._list_reads = Flights[_ListRead, Parsed[FinsyncClientRecord]]()
         self._misses: TTLCache[int, bool] = TTLCache(
             maxsize=MISS_MEMORY_SIZE, ttl=MISS_MEMORY_SECONDS
         )
-        self._lookups: dict[int, asyncio.Task[FinsyncClientRecord | None]] = {}
+        self._lookups = Flights[int, FinsyncClientRecord | None]()
 
     async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
         """One counterparty from its own connection only; unknown or malformed → error.
@@ -153,19 +156,14 @@ class Directory:
         raise UnknownCounterpartyError(counterparty_id)
 
     async def _look_up(self, client_id: int) -> FinsyncClientRecord | None:
-        task = self._lookups.get(client_id)
-        if task is None:
-            if self._finsync is None:
-                return None
-            if len(self._lookups) >= DETAIL_CALLS:
-                raise UpstreamUnavailableError(
-                    "finsync", "too many look-ups by id in flight; try again shortly"
-                )
-            task = asyncio.get_running_loop().create_task(self._ask(self._finsync, client_id))
-            # Every asker may go away: read the outcome so asyncio never logs it as lost.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._lookups[client_id] = task
-        return await asyncio.shield(task)
+        finsync = self._finsync
+        if finsync is None:
+            return None
+        if client_id not in self._lookups and len(self._lookups) >= DETAIL_CALLS:
+            raise UpstreamUnavailableError(
+                "finsync", "too many look-ups by id in flight; try again shortly"
+            )
+        return await self._lookups.run(client_id, lambda: self._ask(finsync, client_id))
 
     async def _ask(self, finsync: FinsyncClient, client_id: int) -> FinsyncClientRecord | None:
         try:
@@ -173,8 +171,6 @@ class Directory:
         except UpstreamNotFoundError:
             self._misses[client_id] = True
             return None
-        finally:
-            self._lookups.pop(client_id, None)
 
     async def create(self, name: str, description: str | None) -> Counterparty:
         """Create an external counterparty unless one with the same name exists.
@@ -209,15 +205,15 @@ class Directory:
     async def _clients(self, finsync: FinsyncClient, since: float) -> list[FinsyncClientRecord]:
         """FinSync's list as it stands after `since`: a read started since then is shared
         (concurrent creates of different names ask once), an older one is not joined."""
-        current = self._list_read
-        if current is None or (current.started is not None and current.started < since):
-            current = self._list_read = _ListRead()
-            task = asyncio.get_running_loop().create_task(self._read_list(finsync, current))
-            # Every asker may go away: read the outcome so asyncio never logs it as lost.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            current.task = task
-        assert current.task is not None
-        return (await asyncio.shield(current.task)).records
+        read = self._list_read
+        if (
+            read is None
+            # Over (it started before this ask, `since` being now), or asked too early.
+            or read not in self._list_reads
+            or (read.started is not None and read.started < since)
+        ):
+            read = self._list_read = _ListRead()
+        return (await self._list_reads.run(read, lambda: self._read_list(finsync, read))).records
 
     @staticmethod
     async def _read_list(finsync: FinsyncClient, read: _ListRead) -> Parsed[FinsyncClientRecord]:
