@@ -78,7 +78,7 @@ DETAIL_CALLS = 4
 # replica holding it dies). Another create of that name waits LOCK_WAIT_SECONDS for it, then
 # answers 503 with Retry-After (LockBusyError).
 CREATE_LOCK_SECONDS = 60.0
-# A create's read of FinSync's list waits this long for other creates to share it.
+# A create's read of FinSync's list waits this long for other creates to join it.
 LIST_READ_GATHER_SECONDS = 0.02
 
 
@@ -102,7 +102,7 @@ class Directory:
         self._treasury = treasury
         self._finsync = finsync
         # FinSync's create is not idempotent: creates of one name (names that would be taken
-        # for one another share a lock) run one at a time, in this process and, with Redis,
+        # for one another take one lock) run one at a time, in this process and, with Redis,
         # in the fleet, so two concurrent requests cannot both pass the duplicate check.
         # Creates of different names run side by side.
         self._name_locks = KeyedLocks()
@@ -203,7 +203,7 @@ class Directory:
             yield
 
     async def _clients(self, finsync: FinsyncClient, since: float) -> list[FinsyncClientRecord]:
-        """FinSync's list as it stands after `since`: a read started since then is shared
+        """FinSync's list as it stands after `since`: a read started since then is joined
         (concurrent creates of different names ask once), an older one is not joined."""
         read = self._list_read
         if (
@@ -217,7 +217,7 @@ class Directory:
 
     @staticmethod
     async def _read_list(finsync: FinsyncClient, read: _ListRead) -> Parsed[FinsyncClientRecord]:
-        # Creates arriving together (their locks taken within this pause) share the read.
+        # Creates arriving together (their locks taken within this pause) join the read.
         await asyncio.sleep(LIST_READ_GATHER_SECONDS)
         read.started = time.monotonic()
         return await finsync.list_clients()
