@@ -149,7 +149,7 @@ async def measure(url: str, accounts: int, days: int) -> dict[str, float]:
             await fresh.close()
 
     seconds, found = await cold(lambda reader: reader.positions_at([SOURCE], end))
-    assert len(found[0].positions) == accounts
+    assert len(found.positions.positions) == accounts
     figures["as_of_s"] = seconds
     seconds, changes = await cold(
         lambda reader: reader.changes([SOURCE], end - timedelta(days=1), end, list)

@@ -4,27 +4,54 @@ instants, gaps and runs, and retention."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Row,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
 
 from app.domain.models import CurrencyTotal
 from app.domain.observations import AccountChange, AccountFigures, Observation
 from app.store.engine import open_engine
 from app.store.migrate import upgrade
-from app.store.tables import gaps, observations, observed_accounts, observed_totals, runs
+from app.store.tables import (
+    checkpoint_accounts,
+    checkpoints,
+    gaps,
+    observations,
+    observed_accounts,
+    observed_totals,
+    runs,
+)
 
 logger = logging.getLogger(__name__)
 
 AccountKey = tuple[str, str, str]  # counterparty id, account id, currency
+
+# Account rows written per statement.
+WRITE_BATCH = 1000
 
 # pg_try_advisory_xact_lock's key for retention (the migrations' key plus one).
 PRUNE_LOCK_KEY = 0x74_65_73_6F_72_6F + 1
@@ -113,6 +140,19 @@ class PastRecords:
 
 
 @dataclass(frozen=True, slots=True)
+class ChangedRow:
+    """An account with rows between two observations: the figures it had before the first
+    (None: it appeared), its figures after the last (None: it vanished), the last's moment,
+    and its kind (from its latest position)."""
+
+    key: AccountKey
+    before: AccountFigures | None
+    after: AccountFigures | None
+    changed_at: datetime
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
 class TimedRow:
     """An account row with the moment of its observation (replayed in order)."""
 
@@ -174,7 +214,7 @@ def figures_from_json(raw: str | None) -> AccountFigures | None:
     )
 
 
-def _figures_of(row: Row[Any]) -> AccountFigures:
+def _figures_of(row: Any) -> AccountFigures:
     amount = _decimal(row.amount)
     assert amount is not None
     return AccountFigures(
@@ -258,16 +298,22 @@ class HistoryStore:
             ).scalar_one_or_none()
             if seq is None:
                 return None
-            if observation.accounts:
+            # In batches, the event loop let go between them: the rows' parameters are made
+            # on it, and 50,000 at once would hold every answer waiting (a /healthz too).
+            for start in range(0, len(observation.accounts), WRITE_BATCH):
+                batch = observation.accounts[start : start + WRITE_BATCH]
                 await connection.execute(
                     insert(observed_accounts),
-                    [_account_values(seq, observation.source, row) for row in observation.accounts],
+                    [_account_values(seq, observation.source, row) for row in batch],
                 )
+                await asyncio.sleep(0)
             if observation.totals:
                 await connection.execute(
                     insert(observed_totals),
                     [{"seq": seq, **total.model_dump(mode="json")} for total in observation.totals],
                 )
+            if observation.data:
+                await _checkpoint_if_new_day(connection, observation.source, seq, observation.at)
             return int(seq)
 
     async def record_gap(
@@ -430,20 +476,24 @@ class HistoryStore:
 
     async def records_at(self, source: str, instant: datetime) -> PastRecords | None:
         """As `state_at`, the accounts' position JSON only (no figures decoded)."""
+        marks = await self.marks_at(source, instant)
+        if marks is None:
+            return None
+        last, data = marks
+        if data is None:
+            return PastRecords(last, None, [])
+        return PastRecords(last, data, await self.positions_as_of(source, data.seq))
+
+    async def positions_as_of(self, source: str, seq: int) -> list[str]:
+        """The position JSON of every account of `source` present as of observation `seq`."""
         async with self.engine.connect() as connection:
-            last = await _latest(connection, source, instant, data=False)
-            if last is None:
-                return None
-            data = last if last.data else await _latest(connection, source, instant, data=True)
-            if data is None:
-                return PastRecords(last, None, [])
-            latest = _latest_rows(source, data.seq)
+            latest = await _held_rows(connection, source, seq)
             found = await connection.scalars(
                 select(observed_accounts.c.position)
                 .join(latest, _same_row_of(latest))
                 .where(observed_accounts.c.source == source, observed_accounts.c.present)
             )
-            return PastRecords(last, data, list(found))
+            return list(found)
 
     async def marks_at(
         self, source: str, instant: datetime
@@ -458,43 +508,95 @@ class HistoryStore:
                 connection, source, instant, data=True
             )
 
-    async def touched_before(
-        self, source: str, after_seq: int, until: datetime
-    ) -> dict[AccountKey, HeldAccount]:
-        """The accounts of `source` that have a row after observation `after_seq` up to
-        `until`, as they were as of `after_seq` (those present then): what a question about
-        changes compares with, without reading the accounts that did not change."""
+    async def changed_between(
+        self, source: str, after_seq: int | None, until: datetime
+    ) -> list[ChangedRow]:
+        """Each account of `source` with a row after observation `after_seq` (all when None)
+        up to `until`: its figures before the first of them (each row keeps the figures it
+        replaced) and after the last. One grouped read of the window's rows: the accounts
+        that did not change are never read."""
         accounts = observed_accounts.c
-        touched = (
-            select(accounts.counterparty_id, accounts.account_id, accounts.currency)
+        conditions = [accounts.source == source, observations.c.at <= until]
+        if after_seq is not None:
+            conditions.append(accounts.seq > after_seq)
+        window = (
+            select(
+                accounts.counterparty_id,
+                accounts.account_id,
+                accounts.currency,
+                func.min(accounts.seq).label("first"),
+                func.max(accounts.seq).label("last"),
+            )
             .join(observations, observations.c.seq == accounts.seq)
-            .where(accounts.source == source, accounts.seq > after_seq, observations.c.at <= until)
-            .distinct()
+            .where(*conditions)
+            .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
             .subquery()
         )
-        latest = _latest_rows(source, after_seq)
+        first, last, earlier = (aliased(observed_accounts) for _ in range(3))
+        moment = aliased(observations)
+
+        def same_key(row: Any, seq: Any) -> Any:
+            return and_(
+                row.c.counterparty_id == window.c.counterparty_id,
+                row.c.account_id == window.c.account_id,
+                row.c.currency == window.c.currency,
+                row.c.seq == seq,
+            )
+
+        # A vanished account's kind is its latest position's before it vanished.
+        kept_position = (
+            select(earlier.c.position)
+            .where(
+                earlier.c.source == source,
+                earlier.c.counterparty_id == window.c.counterparty_id,
+                earlier.c.account_id == window.c.account_id,
+                earlier.c.currency == window.c.currency,
+                earlier.c.seq < window.c.last,
+                earlier.c.present,
+            )
+            .order_by(earlier.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        kind = self._json_text(func.coalesce(last.c.position, kept_position), "kind")
+        query = (
+            select(
+                window.c.counterparty_id,
+                window.c.account_id,
+                window.c.currency,
+                first.c.before,
+                last.c.present,
+                last.c.amount,
+                last.c.available,
+                last.c.credit_line,
+                last.c.meaning,
+                last.c.side,
+                last.c.as_of,
+                moment.c.at,
+                kind.label("kind"),
+            )
+            .join(first, same_key(first, window.c.first))
+            .join(last, same_key(last, window.c.last))
+            .join(moment, moment.c.seq == window.c.last)
+        )
         async with self.engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(observed_accounts)
-                    .join(latest, _same_row_of(latest))
-                    .join(
-                        touched,
-                        and_(
-                            accounts.counterparty_id == touched.c.counterparty_id,
-                            accounts.account_id == touched.c.account_id,
-                            accounts.currency == touched.c.currency,
-                        ),
-                    )
-                    .where(accounts.source == source, accounts.present)
-                )
-            ).all()
-        return {
-            (row.counterparty_id, row.account_id, row.currency): HeldAccount(
-                row.seq, _figures_of(row), row.position
+            rows = (await connection.execute(query)).all()
+        return [
+            ChangedRow(
+                key=(row.counterparty_id, row.account_id, row.currency),
+                before=figures_from_json(row.before),
+                after=_figures_of(row) if row.present else None,
+                changed_at=row.at,
+                kind=row.kind or "",
             )
             for row in rows
-        }
+        ]
+
+    def _json_text(self, document: Any, name: str) -> Any:
+        """A top-level string of a JSON text column, read by the database."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(document, JSON)[name].as_string()
+        return func.json_extract(document, f"$.{name}")
 
     async def rows_between(
         self, source: str, after_seq: int | None, until: datetime
@@ -661,11 +763,24 @@ async def _state(
     return ConnectionState(last, data, await _accounts_at(connection, source, data.seq))
 
 
-def _latest_rows(source: str, seq: int) -> Any:
-    """Each account's latest row of `source` as of observation `seq` (its key and seq), read
-    from the index on (source, account key, seq) alone."""
+async def _checkpoint_of(connection: AsyncConnection, source: str, seq: int) -> int | None:
+    """The latest checkpoint of `source` at or before observation `seq`."""
+    found = await connection.scalar(
+        select(func.max(checkpoints.c.seq)).where(
+            checkpoints.c.source == source, checkpoints.c.seq <= seq
+        )
+    )
+    return None if found is None else int(found)
+
+
+async def _held_rows(connection: AsyncConnection, source: str, seq: int) -> Any:
+    """Each account's latest row of `source` as of observation `seq` (its key and seq; a
+    vanished account's included, callers keep the present): the latest checkpoint's rows not
+    superseded since, and the latest of the rows written since (all rows when there is no
+    checkpoint yet). Read from the indexes alone."""
     accounts = observed_accounts.c
-    return (
+    base = await _checkpoint_of(connection, source, seq)
+    recent = (
         select(
             accounts.counterparty_id,
             accounts.account_id,
@@ -674,7 +789,56 @@ def _latest_rows(source: str, seq: int) -> Any:
         )
         .where(accounts.source == source, accounts.seq <= seq)
         .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
-        .subquery()
+    )
+    if base is None:
+        return recent.subquery()
+    recent = recent.where(accounts.seq > base)
+    held = checkpoint_accounts.c
+    later = aliased(observed_accounts)
+    superseded = exists().where(
+        later.c.source == source,
+        later.c.counterparty_id == held.counterparty_id,
+        later.c.account_id == held.account_id,
+        later.c.currency == held.currency,
+        later.c.seq > base,
+        later.c.seq <= seq,
+    )
+    kept = select(
+        held.counterparty_id, held.account_id, held.currency, held.row_seq.label("seq")
+    ).where(held.seq == base, ~superseded)
+    return union_all(kept, recent).subquery()
+
+
+async def _checkpoint_if_new_day(
+    connection: AsyncConnection, source: str, seq: int, at: datetime
+) -> None:
+    """Write the connection's state as of observation `seq` as a checkpoint when it is its
+    first data observation of a UTC day (or it has none yet): done by the database itself,
+    from the previous checkpoint and the rows since, so it costs the writer no Python work
+    per account."""
+    last_at: datetime | None = await connection.scalar(
+        select(checkpoints.c.at)
+        .where(checkpoints.c.source == source)
+        .order_by(checkpoints.c.seq.desc())
+        .limit(1)
+    )
+    if last_at is not None and at.astimezone(UTC).date() <= last_at.date():
+        return
+    latest = await _held_rows(connection, source, seq)
+    await connection.execute(insert(checkpoints), {"seq": seq, "source": source, "at": at})
+    await connection.execute(
+        insert(checkpoint_accounts).from_select(
+            ["seq", "counterparty_id", "account_id", "currency", "row_seq"],
+            select(
+                literal(seq, checkpoint_accounts.c.seq.type),
+                latest.c.counterparty_id,
+                latest.c.account_id,
+                latest.c.currency,
+                latest.c.seq,
+            )
+            .join(observed_accounts, _same_row_of(latest))
+            .where(observed_accounts.c.source == source, observed_accounts.c.present),
+        )
     )
 
 
@@ -693,7 +857,7 @@ async def _accounts_at(
 ) -> dict[AccountKey, HeldAccount]:
     """Every account of `source` present as of observation `seq`: the latest row of each."""
     accounts = observed_accounts.c
-    latest = _latest_rows(source, seq)
+    latest = await _held_rows(connection, source, seq)
     rows = (
         await connection.execute(
             select(observed_accounts)
@@ -741,7 +905,24 @@ async def _prune_source(connection: AsyncConnection, source: str, before: dateti
         )
     # Accounts rows go with their observations (ON DELETE CASCADE needs SQLite's
     # foreign_keys pragma, which every connection sets; deleted here explicitly all the same).
+    # Checkpoints after the cut point at the rows just moved onto it; older ones go.
+    kept_checkpoints = select(checkpoints.c.seq).where(
+        checkpoints.c.source == source, checkpoints.c.seq >= cut.seq
+    )
+    await connection.execute(
+        update(checkpoint_accounts)
+        .where(
+            checkpoint_accounts.c.seq.in_(kept_checkpoints),
+            checkpoint_accounts.c.row_seq < cut.seq,
+        )
+        .values(row_seq=cut.seq)
+    )
     doomed = select(observations.c.seq).where(older)
+    doomed_checkpoints = select(checkpoints.c.seq).where(checkpoints.c.seq.in_(doomed))
+    await connection.execute(
+        delete(checkpoint_accounts).where(checkpoint_accounts.c.seq.in_(doomed_checkpoints))
+    )
+    await connection.execute(delete(checkpoints).where(checkpoints.c.seq.in_(doomed)))
     await connection.execute(delete(observed_accounts).where(accounts.seq.in_(doomed)))
     await connection.execute(delete(observed_totals).where(observed_totals.c.seq.in_(doomed)))
     result = await connection.execute(delete(observations).where(older))

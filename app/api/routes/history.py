@@ -44,7 +44,6 @@ from app.services.history_reads import (
     Interval,
     count_points,
     interval_ends,
-    listing_order,
 )
 from app.services.treasury import Connection
 from app.settings import Settings
@@ -136,15 +135,16 @@ async def answer_as_of(
     instant = parse_instant("as_of", as_of, datetime.now(UTC))
     reader = _reader(request, settings)
     try:
-        past = await reader.positions_at([c.key for c in scope], instant)
+        found = await reader.positions_at([c.key for c in scope], instant)
     except STORE_ERRORS as exc:
         raise HistoryUnavailableError("the history store cannot be read now") from exc
-    every = sorted((p for c in past for p in c.positions), key=listing_order)
-    matching = _matching(**filters)(every)
+    past = found.connections
+    # Read lightly, in listing order already: only the page's positions are decoded whole.
+    matching = _matching(**filters)(found.positions.positions)
     moments = [c.at for c in past if c.at is not None]
     answer = PositionsResponse(
         sources=[c.info for c in past],
-        positions=paginate(matching, page, page_size),
+        positions=found.positions.full(paginate(matching, page, page_size)),
         totals=totals(matching),
         total=len(matching),
         page=page,
@@ -256,7 +256,7 @@ async def get_positions_history(
         else:
             points = await reader.points(keys, start, ends, matching)
         gaps = await reader.gaps(keys, start, end, now)
-        latest = await reader.positions_at(keys, end) if points else []
+        latest = await reader.sources_at(keys, end) if points else []
     except STORE_ERRORS as exc:
         raise HistoryUnavailableError("the history store cannot be read now") from exc
     answer = HistoryResponse(
@@ -333,7 +333,7 @@ async def list_position_changes(
     )
     try:
         changes = await reader.changes(keys, start, end, matching)
-        latest = await reader.positions_at(keys, end)
+        latest = await reader.sources_at(keys, end)
     except STORE_ERRORS as exc:
         raise HistoryUnavailableError("the history store cannot be read now") from exc
     deltas: dict[str, list[Decimal]] = {}
