@@ -4,13 +4,15 @@ positions route), totals over time (`GET /positions/history`) and what changed
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.caching import cached_json
@@ -45,7 +47,7 @@ from app.services.history_reads import (
     count_points,
     interval_ends,
 )
-from app.services.treasury import Connection
+from app.services.treasury import Connection, Treasury
 from app.settings import Settings
 
 router = APIRouter(tags=["positions"])
@@ -96,6 +98,33 @@ def _reader(request: Request, settings: Settings) -> HistoryReader:
     return HistoryReader(recorder.store, observe_seconds=observe_seconds)
 
 
+@contextmanager
+def _store_read() -> Iterator[None]:
+    """The store's errors as the 503 every history read answers with."""
+    try:
+        yield
+    except STORE_ERRORS as exc:
+        raise HistoryUnavailableError("the history store cannot be read now") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Two instants a history question spans (the second defaulting to now), read once."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+
+
+def _window(start_name: str, start: str, end_name: str, end: str | None) -> Window:
+    now = datetime.now(UTC)
+    started = parse_instant(start_name, start, now)
+    ended = now if end is None else parse_instant(end_name, end, now)
+    if started > ended:
+        raise _invalid(start_name, f"is after `{end_name}`")
+    return Window(started, ended, now)
+
+
 def _matching(
     *,
     currencies: Collection[str] = (),
@@ -134,10 +163,8 @@ async def answer_as_of(
     """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations."""
     instant = parse_instant("as_of", as_of, datetime.now(UTC))
     reader = _reader(request, settings)
-    try:
+    with _store_read():
         found = await reader.positions_at([c.key for c in scope], instant)
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
     past = found.connections
     # Read lightly, in listing order already: only the page's positions are decoded whole.
     matching = _matching(**filters)(found.positions.positions)
@@ -170,6 +197,50 @@ CounterpartyId = Annotated[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryFilters:
+    """The `/positions` filters the history routes take: which connections a question reads
+    and which of their positions count."""
+
+    currencies: list[str]
+    kind: Kind | None
+    source: Source | None
+    meanings: list[Meaning]
+    counterparty_id: str | None
+
+    def keys(self, treasury: Treasury) -> list[str]:
+        scope = treasury.scope(
+            source=self.source, kind=self.kind, counterparty_id=self.counterparty_id
+        )
+        return [connection.key for connection in scope]
+
+    def finer_than_connections(self) -> bool:
+        return self.kind is not None or bool(self.meanings) or self.counterparty_id is not None
+
+    def matching(self, *, include_zero: bool = False) -> Filter:
+        return _matching(
+            currencies=self.currencies,
+            kind=self.kind,
+            source=self.source,
+            meanings=self.meanings,
+            counterparty_id=self.counterparty_id,
+            include_zero=include_zero,
+        )
+
+
+def history_filters(
+    currency: Currencies = None,
+    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    source: Annotated[Source | None, Query(description="Only this source.")] = None,
+    meaning: Meanings = None,
+    counterparty_id: CounterpartyId = None,
+) -> HistoryFilters:
+    return HistoryFilters(currency or [], kind, source, meaning or [], counterparty_id)
+
+
+FiltersDep = Annotated[HistoryFilters, Depends(history_filters)]
+
+
 @router.get(
     "/positions/history",
     name="get_positions_history",
@@ -186,6 +257,7 @@ CounterpartyId = Annotated[
     responses=problem_responses(401, 403, 422, 503),
 )
 async def get_positions_history(
+    *,
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
@@ -214,17 +286,10 @@ async def get_positions_history(
             "TESORO_TIMEZONE, itself UTC by default).",
         ),
     ] = None,
-    currency: Currencies = None,
-    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
-    source: Annotated[Source | None, Query(description="Only this source.")] = None,
-    meaning: Meanings = None,
-    counterparty_id: CounterpartyId = None,
+    filters: FiltersDep,
 ) -> Response:
-    now = datetime.now(UTC)
-    start = parse_instant("from", from_, now)
-    end = now if to is None else parse_instant("to", to, now)
-    if start > end:
-        raise _invalid("from", "is after `to`")
+    window = _window("from", from_, "to", to)
+    start, end = window.start, window.end
     zone_name = tz or settings.timezone
     try:
         zone = ZoneInfo(zone_name)
@@ -238,27 +303,17 @@ async def get_positions_history(
     ends = interval_ends(start, end, interval, zone)
     if len(ends) > MAX_POINTS:
         raise _invalid("from", f"{too_many}: narrow it, or ask for a longer interval")
-    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
-    keys = [c.key for c in scope]
+    keys = filters.keys(treasury)
     reader = _reader(request, settings)
-    matching = _matching(
-        currencies=currency or (),
-        kind=kind,
-        source=source,
-        meanings=meaning or (),
-        counterparty_id=counterparty_id,
-    )
-    try:
-        if kind is None and meaning is None and counterparty_id is None:
+    with _store_read():
+        if filters.finer_than_connections():
+            points = await reader.points(keys, start, ends, filters.matching())
+        else:
             # No finer than connections and currencies: the totals written with the
             # observations answer (a few rows each), not every account's.
-            points = await reader.points_from_totals(keys, start, ends, currency or ())
-        else:
-            points = await reader.points(keys, start, ends, matching)
-        gaps = await reader.gaps(keys, start, end, now)
+            points = await reader.points_from_totals(keys, start, ends, filters.currencies)
+        gaps = await reader.gaps(keys, start, end, window.now)
         latest = await reader.sources_at(keys, end) if points else []
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
     answer = HistoryResponse(
         sources=[c.info for c in latest],
         complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
@@ -295,6 +350,7 @@ async def get_positions_history(
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def list_position_changes(
+    *,
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
@@ -309,33 +365,15 @@ async def list_position_changes(
             json_schema_extra=INSTANT,
         ),
     ] = None,
-    currency: Currencies = None,
-    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
-    source: Annotated[Source | None, Query(description="Only this source.")] = None,
-    meaning: Meanings = None,
-    counterparty_id: CounterpartyId = None,
+    filters: FiltersDep,
 ) -> Response:
-    now = datetime.now(UTC)
-    start = parse_instant("since", since, now)
-    end = now if until is None else parse_instant("until", until, now)
-    if start > end:
-        raise _invalid("since", "is after `until`")
-    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
-    keys = [c.key for c in scope]
+    window = _window("since", since, "until", until)
+    start, end = window.start, window.end
+    keys = filters.keys(treasury)
     reader = _reader(request, settings)
-    matching = _matching(
-        currencies=currency or (),
-        kind=kind,
-        source=source,
-        meanings=meaning or (),
-        counterparty_id=counterparty_id,
-        include_zero=True,
-    )
-    try:
-        changes = await reader.changes(keys, start, end, matching)
+    with _store_read():
+        changes = await reader.changes(keys, start, end, filters.matching(include_zero=True))
         latest = await reader.sources_at(keys, end)
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
     deltas: dict[str, list[Decimal]] = {}
     for change in changes:
         deltas.setdefault(change.currency, []).append(change.delta)
