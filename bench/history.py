@@ -70,6 +70,7 @@ def _row(position: Position, before: AccountFigures | None) -> tuple[AccountRow,
             position=position_record(position),
             before=before,
             figures_changed=True,
+            listed=(str(position.kind), position.counterparty_name, position.account_name),
         ),
         figures,
     )
@@ -197,7 +198,7 @@ async def as_of_answer(reader: HistoryReader, instant: datetime, page_size: int 
     found = await reader.positions_at([SOURCE], instant)
     matching = filter_positions(found.positions.positions)
     totals(matching)
-    found.positions.full(matching[:page_size])
+    await found.positions.full(matching[:page_size])
     return len(matching)
 
 
@@ -205,7 +206,7 @@ async def live_equivalent(reader: HistoryReader, instant: datetime) -> float:
     """A live answer's own work over the same positions (kept in memory, fully built, as the
     live cache holds them): filtered, totalled, a page taken."""
     found = await reader.positions_at([SOURCE], instant)
-    whole = found.positions.full(found.positions.positions)
+    whole = await found.positions.full(found.positions.positions)
 
     async def answer() -> None:
         matching = filter_positions(whole)

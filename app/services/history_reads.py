@@ -40,6 +40,7 @@ from app.store.history import (
     ChangedRow,
     HeldAccount,
     HistoryStore,
+    Listed,
     StoredObservation,
 )
 
@@ -81,19 +82,22 @@ class PastConnection:
 @dataclass(frozen=True, slots=True)
 class PastPositions:
     """Every position of some connections as last observed, in listing order, read lightly:
-    each carries only what filters, totals and the order read (`full` gives the served
-    positions of a page). Kept as read (see `_Kept`): the same state is never decoded twice."""
+    each carries only what filters, totals and the order read (`full` reads the served
+    positions of a page). Kept as read (see `_Kept`): the same state is never read twice."""
 
+    store: HistoryStore
     positions: list[Position]
-    records: dict[int, tuple[str, str]]  # id of a light position: its record, its load time
+    # id of a light position: its row (observation seq, account key), its load time's JSON.
+    rows: dict[int, tuple[int, AccountKey, str]]
 
-    def full(self, page: Iterable[Position]) -> list[Position]:
-        """The positions as served, for the few of a page."""
-        found = []
-        for light in page:
-            record, loaded = self.records[id(light)]
-            found.append(Position.model_validate_json(record.replace(LOADED_AT_JSON, loaded)))
-        return found
+    async def full(self, page: Sequence[Position]) -> list[Position]:
+        """The positions as served, for the few of a page (read from the store)."""
+        wanted = [self.rows[id(light)] for light in page]
+        records = await self.store.records_of([(seq, key) for seq, key, _ in wanted])
+        return [
+            Position.model_validate_json(records[seq, key].replace(LOADED_AT_JSON, loaded))
+            for seq, key, loaded in wanted
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,45 +267,6 @@ def _light_position(key: str, figures: AccountFigures, kind: str) -> Position:
     )
 
 
-# A stored position is pydantic's JSON of it, its fields in the model's order: the first ten
-# are read from the text's start (a string's escapes included) without decoding the rest.
-_STRING = r'"((?:[^"\\]|\\.)*)"'
-_HEAD = re.compile(
-    r'\{"counterparty_id":'
-    + _STRING
-    + r',"counterparty_name":'
-    + _STRING
-    + r',"kind":'
-    + _STRING
-    + r',"source":'
-    + _STRING
-    + r',"account_id":'
-    + _STRING
-    + r',"account_name":'
-    + _STRING
-    + r',"currency":'
-    + _STRING
-    + r',"amount":'
-    + _STRING
-    + r',"side":'
-    + _STRING
-    + r',"meaning":'
-    + _STRING
-)
-_HEAD_FIELDS = (
-    "counterparty_id",
-    "counterparty_name",
-    "kind",
-    "source",
-    "account_id",
-    "account_name",
-    "currency",
-    "amount",
-    "side",
-    "meaning",
-)
-
-
 # `kind` is a top-level key written before any object nests, and a quote inside a string is
 # escaped, so the first match is the field.
 _KIND = re.compile(r'"kind":"([^"]*)"')
@@ -315,33 +280,30 @@ def _kind(record: str) -> str:
     return found.group(1)
 
 
-def _text(raw: str) -> str:
-    if "\\" not in raw:
-        return raw
-    decoded: str = json.loads(f'"{raw}"')
-    return decoded
-
-
-def light_from_record(record: str) -> Position:
-    """The light position (see `_bare`) of a stored record."""
-    head = _HEAD.match(record)
-    if head is None:
-        # Not in the model's order (written by another version): read it whole.
-        found: dict[str, str] = json.loads(record)
-        values = {name: found[name] for name in _HEAD_FIELDS}
-    else:
-        values = dict(zip(_HEAD_FIELDS, map(_text, head.groups()), strict=True))
-    return _light(
-        counterparty_id=values["counterparty_id"],
-        counterparty_name=values["counterparty_name"],
-        kind=values["kind"],
-        source=values["source"],
-        account_id=values["account_id"],
-        account_name=values["account_name"],
-        currency=values["currency"],
-        amount=Decimal(values["amount"]),
-        side=values["side"],
-        meaning=values["meaning"],
+def _listed_position(source: Source, row: Listed) -> Position:
+    """The light position (see `_bare`) of an account as listed by the store."""
+    return _bare(
+        {
+            "counterparty_id": row.counterparty_id,
+            "counterparty_name": row.counterparty_name,
+            "kind": _KINDS[row.kind],
+            "source": source,
+            "account_id": row.account_id,
+            "account_name": row.account_name,
+            "currency": row.currency,
+            "amount": Decimal(row.amount),
+            "side": _SIDES[row.side],
+            "meaning": _MEANINGS[row.meaning],
+            "available": None,
+            "available_with_credit_line": None,
+            "balance_type": None,
+            "balance_type_fallback": False,
+            "balances": [],
+            "credit_line": None,
+            "reported": _UNREAD,
+            "as_of": None,
+            "fetched_at": _EPOCH,
+        }
     )
 
 
@@ -403,17 +365,22 @@ class HistoryReader:
         positions = kept.get(state)
         if positions is None:
             light: list[Position] = []
-            records: dict[int, tuple[str, str]] = {}
+            rows: dict[int, tuple[int, AccountKey, str]] = {}
             for key, found in data.items():
                 if found is None or found.fetched_at is None:
                     continue
                 loaded = json.dumps(moment_json(found.fetched_at))
-                for record in await self.store.positions_as_of(key, found.seq):
-                    position = light_from_record(record)
+                source = Source.finsync if key == "finsync" else Source.finqware
+                for row in await self.store.listed_as_of(key, found.seq):
+                    position = _listed_position(source, row)
                     light.append(position)
-                    records[id(position)] = (record, loaded)
+                    rows[id(position)] = (
+                        row.seq,
+                        (row.counterparty_id, row.account_id, row.currency),
+                        loaded,
+                    )
             light.sort(key=listing_order)
-            positions = PastPositions(light, records)
+            positions = PastPositions(self.store, light, rows)
             kept.put(state, positions)
         return PastAnswer(connections, positions)
 
@@ -488,28 +455,35 @@ class HistoryReader:
             after_seq = None if mark is None or mark[1] is None else mark[1].seq
             # Only the accounts with a row since then can differ: the others are not read.
             candidates: list[tuple[Position, ChangedRow]] = []
+            source = "finsync" if key == "finsync" else "finqware"
             for row in await self.store.changed_between(key, after_seq, until):
-                if _same_figures(row.before, row.after):
-                    continue
-                either = row.after or row.before
-                assert either is not None
-                candidates.append((_light_position(key, either, row.kind), row))
+                light = _light(
+                    counterparty_id=row.key[0],
+                    counterparty_name="",
+                    kind=row.kind,
+                    source=source,
+                    account_id=row.key[1],
+                    account_name="",
+                    currency=row.key[2],
+                    amount=row.after if row.after is not None else row.before or Decimal(0),
+                    side=row.side,
+                    meaning=row.meaning,
+                )
+                candidates.append((light, row))
             # One call of the filter for them all (it keeps the very positions it is given).
             kept = {id(position) for position in matching([item[0] for item in candidates])}
             for light, row in candidates:
                 if id(light) not in kept:
                     continue
-                old_amount = None if row.before is None else row.before.amount
-                new_amount = None if row.after is None else row.after.amount
                 found.append(
                     Change(
                         counterparty_id=row.key[0],
                         account_id=row.key[1],
                         currency=row.key[2],
-                        before=old_amount,
-                        after=new_amount,
+                        before=row.before,
+                        after=row.after,
                         delta=sum_exact(
-                            [new_amount or Decimal(0), (old_amount or Decimal(0)).copy_negate()],
+                            [row.after or Decimal(0), (row.before or Decimal(0)).copy_negate()],
                             row.key[2],
                         ),
                         changed_at=row.changed_at,

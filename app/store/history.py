@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
     Row,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    tuple_,
     union_all,
     update,
 )
@@ -69,6 +71,8 @@ class AccountRow:
     position: str | None
     before: AccountFigures | None
     figures_changed: bool
+    # The position's kind, counterparty name and account name (None when it vanished).
+    listed: tuple[str, str, str] | None = None
 
     @property
     def key(self) -> AccountKey:
@@ -139,17 +143,34 @@ class PastRecords:
     records: list[str]
 
 
+class Listed(NamedTuple):
+    """An account as listed at some point: its row's seq, and what a listing reads."""
+
+    seq: int
+    counterparty_id: str
+    counterparty_name: str
+    kind: str
+    account_id: str
+    account_name: str
+    currency: str
+    amount: str
+    side: str
+    meaning: str
+
+
 @dataclass(frozen=True, slots=True)
 class ChangedRow:
-    """An account with rows between two observations: the figures it had before the first
-    (None: it appeared), its figures after the last (None: it vanished), the last's moment,
-    and its kind (from its latest position)."""
+    """An account whose figures differ between two observations: its amount before (None:
+    it did not exist) and after (None: it vanished), the moment of its last row, and what a
+    filter reads (as last listed)."""
 
     key: AccountKey
-    before: AccountFigures | None
-    after: AccountFigures | None
+    before: Decimal | None
+    after: Decimal | None
     changed_at: datetime
     kind: str
+    meaning: str
+    side: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +189,21 @@ class Gap:
     started_at: datetime
     ended_at: datetime
     reason: str
+
+
+def _same_texts(
+    before: tuple[str | None, ...] | None, after: tuple[str | None, ...] | None
+) -> bool:
+    """Whether two accounts' figures (amount, available, credit line as stored) are the same
+    numbers (read as decimals only where the texts differ: `1.0` is `1.00`)."""
+    if before is None or after is None:
+        return before is after
+    for was, now in zip(before, after, strict=True):
+        if was == now:
+            continue
+        if was is None or now is None or Decimal(was) != Decimal(now):
+            return False
+    return True
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -488,12 +524,58 @@ class HistoryStore:
         """The position JSON of every account of `source` present as of observation `seq`."""
         async with self.engine.connect() as connection:
             latest = await _held_rows(connection, source, seq)
-            found = await connection.scalars(
-                select(observed_accounts.c.position)
-                .join(latest, _same_row_of(latest))
-                .where(observed_accounts.c.source == source, observed_accounts.c.present)
-            )
+            found = await connection.scalars(_present_of(latest, observed_accounts.c.position))
             return list(found)
+
+    async def listed_as_of(self, source: str, seq: int) -> list[Listed]:
+        """What filters, totals and the listing order read of every account of `source`
+        present as of observation `seq` (the names and kind read from its JSON by the
+        database): the positions themselves are read for a page only (`records_of`)."""
+        accounts = observed_accounts.c
+        async with self.engine.connect() as connection:
+            latest = await _held_rows(connection, source, seq)
+            rows = await connection.execute(
+                _present_of(
+                    latest,
+                    accounts.seq,
+                    accounts.counterparty_id,
+                    self._listed(accounts.counterparty_name, accounts.position),
+                    self._listed(accounts.kind, accounts.position),
+                    accounts.account_id,
+                    self._listed(accounts.account_name, accounts.position),
+                    accounts.currency,
+                    accounts.amount,
+                    accounts.side,
+                    accounts.meaning,
+                )
+            )
+            return [Listed(*row) for row in rows]
+
+    async def records_of(
+        self, rows: Sequence[tuple[int, AccountKey]]
+    ) -> dict[tuple[int, AccountKey], str]:
+        """The position JSON of the given account rows (observation seq and account key)."""
+        if not rows:
+            return {}
+        accounts = observed_accounts.c
+        async with self.engine.connect() as connection:
+            found = await connection.execute(
+                select(
+                    accounts.seq,
+                    accounts.counterparty_id,
+                    accounts.account_id,
+                    accounts.currency,
+                    accounts.position,
+                ).where(
+                    tuple_(
+                        accounts.seq,
+                        accounts.counterparty_id,
+                        accounts.account_id,
+                        accounts.currency,
+                    ).in_([(seq, *key) for seq, key in rows])
+                )
+            )
+            return {(row[0], (row[1], row[2], row[3])): row[4] for row in found}
 
     async def marks_at(
         self, source: str, instant: datetime
@@ -512,14 +594,17 @@ class HistoryStore:
         self, source: str, after_seq: int | None, until: datetime
     ) -> list[ChangedRow]:
         """Each account of `source` with a row after observation `after_seq` (all when None)
-        up to `until`: its figures before the first of them (each row keeps the figures it
-        replaced) and after the last. One grouped read of the window's rows: the accounts
-        that did not change are never read."""
+        up to `until`: its figures before the first of them (the row before it) and after the
+        last. Grouped and joined by the database: the accounts that did not change are never
+        read, and no row's JSON is decoded."""
         accounts = observed_accounts.c
-        conditions = [accounts.source == source, observations.c.at <= until]
+        # Through the observations (see `_held_rows`): only the window's rows are read.
+        seqs = select(observations.c.seq).where(
+            observations.c.source == source, observations.c.at <= until
+        )
         if after_seq is not None:
-            conditions.append(accounts.seq > after_seq)
-        window = (
+            seqs = seqs.where(observations.c.seq > after_seq)
+        grouped = (
             select(
                 accounts.counterparty_id,
                 accounts.account_id,
@@ -527,12 +612,30 @@ class HistoryStore:
                 func.min(accounts.seq).label("first"),
                 func.max(accounts.seq).label("last"),
             )
-            .join(observations, observations.c.seq == accounts.seq)
-            .where(*conditions)
+            .where(accounts.seq.in_(seqs))
             .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
             .subquery()
         )
-        first, last, earlier = (aliased(observed_accounts) for _ in range(3))
+        earlier = aliased(observed_accounts)
+
+        def before(seq: Any, *, present: bool = False) -> Any:
+            """The seq of the account's latest row before `seq` (present, if asked)."""
+            conditions = [
+                earlier.c.source == source,
+                earlier.c.counterparty_id == grouped.c.counterparty_id,
+                earlier.c.account_id == grouped.c.account_id,
+                earlier.c.currency == grouped.c.currency,
+                earlier.c.seq < seq,
+            ]
+            if present:
+                conditions.append(earlier.c.present)
+            return select(func.max(earlier.c.seq)).where(*conditions).scalar_subquery()
+
+        window = select(
+            grouped,
+            before(grouped.c.first).label("previous"),
+        ).subquery()
+        last, previous, kept = (aliased(observed_accounts) for _ in range(3))
         moment = aliased(observations)
 
         def same_key(row: Any, seq: Any) -> Any:
@@ -543,54 +646,77 @@ class HistoryStore:
                 row.c.seq == seq,
             )
 
-        # A vanished account's kind is its latest position's before it vanished.
-        kept_position = (
-            select(earlier.c.position)
-            .where(
-                earlier.c.source == source,
-                earlier.c.counterparty_id == window.c.counterparty_id,
-                earlier.c.account_id == window.c.account_id,
-                earlier.c.currency == window.c.currency,
-                earlier.c.seq < window.c.last,
-                earlier.c.present,
-            )
-            .order_by(earlier.c.seq.desc())
-            .limit(1)
-            .scalar_subquery()
-        )
-        kind = self._json_text(func.coalesce(last.c.position, kept_position), "kind")
+        # A vanished account is listed as it was before it vanished.
+        listed = aliased(observed_accounts)
         query = (
             select(
                 window.c.counterparty_id,
                 window.c.account_id,
                 window.c.currency,
-                first.c.before,
+                previous.c.present.label("was"),
+                previous.c.amount.label("was_amount"),
+                previous.c.available.label("was_available"),
+                previous.c.credit_line.label("was_credit_line"),
                 last.c.present,
                 last.c.amount,
                 last.c.available,
                 last.c.credit_line,
-                last.c.meaning,
-                last.c.side,
-                last.c.as_of,
                 moment.c.at,
-                kind.label("kind"),
+                func.coalesce(last.c.meaning, listed.c.meaning).label("meaning"),
+                func.coalesce(last.c.side, listed.c.side).label("side"),
+                self._listed(listed.c.kind, listed.c.position).label("kind"),
             )
-            .join(first, same_key(first, window.c.first))
+            .select_from(window)
             .join(last, same_key(last, window.c.last))
             .join(moment, moment.c.seq == window.c.last)
+            .outerjoin(previous, same_key(previous, window.c.previous))
+            .join(
+                listed,
+                same_key(
+                    listed,
+                    func.coalesce(
+                        case((last.c.present, window.c.last)),
+                        select(func.max(kept.c.seq))
+                        .where(
+                            kept.c.source == source,
+                            kept.c.counterparty_id == window.c.counterparty_id,
+                            kept.c.account_id == window.c.account_id,
+                            kept.c.currency == window.c.currency,
+                            kept.c.seq <= window.c.last,
+                            kept.c.present,
+                        )
+                        .scalar_subquery(),
+                    ),
+                ),
+            )
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [
-            ChangedRow(
-                key=(row.counterparty_id, row.account_id, row.currency),
-                before=figures_from_json(row.before),
-                after=_figures_of(row) if row.present else None,
-                changed_at=row.at,
-                kind=row.kind or "",
+        found = []
+        for row in rows:
+            before_figures = (
+                (row.was_amount, row.was_available, row.was_credit_line) if row.was else None
             )
-            for row in rows
-        ]
+            after_figures = (row.amount, row.available, row.credit_line) if row.present else None
+            if _same_texts(before_figures, after_figures):
+                continue
+            found.append(
+                ChangedRow(
+                    key=(row.counterparty_id, row.account_id, row.currency),
+                    before=None if before_figures is None else Decimal(before_figures[0]),
+                    after=None if after_figures is None else Decimal(after_figures[0]),
+                    changed_at=row.at,
+                    kind=row.kind,
+                    meaning=row.meaning,
+                    side=row.side,
+                )
+            )
+        return found
+
+    def _listed(self, column: Any, document: Any) -> Any:
+        """A listing's column, read from the row's JSON where it was written before it was
+        kept beside it."""
+        return func.coalesce(column, self._json_text(document, column.name))
 
     def _json_text(self, document: Any, name: str) -> Any:
         """A top-level string of a JSON text column, read by the database."""
@@ -713,6 +839,9 @@ def _account_values(seq: int, source: str, row: AccountRow) -> dict[str, Any]:
         "as_of": None if figures is None else figures.as_of,
         "position": row.position,
         "before": None if row.before is None else figures_json(row.before),
+        "kind": None if row.listed is None else row.listed[0],
+        "counterparty_name": None if row.listed is None else row.listed[1],
+        "account_name": None if row.listed is None else row.listed[2],
     }
 
 
@@ -780,6 +909,13 @@ async def _held_rows(connection: AsyncConnection, source: str, seq: int) -> Any:
     checkpoint yet). Read from the indexes alone."""
     accounts = observed_accounts.c
     base = await _checkpoint_of(connection, source, seq)
+    # The rows are found through their observations (the primary key's first column): a
+    # condition on the account rows' `source` would have the database read every row kept.
+    since = select(observations.c.seq).where(
+        observations.c.source == source, observations.c.seq <= seq
+    )
+    if base is not None:
+        since = since.where(observations.c.seq > base)
     recent = (
         select(
             accounts.counterparty_id,
@@ -787,12 +923,11 @@ async def _held_rows(connection: AsyncConnection, source: str, seq: int) -> Any:
             accounts.currency,
             func.max(accounts.seq).label("seq"),
         )
-        .where(accounts.source == source, accounts.seq <= seq)
+        .where(accounts.seq.in_(since))
         .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
     )
     if base is None:
         return recent.subquery()
-    recent = recent.where(accounts.seq > base)
     held = checkpoint_accounts.c
     later = aliased(observed_accounts)
     superseded = exists().where(
@@ -836,9 +971,21 @@ async def _checkpoint_if_new_day(
                 latest.c.currency,
                 latest.c.seq,
             )
+            .select_from(latest)
             .join(observed_accounts, _same_row_of(latest))
-            .where(observed_accounts.c.source == source, observed_accounts.c.present),
+            .where(observed_accounts.c.present),
         )
+    )
+
+
+def _present_of(latest: Any, *columns: Any) -> Any:
+    """`columns` of the present accounts among the rows `latest` names: each looked up by its
+    primary key (the rows are of one connection already)."""
+    return (
+        select(*columns)
+        .select_from(latest)
+        .join(observed_accounts, _same_row_of(latest))
+        .where(observed_accounts.c.present)
     )
 
 
@@ -861,8 +1008,9 @@ async def _accounts_at(
     rows = (
         await connection.execute(
             select(observed_accounts)
-            .join(latest, _same_row_of(latest))
-            .where(accounts.source == source, accounts.present)
+            .select_from(latest)
+            .join(observed_accounts, _same_row_of(latest))
+            .where(accounts.present)
         )
     ).all()
     return {

@@ -119,6 +119,11 @@ observed_accounts = Table(
     Column("as_of", Instant(), nullable=True),
     Column("position", Text(), nullable=True),
     Column("before", Text(), nullable=True),
+    # What a listing reads besides the figures, beside the JSON so a past state is listed
+    # without reading it (null in rows written before revision 0002: read from the JSON).
+    Column("kind", String(20), nullable=True),
+    Column("counterparty_name", Text(), nullable=True),
+    Column("account_name", Text(), nullable=True),
     Index(
         "ix_observed_accounts_account_seq",
         "source",

@@ -221,8 +221,8 @@ async def test_the_accounts_changed_since_an_observation_are_read_with_their_fig
     def seen(rows: list[ChangedRow]) -> dict[str, tuple[str | None, str | None, datetime]]:
         return {
             row.key[1]: (
-                None if row.before is None else str(row.before.amount),
-                None if row.after is None else str(row.after.amount),
+                None if row.before is None else str(row.before),
+                None if row.after is None else str(row.after),
                 row.changed_at,
             )
             for row in rows

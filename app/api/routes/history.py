@@ -165,13 +165,14 @@ async def answer_as_of(
     reader = _reader(request, settings)
     with _store_read():
         found = await reader.positions_at([c.key for c in scope], instant)
+        # Read lightly, in listing order already: only the page's positions are read whole.
+        matching = _matching(**filters)(found.positions.positions)
+        shown = await found.positions.full(paginate(matching, page, page_size))
     past = found.connections
-    # Read lightly, in listing order already: only the page's positions are decoded whole.
-    matching = _matching(**filters)(found.positions.positions)
     moments = [c.at for c in past if c.at is not None]
     answer = PositionsResponse(
         sources=[c.info for c in past],
-        positions=found.positions.full(paginate(matching, page, page_size)),
+        positions=shown,
         totals=totals(matching),
         total=len(matching),
         page=page,

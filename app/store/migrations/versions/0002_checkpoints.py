@@ -1,7 +1,8 @@
-"""Daily checkpoints: each connection's full state at its first data observation of a UTC
-day, so a past state is read from one day's rows rather than from all of them. Existing
-history gets its first checkpoint with the next observation (reads without one fall back to
-every row, as before).
+"""What a listing reads, kept beside each account row's JSON (its kind and names), and
+daily checkpoints: each connection's full state at its first data observation of a UTC day,
+so a past state is read from one day's rows rather than from all of them. Existing history
+gets its first checkpoint with the next observation (reads without one fall back to every
+row, as before).
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +24,11 @@ Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    # Rows written before stay null: they are read from their JSON.
+    with op.batch_alter_table("observed_accounts") as table:
+        table.add_column(sa.Column("kind", sa.String(20), nullable=True))
+        table.add_column(sa.Column("counterparty_name", sa.Text(), nullable=True))
+        table.add_column(sa.Column("account_name", sa.Text(), nullable=True))
     op.create_table(
         "checkpoints",
         sa.Column("seq", Seq, nullable=False),
@@ -59,3 +65,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("checkpoint_accounts")
     op.drop_table("checkpoints")
+    with op.batch_alter_table("observed_accounts") as table:
+        table.drop_column("account_name")
+        table.drop_column("counterparty_name")
+        table.drop_column("kind")
