@@ -636,7 +636,6 @@ class HistoryStore:
             before(grouped.c.first).label("previous"),
         ).subquery()
         last, previous, kept = (aliased(observed_accounts) for _ in range(3))
-        moment = aliased(observations)
 
         def same_key(row: Any, seq: Any) -> Any:
             return and_(
@@ -661,14 +660,13 @@ class HistoryStore:
                 last.c.amount,
                 last.c.available,
                 last.c.credit_line,
-                moment.c.at,
+                window.c.last,
                 func.coalesce(last.c.meaning, listed.c.meaning).label("meaning"),
                 func.coalesce(last.c.side, listed.c.side).label("side"),
                 self._listed(listed.c.kind, listed.c.position).label("kind"),
             )
             .select_from(window)
             .join(last, same_key(last, window.c.last))
-            .join(moment, moment.c.seq == window.c.last)
             .outerjoin(previous, same_key(previous, window.c.previous))
             .join(
                 listed,
@@ -692,6 +690,11 @@ class HistoryStore:
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
+            # The moments of the window's few observations, read once (not once per row).
+            found_at = await connection.execute(
+                select(observations.c.seq, observations.c.at).where(observations.c.seq.in_(seqs))
+            )
+            moments: dict[int, datetime] = {seq: at for seq, at in found_at.tuples()}  # noqa: C416
         found = []
         for row in rows:
             before_figures = (
@@ -705,7 +708,7 @@ class HistoryStore:
                     key=(row.counterparty_id, row.account_id, row.currency),
                     before=None if before_figures is None else Decimal(before_figures[0]),
                     after=None if after_figures is None else Decimal(after_figures[0]),
-                    changed_at=row.at,
+                    changed_at=moments[row.last],
                     kind=row.kind,
                     meaning=row.meaning,
                     side=row.side,
