@@ -694,7 +694,7 @@ class HistoryStore:
             found_at = await connection.execute(
                 select(observations.c.seq, observations.c.at).where(observations.c.seq.in_(seqs))
             )
-            moments: dict[int, datetime] = {seq: at for seq, at in found_at.tuples()}  # noqa: C416
+            moments: dict[int, datetime] = {row[0]: row[1] for row in found_at}
         found = []
         for row in rows:
             before_figures = (
