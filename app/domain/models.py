@@ -600,6 +600,11 @@ class HistoryPoint(_Model):
     totals: list[CurrencyTotal] = Field(
         description="One entry per currency over every matching position then."
     )
+    consolidated: ConsolidatedTotal | MISSING = Field(
+        default=MISSING,
+        description="Only when `report_currency` is asked: the point's totals in that "
+        "currency, at the rates of the UTC day of `at` (of `rate_date`, when given).",
+    )
 
 
 class HistoryGap(_Model):

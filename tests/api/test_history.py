@@ -249,6 +249,37 @@ async def test_history_points_carry_the_totals_last_observed_at_each_end(
     assert between.json()["tz"] == "America/Argentina/Buenos_Aires"
 
 
+async def test_history_points_in_a_reporting_currency_are_consolidated_at_their_days_rates(
+    simulators: Simulators, database_url: str
+) -> None:
+    async with serving(simulators, database_url) as (client, recorder):
+        live = (await client.get("/positions?report_currency=USD")).json()
+        await recorder.flush()
+        end = moments(live)[-1]
+        window = f"interval=hour&from={at(end - timedelta(hours=2))}&to={at(end)}"
+        own_days = await client.get(f"/positions/history?{window}&report_currency=usd")
+        fixed = await client.get(
+            f"/positions/history?{window}&report_currency=EUR&rate_date=2026-03-19"
+        )
+        plain = await client.get(f"/positions/history?{window}")
+        unknown = await client.get(f"/positions/history?{window}&report_currency=USD&rates=x")
+    assert own_days.status_code == 200, own_days.text
+    last = own_days.json()["points"][-1]
+    # The last point is now: converted as the live answer is, at today's rates.
+    assert last["totals"] == live["totals"]
+    assert last["consolidated"] == live["consolidated"]
+    assert {"fx:bcra", "fx:ecb"} <= {source["source"] for source in own_days.json()["sources"]}
+    for point in fixed.json()["points"]:
+        assert point["consolidated"]["currency"] == "EUR"
+        assert point["consolidated"]["rate_date"] == "2026-03-19"
+        assert all("converted" in total for total in point["totals"])
+    # Without a reporting currency, nothing is converted.
+    assert all("consolidated" not in point for point in plain.json()["points"])
+    assert all("converted" not in t for p in plain.json()["points"] for t in p["totals"])
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["location"] == ["query", "rates"]
+
+
 @pytest.mark.parametrize(
     ("query", "name", "says"),
     [

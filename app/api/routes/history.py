@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,9 +16,18 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.caching import cached_json
-from app.api.deps import Reader, SettingsDep, TreasuryDep
+from app.api.deps import RatesDep, Reader, SettingsDep, TreasuryDep
 from app.api.errors import NotReadyError, problem_responses
+from app.api.routes.rates import (
+    DATE_PATTERN,
+    DATE_SCHEMA,
+    POLICY_DESCRIPTION,
+    REPORT_CURRENCY_DESCRIPTION,
+    FxQuestion,
+    fx_options,
+)
 from app.domain.counterparties import paginate
+from app.domain.fx import convert_totals
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
     ChangesResponse,
@@ -31,8 +40,10 @@ from app.domain.models import (
     Position,
     PositionChange,
     PositionsResponse,
+    ResponseWarning,
     Side,
     Source,
+    SourceInfo,
     SourceStatus,
 )
 from app.domain.money import sum_exact
@@ -44,9 +55,11 @@ from app.services.history_reads import (
     HistoryReader,
     HistoryUnavailableError,
     Interval,
+    Point,
     count_points,
     interval_ends,
 )
+from app.services.rates import FxGathered, Rates
 from app.services.treasury import Connection, Treasury
 from app.settings import Settings
 
@@ -263,6 +276,7 @@ async def get_positions_history(
     caller: Reader,
     treasury: TreasuryDep,
     settings: SettingsDep,
+    rates: RatesDep,
     from_: Annotated[
         str,
         Query(
@@ -287,10 +301,31 @@ async def get_positions_history(
             "TESORO_TIMEZONE, itself UTC by default).",
         ),
     ] = None,
+    report_currency: Annotated[
+        str | None,
+        Query(
+            pattern=CURRENCY_QUERY_PATTERN,
+            description=f"{REPORT_CURRENCY_DESCRIPTION} Each point is converted at the rates "
+            "of its own UTC day unless `rate_date` is given.",
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, Query(alias="rates", max_length=40, description=POLICY_DESCRIPTION)
+    ] = None,
+    rate_date: Annotated[
+        str | None,
+        Query(
+            pattern=DATE_PATTERN,
+            description="The day of the rates for every point (YYYY-MM-DD, not after today "
+            "in UTC). Default: each point's own UTC day (the latest fixing at or before it).",
+            json_schema_extra=DATE_SCHEMA,
+        ),
+    ] = None,
     filters: FiltersDep,
 ) -> Response:
     window = _window("from", from_, "to", to)
     start, end = window.start, window.end
+    fx_asked = fx_options(rates, report_currency, policy, rate_date)
     zone_name = tz or settings.timezone
     try:
         zone = ZoneInfo(zone_name)
@@ -315,11 +350,18 @@ async def get_positions_history(
             points = await reader.points_from_totals(keys, start, ends, filters.currencies)
         gaps = await reader.gaps(keys, start, end, window.now)
         latest = await reader.sources_at(keys, end) if points else []
+    shown = [HistoryPoint(at=point.at, totals=point.totals) for point in points]
+    fx_sources: list[SourceInfo] = []
+    fx_warnings: list[ResponseWarning] = []
+    if fx_asked is not None:
+        shown, fx_sources, fx_warnings = await _converted(
+            rates, fx_asked, points, fixed=rate_date is not None
+        )
     answer = HistoryResponse(
-        sources=[c.info for c in latest],
+        sources=[*(c.info for c in latest), *fx_sources],
         complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
-        warnings=[],
-        points=[HistoryPoint(at=point.at, totals=point.totals) for point in points],
+        warnings=fx_warnings,
+        points=shown,
         gaps=[
             HistoryGap(
                 source=gap.source,
@@ -335,6 +377,37 @@ async def get_positions_history(
         ends_at=end,
     )
     return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
+
+
+async def _converted(
+    rates: Rates, asked: FxQuestion, points: Sequence[Point], *, fixed: bool
+) -> tuple[list[HistoryPoint], list[SourceInfo], list[ResponseWarning]]:
+    """Each point with its totals converted, at the rates of its own UTC day (an answer as
+    of that instant would use them) or of the day asked for all; the rate sources asked
+    (each as of its latest lookup) and the conversions' warnings, once each."""
+    currencies = sorted({total.currency for point in points for total in point.totals})
+    today = rates.today()
+    by_day: dict[date, FxGathered] = {}
+    sources: dict[str, SourceInfo] = {}
+    warnings: dict[str, ResponseWarning] = {}
+    shown = []
+    for point in points:
+        day = asked.day if fixed else min(point.at.astimezone(UTC).date(), today)
+        fx = by_day.get(day)
+        if fx is None:
+            fx = by_day[day] = await rates.lookup(asked.policy, currencies, asked.report, day)
+            sources.update((info.source, info) for info in fx.sources)
+        conversion = convert_totals(
+            point.totals, fx.rates, report=asked.report, policy=asked.policy, requested=day
+        )
+        for warning in conversion.warnings:
+            warnings.setdefault(warning.model_dump_json(), warning)
+        shown.append(
+            HistoryPoint(
+                at=point.at, totals=conversion.totals, consolidated=conversion.consolidated
+            )
+        )
+    return shown, list(sources.values()), list(warnings.values())
 
 
 @router.get(
