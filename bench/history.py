@@ -257,6 +257,10 @@ async def recording(url: str, accounts: int, batch: int | None) -> dict[str, flo
         database_url=url,
         finsync_ttl_seconds=3600,
         finqware_ttl_seconds=3600,
+        # A first load of 50,000 accounts on busy cores takes longer than a caller waits.
+        upstream_timeout_seconds=120,
+        upstream_deadline_seconds=300,
+        request_deadline_seconds=300,
     )
     app = create_app(settings, transport=transport)
     figures: dict[str, float] = {}
@@ -281,6 +285,7 @@ async def recording(url: str, accounts: int, batch: int | None) -> dict[str, flo
             await asyncio.sleep(2)
             task.cancel()
             answer = await http.get("/positions?source=finsync&page_size=1")
+            assert answer.status_code == 200, answer.text[:500]
             figures["accounts"] = answer.json()["total"]
             busy: list[float] = []
             task = asyncio.create_task(poll(busy))
@@ -315,6 +320,7 @@ def main() -> None:
         found: dict[str, float] = {}
         if options.only != "recording":
             found |= asyncio.run(measure(url, options.accounts, options.days))
+            print("reads", found, flush=True)
         if options.only != "reads":
             found |= asyncio.run(recording(recording_url(), options.accounts, options.batch))
         return found

@@ -99,6 +99,9 @@ async def test_an_as_of_answer_is_the_live_answer_as_it_was(
         "source=finsync&currency=usd&page_size=2&page=1",
         "source=finsync&include_zero=true&page_size=3&page=2",
         "source=finsync&kind=external&meaning=payable",
+        # Converted as the live answer is: at the rates of the day asked (or of the instant's).
+        "source=finsync&report_currency=EUR&rate_date=2026-03-19",
+        "source=finsync&report_currency=USD",
     ]
     async with serving(simulators, database_url) as (client, recorder):
         live = {q: (await client.get(f"/positions?{q}")).json() for q in questions}

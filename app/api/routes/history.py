@@ -172,8 +172,13 @@ async def answer_as_of(
     filters: dict[str, Any],
     page: int,
     page_size: int,
+    rates: Rates | None = None,
+    fx: FxQuestion | None = None,
+    rate_date_given: bool = False,
 ) -> Response:
-    """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations."""
+    """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations; with
+    a reporting currency, its totals converted at the rates of the instant's UTC day (or of
+    the `rate_date` given), as the live answer's are at today's."""
     instant = parse_instant("as_of", as_of, datetime.now(UTC))
     reader = _reader(request, settings)
     with _store_read():
@@ -183,16 +188,33 @@ async def answer_as_of(
         shown = await found.positions.full(paginate(matching, page, page_size))
     past = found.connections
     moments = [c.at for c in past if c.at is not None]
+    per_currency = totals(matching)
+    extra: dict[str, Any] = {}
+    sources = [c.info for c in past]
+    warnings = [w for c in past for w in c.warnings]
+    if fx is not None and rates is not None:
+        day = fx.day if rate_date_given else min(instant.date(), rates.today())
+        looked_up = await rates.lookup(
+            fx.policy, sorted({t.currency for t in per_currency}), fx.report, day
+        )
+        conversion = convert_totals(
+            per_currency, looked_up.rates, report=fx.report, policy=fx.policy, requested=day
+        )
+        per_currency = conversion.totals
+        extra["consolidated"] = conversion.consolidated
+        sources += looked_up.sources
+        warnings += conversion.warnings
     answer = PositionsResponse(
-        sources=[c.info for c in past],
+        sources=sources,
         positions=shown,
-        totals=totals(matching),
+        totals=per_currency,
         total=len(matching),
         page=page,
         page_size=page_size,
         complete=all(c.info.status is not SourceStatus.unavailable for c in past),
-        warnings=[w for c in past for w in c.warnings],
+        warnings=warnings,
         generated_at=max(moments) if moments else instant,
+        **extra,
     )
     return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
 
