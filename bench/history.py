@@ -350,7 +350,8 @@ def empty_postgres(url: str) -> str:
     async def empty() -> None:
         store = HistoryStore.open(url)
         async with store.engine.begin() as connection:
-            await connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
         await store.close()
 
     asyncio.run(empty())
