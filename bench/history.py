@@ -157,11 +157,13 @@ async def measure(url: str, accounts: int, days: int) -> dict[str, float]:
     seconds, found = await cold(lambda reader: as_of_answer(reader, end))
     assert found == accounts
     figures["as_of_s"] = seconds
+    print("as_of_s", seconds, flush=True)
     seconds, changes = await cold(
         lambda reader: reader.changes([SOURCE], end - timedelta(days=1), end, list)
     )
     figures["changes_s"] = seconds
     figures["changes_n"] = len(changes)
+    print("changes_s", seconds, len(changes), flush=True)
     start = START + timedelta(minutes=30)
     days_ends = [START + timedelta(days=day) for day in range(1, days + 1)]
     reader = HistoryReader(HistoryStore.open(url), observe_seconds=lambda _: 3600.0)
