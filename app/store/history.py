@@ -52,8 +52,9 @@ logger = logging.getLogger(__name__)
 
 AccountKey = tuple[str, str, str]  # counterparty id, account id, currency
 
-# Account rows written per statement.
+# Account rows written per statement, and positions read per statement.
 WRITE_BATCH = 1000
+RECORDS_BATCH = 500
 
 # pg_try_advisory_xact_lock's key for retention (the migrations' key plus one).
 PRUNE_LOCK_KEY = 0x74_65_73_6F_72_6F + 1
@@ -555,27 +556,31 @@ class HistoryStore:
         self, rows: Sequence[tuple[int, AccountKey]]
     ) -> dict[tuple[int, AccountKey], str]:
         """The position JSON of the given account rows (observation seq and account key)."""
-        if not rows:
-            return {}
         accounts = observed_accounts.c
+        records: dict[tuple[int, AccountKey], str] = {}
         async with self.engine.connect() as connection:
-            found = await connection.execute(
-                select(
-                    accounts.seq,
-                    accounts.counterparty_id,
-                    accounts.account_id,
-                    accounts.currency,
-                    accounts.position,
-                ).where(
-                    tuple_(
+            # A few hundred rows a statement: a page of 10,000 in one IN list is past
+            # PostgreSQL's stack depth.
+            for start in range(0, len(rows), RECORDS_BATCH):
+                batch = [(seq, *key) for seq, key in rows[start : start + RECORDS_BATCH]]
+                found = await connection.execute(
+                    select(
                         accounts.seq,
                         accounts.counterparty_id,
                         accounts.account_id,
                         accounts.currency,
-                    ).in_([(seq, *key) for seq, key in rows])
+                        accounts.position,
+                    ).where(
+                        tuple_(
+                            accounts.seq,
+                            accounts.counterparty_id,
+                            accounts.account_id,
+                            accounts.currency,
+                        ).in_(batch)
+                    )
                 )
-            )
-            return {(row[0], (row[1], row[2], row[3])): row[4] for row in found}
+                records.update(((row[0], (row[1], row[2], row[3])), row[4]) for row in found)
+        return records
 
     async def marks_at(
         self, source: str, instant: datetime
