@@ -563,18 +563,26 @@ class HistoryReader:
         if not firsts:
             return []
         history_starts = min(firsts.values())
-        series = {key: await self.store.totals_between(key, start, end) for key in keys}
-        positions = dict.fromkeys(keys, 0)
-        held: dict[str, list[CurrencyTotal]] = {}
+        # Only the totals a point shows are read: each connection's latest at each end.
+        shown: dict[str, list[int | None]] = {}
+        for key in keys:
+            written = await self.store.totals_moments(key, start, end)
+            position, latest, picks = 0, None, []
+            for moment in ends:
+                while position < len(written) and written[position][0] <= moment:
+                    latest = written[position][1]
+                    position += 1
+                picks.append(latest)
+            shown[key] = picks
+        found = await self.store.totals_of(
+            {seq for picks in shown.values() for seq in picks if seq is not None}
+        )
         points: list[Point] = []
-        for moment in ends:
-            for key, written in series.items():
-                while positions[key] < len(written) and written[positions[key]][0] <= moment:
-                    held[key] = written[positions[key]][1]
-                    positions[key] += 1
+        for index, moment in enumerate(ends):
             if moment < history_starts:
                 continue
-            points.append(Point(moment, _summed(held.values(), wanted)))
+            held = [found[seq] for picks in shown.values() if (seq := picks[index]) is not None]
+            points.append(Point(moment, _summed(held, wanted)))
         return points
 
     async def gaps(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -462,11 +462,12 @@ class HistoryStore:
             )
         return [observation_of(_stored(row), tuple(changes.get(row.seq, ()))) for row in rows]
 
-    async def totals_between(
+    async def totals_moments(
         self, source: str, started: datetime, ended: datetime
-    ) -> list[tuple[datetime, list[CurrencyTotal]]]:
-        """The connection's totals as written up to `ended`, from the last written at or
-        before `started` on, oldest first (an observation whose totals are empty included)."""
+    ) -> list[tuple[datetime, int]]:
+        """When the connection's totals were written up to `ended`, from the last written at
+        or before `started` on, oldest first (moment, observation seq): a chart picks the
+        few it shows and reads only their totals (`totals_of`)."""
         carrying = and_(
             observations.c.source == source, observations.c.has_totals, observations.c.data
         )
@@ -474,25 +475,31 @@ class HistoryStore:
             anchor = await connection.scalar(
                 select(func.max(observations.c.at)).where(carrying, observations.c.at <= started)
             )
-            moments = select(observations.c.seq, observations.c.at).where(
+            moments = select(observations.c.at, observations.c.seq).where(
                 carrying, observations.c.at <= ended
             )
             if anchor is not None:
                 moments = moments.where(observations.c.at >= anchor)
-            found = (await connection.execute(moments.order_by(observations.c.at))).all()
-            seqs = [row.seq for row in found]
-            rows = (
-                await connection.execute(
-                    select(observed_totals)
-                    .where(observed_totals.c.seq.in_(seqs))
-                    .order_by(observed_totals.c.seq, observed_totals.c.currency)
-                )
-            ).all()
+            found = await connection.execute(
+                moments.order_by(observations.c.at, observations.c.seq)
+            )
+            return [(row[0], row[1]) for row in found]
+
+    async def totals_of(self, seqs: Collection[int]) -> dict[int, list[CurrencyTotal]]:
+        """The totals written with each of these observations (an empty list: none held)."""
         by_seq: dict[int, list[CurrencyTotal]] = {seq: [] for seq in seqs}
-        for row in rows:
-            values = {name: value for name, value in row._mapping.items() if name != "seq"}
-            by_seq[row.seq].append(CurrencyTotal.model_validate(values))
-        return [(row.at, by_seq[row.seq]) for row in found]
+        if not by_seq:
+            return by_seq
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(observed_totals)
+                .where(observed_totals.c.seq.in_(list(by_seq)))
+                .order_by(observed_totals.c.seq, observed_totals.c.currency)
+            )
+            for row in rows:
+                values = {name: value for name, value in row._mapping.items() if name != "seq"}
+                by_seq[row.seq].append(CurrencyTotal.model_validate(values))
+        return by_seq
 
     async def first_at(self, sources: Sequence[str]) -> dict[str, datetime]:
         """When each connection's history starts (its first observation), if it has one."""
