@@ -200,7 +200,7 @@ async def as_of_answer(reader: HistoryReader, instant: datetime, page_size: int 
     found = await reader.positions_at([SOURCE], instant)
     matching = filter_positions(found.positions.positions)
     totals(matching)
-    await found.positions.full(matching[:page_size])
+    await found.positions.full(reader.store, matching[:page_size])
     return len(matching)
 
 
@@ -208,7 +208,7 @@ async def live_equivalent(reader: HistoryReader, instant: datetime) -> float:
     """A live answer's own work over the same positions (kept in memory, fully built, as the
     live cache holds them): filtered, totalled, a page taken."""
     found = await reader.positions_at([SOURCE], instant)
-    whole = await found.positions.full(found.positions.positions)
+    whole = await found.positions.full(reader.store, found.positions.positions)
 
     async def answer() -> None:
         matching = filter_positions(whole)

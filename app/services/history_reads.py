@@ -85,15 +85,14 @@ class PastPositions:
     each carries only what filters, totals and the order read (`full` reads the served
     positions of a page). Kept as read (see `_Kept`): the same state is never read twice."""
 
-    store: HistoryStore
     positions: list[Position]
     # id of a light position: its row (observation seq, account key), its load time's JSON.
     rows: dict[int, tuple[int, AccountKey, str]]
 
-    async def full(self, page: Sequence[Position]) -> list[Position]:
+    async def full(self, store: HistoryStore, page: Sequence[Position]) -> list[Position]:
         """The positions as served, for the few of a page (read from the store)."""
         wanted = [self.rows[id(light)] for light in page]
-        records = await self.store.records_of([(seq, key) for seq, key, _ in wanted])
+        records = await store.records_of([(seq, key) for seq, key, _ in wanted])
         return [
             Position.model_validate_json(records[seq, key].replace(LOADED_AT_JSON, loaded))
             for seq, key, loaded in wanted
@@ -380,7 +379,7 @@ class HistoryReader:
                         loaded,
                     )
             light.sort(key=listing_order)
-            positions = PastPositions(self.store, light, rows)
+            positions = PastPositions(light, rows)
             kept.put(state, positions)
         return PastAnswer(connections, positions)
 

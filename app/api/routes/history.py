@@ -185,7 +185,7 @@ async def answer_as_of(
         found = await reader.positions_at([c.key for c in scope], instant)
         # Read lightly, in listing order already: only the page's positions are read whole.
         matching = _matching(**filters)(found.positions.positions)
-        shown = await found.positions.full(paginate(matching, page, page_size))
+        shown = await found.positions.full(reader.store, paginate(matching, page, page_size))
     past = found.connections
     moments = [c.at for c in past if c.at is not None]
     per_currency = totals(matching)
