@@ -596,6 +596,8 @@ class ChangesResponse(Meta):
 class HistoryPoint(_Model):
     """The totals as last observed at or before one interval end."""
 
+    model_config = _only_when_asked("consolidated")
+
     at: AwareDatetime = Field(description="The interval's end (the last point: `to`).")
     totals: list[CurrencyTotal] = Field(
         description="One entry per currency over every matching position then."
@@ -603,7 +605,7 @@ class HistoryPoint(_Model):
     consolidated: ConsolidatedTotal | MISSING = Field(
         default=MISSING,
         description="Only when `report_currency` is asked: the point's totals in that "
-        "currency, at the rates of the UTC day of `at` (of `rate_date`, when given).",
+        "currency, at the rates of `rate_date` (the same for every point).",
     )
 
 

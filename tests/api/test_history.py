@@ -252,7 +252,7 @@ async def test_history_points_carry_the_totals_last_observed_at_each_end(
     assert between.json()["tz"] == "America/Argentina/Buenos_Aires"
 
 
-async def test_history_points_in_a_reporting_currency_are_consolidated_at_their_days_rates(
+async def test_history_points_in_a_reporting_currency_are_consolidated_at_the_days_rates(
     simulators: Simulators, database_url: str
 ) -> None:
     async with serving(simulators, database_url) as (client, recorder):
@@ -260,18 +260,19 @@ async def test_history_points_in_a_reporting_currency_are_consolidated_at_their_
         await recorder.flush()
         end = moments(live)[-1]
         window = f"interval=hour&from={at(end - timedelta(hours=2))}&to={at(end)}"
-        own_days = await client.get(f"/positions/history?{window}&report_currency=usd")
+        today = await client.get(f"/positions/history?{window}&report_currency=usd")
         fixed = await client.get(
             f"/positions/history?{window}&report_currency=EUR&rate_date=2026-03-19"
         )
         plain = await client.get(f"/positions/history?{window}")
         unknown = await client.get(f"/positions/history?{window}&report_currency=USD&rates=x")
-    assert own_days.status_code == 200, own_days.text
-    last = own_days.json()["points"][-1]
-    # The last point is now: converted as the live answer is, at today's rates.
+    assert today.status_code == 200, today.text
+    last = today.json()["points"][-1]
+    # Every point at today's rates (the default): the last one is the live answer's.
     assert last["totals"] == live["totals"]
     assert last["consolidated"] == live["consolidated"]
-    assert {"fx:bcra", "fx:ecb"} <= {source["source"] for source in own_days.json()["sources"]}
+    assert all(p["consolidated"]["currency"] == "USD" for p in today.json()["points"])
+    assert {"fx:bcra", "fx:ecb"} <= {source["source"] for source in today.json()["sources"]}
     for point in fixed.json()["points"]:
         assert point["consolidated"]["currency"] == "EUR"
         assert point["consolidated"]["rate_date"] == "2026-03-19"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +22,7 @@ from app.api.routes.rates import (
     DATE_PATTERN,
     DATE_SCHEMA,
     POLICY_DESCRIPTION,
+    RATE_DATE_DESCRIPTION,
     REPORT_CURRENCY_DESCRIPTION,
     FxQuestion,
     fx_options,
@@ -59,7 +60,7 @@ from app.services.history_reads import (
     count_points,
     interval_ends,
 )
-from app.services.rates import FxGathered, Rates
+from app.services.rates import Rates
 from app.services.treasury import Connection, Treasury
 from app.settings import Settings
 
@@ -327,8 +328,8 @@ async def get_positions_history(
         str | None,
         Query(
             pattern=CURRENCY_QUERY_PATTERN,
-            description=f"{REPORT_CURRENCY_DESCRIPTION} Each point is converted at the rates "
-            "of its own UTC day unless `rate_date` is given.",
+            description=f"{REPORT_CURRENCY_DESCRIPTION} Every point is converted at the "
+            "rates of `rate_date`.",
         ),
     ] = None,
     policy: Annotated[
@@ -338,8 +339,7 @@ async def get_positions_history(
         str | None,
         Query(
             pattern=DATE_PATTERN,
-            description="The day of the rates for every point (YYYY-MM-DD, not after today "
-            "in UTC). Default: each point's own UTC day (the latest fixing at or before it).",
+            description=RATE_DATE_DESCRIPTION,
             json_schema_extra=DATE_SCHEMA,
         ),
     ] = None,
@@ -376,9 +376,7 @@ async def get_positions_history(
     fx_sources: list[SourceInfo] = []
     fx_warnings: list[ResponseWarning] = []
     if fx_asked is not None:
-        shown, fx_sources, fx_warnings = await _converted(
-            rates, fx_asked, points, fixed=rate_date is not None
-        )
+        shown, fx_sources, fx_warnings = await _converted(rates, fx_asked, points)
     answer = HistoryResponse(
         sources=[*(c.info for c in latest), *fx_sources],
         complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
@@ -402,25 +400,19 @@ async def get_positions_history(
 
 
 async def _converted(
-    rates: Rates, asked: FxQuestion, points: Sequence[Point], *, fixed: bool
+    rates: Rates, asked: FxQuestion, points: Sequence[Point]
 ) -> tuple[list[HistoryPoint], list[SourceInfo], list[ResponseWarning]]:
-    """Each point with its totals converted, at the rates of its own UTC day (an answer as
-    of that instant would use them) or of the day asked for all; the rate sources asked
-    (each as of its latest lookup) and the conversions' warnings, once each."""
+    """Each point with its totals converted at the rates of the day asked (`rate_date`,
+    default today in UTC: each source's latest fixing, as API.md says for every question but
+    `as_of`), so a chart shows the movements of the positions, not of the rates; the rate
+    sources asked and the conversions' warnings, once each."""
     currencies = sorted({total.currency for point in points for total in point.totals})
-    today = rates.today()
-    by_day: dict[date, FxGathered] = {}
-    sources: dict[str, SourceInfo] = {}
+    fx = await rates.lookup(asked.policy, currencies, asked.report, asked.day)
     warnings: dict[str, ResponseWarning] = {}
     shown = []
     for point in points:
-        day = asked.day if fixed else min(point.at.astimezone(UTC).date(), today)
-        fx = by_day.get(day)
-        if fx is None:
-            fx = by_day[day] = await rates.lookup(asked.policy, currencies, asked.report, day)
-            sources.update((info.source, info) for info in fx.sources)
         conversion = convert_totals(
-            point.totals, fx.rates, report=asked.report, policy=asked.policy, requested=day
+            point.totals, fx.rates, report=asked.report, policy=asked.policy, requested=asked.day
         )
         for warning in conversion.warnings:
             warnings.setdefault(warning.model_dump_json(), warning)
@@ -429,7 +421,7 @@ async def _converted(
                 at=point.at, totals=conversion.totals, consolidated=conversion.consolidated
             )
         )
-    return shown, list(sources.values()), list(warnings.values())
+    return shown, fx.sources, list(warnings.values())
 
 
 @router.get(
