@@ -127,6 +127,7 @@ wrk:
 
 bench: install wrk
 	$(VENV)/bin/python -m bench.harness
+	$(VENV)/bin/python -m bench.history --json bench/results-history.json
 
 # The older in-process ratios, and the shared tier's two-replica benchmark.
 bench-inprocess: install

@@ -451,6 +451,8 @@ def _event_hub(
 _FX_CHOICES = (
     ("/positions", "report_currency", "currencies"),
     ("/positions", "rates", "policies"),
+    ("/positions/history", "report_currency", "currencies"),
+    ("/positions/history", "rates", "policies"),
     ("/rates", "to", "currencies"),
     ("/rates", "rates", "policies"),
 )
@@ -485,7 +487,11 @@ def _install_fx_choices(app: FastAPI, settings: Settings) -> None:
                         option.pop("pattern", None)
                         option.pop("maxLength", None)
                         option["enum"] = choices[kind]
-        for path, name in (("/positions", "rate_date"), ("/rates", "date")):
+        for path, name in (
+            ("/positions", "rate_date"),
+            ("/positions/history", "rate_date"),
+            ("/rates", "date"),
+        ):
             for parameter in spec["paths"][path]["get"]["parameters"]:
                 schema = parameter["schema"]
                 if parameter["name"] == name and schema.pop("format", None):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import json
 import random
 import statistics
 import tempfile
@@ -25,11 +27,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from app.domain.models import Kind, Meaning, Position, ReportedFigure, Side, Source
 from app.domain.observations import AccountFigures
-from app.domain.positions import totals
+from app.domain.positions import filter_positions, totals
 from app.services.history import figures_of, position_record
 from app.services.history_reads import HistoryReader
+from app.store import history as history_store
 from app.store.history import AccountRow, HistoryStore, NewObservation
 
 SOURCE = "finsync"
@@ -65,6 +70,7 @@ def _row(position: Position, before: AccountFigures | None) -> tuple[AccountRow,
             position=position_record(position),
             before=before,
             figures_changed=True,
+            listed=(str(position.kind), position.counterparty_name, position.account_name),
         ),
         figures,
     )
@@ -148,25 +154,151 @@ async def measure(url: str, accounts: int, days: int) -> dict[str, float]:
         finally:
             await fresh.close()
 
-    seconds, found = await cold(lambda reader: reader.positions_at([SOURCE], end))
-    assert len(found[0].positions) == accounts
+    seconds, found = await cold(lambda reader: as_of_answer(reader, end))
+    assert found == accounts
     figures["as_of_s"] = seconds
+    print("as_of_s", seconds, flush=True)
     seconds, changes = await cold(
         lambda reader: reader.changes([SOURCE], end - timedelta(days=1), end, list)
     )
     figures["changes_s"] = seconds
     figures["changes_n"] = len(changes)
+    print("changes_s", seconds, len(changes), flush=True)
     start = START + timedelta(minutes=30)
     days_ends = [START + timedelta(days=day) for day in range(1, days + 1)]
     reader = HistoryReader(HistoryStore.open(url), observe_seconds=lambda _: 3600.0)
-    seconds, _ = await timed(lambda: reader.points_from_totals([SOURCE], start, days_ends), 5)
+    # Once kept: the same instant asked again (another page, another filter).
+    await as_of_answer(reader, end)
+    seconds, _ = await timed(lambda: as_of_answer(reader, end), 5)
+    figures["as_of_kept_s"] = seconds
+    figures["live_equivalent_s"] = await live_equivalent(reader, end)
+
+    async def day_points() -> None:
+        # What the route reads: the points from the totals, the gaps, the sources at the end.
+        await reader.points_from_totals([SOURCE], start, days_ends)
+        await reader.gaps([SOURCE], start, end, end)
+        await reader.sources_at([SOURCE], end)
+
+    await day_points()
+    seconds, _ = await timed(day_points, 9)
     figures["points_totals_day_s"] = seconds
     hour_ends = [end - timedelta(hours=23 - hour) for hour in range(24)]
     seconds, _ = await timed(
         lambda: reader.points([SOURCE], end - timedelta(days=1), hour_ends, _filtered)
     )
     figures["points_filtered_s"] = seconds
+    figures["bytes_per_change"], figures["mb_per_day"] = await size_per_change(
+        reader.store, accounts, days
+    )
     await reader.store.close()
+    return figures
+
+
+async def as_of_answer(reader: HistoryReader, instant: datetime, page_size: int = 100) -> int:
+    """What `GET /positions?as_of=` does: the state, filtered, totalled, its first page
+    decoded whole; the positions matched."""
+    found = await reader.positions_at([SOURCE], instant)
+    matching = filter_positions(found.positions.positions)
+    totals(matching)
+    await found.positions.full(reader.store, matching[:page_size])
+    return len(matching)
+
+
+async def live_equivalent(reader: HistoryReader, instant: datetime) -> float:
+    """A live answer's own work over the same positions (kept in memory, fully built, as the
+    live cache holds them): filtered, totalled, a page taken."""
+    found = await reader.positions_at([SOURCE], instant)
+    whole = await found.positions.full(reader.store, found.positions.positions)
+
+    async def answer() -> None:
+        matching = filter_positions(whole)
+        totals(matching)
+        _ = matching[:100]
+
+    seconds, _ = await timed(answer, 5)
+    return seconds
+
+
+async def size_per_change(store: HistoryStore, accounts: int, days: int) -> tuple[float, float]:
+    """Bytes per account change (indexes and checkpoints included) and MB per day."""
+    changes = accounts + days * 24 * (accounts // 20)
+    async with store.engine.connect() as connection:
+        if store.engine.dialect.name == "postgresql":
+            size = await connection.scalar(text("SELECT pg_database_size(current_database())"))
+        else:
+            pages = await connection.scalar(text("PRAGMA page_count"))
+            page = await connection.scalar(text("PRAGMA page_size"))
+            size = pages * page
+    per_change = float(size) / changes
+    return round(per_change), round(per_change * 24 * (accounts // 20) / 1e6, 1)
+
+
+async def recording(url: str, accounts: int, batch: int | None) -> dict[str, float]:
+    """/healthz's latency (polled every 10 ms, in the same process: what the event loop lets
+    through) while history records the first observation of `accounts` accounts, through
+    the real app: cache, recorder, store."""
+    import httpx2
+
+    from app.main import create_app
+    from app.sandbox import create_finqware_app
+    from app.sandbox.wiring import sandbox_transport
+    from app.settings import Settings
+    from bench.harness import percentile
+    from bench.large import company, finsync_stand_in
+    from tests.support.asgi import started
+
+    if batch is not None:
+        history_store.WRITE_BATCH = batch
+    records = company(accounts * 2 // 3)
+    transport = sandbox_transport(finsync_stand_in(records, 0.0), create_finqware_app())
+    settings = Settings(
+        _env_file=None,
+        sandbox=True,
+        sandbox_history_days=0,
+        sandbox_moves_seconds=0,
+        database_url=url,
+        finsync_ttl_seconds=3600,
+        finqware_ttl_seconds=3600,
+        # A first load of 50,000 accounts on busy cores takes longer than a caller waits.
+        upstream_timeout_seconds=120,
+        upstream_deadline_seconds=300,
+        request_deadline_seconds=300,
+    )
+    app = create_app(settings, transport=transport)
+    figures: dict[str, float] = {}
+    async with started(app) as running:
+        asgi = httpx2.ASGITransport(app=running)
+        async with httpx2.AsyncClient(
+            transport=asgi, base_url="http://tesoro", timeout=600
+        ) as http:
+            recorder = app.state.history
+            await recorder.flush()
+
+            async def poll(into: list[float]) -> None:
+                while True:
+                    started_at = time.perf_counter()
+                    answer = await http.get("/healthz")
+                    assert answer.status_code == 200
+                    into.append((time.perf_counter() - started_at) * 1000)
+                    await asyncio.sleep(0.01)
+
+            idle: list[float] = []
+            task = asyncio.create_task(poll(idle))
+            await asyncio.sleep(2)
+            task.cancel()
+            answer = await http.get("/positions?source=finsync&page_size=1")
+            assert answer.status_code == 200, answer.text[:500]
+            figures["accounts"] = answer.json()["total"]
+            busy: list[float] = []
+            task = asyncio.create_task(poll(busy))
+            began = time.perf_counter()
+            await recorder.flush()
+            figures["record_s"] = time.perf_counter() - began
+            task.cancel()
+    figures["healthz_idle_p99_ms"] = percentile(idle, 0.99) or 0.0
+    figures["healthz_recording_p99_ms"] = percentile(busy, 0.99) or 0.0
+    figures["healthz_recording_max_ms"] = max(busy, default=0.0)
+    figures["healthz_recording_n"] = len(busy)
     return figures
 
 
@@ -175,19 +307,57 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=50_000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--only", choices=["reads", "recording"], default=None, help="one half of the bench"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="account rows per statement (recording)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     options = parser.parse_args()
     engines = ["sqlite", "postgresql"] if options.engine == "both" else [options.engine]
+    results: dict[str, Any] = {"accounts": options.accounts, "days": options.days}
+
+    def run(url: str, recording_url: Callable[[], str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        if options.only != "recording":
+            found |= asyncio.run(measure(url, options.accounts, options.days))
+            print("reads", found, flush=True)
+        if options.only != "reads":
+            found |= asyncio.run(recording(recording_url(), options.accounts, options.batch))
+        return found
+
     for engine in engines:
         if engine == "sqlite":
             with tempfile.TemporaryDirectory() as directory:
-                url = f"sqlite:///{Path(directory) / 'history.db'}"
-                result = asyncio.run(measure(url, options.accounts, options.days))
+                folder = Path(directory)
+                result = run(
+                    f"sqlite:///{folder / 'history.db'}",
+                    functools.partial(str, f"sqlite:///{folder / 'recording.db'}"),
+                )
         else:
             from tests.support.postgres import running_postgres
 
             with running_postgres() as server:
-                result = asyncio.run(measure(server.url, options.accounts, options.days))
-        print(engine, {name: round(value, 3) for name, value in result.items()}, flush=True)
+                result = run(server.url, lambda: empty_postgres(server.url))
+        results[engine] = {name: round(value, 4) for name, value in result.items()}
+        print(engine, results[engine], flush=True)
+    if options.json is not None:
+        options.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def empty_postgres(url: str) -> str:
+    """`url`'s database emptied (the reads' history dropped) for the recording."""
+
+    async def empty() -> None:
+        store = HistoryStore.open(url)
+        async with store.engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await store.close()
+
+    asyncio.run(empty())
+    return url
 
 
 if __name__ == "__main__":

@@ -596,9 +596,16 @@ class ChangesResponse(Meta):
 class HistoryPoint(_Model):
     """The totals as last observed at or before one interval end."""
 
+    model_config = _only_when_asked("consolidated")
+
     at: AwareDatetime = Field(description="The interval's end (the last point: `to`).")
     totals: list[CurrencyTotal] = Field(
         description="One entry per currency over every matching position then."
+    )
+    consolidated: ConsolidatedTotal | MISSING = Field(
+        default=MISSING,
+        description="Only when `report_currency` is asked: the point's totals in that "
+        "currency, at the rates of `rate_date` (the same for every point).",
     )
 
 

@@ -126,6 +126,7 @@ def diff(held: dict[AccountKey, HeldAccount], value: Interpreted) -> _Diff:
                 position=record,
                 before=None if before is None else before.figures,
                 figures_changed=before is None or before.figures != figures,
+                listed=(str(position.kind), position.counterparty_name, position.account_name),
             )
         )
     for key, gone in held.items():

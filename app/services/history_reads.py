@@ -7,11 +7,13 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Literal
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from app.domain.counterparties import normalize_text
@@ -35,9 +37,10 @@ from app.domain.positions import totals
 from app.services.history import LOADED_AT, moment_json
 from app.store.history import (
     AccountKey,
+    ChangedRow,
     HeldAccount,
     HistoryStore,
-    PastRecords,
+    Listed,
     StoredObservation,
 )
 
@@ -72,9 +75,34 @@ class PastConnection:
 
     key: str
     info: SourceInfo
-    positions: list[Position]
     warnings: list[ResponseWarning]
     at: datetime | None  # the moment of the observation used
+
+
+@dataclass(frozen=True, slots=True)
+class PastPositions:
+    """Every position of some connections as last observed, in listing order, read lightly:
+    each carries only what filters, totals and the order read (`full` reads the served
+    positions of a page). Kept as read (see `_Kept`): the same state is never read twice."""
+
+    positions: list[Position]
+    # id of a light position: its row (observation seq, account key), its load time's JSON.
+    rows: dict[int, tuple[int, AccountKey, str]]
+
+    async def full(self, store: HistoryStore, page: Sequence[Position]) -> list[Position]:
+        """The positions as served, for the few of a page (read from the store)."""
+        wanted = [self.rows[id(light)] for light in page]
+        records = await store.records_of([(seq, key) for seq, key, _ in wanted])
+        return [
+            Position.model_validate_json(records[seq, key].replace(LOADED_AT_JSON, loaded))
+            for seq, key, loaded in wanted
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class PastAnswer:
+    connections: list[PastConnection]
+    positions: PastPositions
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,45 +193,82 @@ def count_points(start: datetime, end: datetime, interval: Interval) -> int:
 LOADED_AT_JSON = json.dumps(LOADED_AT)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNREAD = ReportedFigure(amount=Decimal(0))
+_FIELDS = frozenset(Position.model_fields)
+_KINDS = {kind.value: kind for kind in Kind}
+_SIDES = {side.value: side for side in Side}
+_MEANINGS = {meaning.value: meaning for meaning in Meaning}
+_SOURCES = {source.value: source for source in Source}
 
 
-def _light_position(key: str, figures: AccountFigures, kind: str) -> Position:
-    """The few fields filters and totals read, without validating a whole position."""
-    return Position.model_construct(
-        counterparty_id=figures.counterparty_id,
-        account_id=figures.account_id,
-        currency=figures.currency,
-        amount=figures.amount,
-        side=Side(figures.side),
-        meaning=Meaning(figures.meaning),
-        kind=Kind(kind),
-        source=Source.finsync if key == "finsync" else Source.finqware,
-        counterparty_name="",
-        account_name="",
-        reported=_UNREAD,
-        fetched_at=_EPOCH,
-        # Every field given: pydantic then looks up no default (that costs more than the rest).
-        available=figures.available,
-        available_with_credit_line=None,
-        balance_type=None,
-        balance_type_fallback=False,
-        balances=[],
-        credit_line=figures.credit_line,
-        as_of=figures.as_of,
+def _bare(values: dict[str, object]) -> Position:
+    """A position from trusted values, without pydantic's validation or model_construct's
+    defaults lookup (each costs more than the rest of a read of 50,000 together): only for
+    filtering, totals and ordering, never served."""
+    position = Position.__new__(Position)
+    object.__setattr__(position, "__dict__", values)
+    object.__setattr__(position, "__pydantic_fields_set__", _FIELDS)
+    object.__setattr__(position, "__pydantic_extra__", None)
+    object.__setattr__(position, "__pydantic_private__", None)
+    return position
+
+
+def _light(
+    *,
+    counterparty_id: str,
+    counterparty_name: str,
+    kind: str,
+    source: str,
+    account_id: str,
+    account_name: str,
+    currency: str,
+    amount: Decimal,
+    side: str,
+    meaning: str,
+) -> Position:
+    return _bare(
+        {
+            "counterparty_id": counterparty_id,
+            "counterparty_name": counterparty_name,
+            "kind": _KINDS[kind],
+            "source": _SOURCES[source],
+            "account_id": account_id,
+            "account_name": account_name,
+            "currency": currency,
+            "amount": amount,
+            "side": _SIDES[side],
+            "meaning": _MEANINGS[meaning],
+            "available": None,
+            "available_with_credit_line": None,
+            "balance_type": None,
+            "balance_type_fallback": False,
+            "balances": [],
+            "credit_line": None,
+            "reported": _UNREAD,
+            "as_of": None,
+            "fetched_at": _EPOCH,
+        }
     )
 
 
-# A stored position is pydantic's JSON of it: `kind` is a top-level key written before any
-# object nests, and a quote inside a string is escaped, so the first match is the field.
+def _light_position(key: str, figures: AccountFigures, kind: str) -> Position:
+    """The few fields filters and totals read, from an account's figures."""
+    return _light(
+        counterparty_id=figures.counterparty_id,
+        counterparty_name="",
+        kind=kind,
+        source="finsync" if key == "finsync" else "finqware",
+        account_id=figures.account_id,
+        account_name="",
+        currency=figures.currency,
+        amount=figures.amount,
+        side=figures.side,
+        meaning=figures.meaning,
+    )
+
+
+# `kind` is a top-level key written before any object nests, and a quote inside a string is
+# escaped, so the first match is the field.
 _KIND = re.compile(r'"kind":"([^"]*)"')
-
-
-def _positions_from_records(records: Iterable[str], fetched_at: datetime) -> list[Position]:
-    """As `position_from_record` for each, the load time's JSON worked out once."""
-    loaded = json.dumps(moment_json(fetched_at))
-    return [
-        Position.model_validate_json(record.replace(LOADED_AT_JSON, loaded)) for record in records
-    ]
 
 
 def _kind(record: str) -> str:
@@ -212,6 +277,58 @@ def _kind(record: str) -> str:
         kind: str = json.loads(record)["kind"]
         return kind
     return found.group(1)
+
+
+def _listed_position(source: Source, row: Listed) -> Position:
+    """The light position (see `_bare`) of an account as listed by the store."""
+    return _bare(
+        {
+            "counterparty_id": row.counterparty_id,
+            "counterparty_name": row.counterparty_name,
+            "kind": _KINDS[row.kind],
+            "source": source,
+            "account_id": row.account_id,
+            "account_name": row.account_name,
+            "currency": row.currency,
+            "amount": Decimal(row.amount),
+            "side": _SIDES[row.side],
+            "meaning": _MEANINGS[row.meaning],
+            "available": None,
+            "available_with_credit_line": None,
+            "balance_type": None,
+            "balance_type_fallback": False,
+            "balances": [],
+            "credit_line": None,
+            "reported": _UNREAD,
+            "as_of": None,
+            "fetched_at": _EPOCH,
+        }
+    )
+
+
+class _Kept:
+    """The latest past states read, per store: an `as_of` asked again (a page after another,
+    another filter) is answered from memory, as fast as a live answer. A state is the same
+    forever once its observations are written (a key names them), so nothing goes stale."""
+
+    SIZE = 2
+
+    def __init__(self) -> None:
+        self.found: OrderedDict[tuple[object, ...], PastPositions] = OrderedDict()
+
+    def get(self, key: tuple[object, ...]) -> PastPositions | None:
+        found = self.found.get(key)
+        if found is not None:
+            self.found.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[object, ...], positions: PastPositions) -> None:
+        self.found[key] = positions
+        while len(self.found) > self.SIZE:
+            self.found.popitem(last=False)
+
+
+_KEPT: WeakKeyDictionary[HistoryStore, _Kept] = WeakKeyDictionary()
 
 
 class HistoryReader:
@@ -228,18 +345,55 @@ class HistoryReader:
             starts = await self.store.first_at(keys)
             raise HistoryNotAvailableError(min(starts.values()) if starts else None)
 
-    async def positions_at(self, keys: Sequence[str], instant: datetime) -> list[PastConnection]:
-        """Each connection as last observed at or before `instant`; HistoryNotAvailableError
-        when none of them was observed by then."""
-        states = {key: await self.store.records_at(key, instant) for key in keys}
-        await self._observed_by_then(keys, states.values())
+    async def sources_at(self, keys: Sequence[str], instant: datetime) -> list[PastConnection]:
+        """Each connection's status as last observed at or before `instant` (its positions
+        not read); HistoryNotAvailableError when none of them was observed by then."""
+        marks = {key: await self.store.marks_at(key, instant) for key in keys}
+        await self._observed_by_then(keys, marks.values())
+        return await self._connections(marks, instant)
+
+    async def positions_at(self, keys: Sequence[str], instant: datetime) -> PastAnswer:
+        """Each connection as last observed at or before `instant`, and their positions;
+        HistoryNotAvailableError when none of them was observed by then."""
+        marks = {key: await self.store.marks_at(key, instant) for key in keys}
+        await self._observed_by_then(keys, marks.values())
+        connections = await self._connections(marks, instant)
+        data = {key: None if mark is None else mark[1] for key, mark in marks.items()}
+        kept = _KEPT.setdefault(self.store, _Kept())
+        state = tuple((key, None if found is None else found.seq) for key, found in data.items())
+        positions = kept.get(state)
+        if positions is None:
+            light: list[Position] = []
+            rows: dict[int, tuple[int, AccountKey, str]] = {}
+            for key, found in data.items():
+                if found is None or found.fetched_at is None:
+                    continue
+                loaded = json.dumps(moment_json(found.fetched_at))
+                source = Source.finsync if key == "finsync" else Source.finqware
+                for row in await self.store.listed_as_of(key, found.seq):
+                    position = _listed_position(source, row)
+                    light.append(position)
+                    rows[id(position)] = (
+                        row.seq,
+                        (row.counterparty_id, row.account_id, row.currency),
+                        loaded,
+                    )
+            light.sort(key=listing_order)
+            positions = PastPositions(light, rows)
+            kept.put(state, positions)
+        return PastAnswer(connections, positions)
+
+    async def _connections(
+        self,
+        marks: dict[str, tuple[StoredObservation, StoredObservation | None] | None],
+        instant: datetime,
+    ) -> list[PastConnection]:
         starts: dict[str, datetime] | None = None
         found: list[PastConnection] = []
-        for key in keys:
-            state = states[key]
-            if state is None:
+        for key, mark in marks.items():
+            if mark is None:
                 if starts is None:
-                    starts = await self.store.first_at(keys)
+                    starts = await self.store.first_at(list(marks))
                 found.append(
                     PastConnection(
                         key,
@@ -255,17 +409,17 @@ class HistoryReader:
                             ),
                         ),
                         [],
-                        [],
                         None,
                     )
                 )
                 continue
-            found.append(self._past(key, state, instant))
+            found.append(self._past(key, *mark, instant))
         return found
 
     @staticmethod
-    def _past(key: str, state: PastRecords, instant: datetime) -> PastConnection:
-        last, data = state.last, state.data
+    def _past(
+        key: str, last: StoredObservation, data: StoredObservation | None, instant: datetime
+    ) -> PastConnection:
         fetched_at = None if data is None else data.fetched_at
         info = SourceInfo(
             source=key,
@@ -276,14 +430,12 @@ class HistoryReader:
             else max(0, int((instant - fetched_at).total_seconds())),
             error=_error(last),
         )
-        positions = [] if fetched_at is None else _positions_from_records(state.records, fetched_at)
-        positions.sort(key=listing_order)
         warnings = (
             []
             if data is None or not data.warnings
             else [ResponseWarning.model_validate(item) for item in json.loads(data.warnings)]
         )
-        return PastConnection(key, info, positions, warnings, last.at)
+        return PastConnection(key, info, warnings, last.at)
 
     async def changes(
         self,
@@ -301,46 +453,39 @@ class HistoryReader:
             mark = marks[key]
             after_seq = None if mark is None or mark[1] is None else mark[1].seq
             # Only the accounts with a row since then can differ: the others are not read.
-            before = (
-                {} if after_seq is None else await self.store.touched_before(key, after_seq, until)
-            )
-            after = dict(before)
-            changed_at: dict[AccountKey, datetime] = {}
-            for row in await self.store.rows_between(key, after_seq, until):
-                if row.held is None:
-                    after.pop(row.key, None)
-                else:
-                    after[row.key] = row.held
-                changed_at[row.key] = row.at
-            candidates: list[tuple[Position, AccountKey, HeldAccount | None, HeldAccount | None]]
-            candidates = []
-            for account in changed_at:
-                old, new = before.get(account), after.get(account)
-                if _same_figures(old, new):
-                    continue
-                either = new or old
-                assert either is not None
-                light = _light_position(key, either.figures, _kind(either.position))
-                candidates.append((light, account, old, new))
+            candidates: list[tuple[Position, ChangedRow]] = []
+            source = "finsync" if key == "finsync" else "finqware"
+            for row in await self.store.changed_between(key, after_seq, until):
+                light = _light(
+                    counterparty_id=row.key[0],
+                    counterparty_name="",
+                    kind=row.kind,
+                    source=source,
+                    account_id=row.key[1],
+                    account_name="",
+                    currency=row.key[2],
+                    amount=row.after if row.after is not None else row.before or Decimal(0),
+                    side=row.side,
+                    meaning=row.meaning,
+                )
+                candidates.append((light, row))
             # One call of the filter for them all (it keeps the very positions it is given).
             kept = {id(position) for position in matching([item[0] for item in candidates])}
-            for light, account, old, new in candidates:
+            for light, row in candidates:
                 if id(light) not in kept:
                     continue
-                old_amount = None if old is None else old.figures.amount
-                new_amount = None if new is None else new.figures.amount
                 found.append(
                     Change(
-                        counterparty_id=account[0],
-                        account_id=account[1],
-                        currency=account[2],
-                        before=old_amount,
-                        after=new_amount,
+                        counterparty_id=row.key[0],
+                        account_id=row.key[1],
+                        currency=row.key[2],
+                        before=row.before,
+                        after=row.after,
                         delta=sum_exact(
-                            [new_amount or Decimal(0), (old_amount or Decimal(0)).copy_negate()],
-                            account[2],
+                            [row.after or Decimal(0), (row.before or Decimal(0)).copy_negate()],
+                            row.key[2],
                         ),
-                        changed_at=changed_at[account],
+                        changed_at=row.changed_at,
                     )
                 )
         found.sort(
@@ -417,18 +562,26 @@ class HistoryReader:
         if not firsts:
             return []
         history_starts = min(firsts.values())
-        series = {key: await self.store.totals_between(key, start, end) for key in keys}
-        positions = dict.fromkeys(keys, 0)
-        held: dict[str, list[CurrencyTotal]] = {}
+        # Only the totals a point shows are read: each connection's latest at each end.
+        shown: dict[str, list[int | None]] = {}
+        for key in keys:
+            written = await self.store.totals_moments(key, start, end)
+            position, latest, picks = 0, None, []
+            for moment in ends:
+                while position < len(written) and written[position][0] <= moment:
+                    latest = written[position][1]
+                    position += 1
+                picks.append(latest)
+            shown[key] = picks
+        found = await self.store.totals_of(
+            {seq for picks in shown.values() for seq in picks if seq is not None}
+        )
         points: list[Point] = []
-        for moment in ends:
-            for key, written in series.items():
-                while positions[key] < len(written) and written[positions[key]][0] <= moment:
-                    held[key] = written[positions[key]][1]
-                    positions[key] += 1
+        for index, moment in enumerate(ends):
             if moment < history_starts:
                 continue
-            points.append(Point(moment, _summed(held.values(), wanted)))
+            held = [found[seq] for picks in shown.values() if (seq := picks[index]) is not None]
+            points.append(Point(moment, _summed(held, wanted)))
         return points
 
     async def gaps(
@@ -444,8 +597,8 @@ class HistoryReader:
             if first is None or first >= end:
                 continue
             allowed = timedelta(seconds=2 * self._observe_seconds(key))
-            before = await self.store.state_at(key, start)
-            moments = [] if before is None else [before.last.at]
+            before = await self.store.marks_at(key, start)
+            moments = [] if before is None else [before[0].at]
             moments += await self.store.observed_between(key, max(start, first), end)
             moments.append(end)
             for earlier, later in itertools.pairwise(moments):
@@ -489,10 +642,9 @@ def _summed(parts: Iterable[list[CurrencyTotal]], wanted: set[str]) -> list[Curr
     return summed
 
 
-def _same_figures(old: HeldAccount | None, new: HeldAccount | None) -> bool:
-    if old is None or new is None:
-        return old is new
-    a, b = old.figures, new.figures
+def _same_figures(a: AccountFigures | None, b: AccountFigures | None) -> bool:
+    if a is None or b is None:
+        return a is b
     return (a.amount, a.available, a.credit_line) == (b.amount, b.available, b.credit_line)
 
 

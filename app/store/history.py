@@ -4,27 +4,57 @@ instants, gaps and runs, and retention."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Row,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
 
 from app.domain.models import CurrencyTotal
 from app.domain.observations import AccountChange, AccountFigures, Observation
 from app.store.engine import open_engine
 from app.store.migrate import upgrade
-from app.store.tables import gaps, observations, observed_accounts, observed_totals, runs
+from app.store.tables import (
+    checkpoint_accounts,
+    checkpoints,
+    gaps,
+    observations,
+    observed_accounts,
+    observed_totals,
+    runs,
+)
 
 logger = logging.getLogger(__name__)
 
 AccountKey = tuple[str, str, str]  # counterparty id, account id, currency
+
+# Account rows written per statement, and positions read per statement.
+WRITE_BATCH = 1000
+RECORDS_BATCH = 500
 
 # pg_try_advisory_xact_lock's key for retention (the migrations' key plus one).
 PRUNE_LOCK_KEY = 0x74_65_73_6F_72_6F + 1
@@ -42,6 +72,8 @@ class AccountRow:
     position: str | None
     before: AccountFigures | None
     figures_changed: bool
+    # The position's kind, counterparty name and account name (None when it vanished).
+    listed: tuple[str, str, str] | None = None
 
     @property
     def key(self) -> AccountKey:
@@ -112,6 +144,36 @@ class PastRecords:
     records: list[str]
 
 
+class Listed(NamedTuple):
+    """An account as listed at some point: its row's seq, and what a listing reads."""
+
+    seq: int
+    counterparty_id: str
+    counterparty_name: str
+    kind: str
+    account_id: str
+    account_name: str
+    currency: str
+    amount: str
+    side: str
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedRow:
+    """An account whose figures differ between two observations: its amount before (None:
+    it did not exist) and after (None: it vanished), the moment of its last row, and what a
+    filter reads (as last listed)."""
+
+    key: AccountKey
+    before: Decimal | None
+    after: Decimal | None
+    changed_at: datetime
+    kind: str
+    meaning: str
+    side: str
+
+
 @dataclass(frozen=True, slots=True)
 class TimedRow:
     """An account row with the moment of its observation (replayed in order)."""
@@ -128,6 +190,21 @@ class Gap:
     started_at: datetime
     ended_at: datetime
     reason: str
+
+
+def _same_texts(
+    before: tuple[str | None, ...] | None, after: tuple[str | None, ...] | None
+) -> bool:
+    """Whether two accounts' figures (amount, available, credit line as stored) are the same
+    numbers (read as decimals only where the texts differ: `1.0` is `1.00`)."""
+    if before is None or after is None:
+        return before is after
+    for was, now in zip(before, after, strict=True):
+        if was == now:
+            continue
+        if was is None or now is None or Decimal(was) != Decimal(now):
+            return False
+    return True
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -174,7 +251,7 @@ def figures_from_json(raw: str | None) -> AccountFigures | None:
     )
 
 
-def _figures_of(row: Row[Any]) -> AccountFigures:
+def _figures_of(row: Any) -> AccountFigures:
     amount = _decimal(row.amount)
     assert amount is not None
     return AccountFigures(
@@ -258,16 +335,22 @@ class HistoryStore:
             ).scalar_one_or_none()
             if seq is None:
                 return None
-            if observation.accounts:
+            # In batches, the event loop let go between them: the rows' parameters are made
+            # on it, and 50,000 at once would hold every answer waiting (a /healthz too).
+            for start in range(0, len(observation.accounts), WRITE_BATCH):
+                batch = observation.accounts[start : start + WRITE_BATCH]
                 await connection.execute(
                     insert(observed_accounts),
-                    [_account_values(seq, observation.source, row) for row in observation.accounts],
+                    [_account_values(seq, observation.source, row) for row in batch],
                 )
+                await asyncio.sleep(0)
             if observation.totals:
                 await connection.execute(
                     insert(observed_totals),
                     [{"seq": seq, **total.model_dump(mode="json")} for total in observation.totals],
                 )
+            if observation.data:
+                await _checkpoint_if_new_day(connection, observation.source, seq, observation.at)
             return int(seq)
 
     async def record_gap(
@@ -379,11 +462,12 @@ class HistoryStore:
             )
         return [observation_of(_stored(row), tuple(changes.get(row.seq, ()))) for row in rows]
 
-    async def totals_between(
+    async def totals_moments(
         self, source: str, started: datetime, ended: datetime
-    ) -> list[tuple[datetime, list[CurrencyTotal]]]:
-        """The connection's totals as written up to `ended`, from the last written at or
-        before `started` on, oldest first (an observation whose totals are empty included)."""
+    ) -> list[tuple[datetime, int]]:
+        """When the connection's totals were written up to `ended`, from the last written at
+        or before `started` on, oldest first (moment, observation seq): a chart picks the
+        few it shows and reads only their totals (`totals_of`)."""
         carrying = and_(
             observations.c.source == source, observations.c.has_totals, observations.c.data
         )
@@ -391,25 +475,31 @@ class HistoryStore:
             anchor = await connection.scalar(
                 select(func.max(observations.c.at)).where(carrying, observations.c.at <= started)
             )
-            moments = select(observations.c.seq, observations.c.at).where(
+            moments = select(observations.c.at, observations.c.seq).where(
                 carrying, observations.c.at <= ended
             )
             if anchor is not None:
                 moments = moments.where(observations.c.at >= anchor)
-            found = (await connection.execute(moments.order_by(observations.c.at))).all()
-            seqs = [row.seq for row in found]
-            rows = (
-                await connection.execute(
-                    select(observed_totals)
-                    .where(observed_totals.c.seq.in_(seqs))
-                    .order_by(observed_totals.c.seq, observed_totals.c.currency)
-                )
-            ).all()
+            found = await connection.execute(
+                moments.order_by(observations.c.at, observations.c.seq)
+            )
+            return [(row[0], row[1]) for row in found]
+
+    async def totals_of(self, seqs: Collection[int]) -> dict[int, list[CurrencyTotal]]:
+        """The totals written with each of these observations (an empty list: none held)."""
         by_seq: dict[int, list[CurrencyTotal]] = {seq: [] for seq in seqs}
-        for row in rows:
-            values = {name: value for name, value in row._mapping.items() if name != "seq"}
-            by_seq[row.seq].append(CurrencyTotal.model_validate(values))
-        return [(row.at, by_seq[row.seq]) for row in found]
+        if not by_seq:
+            return by_seq
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(observed_totals)
+                .where(observed_totals.c.seq.in_(list(by_seq)))
+                .order_by(observed_totals.c.seq, observed_totals.c.currency)
+            )
+            for row in rows:
+                values = {name: value for name, value in row._mapping.items() if name != "seq"}
+                by_seq[row.seq].append(CurrencyTotal.model_validate(values))
+        return by_seq
 
     async def first_at(self, sources: Sequence[str]) -> dict[str, datetime]:
         """When each connection's history starts (its first observation), if it has one."""
@@ -430,20 +520,74 @@ class HistoryStore:
 
     async def records_at(self, source: str, instant: datetime) -> PastRecords | None:
         """As `state_at`, the accounts' position JSON only (no figures decoded)."""
+        marks = await self.marks_at(source, instant)
+        if marks is None:
+            return None
+        last, data = marks
+        if data is None:
+            return PastRecords(last, None, [])
+        return PastRecords(last, data, await self.positions_as_of(source, data.seq))
+
+    async def positions_as_of(self, source: str, seq: int) -> list[str]:
+        """The position JSON of every account of `source` present as of observation `seq`."""
         async with self.engine.connect() as connection:
-            last = await _latest(connection, source, instant, data=False)
-            if last is None:
-                return None
-            data = last if last.data else await _latest(connection, source, instant, data=True)
-            if data is None:
-                return PastRecords(last, None, [])
-            latest = _latest_rows(source, data.seq)
-            found = await connection.scalars(
-                select(observed_accounts.c.position)
-                .join(latest, _same_row_of(latest))
-                .where(observed_accounts.c.source == source, observed_accounts.c.present)
+            latest = await _held_rows(connection, source, seq)
+            found = await connection.scalars(_present_of(latest, observed_accounts.c.position))
+            return list(found)
+
+    async def listed_as_of(self, source: str, seq: int) -> list[Listed]:
+        """What filters, totals and the listing order read of every account of `source`
+        present as of observation `seq` (the names and kind read from its JSON by the
+        database): the positions themselves are read for a page only (`records_of`)."""
+        accounts = observed_accounts.c
+        async with self.engine.connect() as connection:
+            latest = await _held_rows(connection, source, seq)
+            rows = await connection.execute(
+                _present_of(
+                    latest,
+                    accounts.seq,
+                    accounts.counterparty_id,
+                    self._listed(accounts.counterparty_name, accounts.position),
+                    self._listed(accounts.kind, accounts.position),
+                    accounts.account_id,
+                    self._listed(accounts.account_name, accounts.position),
+                    accounts.currency,
+                    accounts.amount,
+                    accounts.side,
+                    accounts.meaning,
+                )
             )
-            return PastRecords(last, data, list(found))
+            return [Listed(*row) for row in rows]
+
+    async def records_of(
+        self, rows: Sequence[tuple[int, AccountKey]]
+    ) -> dict[tuple[int, AccountKey], str]:
+        """The position JSON of the given account rows (observation seq and account key)."""
+        accounts = observed_accounts.c
+        records: dict[tuple[int, AccountKey], str] = {}
+        async with self.engine.connect() as connection:
+            # A few hundred rows a statement: a page of 10,000 in one IN list is past
+            # PostgreSQL's stack depth.
+            for start in range(0, len(rows), RECORDS_BATCH):
+                batch = [(seq, *key) for seq, key in rows[start : start + RECORDS_BATCH]]
+                found = await connection.execute(
+                    select(
+                        accounts.seq,
+                        accounts.counterparty_id,
+                        accounts.account_id,
+                        accounts.currency,
+                        accounts.position,
+                    ).where(
+                        tuple_(
+                            accounts.seq,
+                            accounts.counterparty_id,
+                            accounts.account_id,
+                            accounts.currency,
+                        ).in_(batch)
+                    )
+                )
+                records.update(((row[0], (row[1], row[2], row[3])), row[4]) for row in found)
+        return records
 
     async def marks_at(
         self, source: str, instant: datetime
@@ -458,43 +602,142 @@ class HistoryStore:
                 connection, source, instant, data=True
             )
 
-    async def touched_before(
-        self, source: str, after_seq: int, until: datetime
-    ) -> dict[AccountKey, HeldAccount]:
-        """The accounts of `source` that have a row after observation `after_seq` up to
-        `until`, as they were as of `after_seq` (those present then): what a question about
-        changes compares with, without reading the accounts that did not change."""
+    async def changed_between(
+        self, source: str, after_seq: int | None, until: datetime
+    ) -> list[ChangedRow]:
+        """Each account of `source` with a row after observation `after_seq` (all when None)
+        up to `until`: its figures before the first of them (the row before it) and after the
+        last. Grouped and joined by the database: the accounts that did not change are never
+        read, and no row's JSON is decoded."""
         accounts = observed_accounts.c
-        touched = (
-            select(accounts.counterparty_id, accounts.account_id, accounts.currency)
-            .join(observations, observations.c.seq == accounts.seq)
-            .where(accounts.source == source, accounts.seq > after_seq, observations.c.at <= until)
-            .distinct()
+        # Through the observations (see `_held_rows`): only the window's rows are read.
+        seqs = select(observations.c.seq).where(
+            observations.c.source == source, observations.c.at <= until
+        )
+        if after_seq is not None:
+            seqs = seqs.where(observations.c.seq > after_seq)
+        grouped = (
+            select(
+                accounts.counterparty_id,
+                accounts.account_id,
+                accounts.currency,
+                func.min(accounts.seq).label("first"),
+                func.max(accounts.seq).label("last"),
+            )
+            .where(accounts.seq.in_(seqs))
+            .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
             .subquery()
         )
-        latest = _latest_rows(source, after_seq)
-        async with self.engine.connect() as connection:
-            rows = (
-                await connection.execute(
-                    select(observed_accounts)
-                    .join(latest, _same_row_of(latest))
-                    .join(
-                        touched,
-                        and_(
-                            accounts.counterparty_id == touched.c.counterparty_id,
-                            accounts.account_id == touched.c.account_id,
-                            accounts.currency == touched.c.currency,
-                        ),
-                    )
-                    .where(accounts.source == source, accounts.present)
-                )
-            ).all()
-        return {
-            (row.counterparty_id, row.account_id, row.currency): HeldAccount(
-                row.seq, _figures_of(row), row.position
+        earlier = aliased(observed_accounts)
+
+        def before(seq: Any, *, present: bool = False) -> Any:
+            """The seq of the account's latest row before `seq` (present, if asked)."""
+            conditions = [
+                earlier.c.source == source,
+                earlier.c.counterparty_id == grouped.c.counterparty_id,
+                earlier.c.account_id == grouped.c.account_id,
+                earlier.c.currency == grouped.c.currency,
+                earlier.c.seq < seq,
+            ]
+            if present:
+                conditions.append(earlier.c.present)
+            return select(func.max(earlier.c.seq)).where(*conditions).scalar_subquery()
+
+        window = select(
+            grouped,
+            before(grouped.c.first).label("previous"),
+        ).subquery()
+        last, previous, kept = (aliased(observed_accounts) for _ in range(3))
+
+        def same_key(row: Any, seq: Any) -> Any:
+            return and_(
+                row.c.counterparty_id == window.c.counterparty_id,
+                row.c.account_id == window.c.account_id,
+                row.c.currency == window.c.currency,
+                row.c.seq == seq,
             )
-            for row in rows
-        }
+
+        # A vanished account is listed as it was before it vanished.
+        listed = aliased(observed_accounts)
+        query = (
+            select(
+                window.c.counterparty_id,
+                window.c.account_id,
+                window.c.currency,
+                previous.c.present.label("was"),
+                previous.c.amount.label("was_amount"),
+                previous.c.available.label("was_available"),
+                previous.c.credit_line.label("was_credit_line"),
+                last.c.present,
+                last.c.amount,
+                last.c.available,
+                last.c.credit_line,
+                window.c.last,
+                func.coalesce(last.c.meaning, listed.c.meaning).label("meaning"),
+                func.coalesce(last.c.side, listed.c.side).label("side"),
+                self._listed(listed.c.kind, listed.c.position).label("kind"),
+            )
+            .select_from(window)
+            .join(last, same_key(last, window.c.last))
+            .outerjoin(previous, same_key(previous, window.c.previous))
+            .join(
+                listed,
+                same_key(
+                    listed,
+                    func.coalesce(
+                        case((last.c.present, window.c.last)),
+                        select(func.max(kept.c.seq))
+                        .where(
+                            kept.c.source == source,
+                            kept.c.counterparty_id == window.c.counterparty_id,
+                            kept.c.account_id == window.c.account_id,
+                            kept.c.currency == window.c.currency,
+                            kept.c.seq <= window.c.last,
+                            kept.c.present,
+                        )
+                        .scalar_subquery(),
+                    ),
+                ),
+            )
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+            # The moments of the window's few observations, read once (not once per row).
+            found_at = await connection.execute(
+                select(observations.c.seq, observations.c.at).where(observations.c.seq.in_(seqs))
+            )
+            moments: dict[int, datetime] = {row[0]: row[1] for row in found_at}
+        found = []
+        for row in rows:
+            before_figures = (
+                (row.was_amount, row.was_available, row.was_credit_line) if row.was else None
+            )
+            after_figures = (row.amount, row.available, row.credit_line) if row.present else None
+            if _same_texts(before_figures, after_figures):
+                continue
+            found.append(
+                ChangedRow(
+                    key=(row.counterparty_id, row.account_id, row.currency),
+                    before=None if before_figures is None else Decimal(before_figures[0]),
+                    after=None if after_figures is None else Decimal(after_figures[0]),
+                    changed_at=moments[row.last],
+                    kind=row.kind,
+                    meaning=row.meaning,
+                    side=row.side,
+                )
+            )
+        return found
+
+    def _listed(self, column: Any, document: Any) -> Any:
+        """A listing's column, read from the row's JSON where it was written before it was
+        kept beside it."""
+        return func.coalesce(column, self._json_text(document, column.name))
+
+    def _json_text(self, document: Any, name: str) -> Any:
+        """A top-level string of a JSON text column, read by the database."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(document, JSON)[name].as_string()
+        return func.json_extract(document, f"$.{name}")
 
     async def rows_between(
         self, source: str, after_seq: int | None, until: datetime
@@ -611,6 +854,9 @@ def _account_values(seq: int, source: str, row: AccountRow) -> dict[str, Any]:
         "as_of": None if figures is None else figures.as_of,
         "position": row.position,
         "before": None if row.before is None else figures_json(row.before),
+        "kind": None if row.listed is None else row.listed[0],
+        "counterparty_name": None if row.listed is None else row.listed[1],
+        "account_name": None if row.listed is None else row.listed[2],
     }
 
 
@@ -661,20 +907,111 @@ async def _state(
     return ConnectionState(last, data, await _accounts_at(connection, source, data.seq))
 
 
-def _latest_rows(source: str, seq: int) -> Any:
-    """Each account's latest row of `source` as of observation `seq` (its key and seq), read
-    from the index on (source, account key, seq) alone."""
+async def _checkpoint_of(connection: AsyncConnection, source: str, seq: int) -> int | None:
+    """The latest checkpoint of `source` at or before observation `seq`."""
+    found = await connection.scalar(
+        select(func.max(checkpoints.c.seq)).where(
+            checkpoints.c.source == source, checkpoints.c.seq <= seq
+        )
+    )
+    return None if found is None else int(found)
+
+
+async def _held_rows(connection: AsyncConnection, source: str, seq: int) -> Any:
+    """Each account's latest row of `source` as of observation `seq` (its key and seq; a
+    vanished account's included, callers keep the present): the latest of the latest
+    checkpoint's rows and the rows written since (every row when there is no checkpoint
+    yet)."""
     accounts = observed_accounts.c
+    base = await _checkpoint_of(connection, source, seq)
+    # The rows are found through their observations (the primary key's first column): a
+    # condition on the account rows' `source` would have the database read every row kept.
+    since = select(observations.c.seq).where(
+        observations.c.source == source, observations.c.seq <= seq
+    )
+    if base is not None:
+        since = since.where(observations.c.seq > base)
+    recent = select(
+        accounts.counterparty_id, accounts.account_id, accounts.currency, accounts.seq
+    ).where(accounts.seq.in_(since))
+    rows: Any = recent
+    if base is not None:
+        held = checkpoint_accounts.c
+        kept = select(
+            held.counterparty_id, held.account_id, held.currency, held.row_seq.label("seq")
+        ).where(held.seq == base)
+        if connection.dialect.name == "sqlite":
+            # SQLite seeks each checkpoint row's key in the index (a third faster than
+            # grouping them with the recent rows); PostgreSQL's planner, misled by stale
+            # statistics after a day's writes, made the same anti-join quadratic.
+            later = aliased(observed_accounts)
+            kept = kept.where(
+                ~exists().where(
+                    later.c.source == source,
+                    later.c.counterparty_id == held.counterparty_id,
+                    later.c.account_id == held.account_id,
+                    later.c.currency == held.currency,
+                    later.c.seq > base,
+                    later.c.seq <= seq,
+                )
+            )
+        # A checkpoint's rows are older than any written since: the maximum is the latest.
+        rows = union_all(kept, recent)
+    every = rows.subquery()
     return (
         select(
-            accounts.counterparty_id,
-            accounts.account_id,
-            accounts.currency,
-            func.max(accounts.seq).label("seq"),
+            every.c.counterparty_id,
+            every.c.account_id,
+            every.c.currency,
+            func.max(every.c.seq).label("seq"),
         )
-        .where(accounts.source == source, accounts.seq <= seq)
-        .group_by(accounts.counterparty_id, accounts.account_id, accounts.currency)
+        .group_by(every.c.counterparty_id, every.c.account_id, every.c.currency)
         .subquery()
+    )
+
+
+async def _checkpoint_if_new_day(
+    connection: AsyncConnection, source: str, seq: int, at: datetime
+) -> None:
+    """Write the connection's state as of observation `seq` as a checkpoint when it is its
+    first data observation of a UTC day (or it has none yet): done by the database itself,
+    from the previous checkpoint and the rows since, so it costs the writer no Python work
+    per account."""
+    last_at: datetime | None = await connection.scalar(
+        select(checkpoints.c.at)
+        .where(checkpoints.c.source == source)
+        .order_by(checkpoints.c.seq.desc())
+        .limit(1)
+    )
+    if last_at is not None and at.astimezone(UTC).date() <= last_at.date():
+        return
+    latest = await _held_rows(connection, source, seq)
+    await connection.execute(insert(checkpoints), {"seq": seq, "source": source, "at": at})
+    await connection.execute(
+        insert(checkpoint_accounts).from_select(
+            ["seq", "counterparty_id", "account_id", "currency", "row_seq"],
+            select(
+                literal(seq, checkpoint_accounts.c.seq.type),
+                latest.c.counterparty_id,
+                latest.c.account_id,
+                latest.c.currency,
+                latest.c.seq,
+            )
+            .select_from(latest)
+            .join(observed_accounts, _same_row_of(latest))
+            .where(observed_accounts.c.present),
+        )
+    )
+
+
+def _present_of(latest: Any, *columns: Any) -> Any:
+    """`columns` of the present accounts among the rows `latest` names: each looked up by its
+    primary key (the rows are of one connection already)."""
+    return (
+        select(*columns)
+        .select_from(latest)
+        .join(observed_accounts, _same_row_of(latest))
+        .where(observed_accounts.c.present)
     )
 
 
@@ -693,12 +1030,13 @@ async def _accounts_at(
 ) -> dict[AccountKey, HeldAccount]:
     """Every account of `source` present as of observation `seq`: the latest row of each."""
     accounts = observed_accounts.c
-    latest = _latest_rows(source, seq)
+    latest = await _held_rows(connection, source, seq)
     rows = (
         await connection.execute(
             select(observed_accounts)
-            .join(latest, _same_row_of(latest))
-            .where(accounts.source == source, accounts.present)
+            .select_from(latest)
+            .join(observed_accounts, _same_row_of(latest))
+            .where(accounts.present)
         )
     ).all()
     return {
@@ -741,7 +1079,24 @@ async def _prune_source(connection: AsyncConnection, source: str, before: dateti
         )
     # Accounts rows go with their observations (ON DELETE CASCADE needs SQLite's
     # foreign_keys pragma, which every connection sets; deleted here explicitly all the same).
+    # Checkpoints after the cut point at the rows just moved onto it; older ones go.
+    kept_checkpoints = select(checkpoints.c.seq).where(
+        checkpoints.c.source == source, checkpoints.c.seq >= cut.seq
+    )
+    await connection.execute(
+        update(checkpoint_accounts)
+        .where(
+            checkpoint_accounts.c.seq.in_(kept_checkpoints),
+            checkpoint_accounts.c.row_seq < cut.seq,
+        )
+        .values(row_seq=cut.seq)
+    )
     doomed = select(observations.c.seq).where(older)
+    doomed_checkpoints = select(checkpoints.c.seq).where(checkpoints.c.seq.in_(doomed))
+    await connection.execute(
+        delete(checkpoint_accounts).where(checkpoint_accounts.c.seq.in_(doomed_checkpoints))
+    )
+    await connection.execute(delete(checkpoints).where(checkpoints.c.seq.in_(doomed)))
     await connection.execute(delete(observed_accounts).where(accounts.seq.in_(doomed)))
     await connection.execute(delete(observed_totals).where(observed_totals.c.seq.in_(doomed)))
     result = await connection.execute(delete(observations).where(older))

@@ -9,6 +9,10 @@
   `before` holds the figures it replaced.
 - `observed_totals`: the connection's totals per currency, written with each observation
   whose totals may have changed (`has_totals`; none at all is an empty set).
+- `checkpoints` and `checkpoint_accounts`: each connection's full state at its first data
+  observation of each UTC day (which row of each present account is the latest then), so the
+  state at any instant is read from the day's checkpoint and that day's rows, not from every
+  row ever kept.
 - `gaps`: stretches history knows it missed (observations dropped while the store was down).
 - `runs`: when tesoro was running (each process's start and latest heartbeat).
 
@@ -115,6 +119,11 @@ observed_accounts = Table(
     Column("as_of", Instant(), nullable=True),
     Column("position", Text(), nullable=True),
     Column("before", Text(), nullable=True),
+    # What a listing reads besides the figures, beside the JSON so a past state is listed
+    # without reading it (null in rows written before revision 0002: read from the JSON).
+    Column("kind", String(20), nullable=True),
+    Column("counterparty_name", Text(), nullable=True),
+    Column("account_name", Text(), nullable=True),
     Index(
         "ix_observed_accounts_account_seq",
         "source",
@@ -142,6 +151,36 @@ observed_totals = Table(
     Column("overdraft", Text(), nullable=False),
     Column("receivable", Text(), nullable=False),
     Column("payable", Text(), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column(
+        "seq",
+        Seq,
+        ForeignKey("observations.seq", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("source", String(100), nullable=False),
+    Column("at", Instant(), nullable=False),
+    Index(None, "source", "seq"),
+)
+
+checkpoint_accounts = Table(
+    "checkpoint_accounts",
+    metadata,
+    Column(
+        "seq",
+        Seq,
+        ForeignKey("checkpoints.seq", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("counterparty_id", String(200), primary_key=True),
+    Column("account_id", String(200), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    # The observation whose row of this account is the latest at the checkpoint.
+    Column("row_seq", Seq, nullable=False),
 )
 
 gaps = Table(

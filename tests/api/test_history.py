@@ -99,6 +99,9 @@ async def test_an_as_of_answer_is_the_live_answer_as_it_was(
         "source=finsync&currency=usd&page_size=2&page=1",
         "source=finsync&include_zero=true&page_size=3&page=2",
         "source=finsync&kind=external&meaning=payable",
+        # Converted as the live answer is: at the rates of the day asked (or of the instant's).
+        "source=finsync&report_currency=EUR&rate_date=2026-03-19",
+        "source=finsync&report_currency=USD",
     ]
     async with serving(simulators, database_url) as (client, recorder):
         live = {q: (await client.get(f"/positions?{q}")).json() for q in questions}
@@ -247,6 +250,38 @@ async def test_history_points_carry_the_totals_last_observed_at_each_end(
     assert first["totals"] != second["totals"]
     assert between.json()["points"][-1]["totals"] == first["totals"]
     assert between.json()["tz"] == "America/Argentina/Buenos_Aires"
+
+
+async def test_history_points_in_a_reporting_currency_are_consolidated_at_the_days_rates(
+    simulators: Simulators, database_url: str
+) -> None:
+    async with serving(simulators, database_url) as (client, recorder):
+        live = (await client.get("/positions?report_currency=USD")).json()
+        await recorder.flush()
+        end = moments(live)[-1]
+        window = f"interval=hour&from={at(end - timedelta(hours=2))}&to={at(end)}"
+        today = await client.get(f"/positions/history?{window}&report_currency=usd")
+        fixed = await client.get(
+            f"/positions/history?{window}&report_currency=EUR&rate_date=2026-03-19"
+        )
+        plain = await client.get(f"/positions/history?{window}")
+        unknown = await client.get(f"/positions/history?{window}&report_currency=USD&rates=x")
+    assert today.status_code == 200, today.text
+    last = today.json()["points"][-1]
+    # Every point at today's rates (the default): the last one is the live answer's.
+    assert last["totals"] == live["totals"]
+    assert last["consolidated"] == live["consolidated"]
+    assert all(p["consolidated"]["currency"] == "USD" for p in today.json()["points"])
+    assert {"fx:bcra", "fx:ecb"} <= {source["source"] for source in today.json()["sources"]}
+    for point in fixed.json()["points"]:
+        assert point["consolidated"]["currency"] == "EUR"
+        assert point["consolidated"]["rate_date"] == "2026-03-19"
+        assert all("converted" in total for total in point["totals"])
+    # Without a reporting currency, nothing is converted.
+    assert all("consolidated" not in point for point in plain.json()["points"])
+    assert all("converted" not in t for p in plain.json()["points"] for t in p["totals"])
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["location"] == ["query", "rates"]
 
 
 @pytest.mark.parametrize(

@@ -175,12 +175,7 @@ def _only_rejected_instants(failures: FailureGroup, response: Any) -> bool:
         return False
     errors = response.json().get("errors", [])
     return bool(errors) and all(
-        error["location"][:1] == ["query"]
-        and (
-            error["location"][-1] in HISTORY_PARAMETERS
-            # Not converted from history yet: `as_of` with `report_currency` is refused.
-            or (error["location"][-1] == "report_currency" and "history" in error["message"])
-        )
+        error["location"][:1] == ["query"] and error["location"][-1] in HISTORY_PARAMETERS
         for error in errors
     )
 

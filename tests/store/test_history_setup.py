@@ -82,10 +82,10 @@ def test_tesoro_db_upgrade_migrates_once_and_says_so(
 ) -> None:
     assert main(["db", "upgrade"]) == 0
     assert (
-        "history store sqlite:///tesoro.db: migrated from empty to 0001" in capsys.readouterr().out
+        "history store sqlite:///tesoro.db: migrated from empty to 0002" in capsys.readouterr().out
     )
     assert main(["db", "upgrade"]) == 0
-    assert "at revision 0001 already" in capsys.readouterr().out
+    assert "at revision 0002 already" in capsys.readouterr().out
     assert (tmp_path / "tesoro.db").exists()
 
 

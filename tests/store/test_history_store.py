@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
 from app.domain.models import CurrencyTotal
 from app.domain.observations import AccountFigures
-from app.store.history import AccountRow, HistoryStore, NewObservation
+from app.store.history import AccountRow, ChangedRow, HistoryStore, NewObservation
 from app.store.migrate import head_revision
+from app.store.tables import checkpoints
 from app.store.urls import DatabaseUrlError, async_url, shown
 
 pytestmark = pytest.mark.anyio
@@ -182,7 +184,7 @@ async def test_the_records_at_an_instant_are_the_latest_present_position_of_each
     assert sorted(later.records) == ['{"amount":"12.00"}', '{"amount":"7"}']
 
 
-async def test_the_accounts_touched_since_an_observation_are_read_as_they_were_then(
+async def test_the_accounts_changed_since_an_observation_are_read_with_their_figures_then(
     store: HistoryStore,
 ) -> None:
     first = await store.write(
@@ -206,23 +208,86 @@ async def test_the_accounts_touched_since_an_observation_are_read_as_they_were_t
         )
     )
     await store.write(
-        observation("v4", T0 + timedelta(hours=3), row(None, figures("102", "-3.25")))
+        observation(
+            "v4",
+            T0 + timedelta(hours=3),
+            row(figures("101", "13"), figures("101", "12.00")),
+            row(None, figures("102", "-3.25")),
+        )
     )
     assert first is not None
     assert second is not None
 
-    # 101 changed, 103 appeared (absent as of `second`), 102 vanished only after `until`;
-    # 104 changed before `second` and not since: not read.
-    touched = await store.touched_before("finsync", second, T0 + timedelta(hours=2))
-    assert {key: (held.seq, str(held.figures.amount)) for key, held in touched.items()} == {
-        ("finsync:1", "101", "ARS"): (first, "10.50")
+    def seen(rows: list[ChangedRow]) -> dict[str, tuple[str | None, str | None, datetime]]:
+        return {
+            row.key[1]: (
+                None if row.before is None else str(row.before),
+                None if row.after is None else str(row.after),
+                row.changed_at,
+            )
+            for row in rows
+        }
+
+    # 101 changed (its figures before the first change, after the last), 103 appeared, 102
+    # vanished only after `until`; 104 changed before `second` and not since: not read.
+    changed = await store.changed_between("finsync", second, T0 + timedelta(hours=2))
+    assert seen(changed) == {
+        "101": ("10.50", "12.00", T0 + timedelta(hours=2)),
+        "103": (None, "7", T0 + timedelta(hours=2)),
     }
-    touched = await store.touched_before("finsync", second, T0 + timedelta(hours=3))
-    assert {key: (held.seq, str(held.figures.amount)) for key, held in touched.items()} == {
-        ("finsync:1", "101", "ARS"): (first, "10.50"),
-        ("finsync:1", "102", "ARS"): (first, "-3.25"),
+    changed = await store.changed_between("finsync", second, T0 + timedelta(hours=3))
+    assert seen(changed) == {
+        "101": ("10.50", "13", T0 + timedelta(hours=3)),
+        "102": ("-3.25", None, T0 + timedelta(hours=3)),
+        "103": (None, "7", T0 + timedelta(hours=2)),
     }
-    assert await store.touched_before("bank", second, T0 + timedelta(hours=3)) == {}
+    assert await store.changed_between("bank", second, T0 + timedelta(hours=3)) == []
+
+
+async def test_a_state_read_through_daily_checkpoints_is_the_state_from_every_row(
+    store: HistoryStore,
+) -> None:
+    # Four days, a few changes each: each day's first observation writes a checkpoint, and
+    # an instant is answered from the latest checkpoint before it and the rows since.
+    expected: dict[str, str] = {}
+    states: list[tuple[datetime, dict[str, str]]] = []
+    held: dict[str, AccountFigures] = {}
+    for step in range(16):
+        at = T0 + timedelta(hours=7 * step)
+        rows = []
+        for account in (f"{100 + step % 5}", f"{100 + (step * 3) % 7}"):
+            if account in expected and step % 4 == 3:
+                rows.append(row(None, held.pop(account)))
+                del expected[account]
+                continue
+            amount = f"{step}.{account}"
+            if expected.get(account) == amount:
+                continue
+            new = figures(account, amount)
+            rows.append(row(new, held.get(account)))
+            held[account], expected[account] = new, amount
+        await store.write(observation(f"v{step}", at, *rows))
+        states.append((at, dict(expected)))
+    async with store.engine.connect() as connection:
+        days = await connection.scalar(select(func.count()).select_from(checkpoints))
+    assert days == len({at.date() for at, _ in states})
+
+    async def every_state_read_back(kept: list[tuple[datetime, dict[str, str]]]) -> None:
+        for at, state in kept:
+            for moment in (at, at + timedelta(hours=6)):
+                found = await store.records_at("finsync", moment)
+                assert found is not None
+                assert sorted(found.records) == sorted(
+                    f'{{"amount":"{amount}"}}' for amount in state.values()
+                )
+                now = await store.state_at("finsync", moment)
+                assert now is not None
+                assert {key[1]: str(a.figures.amount) for key, a in now.accounts.items()} == state
+
+    await every_state_read_back(states)
+    # Retention moves the accounts' rows onto the cut: the later checkpoints follow them.
+    assert await store.prune(states[9][0] + timedelta(minutes=1)) > 0
+    await every_state_read_back(states[9:])
 
 
 async def test_exact_decimals_survive_the_store(store: HistoryStore) -> None:

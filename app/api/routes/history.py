@@ -4,19 +4,31 @@ positions route), totals over time (`GET /positions/history`) and what changed
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.caching import cached_json
-from app.api.deps import Reader, SettingsDep, TreasuryDep
+from app.api.deps import RatesDep, Reader, SettingsDep, TreasuryDep
 from app.api.errors import NotReadyError, problem_responses
+from app.api.routes.rates import (
+    DATE_PATTERN,
+    DATE_SCHEMA,
+    POLICY_DESCRIPTION,
+    RATE_DATE_DESCRIPTION,
+    REPORT_CURRENCY_DESCRIPTION,
+    FxQuestion,
+    fx_options,
+)
 from app.domain.counterparties import paginate
+from app.domain.fx import convert_totals
 from app.domain.models import (
     CURRENCY_QUERY_PATTERN,
     ChangesResponse,
@@ -29,8 +41,10 @@ from app.domain.models import (
     Position,
     PositionChange,
     PositionsResponse,
+    ResponseWarning,
     Side,
     Source,
+    SourceInfo,
     SourceStatus,
 )
 from app.domain.money import sum_exact
@@ -42,11 +56,12 @@ from app.services.history_reads import (
     HistoryReader,
     HistoryUnavailableError,
     Interval,
+    Point,
     count_points,
     interval_ends,
-    listing_order,
 )
-from app.services.treasury import Connection
+from app.services.rates import Rates
+from app.services.treasury import Connection, Treasury
 from app.settings import Settings
 
 router = APIRouter(tags=["positions"])
@@ -97,6 +112,33 @@ def _reader(request: Request, settings: Settings) -> HistoryReader:
     return HistoryReader(recorder.store, observe_seconds=observe_seconds)
 
 
+@contextmanager
+def _store_read() -> Iterator[None]:
+    """The store's errors as the 503 every history read answers with."""
+    try:
+        yield
+    except STORE_ERRORS as exc:
+        raise HistoryUnavailableError("the history store cannot be read now") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Two instants a history question spans (the second defaulting to now), read once."""
+
+    start: datetime
+    end: datetime
+    now: datetime
+
+
+def _window(start_name: str, start: str, end_name: str, end: str | None) -> Window:
+    now = datetime.now(UTC)
+    started = parse_instant(start_name, start, now)
+    ended = now if end is None else parse_instant(end_name, end, now)
+    if started > ended:
+        raise _invalid(start_name, f"is after `{end_name}`")
+    return Window(started, ended, now)
+
+
 def _matching(
     *,
     currencies: Collection[str] = (),
@@ -131,27 +173,49 @@ async def answer_as_of(
     filters: dict[str, Any],
     page: int,
     page_size: int,
+    rates: Rates | None = None,
+    fx: FxQuestion | None = None,
+    rate_date_given: bool = False,
 ) -> Response:
-    """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations."""
+    """`GET /positions?as_of=`: the live answer's shape, rebuilt from the observations; with
+    a reporting currency, its totals converted at the rates of the instant's UTC day (or of
+    the `rate_date` given), as the live answer's are at today's."""
     instant = parse_instant("as_of", as_of, datetime.now(UTC))
     reader = _reader(request, settings)
-    try:
-        past = await reader.positions_at([c.key for c in scope], instant)
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
-    every = sorted((p for c in past for p in c.positions), key=listing_order)
-    matching = _matching(**filters)(every)
+    with _store_read():
+        found = await reader.positions_at([c.key for c in scope], instant)
+        # Read lightly, in listing order already: only the page's positions are read whole.
+        matching = _matching(**filters)(found.positions.positions)
+        shown = await found.positions.full(reader.store, paginate(matching, page, page_size))
+    past = found.connections
     moments = [c.at for c in past if c.at is not None]
+    per_currency = totals(matching)
+    extra: dict[str, Any] = {}
+    sources = [c.info for c in past]
+    warnings = [w for c in past for w in c.warnings]
+    if fx is not None and rates is not None:
+        day = fx.day if rate_date_given else min(instant.date(), rates.today())
+        looked_up = await rates.lookup(
+            fx.policy, sorted({t.currency for t in per_currency}), fx.report, day
+        )
+        conversion = convert_totals(
+            per_currency, looked_up.rates, report=fx.report, policy=fx.policy, requested=day
+        )
+        per_currency = conversion.totals
+        extra["consolidated"] = conversion.consolidated
+        sources += looked_up.sources
+        warnings += conversion.warnings
     answer = PositionsResponse(
-        sources=[c.info for c in past],
-        positions=paginate(matching, page, page_size),
-        totals=totals(matching),
+        sources=sources,
+        positions=shown,
+        totals=per_currency,
         total=len(matching),
         page=page,
         page_size=page_size,
         complete=all(c.info.status is not SourceStatus.unavailable for c in past),
-        warnings=[w for c in past for w in c.warnings],
+        warnings=warnings,
         generated_at=max(moments) if moments else instant,
+        **extra,
     )
     return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
 
@@ -170,6 +234,50 @@ CounterpartyId = Annotated[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryFilters:
+    """The `/positions` filters the history routes take: which connections a question reads
+    and which of their positions count."""
+
+    currencies: list[str]
+    kind: Kind | None
+    source: Source | None
+    meanings: list[Meaning]
+    counterparty_id: str | None
+
+    def keys(self, treasury: Treasury) -> list[str]:
+        scope = treasury.scope(
+            source=self.source, kind=self.kind, counterparty_id=self.counterparty_id
+        )
+        return [connection.key for connection in scope]
+
+    def finer_than_connections(self) -> bool:
+        return self.kind is not None or bool(self.meanings) or self.counterparty_id is not None
+
+    def matching(self, *, include_zero: bool = False) -> Filter:
+        return _matching(
+            currencies=self.currencies,
+            kind=self.kind,
+            source=self.source,
+            meanings=self.meanings,
+            counterparty_id=self.counterparty_id,
+            include_zero=include_zero,
+        )
+
+
+def history_filters(
+    currency: Currencies = None,
+    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
+    source: Annotated[Source | None, Query(description="Only this source.")] = None,
+    meaning: Meanings = None,
+    counterparty_id: CounterpartyId = None,
+) -> HistoryFilters:
+    return HistoryFilters(currency or [], kind, source, meaning or [], counterparty_id)
+
+
+FiltersDep = Annotated[HistoryFilters, Depends(history_filters)]
+
+
 @router.get(
     "/positions/history",
     name="get_positions_history",
@@ -186,10 +294,12 @@ CounterpartyId = Annotated[
     responses=problem_responses(401, 403, 422, 503),
 )
 async def get_positions_history(
+    *,
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
     settings: SettingsDep,
+    rates: RatesDep,
     from_: Annotated[
         str,
         Query(
@@ -214,17 +324,30 @@ async def get_positions_history(
             "TESORO_TIMEZONE, itself UTC by default).",
         ),
     ] = None,
-    currency: Currencies = None,
-    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
-    source: Annotated[Source | None, Query(description="Only this source.")] = None,
-    meaning: Meanings = None,
-    counterparty_id: CounterpartyId = None,
+    report_currency: Annotated[
+        str | None,
+        Query(
+            pattern=CURRENCY_QUERY_PATTERN,
+            description=f"{REPORT_CURRENCY_DESCRIPTION} Every point is converted at the "
+            "rates of `rate_date`.",
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None, Query(alias="rates", max_length=40, description=POLICY_DESCRIPTION)
+    ] = None,
+    rate_date: Annotated[
+        str | None,
+        Query(
+            pattern=DATE_PATTERN,
+            description=RATE_DATE_DESCRIPTION,
+            json_schema_extra=DATE_SCHEMA,
+        ),
+    ] = None,
+    filters: FiltersDep,
 ) -> Response:
-    now = datetime.now(UTC)
-    start = parse_instant("from", from_, now)
-    end = now if to is None else parse_instant("to", to, now)
-    if start > end:
-        raise _invalid("from", "is after `to`")
+    window = _window("from", from_, "to", to)
+    start, end = window.start, window.end
+    fx_asked = fx_options(rates, report_currency, policy, rate_date)
     zone_name = tz or settings.timezone
     try:
         zone = ZoneInfo(zone_name)
@@ -238,32 +361,27 @@ async def get_positions_history(
     ends = interval_ends(start, end, interval, zone)
     if len(ends) > MAX_POINTS:
         raise _invalid("from", f"{too_many}: narrow it, or ask for a longer interval")
-    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
-    keys = [c.key for c in scope]
+    keys = filters.keys(treasury)
     reader = _reader(request, settings)
-    matching = _matching(
-        currencies=currency or (),
-        kind=kind,
-        source=source,
-        meanings=meaning or (),
-        counterparty_id=counterparty_id,
-    )
-    try:
-        if kind is None and meaning is None and counterparty_id is None:
+    with _store_read():
+        if filters.finer_than_connections():
+            points = await reader.points(keys, start, ends, filters.matching())
+        else:
             # No finer than connections and currencies: the totals written with the
             # observations answer (a few rows each), not every account's.
-            points = await reader.points_from_totals(keys, start, ends, currency or ())
-        else:
-            points = await reader.points(keys, start, ends, matching)
-        gaps = await reader.gaps(keys, start, end, now)
-        latest = await reader.positions_at(keys, end) if points else []
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
+            points = await reader.points_from_totals(keys, start, ends, filters.currencies)
+        gaps = await reader.gaps(keys, start, end, window.now)
+        latest = await reader.sources_at(keys, end) if points else []
+    shown = [HistoryPoint(at=point.at, totals=point.totals) for point in points]
+    fx_sources: list[SourceInfo] = []
+    fx_warnings: list[ResponseWarning] = []
+    if fx_asked is not None:
+        shown, fx_sources, fx_warnings = await _converted(rates, fx_asked, points)
     answer = HistoryResponse(
-        sources=[c.info for c in latest],
+        sources=[*(c.info for c in latest), *fx_sources],
         complete=all(c.info.status is not SourceStatus.unavailable for c in latest),
-        warnings=[],
-        points=[HistoryPoint(at=point.at, totals=point.totals) for point in points],
+        warnings=fx_warnings,
+        points=shown,
         gaps=[
             HistoryGap(
                 source=gap.source,
@@ -281,6 +399,31 @@ async def get_positions_history(
     return cached_json(request, answer, max_age_seconds=PAST_MAX_AGE_SECONDS)
 
 
+async def _converted(
+    rates: Rates, asked: FxQuestion, points: Sequence[Point]
+) -> tuple[list[HistoryPoint], list[SourceInfo], list[ResponseWarning]]:
+    """Each point with its totals converted at the rates of the day asked (`rate_date`,
+    default today in UTC: each source's latest fixing, as API.md says for every question but
+    `as_of`), so a chart shows the movements of the positions, not of the rates; the rate
+    sources asked and the conversions' warnings, once each."""
+    currencies = sorted({total.currency for point in points for total in point.totals})
+    fx = await rates.lookup(asked.policy, currencies, asked.report, asked.day)
+    warnings: dict[str, ResponseWarning] = {}
+    shown = []
+    for point in points:
+        conversion = convert_totals(
+            point.totals, fx.rates, report=asked.report, policy=asked.policy, requested=asked.day
+        )
+        for warning in conversion.warnings:
+            warnings.setdefault(warning.model_dump_json(), warning)
+        shown.append(
+            HistoryPoint(
+                at=point.at, totals=conversion.totals, consolidated=conversion.consolidated
+            )
+        )
+    return shown, fx.sources, list(warnings.values())
+
+
 @router.get(
     "/positions/changes",
     name="list_position_changes",
@@ -295,6 +438,7 @@ async def get_positions_history(
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 async def list_position_changes(
+    *,
     request: Request,
     caller: Reader,
     treasury: TreasuryDep,
@@ -309,33 +453,15 @@ async def list_position_changes(
             json_schema_extra=INSTANT,
         ),
     ] = None,
-    currency: Currencies = None,
-    kind: Annotated[Kind | None, Query(description="Only this kind.")] = None,
-    source: Annotated[Source | None, Query(description="Only this source.")] = None,
-    meaning: Meanings = None,
-    counterparty_id: CounterpartyId = None,
+    filters: FiltersDep,
 ) -> Response:
-    now = datetime.now(UTC)
-    start = parse_instant("since", since, now)
-    end = now if until is None else parse_instant("until", until, now)
-    if start > end:
-        raise _invalid("since", "is after `until`")
-    scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
-    keys = [c.key for c in scope]
+    window = _window("since", since, "until", until)
+    start, end = window.start, window.end
+    keys = filters.keys(treasury)
     reader = _reader(request, settings)
-    matching = _matching(
-        currencies=currency or (),
-        kind=kind,
-        source=source,
-        meanings=meaning or (),
-        counterparty_id=counterparty_id,
-        include_zero=True,
-    )
-    try:
-        changes = await reader.changes(keys, start, end, matching)
-        latest = await reader.positions_at(keys, end)
-    except STORE_ERRORS as exc:
-        raise HistoryUnavailableError("the history store cannot be read now") from exc
+    with _store_read():
+        changes = await reader.changes(keys, start, end, filters.matching(include_zero=True))
+        latest = await reader.sources_at(keys, end)
     deltas: dict[str, list[Decimal]] = {}
     for change in changes:
         deltas.setdefault(change.currency, []).append(change.delta)

@@ -7,7 +7,6 @@ import dataclasses
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 
 from app.api.answers import EPOCH, NO_SOURCES, Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
@@ -132,17 +131,6 @@ async def list_positions(
         rates.warm(fx_asked.policy, fx_asked.report, fx_asked.day)
     scope = treasury.scope(source=source, kind=kind, counterparty_id=counterparty_id)
     if as_of is not None:
-        if fx_asked is not None:
-            raise RequestValidationError(
-                [
-                    {
-                        "loc": ("query", "report_currency"),
-                        "msg": "a reporting currency is not converted for an answer from "
-                        "history yet: ask `as_of` without `report_currency`",
-                        "type": "value_error",
-                    }
-                ]
-            )
         as_of_filters = {
             "currencies": currency or (),
             "kind": kind,
@@ -153,7 +141,16 @@ async def list_positions(
             "include_zero": include_zero,
         }
         return await answer_as_of(
-            request, settings, scope, as_of, filters=as_of_filters, page=page, page_size=page_size
+            request,
+            settings,
+            scope,
+            as_of,
+            filters=as_of_filters,
+            page=page,
+            page_size=page_size,
+            rates=rates,
+            fx=fx_asked,
+            rate_date_given=rate_date is not None,
         )
     gathered = await treasury.gather(refresh=refresh, connections=scope)
 
