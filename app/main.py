@@ -19,17 +19,14 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api.answers import AnswerCache, BuildLimiter
+from app.api.edge.auth import AuthenticateFirst
+from app.api.edge.compression import Compression
+from app.api.edge.head import HeadAsGet
+from app.api.edge.limits import BodySizeLimit, CallerLimit
+from app.api.edge.metrics import RequestMetrics
+from app.api.edge.request_ids import RequestIds
+from app.api.edge.unexpected import UnexpectedErrors
 from app.api.errors import install_error_handlers
-from app.api.limits import CallerLimit
-from app.api.middleware import (
-    AuthenticateFirst,
-    BodySizeLimit,
-    Compression,
-    HeadAsGet,
-    RequestIds,
-    RequestMetrics,
-    UnexpectedErrors,
-)
 from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services

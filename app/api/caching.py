@@ -11,7 +11,7 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from app.api.answers import AnswerCache, Question, etag_of, splice, splice_encoded
-from app.api.middleware import MIN_COMPRESSED_BYTES, accepted_encoding
+from app.api.edge.compression import MIN_COMPRESSED_BYTES, accepted_encoding
 from app.services.treasury import Gathered
 
 

@@ -17,8 +17,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from app.api.edge.limits import MAX_BODY_BYTES
 from app.api.errors import _HTTP_SLUGS, MAX_FIELD_ERRORS, PROBLEMS
-from app.api.middleware import MAX_BODY_BYTES
 from app.domain.ids import CONSENT_KEY_PATTERN
 from app.domain.interpret.finsync import finsync_signed
 from app.domain.models import (

@@ -1,4 +1,7 @@
-"""Bounded work per caller: at most `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight for one
+"""Bounded work per request and per caller.
+
+A request body is at most `MAX_BODY_BYTES` (413 past it, by Content-Length or while it
+streams). At most `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight for one
 caller (429 past it), and a read whose caller went away is stopped and its place freed.
 
 A caller is one API key (by its configured name). Without authentication, and for a request
@@ -25,11 +28,19 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import identify
-from app.api.errors import CallerBusyError
-from app.api.middleware import CLIENT_GONE, _header, _HttpMiddleware, is_stream, send_problem
+from app.api.edge.base import (
+    CLIENT_GONE,
+    HttpMiddleware,
+    StartTracking,
+    header,
+    is_stream,
+    send_problem,
+)
+from app.api.errors import BodyTooLargeError, CallerBusyError
 from app.metrics import Metrics
 from app.settings import Settings
 
+MAX_BODY_BYTES = 64 * 1024
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # A refusal is sent after this pause: a caller that ignores Retry-After and asks again at
 # once, on many connections, then gets one refusal per connection per pause, not as many as
@@ -42,10 +53,41 @@ _CANCELLABLE = frozenset({"GET", "HEAD"})
 WATCH_AFTER_SECONDS = 0.05
 
 
+class BodySizeLimit(HttpMiddleware):
+    """Refuses bodies over `max_bytes`, by Content-Length or while streaming."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await send_problem(scope, send, BodyTooLargeError(self.max_bytes))
+                return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        tracked = StartTracking(send)
+        try:
+            await self.app(scope, counting_receive, tracked)
+        except BodyTooLargeError as exc:
+            if not tracked.started:
+                await send_problem(scope, send, exc)
+
+
 def caller_of(settings: Settings, scope: Scope) -> str:
     """Whom a request counts against: `key:<name>`, or `address:<client address>`."""
     if settings.auth_required:
-        scheme, _, token = _header(scope, b"authorization").partition(" ")
+        scheme, _, token = header(scope, "authorization").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             caller = identify(settings, token.strip())
             if caller is not None:
@@ -54,7 +96,7 @@ def caller_of(settings: Settings, scope: Scope) -> str:
     return f"address:{client[0] if client else 'unknown'}"
 
 
-class CallerLimit(_HttpMiddleware):
+class CallerLimit(HttpMiddleware):
     """Counts each caller's requests in flight and refuses one more than the limit (429)."""
 
     def __init__(
