@@ -14,18 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api.answers import AnswerCache, BuildLimiter
-from app.api.edge.auth import AuthenticateFirst
-from app.api.edge.compression import Compression
-from app.api.edge.head import HeadAsGet
-from app.api.edge.limits import BodySizeLimit, CallerLimit
-from app.api.edge.metrics import RequestMetrics
-from app.api.edge.request_ids import RequestIds
-from app.api.edge.unexpected import UnexpectedErrors
+from app.api.edge.layer import Edge
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
 from app.api.router import api_router
@@ -693,39 +686,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    # A bug answers a logged 500 problem here, inside the metrics, so it is counted too.
-    app.add_middleware(UnexpectedErrors)
-    # Starlette's own limit answers text/plain; ours answers a problem like every error.
-    app.add_middleware(BodySizeLimit)
-    # Outside the size limit: a write from nobody is a 401 whatever its body.
-    app.add_middleware(AuthenticateFirst, settings=settings)
-    app.add_middleware(Compression)
-    app.add_middleware(HeadAsGet)
-    if settings.cors_origins:
-        # Browsers on these origins may call tesoro; the rest get no CORS headers at all.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "If-None-Match",
-                "Idempotency-Key",
-                "X-Request-ID",
-                "Cache-Control",
-                # A browser's stream client resumes GET /events with it.
-                "Last-Event-ID",
-            ],
-            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
-            max_age=600,
-        )
-    # Before any other work of ours (cheap refusals), inside the metrics (they are counted).
-    app.add_middleware(CallerLimit, settings=settings, metrics=metrics)
-    # Outermost of ours, so refused bodies and unmatched paths are counted too.
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    # Outside everything: every answer, refusals included, carries its request id.
-    app.add_middleware(RequestIds, settings=settings)
+    # What every request needs (request id, limits, CORS, HEAD, encoding, metrics and the
+    # access line), once, in one layer around the framework.
+    app.add_middleware(Edge, settings=settings, metrics=metrics)
     app.include_router(api_router)
     install_openapi(app)
     _install_fx_choices(app, settings)

@@ -1,12 +1,12 @@
-"""A write from nobody is refused (401) before its body is read."""
+"""A write from nobody is refused (401) before its body is read: a malformed or huge body
+from nobody costs nothing. Scopes are still checked by each route's dependency (403)."""
 
 from __future__ import annotations
 
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.api.auth import admit
-from app.api.edge.base import HttpMiddleware, header, send_problem
 from app.api.errors import UnauthenticatedError
 from app.settings import Settings
 
@@ -14,23 +14,17 @@ from app.settings import Settings
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class AuthenticateFirst(HttpMiddleware):
-    """A write whose caller is not authenticated is refused (401) before its body is read:
-    a malformed or huge body from nobody costs nothing. Scopes are still checked by each
-    route's dependency (403)."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        super().__init__(app)
-        self.settings = settings
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] in WRITES and is_a_route(scope):
-            try:
-                admit(self.settings, header(scope, "authorization") or None)
-            except UnauthenticatedError as exc:
-                await send_problem(scope, send, exc)
-                return
-        await self.app(scope, receive, send)
+def unauthenticated_write(
+    settings: Settings, scope: Scope, authorization: str
+) -> UnauthenticatedError | None:
+    """Why a write some route serves is refused before its body is read, or None."""
+    if scope["method"] not in WRITES or not is_a_route(scope):
+        return None
+    try:
+        admit(settings, authorization or None)
+    except UnauthenticatedError as exc:
+        return exc
+    return None
 
 
 def is_a_route(scope: Scope) -> bool:

@@ -1,12 +1,12 @@
-"""The edge's ASGI base: HTTP requests go to `handle`, anything else straight through; request
-headers read with Starlette's `Headers`; a problem answered outside the framework."""
+"""What every concern of the edge reads and writes: request headers (Starlette's `Headers`),
+whether an answer is an event stream, and a problem answered outside the framework."""
 
 from __future__ import annotations
 
 import json
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from app.api.errors import PROBLEM_MEDIA_TYPE, BodyTooLargeError, problem_content, problem_of
 
@@ -46,32 +46,3 @@ async def send_problem(scope: Scope, send: Send, exc: Exception) -> None:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": kind.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class HttpMiddleware:
-    """Base of the edge's ASGI middleware: anything but HTTP passes straight through to the
-    app; HTTP requests go to `handle`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
-
-
-class StartTracking:
-    """A `send` that remembers whether the answer has begun (then no problem can replace it)."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        self.started = self.started or message["type"] == "http.response.start"
-        await self._send(message)

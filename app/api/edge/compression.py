@@ -7,9 +7,9 @@ import gzip
 from decimal import Decimal
 
 import zstandard
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Message, Send
 
-from app.api.edge.base import HttpMiddleware, header, is_stream
+from app.api.edge.base import is_stream
 
 # Bodies smaller than this are sent as they are: compressing them saves nothing worth it.
 MIN_COMPRESSED_BYTES = 1024
@@ -48,57 +48,58 @@ def compress(body: bytes, encoding: str) -> bytes:
     return gzip.compress(body, compresslevel=1, mtime=0)
 
 
-class Compression(HttpMiddleware):
-    """gzip, or zstd where the caller accepts it, for JSON and text bodies over about 1 KB;
-    `Vary: Accept-Encoding` always; an encoded body's ETag is made weak (it names the data,
-    not these bytes). An event stream passes as it is, neither buffered nor compressed."""
+def negotiated(send: Send, encoding: str | None) -> Send:
+    """A `send` that buffers an answer and sends it encoded as `encoding` when worth it, with
+    `Vary: Accept-Encoding`; an event stream passes as it is, neither buffered nor
+    compressed."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+    streaming = False
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        encoding = accepted_encoding(header(scope, "accept-encoding"))
-        start: Message | None = None
-        chunks: list[bytes] = []
-        streaming = False
-
-        async def buffered(message: Message) -> None:
-            nonlocal start, streaming
-            if message["type"] == "http.response.start":
-                if is_stream(message):
-                    streaming = True
-                    await send(message)
-                    return
-                start = message
-                return
-            if streaming or message["type"] != "http.response.body" or start is None:
+    async def buffered(message: Message) -> None:
+        nonlocal start, streaming
+        if message["type"] == "http.response.start":
+            if is_stream(message):
+                streaming = True
                 await send(message)
                 return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            await self._answer(start, b"".join(chunks), encoding, send)
-
-        await self.app(scope, receive, buffered)
-
-    @staticmethod
-    async def _answer(start: Message, body: bytes, encoding: str | None, send: Send) -> None:
-        headers = [(n, v) for n, v in start.get("headers", []) if n != b"vary"]
-        vary = [v for n, v in start.get("headers", []) if n == b"vary"]
-        headers.append((b"vary", b", ".join([*vary, b"Accept-Encoding"])))
-        content_type = next((v for n, v in headers if n == b"content-type"), b"")
-        if (
-            encoding is not None
-            and len(body) >= MIN_COMPRESSED_BYTES
-            and content_type.startswith(_COMPRESSIBLE)
-            and not any(n == b"content-encoding" for n, _ in headers)
-        ):
-            body = compress(body, encoding)
-            headers = [
-                (n, b"W/" + v if n == b"etag" and not v.startswith(b"W/") else v)
-                for n, v in headers
-                if n != b"content-length"
-            ]
-            headers += [
-                (b"content-encoding", encoding.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ]
-        await send({**start, "headers": headers})
+            start = message
+            return
+        if streaming or message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        start, body = encoded(start, b"".join(chunks), encoding)
+        await send(start)
         await send({"type": "http.response.body", "body": body})
+
+    return buffered
+
+
+def encoded(start: Message, body: bytes, encoding: str | None) -> tuple[Message, bytes]:
+    """An answer's start and body as sent to a caller accepting `encoding`: compressed when
+    it is JSON or text of about 1 KB or more and not encoded already (its ETag then made
+    weak: it names the data, not these bytes); `Vary: Accept-Encoding` always."""
+    headers = [(n, v) for n, v in start.get("headers", []) if n != b"vary"]
+    vary = [v for n, v in start.get("headers", []) if n == b"vary"]
+    headers.append((b"vary", b", ".join([*vary, b"Accept-Encoding"])))
+    content_type = next((v for n, v in headers if n == b"content-type"), b"")
+    if (
+        encoding is not None
+        and len(body) >= MIN_COMPRESSED_BYTES
+        and content_type.startswith(_COMPRESSIBLE)
+        and not any(n == b"content-encoding" for n, _ in headers)
+    ):
+        body = compress(body, encoding)
+        headers = [
+            (n, b"W/" + v if n == b"etag" and not v.startswith(b"W/") else v)
+            for n, v in headers
+            if n != b"content-length"
+        ]
+        headers += [
+            (b"content-encoding", encoding.encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+    return {**start, "headers": headers}, body

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
-from app.api.edge.base import CLIENT_GONE, CLIENT_GONE_STATUS, HttpMiddleware
+from app.api.edge.base import CLIENT_GONE, CLIENT_GONE_STATUS
 from app.logs import log_access
 from app.metrics import REFUSED_ROUTE, REFUSED_STATUSES, Metrics
 
@@ -41,34 +39,14 @@ def method_label(scope: Scope) -> str:
     return method if method in _METHODS else OTHER_METHOD
 
 
-class RequestMetrics(HttpMiddleware):
-    """ASGI middleware counting and timing requests by route template (bounded labels), and
-    writing the one access line of each request (`app.logs.log_access`). A body refused
-    for its size (413) is counted under the fixed route `<refused>`."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        super().__init__(app)
-        self.metrics = metrics
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started_seconds = time.perf_counter()
-        # What the server error handler outside this middleware answers when the app raises.
-        status = 500
-        started = False
-
-        async def send_status(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            if not started and scope.get(CLIENT_GONE):
-                status = CLIENT_GONE_STATUS
-            seconds = time.perf_counter() - started_seconds
-            route = REFUSED_ROUTE if status in REFUSED_STATUSES else route_label(scope)
-            method = method_label(scope)
-            self.metrics.observe_request(route, method, status, seconds)
-            log_access(method, route, status, seconds)
+def observe_request(metrics: Metrics, scope: Scope, status: int | None, seconds: float) -> None:
+    """Count and time a request by its route template, and write its access line. `status`
+    is None when no answer was sent: a client gone is a 499, anything else a 500 (what the
+    server answers for an app that raised). A body refused for its size (413) is counted
+    under the fixed route `<refused>`."""
+    if status is None:
+        status = CLIENT_GONE_STATUS if scope.get(CLIENT_GONE) else 500
+    route = REFUSED_ROUTE if status in REFUSED_STATUSES else route_label(scope)
+    method = method_label(scope)
+    metrics.observe_request(route, method, status, seconds)
+    log_access(method, route, status, seconds)

@@ -1,18 +1,18 @@
-"""`X-Request-ID`: taken from the caller when sane, else made; echoed and forwarded upstream."""
+"""`X-Request-ID`: accepted when it is a sane token (else a new one is made), echoed on the
+answer, and forwarded on every upstream call the request makes (`CURRENT_REQUEST_ID`)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from app.api.auth import identify
-from app.api.edge.base import HttpMiddleware, header
 from app.settings import Settings
-from app.upstreams.http import CURRENT_REQUEST_ID
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+HEADER = b"x-request-id"
 
 
 def request_id_of(settings: Settings | None, sent: str) -> str:
@@ -28,26 +28,8 @@ def _acceptable(settings: Settings | None, sent: str) -> bool:
     return settings is None or identify(settings, sent) is None
 
 
-class RequestIds(HttpMiddleware):
-    """`X-Request-ID`: accepted when it is a sane token (else a new one is made), echoed on
-    the answer, and forwarded on every upstream call the request makes."""
-
-    def __init__(self, app: ASGIApp, settings: Settings | None = None) -> None:
-        super().__init__(app)
-        self.settings = settings
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = request_id_of(self.settings, header(scope, "x-request-id"))
-        token = CURRENT_REQUEST_ID.set(request_id)
-
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(n, v) for n, v in message.get("headers", []) if n != b"x-request-id"]
-                headers.append((b"x-request-id", request_id.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        try:
-            await self.app(scope, receive, with_id)
-        finally:
-            CURRENT_REQUEST_ID.reset(token)
+def with_request_id(start: Message, request_id: bytes) -> Message:
+    """The answer's start carrying the request id (in place of any the app set)."""
+    headers = [(n, v) for n, v in start.get("headers", []) if n != HEADER]
+    headers.append((HEADER, request_id))
+    return {**start, "headers": headers}
