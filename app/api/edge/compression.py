@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 from decimal import Decimal
+from functools import lru_cache
 
 import zstandard
 from starlette.types import Message, Send
@@ -16,6 +17,8 @@ MIN_COMPRESSED_BYTES = 1024
 _COMPRESSIBLE = (b"application/json", b"application/problem+json", b"text/")
 
 
+# Callers send a handful of distinct Accept-Encoding values: each is parsed once.
+@lru_cache(maxsize=256)
 def accepted_encoding(header_value: str) -> str | None:
     """The encoding to answer with, from an Accept-Encoding value: zstd when the caller
     accepts it, else gzip, else none."""

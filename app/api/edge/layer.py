@@ -71,6 +71,7 @@ class Edge:
             return
         started_seconds = time.perf_counter()
         headers = Headers(scope=scope)
+        authorization = headers.get("authorization", "")
         request_id = request_id_of(self.settings, headers.get("x-request-id", ""))
         sent_id = request_id.encode()
         token = CURRENT_REQUEST_ID.set(request_id)
@@ -92,9 +93,9 @@ class Edge:
 
         try:
             if not is_limited(scope):
-                await self._serve(scope, receive, answer, headers)
+                await self._serve(scope, receive, answer, headers, authorization)
                 return
-            release = self.in_flight.take(caller_of(self.settings, scope))
+            release = self.in_flight.take(caller_of(self.settings, scope, authorization))
             if release is None:
                 self.metrics.observe_rejected("caller_in_flight")
                 await asyncio.sleep(self.refusal_pause_seconds)
@@ -102,17 +103,19 @@ class Edge:
                 return
             try:
                 if is_cancellable(scope):
-                    serve = partial(self._serve, headers=headers)
+                    serve = partial(self._serve, headers=headers, authorization=authorization)
                     await cancelled_when_gone(serve, scope, receive, answer, release)
                 else:
-                    await self._serve(scope, receive, answer, headers)
+                    await self._serve(scope, receive, answer, headers, authorization)
             finally:
                 release()
         finally:
             observe_request(self.metrics, scope, status, time.perf_counter() - started_seconds)
             CURRENT_REQUEST_ID.reset(token)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, authorization: str
+    ) -> None:
         if self.cors is not None:
             preflight = self.cors.preflight(scope["method"], headers)
             if preflight is not None:
@@ -125,14 +128,14 @@ class Edge:
             send = headers_only(send)
         encoding = accepted_encoding(headers.get("accept-encoding", ""))
         try:
-            await self._app(inner, receive, negotiated(send, encoding), headers)
+            await self._app(inner, receive, negotiated(send, encoding), authorization)
         finally:
             if inner is not scope and "route" in inner:
                 # The route the router found, for the metrics (counted as a HEAD).
                 scope["route"] = inner["route"]
 
-    async def _app(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
-        refused = unauthenticated_write(self.settings, scope, headers.get("authorization", ""))
+    async def _app(self, scope: Scope, receive: Receive, send: Send, authorization: str) -> None:
+        refused = unauthenticated_write(self.settings, scope, authorization)
         if refused is not None:
             await send_problem(scope, send, refused)
             return

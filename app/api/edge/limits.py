@@ -69,10 +69,13 @@ def counting(receive: Receive, max_bytes: int = MAX_BODY_BYTES) -> Receive:
     return counting_receive
 
 
-def caller_of(settings: Settings, scope: Scope) -> str:
-    """Whom a request counts against: `key:<name>`, or `address:<client address>`."""
+def caller_of(settings: Settings, scope: Scope, authorization: str | None = None) -> str:
+    """Whom a request counts against: `key:<name>`, or `address:<client address>`
+    (`authorization`: the header's value when already read)."""
     if settings.auth_required:
-        scheme, _, token = header(scope, "authorization").partition(" ")
+        if authorization is None:
+            authorization = header(scope, "authorization")
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             caller = identify(settings, token.strip())
             if caller is not None:
