@@ -1,18 +1,18 @@
-"""HTTP caching of aggregated answers: ETag, If-None-Match → 304, Cache-Control max-age."""
+"""HTTP caching of aggregated answers: ETag, If-None-Match → 304, Cache-Control max-age, and
+which kept bytes (`app.api.answers`) a request is sent."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from app.api.answers import AnswerCache, Question, etag_of, splice, splice_encoded
+from app.api.answers import AnswerCache, KeptAnswer, Question, etag_of, key_of
 from app.api.edge.compression import MIN_COMPRESSED_BYTES, accepted_encoding
-from app.services.treasury import Gathered
+from app.services.treasury import Gathered, still_true
 
 
 def _etag(body: bytes) -> str:
@@ -37,15 +37,10 @@ def _matches(request: Request, etag: str) -> bool:
     return "*" in candidates or etag.removeprefix("W/") in candidates
 
 
-# What changes every second without the data changing stays out of the validator.
-_VOLATILE: dict[str, Any] = {"generated_at": True, "sources": {"__all__": {"age_seconds"}}}
-
-
 _VALIDATOR_HEADERS: dict[str, Any] = {
     "ETag": {
-        "description": "Validator of the data and the question (not of `generated_at` or "
-        "`age_seconds`, so it is weak on the aggregated lists); send it back in "
-        "`If-None-Match`.",
+        "description": "Validator of the data state and the question (weak: a compressed "
+        "form of the same answer carries it too); send it back in `If-None-Match`.",
         "schema": {"type": "string"},
     },
     "Cache-Control": {
@@ -82,32 +77,54 @@ async def answer_json(
     question: Question,
     build: Callable[[], BaseModel],
     gathered: Gathered,
+    *,
+    refresh: bool = False,
 ) -> Response:
-    """An aggregated answer, kept per data state and question, with this request's volatile
-    members; compressed (zstd or gzip, as the caller accepts) around a middle compressed once
-    per data version; a matching If-None-Match gets a bodiless 304 without building or
-    writing."""
-    headers = _validators(etag_of(question, gathered.state), gathered.max_age_seconds)
+    """An aggregated answer: the bytes kept for its data state and question (built now when
+    they are not), compressed whole as the caller accepts (zstd or gzip); a matching
+    If-None-Match gets a bodiless 304 without building anything.
+
+    While the answer for a new data state builds, the question's previous answer is sent in
+    its place when its bytes are still true (`still_true`: what changed since is a connection
+    it already shows `stale` or `unavailable`), with its own ETag and `max-age=0`; never to a
+    caller that asked for a refetch (`Cache-Control: no-cache`)."""
+    state = gathered.state
+    headers = _validators(etag_of(question, state), gathered.max_age_seconds)
     if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    prebuilt = await answers.get(question, gathered.state, build)
-    generated_at = datetime.now(UTC)
+    kept = answers.kept(key_of(question, state))
+    if kept is None and not refresh:
+        previous = answers.previous(question)
+        if previous is not None and still_true(previous.state, state):
+            answers.build_behind(question, state, build)
+            kept = previous
+            headers = _validators(previous.etag, 0)
+            if _matches(request, previous.etag):
+                return Response(status_code=304, headers=headers)
+    if kept is None:
+        kept = await answers.get(question, state, build)
+    body = await _representation(request, answers, kept, headers)
+    return Response(body, media_type=kept.media_type, headers=headers)
+
+
+async def _representation(
+    request: Request, answers: AnswerCache, kept: KeptAnswer, headers: dict[str, str]
+) -> bytes:
+    """The kept body, or its compressed form for the encoding the caller accepts (then named
+    in `headers`)."""
     encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
-    if encoding is not None and len(prebuilt.middle) >= MIN_COMPRESSED_BYTES:
-        encoded = await answers.encoded(prebuilt, encoding)
-        body = splice_encoded(prebuilt, encoded, encoding, gathered.sources, generated_at)
-        # The Compression middleware leaves an encoded body as it is (and adds the Vary).
-        headers["Content-Encoding"] = encoding
-    else:
-        body = splice(prebuilt, gathered.sources, generated_at)
-    return Response(body, media_type="application/json", headers=headers)
+    if encoding is None or len(kept.body) < MIN_COMPRESSED_BYTES:
+        return kept.body
+    # The Compression middleware leaves an encoded body as it is (and adds the Vary).
+    headers["Content-Encoding"] = encoding
+    return kept.encoded.get(encoding) or await answers.encoded(kept, encoding)
 
 
 def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:
-    """The model as JSON with validators; a matching If-None-Match gets a bodiless 304."""
-    headers = _validators(_etag(model.model_dump_json(exclude=_VOLATILE).encode()), max_age_seconds)
+    """The model as JSON with validators (the body's digest); a matching If-None-Match gets
+    a bodiless 304."""
+    body = model.model_dump_json().encode()
+    headers = _validators(_etag(body), max_age_seconds)
     if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    return Response(
-        model.model_dump_json().encode(), media_type="application/json", headers=headers
-    )
+    return Response(body, media_type="application/json", headers=headers)

@@ -211,9 +211,9 @@ def test_nothing_links_outside_the_repository() -> None:
 
 ELLIPSIS = "…"
 # Values that follow the clock (the sandbox moves its timestamps to the current hour, and
-# ages and fetch times are the run's): compared by kind, not by value.
+# fetch times are the run's): compared by kind, not by value.
 _CLOCK_FIELDS = frozenset(
-    {"fetched_at", "generated_at", "as_of", "native_timestamp", "native_date", "age_seconds"}
+    {"fetched_at", "generated_at", "as_of", "native_timestamp", "native_date"}
 )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from app.api.answers import EPOCH, NO_SOURCES, Question
+from app.api.answers import Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
@@ -157,9 +157,11 @@ async def list_positions(
         )
     gathered = await treasury.gather(refresh=refresh, connections=scope)
 
+    # Positions depend on the connections' data alone (`data`): a change of status (a TTL
+    # lapse) reuses them, and only the page is written again.
     def every_position() -> list[Position]:
         return answers.shared(
-            "positions", gathered.state, lambda: positions_of(gathered.counterparties)
+            "positions", gathered.data, lambda: positions_of(gathered.held_counterparties)
         )
 
     fx = None
@@ -169,15 +171,15 @@ async def list_positions(
         def currencies_held() -> list[str]:
             every = every_position()
             return answers.shared(
-                "currencies", gathered.state, lambda: sorted({p.currency for p in every})
+                "currencies", gathered.data, lambda: sorted({p.currency for p in every})
             )
 
         # The currencies held say which rates the question needs, before its answer is
         # built: read once per data state (in a worker thread, like the answers).
-        held_currencies = rates.currencies_held(gathered.state)
+        held_currencies = rates.currencies_held(gathered.data)
         if held_currencies is None:
             held_currencies = await asyncio.to_thread(currencies_held)
-            rates.remember_currencies(gathered.state, held_currencies)
+            rates.remember_currencies(gathered.data, held_currencies)
         wanted = {code.strip().upper() for code in currency or ()}
         needed = [code for code in held_currencies if not wanted or code.upper() in wanted]
         fx = await rates.lookup(
@@ -188,6 +190,9 @@ async def list_positions(
             gathered,
             sources=[*gathered.sources, *fx.sources],
             state=(*gathered.state, *fx.state),
+            generated_at=max(
+                moment for moment in (gathered.generated_at, fx.generated_at) if moment
+            ),
             max_age_seconds=gathered.max_age_seconds
             if fx.max_age_seconds is None
             else min(gathered.max_age_seconds, fx.max_age_seconds),
@@ -210,7 +215,6 @@ async def list_positions(
             # Only when asked: a plain question keeps its key (and its answers' ETags).
             *(() if fx_asked is None else (fx_asked.key,)),
         ),
-        generated_at=True,
     )
 
     def matching_and_totals() -> tuple[list[Position], list[CurrencyTotal]]:
@@ -226,11 +230,14 @@ async def list_positions(
         )
         return matching, totals(matching)
 
+    assert held.generated_at is not None  # a gathered answer always says when
+    generated_at = held.generated_at
+
     def build() -> PositionsResponse:
         # Every page of one filter shares the filtering and the totals (the question
         # without its page): a page past the end costs a slice, not a pass over everything.
         matching, per_currency = answers.derived(
-            "positions", gathered.state, filters, matching_and_totals
+            "positions", gathered.data, filters, matching_and_totals
         )
         if fx_asked is None or fx is None:
             return PositionsResponse(
@@ -241,8 +248,8 @@ async def list_positions(
                 page_size=page_size,
                 complete=gathered.complete,
                 warnings=gathered.warnings,
-                sources=list(NO_SOURCES),
-                generated_at=EPOCH,
+                sources=held.sources,
+                generated_at=generated_at,
             )
         conversion = convert_totals(
             per_currency,
@@ -259,9 +266,9 @@ async def list_positions(
             page_size=page_size,
             complete=gathered.complete,
             warnings=[*gathered.warnings, *conversion.warnings],
-            sources=list(NO_SOURCES),
+            sources=held.sources,
             consolidated=conversion.consolidated,
-            generated_at=EPOCH,
+            generated_at=generated_at,
         )
 
-    return await answer_json(request, answers, question, build, held)
+    return await answer_json(request, answers, question, build, held, refresh=refresh)
