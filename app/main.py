@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api.answers import AnswerCache, BuildLimiter
+from app.api.edge.fast import FastPath
 from app.api.edge.layer import Edge
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
@@ -592,11 +593,13 @@ def create_app(
     tracing: Tracing | None = None,
     heap: HeapPolicy = KEEP_HEAP,
     observations: ObservationLog | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
     `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
     told of every snapshot stored and replaced (the server's heap policy); `observations`
-    is the history the events are told of and replay from (tests)."""
+    is the history the events are told of and replay from (tests); with `fast_path` false,
+    every request goes to FastAPI, kept answers included (tests compare both ways)."""
     settings = settings if settings is not None else Settings()
     moves: BalanceMoves | None = None
     if settings.sandbox:
@@ -688,7 +691,9 @@ def create_app(
     install_error_handlers(app)
     # What every request needs (request id, limits, CORS, HEAD, encoding, metrics and the
     # access line), once, in one layer around the framework.
-    app.add_middleware(Edge, settings=settings, metrics=metrics)
+    fast = FastPath(settings) if fast_path else None
+    app.state.fast_path = fast
+    app.add_middleware(Edge, settings=settings, metrics=metrics, fast=fast)
     app.include_router(api_router)
     install_openapi(app)
     _install_fx_choices(app, settings)

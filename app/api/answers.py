@@ -26,7 +26,9 @@ it is `app.api.caching.answer_json`). It carries its own ETag (its data state) a
 The public surface, for the routes and for a fast path at the edge that serves kept answers
 without FastAPI: `Question`, `AnswerKey`, `KeptAnswer`, `AnswerCache.kept` (a synchronous
 look-up of a kept answer by its key), `AnswerCache.get`, `AnswerCache.encoded`,
-`AnswerCache.previous`, `AnswerCache.build_behind`, `etag_of`, `ENCODINGS`.
+`AnswerCache.previous`, `AnswerCache.build_behind`, `etag_of`, `ENCODINGS`; and
+`AnswerCache.remember` / `AnswerCache.recall`: how a request's raw query names its
+question again (`Recall`), remembered by `app.api.caching.answer_json` alone.
 """
 
 from __future__ import annotations
@@ -37,15 +39,18 @@ import hashlib
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zstandard
 from cachetools import LRUCache
 from pydantic import BaseModel, TypeAdapter
 
 from app.api.errors import BuildsBusyError
+
+if TYPE_CHECKING:
+    from app.services.treasury import Gathered
 
 T = TypeVar("T")
 
@@ -229,6 +234,21 @@ _DERIVED_PER_STATE = 16
 COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
 
 
+@dataclass(frozen=True)
+class Recall:
+    """How a request names its kept answer again: its question, the route that answered it
+    (named in the metrics), and `again`, which gathers its data state anew without waiting
+    (None when a connection would wait on a load)."""
+
+    question: Question
+    route: object
+    again: Callable[[], Awaitable[Gathered] | None]
+
+
+# Raw queries remembered: the questions callers repeat, each a few hundred bytes.
+_RECALLED = 4096
+
+
 class AnswerCache:
     """Kept answers by `AnswerKey` (route, data state, normalised query), bounded by their
     bytes (compressed forms counted in); least recently used go first."""
@@ -253,6 +273,7 @@ class AnswerCache:
             weakref.WeakValueDictionary()
         )
         self._building: dict[AnswerKey, _Building] = {}
+        self._recalls: LRUCache[tuple[str, bytes], Recall] = LRUCache(maxsize=_RECALLED)
         self.limiter = limiter if limiter is not None else BuildLimiter()
         self._on_abandoned = on_abandoned
         self._derived: dict[
@@ -310,6 +331,14 @@ class AnswerCache:
         """The answer kept for `key` (`key_of(question, state)`), if it is built; synchronous,
         so a fast path can serve it without waiting. Marks it recently used."""
         return self._kept.get(key)
+
+    def remember(self, path: str, query: bytes, recall: Recall) -> None:
+        """Remember how a request for `path` with this raw query names its answer."""
+        self._recalls[path, query] = recall
+
+    def recall(self, path: str, query: bytes) -> Recall | None:
+        """How a request for `path` with this raw query names its answer, if remembered."""
+        return self._recalls.get((path, query))
 
     def previous(self, question: Question) -> KeptAnswer | None:
         """The last answer built for `question` that is still kept, whatever its data state

@@ -4,15 +4,15 @@ which kept bytes (`app.api.answers`) a request is sent."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from app.api.answers import AnswerCache, KeptAnswer, Question, etag_of, key_of
+from app.api.answers import AnswerCache, KeptAnswer, Question, Recall, etag_of, key_of
 from app.api.edge.compression import MIN_COMPRESSED_BYTES, accepted_encoding
-from app.services.treasury import Gathered, still_true
+from app.services.treasury import Connection, Gathered, Treasury, still_true
 
 
 def _etag(body: bytes) -> str:
@@ -71,6 +71,64 @@ CONDITIONAL_REQUEST: dict[str, Any] = {
 }
 
 
+# Set in the ASGI scope by the fast path at the edge when it gathered a request's data state
+# but could not answer it: what the route's gather is then (`gathered_for`), so the request
+# gathers once (its cache reads and refreshes counted once) whoever answers it.
+GATHERED_AT_THE_EDGE = "tesoro.gathered"
+
+
+async def gathered_for(
+    request: Request, treasury: Treasury, connections: Sequence[Connection], *, refresh: bool
+) -> Gathered:
+    """What a route's connections give for this request: what the edge gathered for it
+    already (it gathers only what `gathering_again` does: these connections, no refetch), or
+    a new gather. A gather that failed at the edge fails here the same way."""
+    held: Gathered | Exception | None = request.scope.pop(GATHERED_AT_THE_EDGE, None)
+    if held is None or refresh:
+        return await treasury.gather(refresh=refresh, connections=connections)
+    if isinstance(held, Exception):
+        raise held
+    return held
+
+
+def gathering_again(
+    treasury: Treasury, connections: Sequence[Connection]
+) -> Callable[[], Awaitable[Gathered] | None]:
+    """How to gather these connections again as a route does (no refetch), for the fast path
+    at the edge: None when a connection would wait on a load (FastAPI then waits)."""
+
+    def again() -> Awaitable[Gathered] | None:
+        if not all(connection.answers_at_once(refresh=False) for connection in connections):
+            return None
+        return treasury.gather(connections=connections)
+
+    return again
+
+
+def kept_response(
+    request: Request, answers: AnswerCache, question: Question, gathered: Gathered
+) -> Response | None:
+    """The answer for the current data state when it can be sent at once: a 304 for a
+    matching If-None-Match, or the kept bytes in the encoding the caller accepts when they
+    are compressed already; None otherwise. FastAPI's answers and the fast path at the edge
+    both answer through here."""
+    headers = _validators(etag_of(question, gathered.state), gathered.max_age_seconds)
+    if _matches(request, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    kept = answers.kept(key_of(question, gathered.state))
+    if kept is None:
+        return None
+    encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
+    body = kept.body
+    if encoding is not None and len(kept.body) >= MIN_COMPRESSED_BYTES:
+        encoded = kept.encoded.get(encoding)
+        if encoded is None:
+            return None
+        body = encoded
+        headers["Content-Encoding"] = encoding
+    return Response(body, media_type=kept.media_type, headers=headers)
+
+
 async def answer_json(
     request: Request,
     answers: AnswerCache,
@@ -79,6 +137,7 @@ async def answer_json(
     gathered: Gathered,
     *,
     refresh: bool = False,
+    again: Callable[[], Awaitable[Gathered] | None] | None = None,
 ) -> Response:
     """An aggregated answer: the bytes kept for its data state and question (built now when
     they are not), compressed whole as the caller accepts (zstd or gzip); a matching
@@ -87,24 +146,46 @@ async def answer_json(
     While the answer for a new data state builds, the question's previous answer is sent in
     its place when its bytes are still true (`still_true`: what changed since is a connection
     it already shows `stale` or `unavailable`), with its own ETag and `max-age=0`; never to a
-    caller that asked for a refetch (`Cache-Control: no-cache`)."""
+    caller that asked for a refetch (`Cache-Control: no-cache`).
+
+    With `again` (`gathering_again`), the answer for the current data state is remembered
+    for this request's raw query: the fast path at the edge may then send the same request
+    its kept bytes. This is the one place that decides what the edge may answer."""
     state = gathered.state
+    answered = kept_response(request, answers, question, gathered)
+    if answered is not None:
+        _remember(request, answers, question, again, refresh)
+        return answered
     headers = _validators(etag_of(question, state), gathered.max_age_seconds)
-    if _matches(request, headers["ETag"]):
-        return Response(status_code=304, headers=headers)
     kept = answers.kept(key_of(question, state))
+    current = True
     if kept is None and not refresh:
         previous = answers.previous(question)
         if previous is not None and still_true(previous.state, state):
             answers.build_behind(question, state, build)
-            kept = previous
+            kept, current = previous, False
             headers = _validators(previous.etag, 0)
             if _matches(request, previous.etag):
                 return Response(status_code=304, headers=headers)
     if kept is None:
         kept = await answers.get(question, state, build)
     body = await _representation(request, answers, kept, headers)
+    if current:
+        _remember(request, answers, question, again, refresh)
     return Response(body, media_type=kept.media_type, headers=headers)
+
+
+def _remember(
+    request: Request,
+    answers: AnswerCache,
+    question: Question,
+    again: Callable[[], Awaitable[Gathered] | None] | None,
+    refresh: bool,
+) -> None:
+    # A refetch asked for is FastAPI's to answer every time; so is a question without `again`.
+    if again is not None and not refresh:
+        recall = Recall(question, request.scope.get("route"), again)
+        answers.remember(request.scope["path"], request.scope["query_string"], recall)
 
 
 async def _representation(

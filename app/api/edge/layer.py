@@ -19,10 +19,12 @@ from functools import partial
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.caching import GATHERED_AT_THE_EDGE
 from app.api.edge.auth import unauthenticated_write
 from app.api.edge.base import is_stream, send_problem
-from app.api.edge.compression import accepted_encoding, negotiated
+from app.api.edge.compression import accepted_encoding, encoded, negotiated
 from app.api.edge.cors import Cors
+from app.api.edge.fast import FastPath
 from app.api.edge.head import as_get, headers_only
 from app.api.edge.limits import (
     MAX_BODY_BYTES,
@@ -56,6 +58,7 @@ class Edge:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         refusal_pause_seconds: float = REFUSAL_PAUSE_SECONDS,
+        fast: FastPath | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -64,6 +67,8 @@ class Edge:
         self.refusal_pause_seconds = refusal_pause_seconds
         self.in_flight = InFlight(settings.caller_max_in_flight)
         self.cors = Cors(settings.cors_origins) if settings.cors_origins else None
+        # None: every request goes to FastAPI (the equivalence test compares both ways).
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,6 +107,8 @@ class Edge:
                 await send_problem(scope, answer, CallerBusyError(self.in_flight.max_in_flight))
                 return
             try:
+                if await self._fast(scope, answer, headers, authorization):
+                    return
                 if is_cancellable(scope):
                     serve = partial(self._serve, headers=headers, authorization=authorization)
                     await cancelled_when_gone(serve, scope, receive, answer, release)
@@ -112,6 +119,38 @@ class Edge:
         finally:
             observe_request(self.metrics, scope, status, time.perf_counter() - started_seconds)
             CURRENT_REQUEST_ID.reset(token)
+
+    async def _fast(self, scope: Scope, send: Send, headers: Headers, authorization: str) -> bool:
+        """Whether the request was answered from a kept answer (`fast.FastPath`), through
+        the same CORS, HEAD and encoding steps as FastAPI's answers."""
+        method = scope["method"]
+        if self.fast is None or method not in ("GET", "HEAD"):
+            return False
+        if declared_too_large(scope, self.max_body_bytes):
+            return False
+        inner = scope if method == "GET" else as_get(scope)
+        response = await self.fast.answer(inner, headers, authorization)
+        if inner is not scope:
+            # What the fast path left for the route (the data state it gathered) and the
+            # route it answered for (the metrics') belong to the request, HEAD or not.
+            for key in (GATHERED_AT_THE_EDGE, "route"):
+                if key in inner:
+                    scope[key] = inner[key]
+        if response is None:
+            return False
+        start: Message = {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+        encoding = accepted_encoding(headers.get("accept-encoding", ""))
+        sent = response.body
+        start, body = encoded(start, sent if isinstance(sent, bytes) else bytes(sent), encoding)
+        if self.cors is not None:
+            send = self.cors.sending(send, headers)
+        await send(start)
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        return True
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, authorization: str

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.api.answers import Question
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json, cached_json
+from app.api.caching import (
+    CACHED_RESPONSES,
+    CONDITIONAL_REQUEST,
+    answer_json,
+    cached_json,
+    gathered_for,
+    gathering_again,
+)
 from app.api.deps import (
     AnswersDep,
     DirectoryDep,
@@ -117,9 +124,8 @@ async def list_counterparties(
         int, Query(ge=1, le=200, description="Items per page."), ASCII_INTEGER
     ] = 50,
 ) -> Response:
-    gathered = await treasury.gather(
-        refresh=refresh, connections=treasury.scope(source=source, kind=kind)
-    )
+    scope = treasury.scope(source=source, kind=kind)
+    gathered = await gathered_for(request, treasury, scope, refresh=refresh)
     question = Question(
         "counterparties",
         (
@@ -151,7 +157,10 @@ async def list_counterparties(
             warnings=gathered.warnings,
         )
 
-    return await answer_json(request, answers, question, build, gathered, refresh=refresh)
+    again = gathering_again(treasury, scope)
+    return await answer_json(
+        request, answers, question, build, gathered, refresh=refresh, again=again
+    )
 
 
 @router.get(

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from app.api.answers import Question
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
+from app.api.caching import (
+    CACHED_RESPONSES,
+    CONDITIONAL_REQUEST,
+    answer_json,
+    gathered_for,
+    gathering_again,
+)
 from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
@@ -155,7 +161,7 @@ async def list_positions(
         return await answer_as_of(
             request, settings, scope, as_of, filters=as_of_filters, page=page, page_size=page_size
         )
-    gathered = await treasury.gather(refresh=refresh, connections=scope)
+    gathered = await gathered_for(request, treasury, scope, refresh=refresh)
 
     # Positions depend on the connections' data alone (`data`): a change of status (a TTL
     # lapse) reuses them, and only the page is written again.
@@ -271,4 +277,6 @@ async def list_positions(
             generated_at=generated_at,
         )
 
-    return await answer_json(request, answers, question, build, held, refresh=refresh)
+    # A plain question's data state is its connections' alone: the edge may answer it again.
+    again = gathering_again(treasury, scope) if fx_asked is None else None
+    return await answer_json(request, answers, question, build, held, refresh=refresh, again=again)
