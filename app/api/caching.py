@@ -112,10 +112,12 @@ def kept_response(
     matching If-None-Match, or the kept bytes in the encoding the caller accepts when they
     are compressed already; None otherwise. FastAPI's answers and the fast path at the edge
     both answer through here."""
-    headers = _validators(etag_of(question, gathered.state), gathered.max_age_seconds)
-    if _matches(request, headers["ETag"]):
-        return Response(status_code=304, headers=headers)
     kept = answers.kept(key_of(question, gathered.state))
+    # A kept answer's ETag is its key's, worked out once when it was built.
+    etag = etag_of(question, gathered.state) if kept is None else kept.etag
+    headers = _validators(etag, gathered.max_age_seconds)
+    if _matches(request, etag):
+        return Response(status_code=304, headers=headers)
     if kept is None:
         return None
     encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
