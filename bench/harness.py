@@ -1592,14 +1592,19 @@ def markdown(results: dict[str, Any]) -> str:
          lambda r: f"{r['swr']['samples']}, {_n(r['swr']['p50_ms'])} / {_n(r['swr']['p99_ms'])}"),
         ("first answer after the reload (builds), ms",
          lambda r: _n(r["swr"]["first_after_reload_ms"])),
+        ("first answer after a TTL lapse, data unchanged, ms (< 100)",
+         lambda r: _n(r["swr"].get("first_after_ttl_lapse_ms"))),
     ]  # fmt: skip
-    for phase in ("cold_load", "reload", "build"):
+    phases = ("cold_load", "reload", "build", "ttl_lapse_reload", "ttl_lapse_build")
+    for phase in phases:
         rows.append(
             (
                 f"/healthz p50 / p99 / max ms during {phase.replace('_', ' ')} (p99 < 50)",
                 lambda r, p=phase: (  # type: ignore[misc]
                     f"{_n(r['live'][p]['p50_ms'])} / {_n(r['live'][p]['p99_ms'])} / "
                     f"{_n(r['live'][p]['max_ms'])}"
+                    if p in r["live"]
+                    else "n/a"
                 ),
             )
         )
