@@ -26,7 +26,8 @@ it is `app.api.caching.answer_json`). It carries its own ETag (its data state) a
 The public surface, for the routes and for a fast path at the edge that serves kept answers
 without FastAPI: `Question`, `AnswerKey`, `KeptAnswer`, `AnswerCache.kept` (a synchronous
 look-up of a kept answer by its key), `AnswerCache.get`, `AnswerCache.encoded`,
-`AnswerCache.previous`, `AnswerCache.build_behind`, `etag_of`, `ENCODINGS`.
+`AnswerCache.previous`, `AnswerCache.build_behind` (with `AnswerCache.run_behind` for what a
+route must work out first), `etag_of`, `ENCODINGS`.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -48,6 +50,8 @@ from pydantic import BaseModel, TypeAdapter
 from app.api.errors import BuildsBusyError
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 ENCODINGS = ("zstd", "gzip")
 # Compressed once per answer and data state, then sent as often as it is asked: worth the
@@ -253,6 +257,7 @@ class AnswerCache:
             weakref.WeakValueDictionary()
         )
         self._building: dict[AnswerKey, _Building] = {}
+        self._behind: dict[Hashable, asyncio.Future[None]] = {}
         self.limiter = limiter if limiter is not None else BuildLimiter()
         self._on_abandoned = on_abandoned
         self._derived: dict[
@@ -348,6 +353,25 @@ class AnswerCache:
         except BuildsBusyError:
             return
         building.behind = True
+
+    def run_behind(
+        self, key: Hashable, work: Callable[[], Coroutine[object, object, None]]
+    ) -> None:
+        """Run `work` as a task of its own unless one for `key` is still running: what a
+        route starts, when it serves a previous answer, to work out what the new answer needs
+        before `build_behind` (the rates of a conversion). A failure is logged, never raised
+        to a caller (the next one asks again)."""
+        if key in self._behind:
+            return
+        task = asyncio.ensure_future(work())
+        self._behind[key] = task
+        task.add_done_callback(lambda done: self._done_behind(key, done))
+
+    def _done_behind(self, key: Hashable, done: asyncio.Future[None]) -> None:
+        if self._behind.get(key) is done:
+            del self._behind[key]
+        if not done.cancelled() and (failure := done.exception()) is not None:
+            logger.error("working out an answer behind the one served failed", exc_info=failure)
 
     def _join(
         self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]

@@ -97,14 +97,21 @@ async def answer_json(
         previous = answers.previous(question)
         if previous is not None and still_true(previous.state, state):
             answers.build_behind(question, state, build)
-            kept = previous
-            headers = _validators(previous.etag, 0)
-            if _matches(request, previous.etag):
-                return Response(status_code=304, headers=headers)
+            return await previous_json(request, answers, previous)
     if kept is None:
         kept = await answers.get(question, state, build)
     body = await _representation(request, answers, kept, headers)
     return Response(body, media_type=kept.media_type, headers=headers)
+
+
+async def previous_json(request: Request, answers: AnswerCache, previous: KeptAnswer) -> Response:
+    """A previous answer served while the next one builds: its own ETag (its data state),
+    `max-age=0` so the caller asks again; a matching If-None-Match gets a 304."""
+    headers = _validators(previous.etag, 0)
+    if _matches(request, previous.etag):
+        return Response(status_code=304, headers=headers)
+    body = await _representation(request, answers, previous, headers)
+    return Response(body, media_type=previous.media_type, headers=headers)
 
 
 async def _representation(
