@@ -17,11 +17,21 @@ has left is dropped from the queue, or not serialised when it is already running
 
 While the next answer builds, the previous one serves. After a reload, the question's last
 kept answer (`AnswerCache.previous`) may be sent while the answer for the new data state is
-built behind it (`AnswerCache.build_behind`), but only when its bytes are still true now:
-every connection it shows `ok` is unchanged, so what changed since is a connection it already
-shows `stale` or `unavailable`, with its `fetched_at` (the caller deciding whether to serve
-it is `app.api.caching.answer_json`). It carries its own ETag (its data state) and
-`max-age=0`, so a caller asks again and gets the new answer once it is built.
+built behind it (`AnswerCache.build_behind`), but only when its bytes are still true now
+(`app.services.treasury.still_true`, decided in `app.api.caching.answer_json`): every
+connection it shows `ok` is unchanged, and what changed since is new data of a connection it
+already shows `stale` or `unavailable`, with its `fetched_at`. That is the contract's "never
+silently wrong": it is a consistent picture of one earlier moment that says how old it is,
+as a stale-while-revalidate answer does. An answer showing `ok` a connection that changed
+(reloaded, or past its TTL) is never served in place of the new one, nor is any answer to a
+caller that asked for a refetch. It carries its own ETag (its data state) and `max-age=0`,
+so a caller asks again and gets the new answer once it is built. (A TTL lapse changes only
+a status: that answer is built at once, cheaply, from the positions already sorted.)
+
+Kept answers are found by `AnswerKey` = (route, data state, normalised query): `key_of`
+(`Question`, `Gathered.state`). A route's `Question` is its name and the query as it
+normalises it; a fast path that serves without the route must know both (and the current
+data state) before `AnswerCache.kept` can name an answer.
 
 The public surface, for the routes and for a fast path at the edge that serves kept answers
 without FastAPI: `Question`, `AnswerKey`, `KeptAnswer`, `AnswerCache.kept` (a synchronous
