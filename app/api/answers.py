@@ -17,18 +17,29 @@ has left is dropped from the queue, or not serialised when it is already running
 
 While the next answer builds, the previous one serves. After a reload, the question's last
 kept answer (`AnswerCache.previous`) may be sent while the answer for the new data state is
-built behind it (`AnswerCache.build_behind`), but only when its bytes are still true now:
-every connection it shows `ok` is unchanged, so what changed since is a connection it already
-shows `stale` or `unavailable`, with its `fetched_at` (the caller deciding whether to serve
-it is `app.api.caching.answer_json`). It carries its own ETag (its data state) and
-`max-age=0`, so a caller asks again and gets the new answer once it is built.
+built behind it (`AnswerCache.build_behind`), but only when its bytes are still true now
+(`app.services.treasury.still_true`, decided in `app.api.caching.answer_json`): every
+connection it shows `ok` is unchanged, and what changed since is new data of a connection it
+already shows `stale` or `unavailable`, with its `fetched_at`. That is the contract's "never
+silently wrong": it is a consistent picture of one earlier moment that says how old it is,
+as a stale-while-revalidate answer does. An answer showing `ok` a connection that changed
+(reloaded, or past its TTL) is never served in place of the new one, nor is any answer to a
+caller that asked for a refetch. It carries its own ETag (its data state) and `max-age=0`,
+so a caller asks again and gets the new answer once it is built. (A TTL lapse changes only
+a status: that answer is built at once, cheaply, from the positions already sorted.)
+
+Kept answers are found by `AnswerKey` = (route, data state, normalised query): `key_of`
+(`Question`, `Gathered.state`). A route's `Question` is its name and the query as it
+normalises it; a fast path that serves without the route must know both (and the current
+data state) before `AnswerCache.kept` can name an answer.
 
 The public surface, for the routes and for a fast path at the edge that serves kept answers
 without FastAPI: `Question`, `AnswerKey`, `KeptAnswer`, `AnswerCache.kept` (a synchronous
 look-up of a kept answer by its key), `AnswerCache.get`, `AnswerCache.encoded`,
-`AnswerCache.previous`, `AnswerCache.build_behind`, `etag_of`, `ENCODINGS`; and
-`AnswerCache.remember` / `AnswerCache.recall`: how a request's raw query names its
-question again (`Recall`), remembered by `app.api.caching.answer_json` alone.
+`AnswerCache.previous`, `AnswerCache.build_behind` (with `AnswerCache.run_behind` for what a
+route must work out first), `etag_of`, `ENCODINGS`; and `AnswerCache.remember` /
+`AnswerCache.recall`: how a request's raw query names its question again (`Recall`),
+remembered by `app.api.caching.answer_json` alone.
 """
 
 from __future__ import annotations
@@ -36,10 +47,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -53,6 +65,8 @@ if TYPE_CHECKING:
     from app.services.treasury import Gathered
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 ENCODINGS = ("zstd", "gzip")
 # Compressed once per answer and data state, then sent as often as it is asked: worth the
@@ -274,6 +288,7 @@ class AnswerCache:
         )
         self._building: dict[AnswerKey, _Building] = {}
         self._recalls: LRUCache[tuple[str, bytes], Recall] = LRUCache(maxsize=_RECALLED)
+        self._behind: dict[Hashable, asyncio.Future[None]] = {}
         self.limiter = limiter if limiter is not None else BuildLimiter()
         self._on_abandoned = on_abandoned
         self._derived: dict[
@@ -377,6 +392,25 @@ class AnswerCache:
         except BuildsBusyError:
             return
         building.behind = True
+
+    def run_behind(
+        self, key: Hashable, work: Callable[[], Coroutine[object, object, None]]
+    ) -> None:
+        """Run `work` as a task of its own unless one for `key` is still running: what a
+        route starts, when it serves a previous answer, to work out what the new answer needs
+        before `build_behind` (the rates of a conversion). A failure is logged, never raised
+        to a caller (the next one asks again)."""
+        if key in self._behind:
+            return
+        task = asyncio.ensure_future(work())
+        self._behind[key] = task
+        task.add_done_callback(lambda done: self._done_behind(key, done))
+
+    def _done_behind(self, key: Hashable, done: asyncio.Future[None]) -> None:
+        if self._behind.get(key) is done:
+            del self._behind[key]
+        if not done.cancelled() and (failure := done.exception()) is not None:
+            logger.error("working out an answer behind the one served failed", exc_info=failure)
 
     def _join(
         self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]

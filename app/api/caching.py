@@ -160,20 +160,15 @@ async def answer_json(
         return answered
     headers = _validators(etag_of(question, state), gathered.max_age_seconds)
     kept = answers.kept(key_of(question, state))
-    current = True
     if kept is None and not refresh:
         previous = answers.previous(question)
         if previous is not None and still_true(previous.state, state):
             answers.build_behind(question, state, build)
-            kept, current = previous, False
-            headers = _validators(previous.etag, 0)
-            if _matches(request, previous.etag):
-                return Response(status_code=304, headers=headers)
+            return await previous_json(request, answers, previous)
     if kept is None:
         kept = await answers.get(question, state, build)
     body = await _representation(request, answers, kept, headers)
-    if current:
-        _remember(request, answers, question, again, refresh)
+    _remember(request, answers, question, again, refresh)
     return Response(body, media_type=kept.media_type, headers=headers)
 
 
@@ -188,6 +183,16 @@ def _remember(
     if again is not None and not refresh:
         recall = Recall(question, request.scope.get("route"), again)
         answers.remember(request.scope["path"], request.scope["query_string"], recall)
+
+
+async def previous_json(request: Request, answers: AnswerCache, previous: KeptAnswer) -> Response:
+    """A previous answer served while the next one builds: its own ETag (its data state),
+    `max-age=0` so the caller asks again; a matching If-None-Match gets a 304."""
+    headers = _validators(previous.etag, 0)
+    if _matches(request, previous.etag):
+        return Response(status_code=304, headers=headers)
+    body = await _representation(request, answers, previous, headers)
+    return Response(body, media_type=previous.media_type, headers=headers)
 
 
 async def _representation(

@@ -351,10 +351,14 @@ class Gathered:
 
 def still_true(previous: tuple[Hashable, ...], current: tuple[Hashable, ...]) -> bool:
     """Whether an answer built for data state `previous` still says only what is true now
-    that the state is `current`: the same connections, each unchanged or shown `stale` or
-    `unavailable` in it (with its `fetched_at`: it says how old it is). A connection it shows
-    `ok` that changed since (new data, or past its TTL) makes it false, and so does any other
-    entry that changed (a rate source's)."""
+    that the state is `current`: the same connections, each unchanged, or reloaded since
+    (new data) while the answer shows it `stale` or `unavailable` (with its `fetched_at`: it
+    says how old it is, and a null error says a refresh was running, which it was).
+
+    A connection it shows `ok` that changed since (new data, or past its TTL) makes it
+    false; so does a change of status or error alone (a refresh that failed must be said at
+    once, and such an answer is cheap to build: its data is the same), and any other entry
+    that changed (a rate source's)."""
     if len(previous) != len(current):
         return False
     for before, now in zip(previous, current, strict=True):
@@ -365,6 +369,7 @@ def still_true(previous: tuple[Hashable, ...], current: tuple[Hashable, ...]) ->
             and isinstance(now, tuple)
             and len(before) == len(now) == _STATE_ENTRY_LENGTH
             and before[0] == now[0]
+            and before[1] != now[1]
             and before[2] in (SourceStatus.stale, SourceStatus.unavailable)
         ):
             return False
@@ -373,6 +378,16 @@ def still_true(previous: tuple[Hashable, ...], current: tuple[Hashable, ...]) ->
 
 # A connection's entry in `Gathered.state`: key, version, status, error, notices, moment.
 _STATE_ENTRY_LENGTH = 6
+
+
+def data_of(state: tuple[Hashable, ...]) -> tuple[tuple[str, int | None], ...]:
+    """The connections' data in a data state (`Gathered.data` of the answer built for it);
+    entries of other kinds (a rate source's) are left out."""
+    return tuple(
+        (entry[0], entry[1])
+        for entry in state
+        if isinstance(entry, tuple) and len(entry) == _STATE_ENTRY_LENGTH
+    )
 
 
 class AllSourcesUnavailableError(Exception):

@@ -141,6 +141,12 @@ def entry(key: str, version: int | None, status: SourceStatus) -> tuple[object, 
             (entry("a", 2, SourceStatus.ok), entry("b", 6, SourceStatus.ok)),
             False,
         ),
+        # A change of status or error alone (the refresh it said was running has failed).
+        (
+            (entry("a", 1, SourceStatus.stale),),
+            (("a", 1, SourceStatus.stale, ("timeout", "slow"), (), NOW),),
+            False,
+        ),
         # Other connections, or a rate source's entry that changed.
         ((entry("a", 1, SourceStatus.stale),), (entry("b", 1, SourceStatus.ok),), False),
         ((entry("a", 1, SourceStatus.stale),), (), False),
