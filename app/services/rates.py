@@ -400,7 +400,8 @@ class Rates:
             # it in different conditions.
             fixings = " ".join(asks[i].key for i in indices)
             moment = self._moments.of(fixings, condition, info.fetched_at)
-            moments.append(moment)
+            if moment is not None:
+                moments.append(moment)
             state.append(
                 (
                     info.source,

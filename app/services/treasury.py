@@ -523,7 +523,8 @@ class Treasury:
                 tuple(notice.message for notice in notices),
             )
             moment = self._moments.of(connection.key, condition, info.fetched_at)
-            moments.append(moment)
+            if moment is not None:
+                moments.append(moment)
             data.append((connection.key, version))
             state.append((connection.key, version, *condition, moment))
             if isinstance(outcome, UpstreamError):

@@ -204,9 +204,10 @@ def wait_for(check: Callable[[], bool]) -> None:
 def test_after_a_reload_the_stale_answer_serves_while_the_next_one_builds(
     make_client: MakeClient, simulators: Simulators, path: str
 ) -> None:
-    client = make_client(finsync_ttl_seconds=0.05)
+    # Long enough that the reloaded data is still fresh when the new answer is asked for.
+    client = make_client(finsync_ttl_seconds=2)
     client.get(path)
-    time.sleep(0.1)
+    time.sleep(2.1)
     simulators.finsync_faults.delay_seconds = 0.2
     stale = client.get(path)
     source = stale.json()["sources"][0]

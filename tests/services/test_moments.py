@@ -31,11 +31,15 @@ def test_a_moment_is_the_fetch_until_the_condition_changes_then_when_it_changed(
     assert moments.of("finqware:bt-main", ok, FETCHED) == FETCHED
 
 
-def test_a_connection_first_seen_without_data_began_when_it_was_seen() -> None:
+def test_a_condition_found_in_place_without_data_says_no_moment_until_it_changes() -> None:
     now = [FETCHED]
     moments = Moments(lambda: now[0])
-    now[0] += timedelta(seconds=3)
     unavailable = (SourceStatus.unavailable, ("timeout", "slow"))
-    assert moments.of("finsync", unavailable, None) == FETCHED + timedelta(seconds=3)
+    # Found so (a replica starting): nothing says when it began, so it says nothing, and
+    # every replica that finds it so agrees.
+    assert moments.of("finsync", unavailable, None) is None
     now[0] += timedelta(seconds=3)
-    assert moments.of("finsync", unavailable, None) == FETCHED + timedelta(seconds=3)
+    assert moments.of("finsync", unavailable, None) is None
+    # A change seen happen began when it was seen.
+    other = (SourceStatus.unavailable, ("upstream_error", "500"))
+    assert moments.of("finsync", other, None) == FETCHED + timedelta(seconds=3)
