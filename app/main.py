@@ -14,22 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
 from app.api.answers import AnswerCache, BuildLimiter
+from app.api.edge.fast import FastPath
+from app.api.edge.layer import Edge
 from app.api.errors import install_error_handlers
-from app.api.limits import CallerLimit
-from app.api.middleware import (
-    AuthenticateFirst,
-    BodySizeLimit,
-    Compression,
-    HeadAsGet,
-    RequestIds,
-    RequestMetrics,
-    UnexpectedErrors,
-)
 from app.api.openapi import install_openapi
 from app.api.router import api_router
 from app.api.state import LifespanState, Services
@@ -608,11 +599,13 @@ def create_app(
     tracing: Tracing | None = None,
     heap: HeapPolicy = KEEP_HEAP,
     observations: ObservationLog | None = None,
+    fast_path: bool = True,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
     `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
     told of every snapshot stored and replaced (the server's heap policy); `observations`
-    is the history the events are told of and replay from (tests)."""
+    is the history the events are told of and replay from (tests); with `fast_path` false,
+    every request goes to FastAPI, kept answers included (tests compare both ways)."""
     settings = settings if settings is not None else Settings()
     moves: BalanceMoves | None = None
     if settings.sandbox:
@@ -702,39 +695,11 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    # A bug answers a logged 500 problem here, inside the metrics, so it is counted too.
-    app.add_middleware(UnexpectedErrors)
-    # Starlette's own limit answers text/plain; ours answers a problem like every error.
-    app.add_middleware(BodySizeLimit)
-    # Outside the size limit: a write from nobody is a 401 whatever its body.
-    app.add_middleware(AuthenticateFirst, settings=settings)
-    app.add_middleware(Compression)
-    app.add_middleware(HeadAsGet)
-    if settings.cors_origins:
-        # Browsers on these origins may call tesoro; the rest get no CORS headers at all.
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "HEAD", "POST", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "If-None-Match",
-                "Idempotency-Key",
-                "X-Request-ID",
-                "Cache-Control",
-                # A browser's stream client resumes GET /events with it.
-                "Last-Event-ID",
-            ],
-            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
-            max_age=600,
-        )
-    # Before any other work of ours (cheap refusals), inside the metrics (they are counted).
-    app.add_middleware(CallerLimit, settings=settings, metrics=metrics)
-    # Outermost of ours, so refused bodies and unmatched paths are counted too.
-    app.add_middleware(RequestMetrics, metrics=metrics)
-    # Outside everything: every answer, refusals included, carries its request id.
-    app.add_middleware(RequestIds, settings=settings)
+    # What every request needs (request id, limits, CORS, HEAD, encoding, metrics and the
+    # access line), once, in one layer around the framework.
+    fast = FastPath(settings) if fast_path else None
+    app.state.fast_path = fast
+    app.add_middleware(Edge, settings=settings, metrics=metrics, fast=fast)
     app.include_router(api_router)
     install_openapi(app)
     _install_fx_choices(app, settings)

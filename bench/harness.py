@@ -112,6 +112,7 @@ FX_TARGETS: tuple[tuple[str, str], ...] = (
     ("?report_currency=USD&rates=market", "/positions?report_currency=USD&rates=market"),
 )
 DEFAULT_FX_OUTPUT = ROOT / "bench" / "results-fx.json"
+DEFAULT_WARM_OUTPUT = ROOT / "bench" / "results-warm.json"
 FX_ROUNDS = 6
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -776,36 +777,22 @@ def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
         cold_end = wait_complete(client, cold_start + budget)[1]
         fakes.change()  # the reload will bring new data: the answers are built again
         time.sleep(max(0.0, cold_end + LIVE_TTL_SECONDS + 0.2 - time.monotonic()))
-        # Stale-while-revalidate: /positions every 100 ms or so (a steady caller, not a
-        # flood that would slow the reload it measures) until the reload has landed.
-        stale_ms: list[float] = []
-        reload_start = reload_end = build_end = None
-        first_after_ms = None
-        deadline = time.monotonic() + budget
-        while time.monotonic() < deadline:
-            start = time.monotonic()
-            status, _, body, seconds = client.get("/positions")
-            finsync = _finsync_status(status, body)
-            seen[finsync] = seen.get(finsync, 0) + 1
-            if finsync == "stale":
-                reload_start = start if reload_start is None else reload_start
-                stale_ms.append(seconds * 1000)
-            elif reload_start is not None:
-                reload_end, build_end = start, time.monotonic()
-                first_after_ms = seconds * 1000
-                break
-            # Never busier than half the time: an answer that took long is followed by as
-            # long a pause.
-            pause = max(PROBE_INTERVAL_SECONDS, seconds)
-            time.sleep(max(0.0, pause - (time.monotonic() - start)))
+        reload = _until_reloaded(client, time.monotonic() + budget, seen)
+        # Then a TTL lapse with the data unchanged: the first answer once the reload behind
+        # it has landed.
+        lapse_from = (reload.end or time.monotonic()) + LIVE_TTL_SECONDS + 0.2
+        time.sleep(max(0.0, lapse_from - time.monotonic()))
+        lapse = _until_reloaded(client, time.monotonic() + budget, {})
         time.sleep(0.2)
         client.close()
         poller.stop()
         rss.stop()
         status_after = memory(tesoro.pid)
-    reload_start = reload_start or cold_end
-    reload_end = reload_end or time.monotonic()
-    build_end = build_end or reload_end
+    reload_start = reload.start or cold_end
+    reload_end = reload.end or time.monotonic()
+    build_end = reload.build_end or reload_end
+    first_after_ms = reload.first_after_ms
+    stale_ms = reload.stale_ms
     return {
         "ttl_seconds": LIVE_TTL_SECONDS,
         "cold_first_answer_finsync": cold_status,
@@ -817,6 +804,7 @@ def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
         "reload_seconds": round(reload_end - reload_start, 3),
         "stale_during_reload": latency_summary(stale_ms),
         "first_after_reload_ms": first_after_ms,
+        "first_after_ttl_lapse_ms": lapse.first_after_ms,
         "healthz": {
             "poll_interval_ms": POLL_INTERVAL_SECONDS * 1000,
             "idle": poller.window(cold_start - 0.3, cold_start),
@@ -824,6 +812,10 @@ def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
             "cold_first_answer": poller.window(cold_start, cold_first_end),
             "reload": poller.window(reload_start, reload_end),
             "build": poller.window(reload_end, build_end),
+            "ttl_lapse_reload": poller.window(lapse.start or lapse_from, lapse.end or lapse_from),
+            "ttl_lapse_build": poller.window(
+                lapse.end or lapse_from, lapse.build_end or lapse.end or lapse_from
+            ),
             "all_load": {
                 **latency_summary(
                     [
@@ -839,6 +831,41 @@ def live_phase(plan: Plan, fakes: Fakes, critical_ms: float) -> dict[str, Any]:
         "rss_peak_reload_bytes": rss.peak(reload_start, build_end + 0.5),
         "hwm_bytes": status_after.get("VmHWM"),
     }
+
+
+@dataclass
+class Reloaded:
+    """A reload probed by a steady /positions caller: when FinSync's answers turned stale
+    and ok again, and the first answer after (which builds the new answer)."""
+
+    stale_ms: list[float] = field(default_factory=list)
+    start: float | None = None
+    end: float | None = None
+    build_end: float | None = None
+    first_after_ms: float | None = None
+
+
+def _until_reloaded(client: Client, deadline: float, seen: dict[str, int]) -> Reloaded:
+    """/positions every 100 ms or so (a steady caller, not a flood that would slow the
+    reload it measures) until FinSync's status went stale and back to ok."""
+    found = Reloaded()
+    while time.monotonic() < deadline:
+        start = time.monotonic()
+        status, _, body, seconds = client.get("/positions")
+        finsync = _finsync_status(status, body)
+        seen[finsync] = seen.get(finsync, 0) + 1
+        if finsync == "stale":
+            found.start = start if found.start is None else found.start
+            found.stale_ms.append(seconds * 1000)
+        elif found.start is not None:
+            found.end, found.build_end = start, time.monotonic()
+            found.first_after_ms = seconds * 1000
+            break
+        # Never busier than half the time: an answer that took long is followed by as
+        # long a pause.
+        pause = max(PROBE_INTERVAL_SECONDS, seconds)
+        time.sleep(max(0.0, pause - (time.monotonic() - start)))
+    return found
 
 
 async def _concurrent(url: str, count: int) -> dict[str, int]:
@@ -1204,6 +1231,19 @@ def fakes_running(plan: Plan, clients: int, *, rates: bool = False) -> Iterator[
         )  # fmt: skip
 
 
+def run_warm(plan: Plan, clients: int) -> dict[str, Any]:
+    """The warm phase alone (`--only warm`): tesoro and the baseline on the same answers."""
+    plan.log(f"warm at {clients:,} clients")
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fakes_running(plan, clients))
+        tesoro = start_tesoro(stack, tesoro_env(fakes))
+        client = Client(tesoro.port)
+        complete = wait_complete(client, time.monotonic() + 120)[0]
+        client.close()
+        warm, _ = warm_phases(plan, stack, fakes, tesoro)
+    return {"clients": clients, "positions_total": complete.get("total"), "warm": warm}
+
+
 def run_attack(plan: Plan, clients: int) -> dict[str, Any]:
     """The attack phase alone (`--only attack`): the fakes, then the attack."""
     plan.log(f"attack at {clients:,} clients")
@@ -1292,6 +1332,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
             "reload_seconds": live["reload_seconds"],
             **live["stale_during_reload"],
             "first_after_reload_ms": live["first_after_reload_ms"],
+            "first_after_ttl_lapse_ms": live["first_after_ttl_lapse_ms"],
             "probe_interval_ms": live["probe_interval_ms"],
             "probe_finsync_statuses": live["probe_finsync_statuses"],
         },
@@ -1357,17 +1398,7 @@ def table(results: dict[str, Any]) -> str:
     lines = []
     for size, r in results["sizes"].items():
         lines.append(f"\n== {int(size):,} clients ({r['accounts']:,} accounts) ==")
-        lines.append(
-            f"{'warm':32s} {'req/s':>9s} {'base':>9s} {'ratio':>6s} {'µs/req':>8s} "
-            f"{'base':>7s} {'p50':>7s} {'p99':>7s} {'bytes':>8s}"
-        )
-        for name, w in r["warm"].items():
-            t, b = w["tesoro"], w["baseline"]
-            lines.append(
-                f"{name:32s} {t['rps']:9.1f} {b['rps']:9.1f} {w['rps_ratio'] or 0:6.2f} "
-                f"{t['cpu_us_per_request'] or 0:8.0f} {b['cpu_us_per_request'] or 0:7.0f} "
-                f"{t['p50_ms']:7.2f} {t['p99_ms']:7.2f} {t['bytes_per_request']:8d}"
-            )
+        lines.extend(warm_lines(r["warm"]))
         c = r["cold"]
         lines.append(
             f"cold /positions: {c['wall_ms']} ms (complete: {c['first_complete']}) vs critical "
@@ -1379,12 +1410,15 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"stale-while-revalidate: {s['samples']} answers during a {s['reload_seconds']} s "
             f"reload, p50 {_ms(s['p50_ms'])} p99 {_ms(s['p99_ms'])} max {_ms(s['max_ms'])} ms; "
-            f"first after reload (builds) {_ms(s['first_after_reload_ms'])} ms"
+            f"first after reload (builds) {_ms(s['first_after_reload_ms'])} ms; first after "
+            f"a TTL lapse (data unchanged) {_ms(s.get('first_after_ttl_lapse_ms'))} ms"
         )
-        for phase in ("cold_load", "reload", "build"):
+        for phase in ("cold_load", "reload", "build", "ttl_lapse_reload", "ttl_lapse_build"):
+            if phase not in r["live"]:
+                continue
             h = r["live"][phase]
             lines.append(
-                f"/healthz during {phase:9s}: {h['samples']:4d} polls p50 {_ms(h['p50_ms'])} "
+                f"/healthz during {phase:16s}: {h['samples']:4d} polls p50 {_ms(h['p50_ms'])} "
                 f"p99 {_ms(h['p99_ms'])} max {_ms(h['max_ms'])} ms, failed {h['failed']}"
             )
         m = r["memory"]
@@ -1418,6 +1452,12 @@ def table(results: dict[str, Any]) -> str:
                 f"{a['on']['cpu_us_per_request']} µs/req, off {a['off']['rps']:.0f} req/s "
                 f"{a['off']['cpu_us_per_request']} µs/req -> {a['cost_us_per_request']} µs/req"
             )
+    for size, r in results.get("warm_only", {}).items():
+        lines.append(f"\n== {int(size):,} clients, warm only ==")
+        lines.extend(warm_lines(r["warm"]))
+    if "load_average" in results:
+        before, after = results["load_average"]["before"], results["load_average"]["after"]
+        lines.append(f"\nload average before {before[0]:.2f}, after {after[0]:.2f} (1 min)")
     for size, r in results.get("fx", {}).items():
         lines.append(f"\n== {int(size):,} clients ({r['accounts']:,} accounts) ==")
         lines.extend(fx_lines(r["fx"]))
@@ -1425,6 +1465,22 @@ def table(results: dict[str, Any]) -> str:
         lines.append("\n== attack ==")
         lines.append(attack_summary(results["attack"]))
     return "\n".join(lines)
+
+
+def warm_lines(warm: dict[str, Any]) -> list[str]:
+    lines = [
+        f"{'warm':32s} {'req/s':>9s} {'base':>9s} {'ratio':>6s} {'µs/req':>8s} "
+        f"{'base':>7s} {'cpu x':>6s} {'p50':>7s} {'p99':>7s} {'bytes':>8s}"
+    ]
+    for name, w in warm.items():
+        t, b = w["tesoro"], w["baseline"]
+        lines.append(
+            f"{name:32s} {t['rps']:9.1f} {b['rps']:9.1f} {w['rps_ratio'] or 0:6.2f} "
+            f"{t['cpu_us_per_request'] or 0:8.0f} {b['cpu_us_per_request'] or 0:7.0f} "
+            f"{w['cpu_ratio'] or 0:6.2f} {t['p50_ms']:7.2f} {t['p99_ms']:7.2f} "
+            f"{t['bytes_per_request']:8d}"
+        )
+    return lines
 
 
 def fx_lines(fx: dict[str, Any]) -> list[str]:
@@ -1536,14 +1592,19 @@ def markdown(results: dict[str, Any]) -> str:
          lambda r: f"{r['swr']['samples']}, {_n(r['swr']['p50_ms'])} / {_n(r['swr']['p99_ms'])}"),
         ("first answer after the reload (builds), ms",
          lambda r: _n(r["swr"]["first_after_reload_ms"])),
+        ("first answer after a TTL lapse, data unchanged, ms (< 100)",
+         lambda r: _n(r["swr"].get("first_after_ttl_lapse_ms"))),
     ]  # fmt: skip
-    for phase in ("cold_load", "reload", "build"):
+    phases = ("cold_load", "reload", "build", "ttl_lapse_reload", "ttl_lapse_build")
+    for phase in phases:
         rows.append(
             (
                 f"/healthz p50 / p99 / max ms during {phase.replace('_', ' ')} (p99 < 50)",
                 lambda r, p=phase: (  # type: ignore[misc]
                     f"{_n(r['live'][p]['p50_ms'])} / {_n(r['live'][p]['p99_ms'])} / "
                     f"{_n(r['live'][p]['max_ms'])}"
+                    if p in r["live"]
+                    else "n/a"
                 ),
             )
         )
@@ -1607,9 +1668,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["attack", "fx"],
+        choices=["attack", "fx", "warm"],
         help="run only this phase: attack at the largest of --sizes (default output "
-        "bench/results-attack.json), fx at each (default output bench/results-fx.json)",
+        "bench/results-attack.json), fx at each (default output bench/results-fx.json), "
+        "warm at each (default output bench/results-warm.json)",
     )
     parser.add_argument(
         "--attack-seconds",
@@ -1638,11 +1700,13 @@ def main(argv: list[str] | None = None) -> int:
             None: DEFAULT_OUTPUT,
             "attack": DEFAULT_ATTACK_OUTPUT,
             "fx": DEFAULT_FX_OUTPUT,
+            "warm": DEFAULT_WARM_OUTPUT,
         }[args.only]
     )
     ensure_wrk()
     raise_file_limit()
     started_at = time.monotonic()
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="tesoro-wrk-") as scratch:
         script = Path(scratch) / "report.lua"
         script.write_text(WRK_SCRIPT, encoding="utf-8")
@@ -1686,11 +1750,15 @@ def main(argv: list[str] | None = None) -> int:
             results["attack"] = run_attack(plan, max(sizes))
         elif args.only == "fx":
             results["fx"] = {str(size): run_fx(plan, size) for size in sizes}
+        elif args.only == "warm":
+            results["warm_only"] = {str(size): run_warm(plan, size) for size in sizes}
         else:
             for size in sizes:
                 results["sizes"][str(size)], attack = run_size(plan, size)
                 results["attack"] = attack or results["attack"]
     results["elapsed_seconds"] = round(time.monotonic() - started_at, 1)
+    # The machine is shared: how busy it was says how far to trust the figures.
+    results["load_average"] = {"before": load_before, "after": list(os.getloadavg())}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(table(results))

@@ -24,4 +24,10 @@ def process(
         yield child
     finally:
         child.terminate()
-        child.wait(timeout=15)
+        try:
+            child.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            # A run's figures are worth more than a graceful stop: one that takes this long
+            # (a busy shared machine) is killed rather than ending the run.
+            child.kill()
+            child.wait(timeout=15)

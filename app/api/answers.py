@@ -1,62 +1,79 @@
-"""Aggregated answers as bytes, built once per data version and question, spliced per request.
+"""Aggregated answers as whole bytes, built once per data state and question.
 
-An answer's body is its model's JSON. Almost all of it (positions, totals, items, warnings)
-changes only when a connection's data or state does, so it is built once per
-(route, data state, normalised query) and kept in a bounded cache; only the volatile
-members (`sources` with their `age_seconds`, and `generated_at`) are written per request,
-around the kept bytes. The ETag names the data state and the question, so a 304 costs no
-serialisation at all. A test keeps the spliced bytes identical to a plain model dump.
-
-Compressed answers are spliced the same way: the kept middle is compressed once per data
-version and encoding, and each request compresses only its few volatile bytes around it.
-- zstd: one frame whose blocks are the volatile bytes as raw blocks (which leave the
-  decoder's tables and repeat offsets as they are) around the kept middle's compressed
-  blocks (whose offsets only ever reach back inside the middle).
-- gzip: one member whose deflate stream is three runs of blocks, each run ended by a full
-  flush (byte-aligned, no reference back into the run before it), and whose CRC-32 is
-  combined from the kept middle's CRC without reading the middle again.
+An aggregated answer's body depends only on the data state of the connections it needs and on
+the normalised question (same data, same bytes), so it is built once per `AnswerKey`
+(route, data state, normalised query), kept whole in a bounded cache (least recently used go
+first), and served as those bytes to every caller asking it again. Each encoding a caller
+accepts (zstd, gzip) is compressed once, whole, by the library, the first time it is asked
+for. The ETag names the key, never the bytes (`etag_of`): a matching If-None-Match is a 304
+that builds and reads nothing.
 
 Builds run in a worker thread, so the event loop keeps answering (`/healthz` included) while
 a large answer is built; concurrent requests for one answer wait for one build. A large list
 is serialised in slices, so no single call holds the interpreter lock for long. Builds are
 limited for the whole process (`BuildLimiter`): a few at a time, a bounded queue behind them
-(then `BuildsBusyError`, a 503), and so is compressing a large kept middle; a build every
-caller has left is dropped from the queue, or not serialised when it is already running.
+(then `BuildsBusyError`, a 503), and so is compressing a large answer; a build every caller
+has left is dropped from the queue, or not serialised when it is already running.
+
+While the next answer builds, the previous one serves. After a reload, the question's last
+kept answer (`AnswerCache.previous`) may be sent while the answer for the new data state is
+built behind it (`AnswerCache.build_behind`), but only when its bytes are still true now
+(`app.services.treasury.still_true`, decided in `app.api.caching.answer_json`): every
+connection it shows `ok` is unchanged, and what changed since is new data of a connection it
+already shows `stale` or `unavailable`, with its `fetched_at`. That is the contract's "never
+silently wrong": it is a consistent picture of one earlier moment that says how old it is,
+as a stale-while-revalidate answer does. An answer showing `ok` a connection that changed
+(reloaded, or past its TTL) is never served in place of the new one, nor is any answer to a
+caller that asked for a refetch. It carries its own ETag (its data state) and `max-age=0`,
+so a caller asks again and gets the new answer once it is built. (A TTL lapse changes only
+a status: that answer is built at once, cheaply, from the positions already sorted.)
+
+Kept answers are found by `AnswerKey` = (route, data state, normalised query): `key_of`
+(`Question`, `Gathered.state`). A route's `Question` is its name and the query as it
+normalises it; a fast path that serves without the route must know both (and the current
+data state) before `AnswerCache.kept` can name an answer.
+
+The public surface, for the routes and for a fast path at the edge that serves kept answers
+without FastAPI: `Question`, `AnswerKey`, `KeptAnswer`, `AnswerCache.kept` (a synchronous
+look-up of a kept answer by its key), `AnswerCache.get`, `AnswerCache.encoded`,
+`AnswerCache.previous`, `AnswerCache.build_behind` (with `AnswerCache.run_behind` for what a
+route must work out first), `etag_of`, `ENCODINGS`; and `AnswerCache.remember` /
+`AnswerCache.recall`: how a request's raw query names its question again (`Recall`),
+remembered by `app.api.caching.answer_json` alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
-import struct
+import logging
 import threading
-import zlib
+import weakref
 from collections import deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import zstandard
 from cachetools import LRUCache
-from pydantic import AwareDatetime, BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from app.api.errors import BuildsBusyError
-from app.domain.models import SourceInfo
+
+if TYPE_CHECKING:
+    from app.services.treasury import Gathered
 
 T = TypeVar("T")
 
-_SOURCES = TypeAdapter(list[SourceInfo])
-_MOMENT = TypeAdapter(AwareDatetime)
-# Stand-ins for the volatile members while the kept part is built; cut off right after.
-NO_SOURCES: tuple[SourceInfo, ...] = ()
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PREFIX = b'{"sources":[],'
+logger = logging.getLogger(__name__)
 
 ENCODINGS = ("zstd", "gzip")
-# The kept middle is compressed once per data version: worth the default levels. The few
-# volatile bytes around it are compressed per request, at the fastest.
-_KEPT_LEVEL = {"zstd": 3, "gzip": 6}
+# Compressed once per answer and data state, then sent as often as it is asked: worth the
+# libraries' default levels.
+_LEVEL = {"zstd": 3, "gzip": 6}
+
+MEDIA_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
@@ -66,28 +83,42 @@ class Question:
 
     route: str
     query: Hashable
-    generated_at: bool
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """The kept middle of an answer compressed once, with what splicing needs."""
-
-    body: bytes  # gzip: its deflate run; zstd: the frame's header
-    blocks: bytes = b""  # zstd: the middle's compressed blocks, none of them marked last
-    crc: int = 0  # gzip: CRC-32 of the uncompressed middle
-    # gzip: the linear map that carries a CRC-32 across the middle's length (32 columns).
-    shift: tuple[int, ...] = ()
+# (route, data state, normalised query): what names one answer's bytes. The data state is
+# `Gathered.state`, one entry per connection the answer needs (each starting with its key).
+AnswerKey = tuple[str, tuple[Hashable, ...], Hashable]
 
 
-@dataclass(frozen=True)
-class Prebuilt:
-    """The stable middle of an answer's JSON (its validator is `etag_of` its question), and
-    its compressed forms as they are first asked for."""
+def key_of(question: Question, state: tuple[Hashable, ...]) -> AnswerKey:
+    return (question.route, state, question.query)
 
-    middle: bytes
-    ends_with_generated_at: bool
-    encoded: dict[str, asyncio.Future[Encoded]] = field(default_factory=dict, compare=False)
+
+def etag_of(question: Question, state: tuple[Hashable, ...]) -> str:
+    """The validator of an answer: its key (data state and question), never its bytes, so a
+    304 needs neither. Weak: a compressed form of the same answer carries it too."""
+    digest = hashlib.sha256(repr(key_of(question, state)).encode()).hexdigest()[:32]
+    return f'W/"{digest}"'
+
+
+@dataclass(eq=False)
+class KeptAnswer:
+    """One answer's bytes: the whole JSON body (`MEDIA_TYPE`), and each encoding of it
+    compressed so far (`encoded`; `AnswerCache.encoded` compresses one on first ask).
+
+    `state` is the data state it was built for and `etag` its validator; neither the body
+    nor its compressed forms ever change once kept."""
+
+    key: AnswerKey
+    body: bytes
+    etag: str
+    media_type: str = MEDIA_TYPE
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    _compressing: dict[str, asyncio.Future[bytes]] = field(default_factory=dict, repr=False)
+
+    @property
+    def state(self) -> tuple[Hashable, ...]:
+        return self.key[1]
 
 
 # Items serialised per call when a list is long: one call holds the interpreter lock
@@ -97,11 +128,11 @@ _LIST_ADAPTERS: dict[type, TypeAdapter[list[object]]] = {}
 
 
 def _dump(model: BaseModel) -> bytes:
-    """The model's JSON, its longest list (after `sources`) serialised in slices: the same
-    bytes as `model.model_dump_json()`."""
+    """The model's JSON, its longest list serialised in slices: the same bytes as
+    `model.model_dump_json()`."""
     name, items = "", list[object]()
     for field_name, value in model:
-        if field_name != "sources" and isinstance(value, list) and len(value) > len(items):
+        if isinstance(value, list) and len(value) > len(items):
             name, items = field_name, value
     if len(items) <= _SLICE:
         return model.model_dump_json().encode()
@@ -117,17 +148,16 @@ def _dump(model: BaseModel) -> bytes:
     return b"".join((before, empty[:-1], b",".join(parts), b"]", after))
 
 
+def compress(body: bytes, encoding: str) -> bytes:
+    """`body` compressed whole for `encoding` (`zstd` or `gzip`), by the library."""
+    if encoding == "zstd":
+        return zstandard.ZstdCompressor(level=_LEVEL["zstd"]).compress(body)
+    # mtime=0: the same body gives the same bytes, whenever it is compressed.
+    return gzip.compress(body, compresslevel=_LEVEL["gzip"], mtime=0)
+
+
 class AbandonedError(Exception):
     """Every caller of a build left before it was serialised: it is dropped."""
-
-
-def _cut(model: BaseModel, *, generated_at: bool) -> bytes:
-    body = _dump(model)
-    suffix = b',"generated_at":' + _MOMENT.dump_json(EPOCH) + b"}" if generated_at else b"}"
-    # The models list `sources` first and `generated_at` last: a test holds them to that.
-    assert body.startswith(_PREFIX)
-    assert body.endswith(suffix)
-    return body[len(_PREFIX) : len(body) - len(suffix)]
 
 
 class BuildLimiter:
@@ -199,20 +229,43 @@ class BuildLimiter:
 class _Building:
     """A build under way: its place among the builds, its task, and who waits for it."""
 
-    key: Hashable
+    key: AnswerKey
     ticket: asyncio.Future[None]
     abandoned: threading.Event = field(default_factory=threading.Event)
     waiters: int = 0
     started: bool = False
-    task: asyncio.Task[Prebuilt] = field(init=False)
+    # Started behind a previous answer served in its place: nobody waits for it, and it is
+    # never abandoned (the next caller wants it).
+    behind: bool = False
+    task: asyncio.Task[KeptAnswer] = field(init=False)
 
 
 # Filtered sets kept per data state (each holds references into the snapshot, no copies).
 _DERIVED_PER_STATE = 16
 
+# A kept answer larger than this is compressed in a build place (a 50,000-client page is
+# about 500 KB; a smaller one takes well under a millisecond).
+COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Recall:
+    """How a request names its kept answer again: its question, the route that answered it
+    (named in the metrics), and `again`, which gathers its data state anew without waiting
+    (None when a connection would wait on a load)."""
+
+    question: Question
+    route: object
+    again: Callable[[], Awaitable[Gathered] | None]
+
+
+# Raw queries remembered: the questions callers repeat, each a few hundred bytes.
+_RECALLED = 4096
+
 
 class AnswerCache:
-    """Kept answers by (route, data state, normalised query); least recently used go first."""
+    """Kept answers by `AnswerKey` (route, data state, normalised query), bounded by their
+    bytes (compressed forms counted in); least recently used go first."""
 
     def __init__(
         self,
@@ -223,12 +276,19 @@ class AnswerCache:
         limiter: BuildLimiter | None = None,
         on_abandoned: Callable[[str], None] | None = None,
     ) -> None:
-        # Bounded by bytes, not count: one answer at 50,000 clients is half a megabyte (twice
-        # that with its compressed forms, counted in).
-        self._kept: LRUCache[Hashable, Prebuilt] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda kept: 2 * len(kept.middle) + 256
+        # One answer at 50,000 clients is half a megabyte; its compressed forms are counted
+        # as much again.
+        self._kept: LRUCache[AnswerKey, KeptAnswer] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda kept: 2 * len(kept.body) + 256
         )
-        self._building: dict[Hashable, _Building] = {}
+        # The last answer built for each question (route, query), whatever its data state,
+        # while it is kept: what serves while the next one builds.
+        self._latest: weakref.WeakValueDictionary[tuple[str, Hashable], KeptAnswer] = (
+            weakref.WeakValueDictionary()
+        )
+        self._building: dict[AnswerKey, _Building] = {}
+        self._recalls: LRUCache[tuple[str, bytes], Recall] = LRUCache(maxsize=_RECALLED)
+        self._behind: dict[Hashable, asyncio.Future[None]] = {}
         self.limiter = limiter if limiter is not None else BuildLimiter()
         self._on_abandoned = on_abandoned
         self._derived: dict[
@@ -247,7 +307,7 @@ class AnswerCache:
 
     def shared(self, name: str, state: tuple[Hashable, ...], build: Callable[[], T]) -> T:
         """A value derived from one data state, built once for every question about it
-        (`state` is `Gathered.state`: one entry per connection, its key first)."""
+        (`state`: one entry per connection, its key first)."""
         connections = tuple(entry[0] if isinstance(entry, tuple) else entry for entry in state)
         with self._shared_lock:
             held = self._shared.get((name, connections))
@@ -282,13 +342,80 @@ class AnswerCache:
             held[1][key] = value
         return value
 
+    def kept(self, key: AnswerKey) -> KeptAnswer | None:
+        """The answer kept for `key` (`key_of(question, state)`), if it is built; synchronous,
+        so a fast path can serve it without waiting. Marks it recently used."""
+        return self._kept.get(key)
+
+    def remember(self, path: str, query: bytes, recall: Recall) -> None:
+        """Remember how a request for `path` with this raw query names its answer."""
+        self._recalls[path, query] = recall
+
+    def recall(self, path: str, query: bytes) -> Recall | None:
+        """How a request for `path` with this raw query names its answer, if remembered."""
+        return self._recalls.get((path, query))
+
+    def previous(self, question: Question) -> KeptAnswer | None:
+        """The last answer built for `question` that is still kept, whatever its data state
+        (the caller decides whether its bytes are still true now)."""
+        return self._latest.get((question.route, question.query))
+
     async def get(
         self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
-    ) -> Prebuilt:
-        key = (question.route, state, question.query)
-        kept = self._kept.get(key)
+    ) -> KeptAnswer:
+        """The answer to `question` about `state`: kept, or built now (in a worker thread, a
+        build place taken, or `BuildsBusyError`) from the model `build` returns."""
+        kept = self._kept.get(key_of(question, state))
         if kept is not None:
             return kept
+        building = self._join(question, state, build)
+        building.waiters += 1
+        try:
+            # Shielded: a caller that goes away does not cancel the build the others wait for.
+            return await asyncio.shield(building.task)
+        finally:
+            building.waiters -= 1
+            if building.waiters == 0 and not building.task.done() and not building.behind:
+                self._abandon(question.route, building)
+
+    def build_behind(
+        self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
+    ) -> None:
+        """Start building the answer to `question` about `state` unless it is kept or under
+        way, without waiting for it: it is kept for the next caller. With every build place
+        and queue place taken, nothing is started (the next caller tries again)."""
+        key = key_of(question, state)
+        if key in self._kept:
+            return
+        try:
+            building = self._join(question, state, build)
+        except BuildsBusyError:
+            return
+        building.behind = True
+
+    def run_behind(
+        self, key: Hashable, work: Callable[[], Coroutine[object, object, None]]
+    ) -> None:
+        """Run `work` as a task of its own unless one for `key` is still running: what a
+        route starts, when it serves a previous answer, to work out what the new answer needs
+        before `build_behind` (the rates of a conversion). A failure is logged, never raised
+        to a caller (the next one asks again)."""
+        if key in self._behind:
+            return
+        task = asyncio.ensure_future(work())
+        self._behind[key] = task
+        task.add_done_callback(lambda done: self._done_behind(key, done))
+
+    def _done_behind(self, key: Hashable, done: asyncio.Future[None]) -> None:
+        if self._behind.get(key) is done:
+            del self._behind[key]
+        if not done.cancelled() and (failure := done.exception()) is not None:
+            logger.error("working out an answer behind the one served failed", exc_info=failure)
+
+    def _join(
+        self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
+    ) -> _Building:
+        key = key_of(question, state)
         building = self._building.get(key)
         if building is None or building.abandoned.is_set():
             # A place now, or BuildsBusyError (a 503) before anything is started. A build
@@ -297,14 +424,7 @@ class AnswerCache:
             building.task = asyncio.ensure_future(self._build(question, build, building))
             self._building[key] = building
             building.task.add_done_callback(lambda done: self._done_building(key, building))
-        building.waiters += 1
-        try:
-            # Shielded: a caller that goes away does not cancel the build the others wait for.
-            return await asyncio.shield(building.task)
-        finally:
-            building.waiters -= 1
-            if building.waiters == 0 and not building.task.done():
-                self._abandon(question.route, building)
+        return building
 
     def _abandon(self, route: str, building: _Building) -> None:
         """Every caller left: a queued build gives its place up; a running one finishes the
@@ -315,7 +435,7 @@ class AnswerCache:
         if not building.started:
             building.task.cancel()
 
-    def _done_building(self, key: Hashable, building: _Building) -> None:
+    def _done_building(self, key: AnswerKey, building: _Building) -> None:
         if self._building.get(key) is building:
             del self._building[key]
         # Here, not in the build: a build cancelled before it ever ran gives its place back too.
@@ -325,7 +445,7 @@ class AnswerCache:
 
     async def _build(
         self, question: Question, build: Callable[[], BaseModel], building: _Building
-    ) -> Prebuilt:
+    ) -> KeptAnswer:
         await building.ticket  # cancelled, with this task, when every caller left first
         building.started = True
         self.builds += 1
@@ -336,199 +456,53 @@ class AnswerCache:
             model = build()
             if building.abandoned.is_set():
                 raise AbandonedError
-            return _cut(model, generated_at=question.generated_at)
+            return _dump(model)
 
-        middle = await asyncio.to_thread(work)
-        kept = Prebuilt(middle, question.generated_at)
-        self._kept[building.key] = kept
+        body = await asyncio.to_thread(work)
+        key = building.key
+        kept = KeptAnswer(key, body, etag_of(question, key[1]))
+        self._kept[key] = kept
+        self._latest[question.route, question.query] = kept
         return kept
 
-    async def encoded(self, prebuilt: Prebuilt, encoding: str) -> Encoded:
-        """The kept middle compressed for `encoding`, once per answer, in a worker thread; a
-        large one in a build place (compressing it costs about what building it did)."""
-        pending = prebuilt.encoded.get(encoding)
+    async def encoded(self, answer: KeptAnswer, encoding: str) -> bytes:
+        """The answer's body compressed whole for `encoding` (one of `ENCODINGS`), once per
+        answer, in a worker thread; a large one in a build place (compressing it costs about
+        what building it did), or `BuildsBusyError` when none is free."""
+        done = answer.encoded.get(encoding)
+        if done is not None:
+            return done
+        pending = answer._compressing.get(encoding)
         if pending is None:
             ticket = None
-            if len(prebuilt.middle) > COMPRESSED_IN_A_PLACE_BYTES:
+            if len(answer.body) > COMPRESSED_IN_A_PLACE_BYTES:
                 ticket = self.limiter.enter()  # BuildsBusyError: nothing kept, asked anew
-            pending = asyncio.ensure_future(_compressed(prebuilt.middle, encoding, ticket))
-            prebuilt.encoded[encoding] = pending
+            pending = asyncio.ensure_future(_compressed(answer, encoding, ticket))
+            answer._compressing[encoding] = pending
             pending.add_done_callback(
-                lambda done: self._done_compressing(prebuilt, encoding, ticket, done)
+                lambda done: self._done_compressing(answer, encoding, ticket, done)
             )
         return await asyncio.shield(pending)
 
     def _done_compressing(
         self,
-        prebuilt: Prebuilt,
+        answer: KeptAnswer,
         encoding: str,
         ticket: asyncio.Future[None] | None,
-        done: asyncio.Future[Encoded],
+        done: asyncio.Future[bytes],
     ) -> None:
         if ticket is not None:
             self.limiter.leave(ticket)
-        if (done.cancelled() or done.exception() is not None) and prebuilt.encoded.get(
-            encoding
-        ) is done:
-            del prebuilt.encoded[encoding]  # a failure is not kept: the next asker tries again
+        if answer._compressing.get(encoding) is done:
+            del answer._compressing[encoding]
+        if not done.cancelled() and done.exception() is None:
+            answer.encoded[encoding] = done.result()
+        # A failure is not kept: the next asker tries again.
 
 
-# A kept middle larger than this is compressed in a build place (a 50,000-client page is
-# about 500 KB; a smaller one takes well under a millisecond).
-COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
-
-
-async def _compressed(middle: bytes, encoding: str, ticket: asyncio.Future[None] | None) -> Encoded:
+async def _compressed(
+    answer: KeptAnswer, encoding: str, ticket: asyncio.Future[None] | None
+) -> bytes:
     if ticket is not None:
         await ticket
-    return await asyncio.to_thread(_encode, middle, encoding)
-
-
-def etag_of(question: Question, state: tuple[Hashable, ...]) -> str:
-    """The validator of an answer: its data state and its question, never its bytes (weak:
-    the volatile members differ between two answers with one ETag)."""
-    key = (question.route, state, question.query)
-    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:32]
-    return f'W/"{digest}"'
-
-
-def _volatile(
-    prebuilt: Prebuilt, sources: Sequence[SourceInfo], generated_at: datetime
-) -> tuple[bytes, bytes]:
-    """What goes before and after the kept middle in this request's answer."""
-    before = b'{"sources":' + _SOURCES.dump_json(list(sources)) + b","
-    after = b"}"
-    if prebuilt.ends_with_generated_at:
-        after = b',"generated_at":' + _MOMENT.dump_json(generated_at) + b"}"
-    return before, after
-
-
-def splice(prebuilt: Prebuilt, sources: Sequence[SourceInfo], generated_at: datetime) -> bytes:
-    """The whole answer: this request's sources and time around the kept bytes."""
-    before, after = _volatile(prebuilt, sources, generated_at)
-    return b"".join((before, prebuilt.middle, after))
-
-
-def splice_encoded(
-    prebuilt: Prebuilt,
-    encoded: Encoded,
-    encoding: str,
-    sources: Sequence[SourceInfo],
-    generated_at: datetime,
-) -> bytes:
-    """The whole answer compressed for `encoding`, around the once-compressed middle."""
-    before, after = _volatile(prebuilt, sources, generated_at)
-    if encoding == "zstd":
-        return b"".join(
-            (
-                encoded.body,
-                _raw_blocks(before, last=False),
-                encoded.blocks,
-                _raw_blocks(after, last=True),
-            )
-        )
-    crc = _crc_across(zlib.crc32(before), encoded.shift) ^ encoded.crc
-    crc = zlib.crc32(after, crc)
-    size = len(before) + len(prebuilt.middle) + len(after)
-    return b"".join(
-        (
-            _GZIP_HEADER,
-            _deflate(before, zlib.Z_FULL_FLUSH),
-            encoded.body,
-            _deflate(after, zlib.Z_FINISH),
-            struct.pack("<II", crc, size & 0xFFFFFFFF),
-        )
-    )
-
-
-# A gzip member header: deflate, no flags, no time, fastest/unknown, unknown OS.
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-
-
-def _deflate(data: bytes, mode: int, level: int = 1) -> bytes:
-    """A raw deflate run of `data`, ended by a full flush (more runs follow) or the end."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return compressor.compress(data) + compressor.flush(mode)
-
-
-def _encode(middle: bytes, encoding: str) -> Encoded:
-    level = _KEPT_LEVEL[encoding]
-    if encoding == "zstd":
-        return _zstd_blocks(middle, level)
-    return Encoded(
-        _deflate(middle, zlib.Z_FULL_FLUSH, level),
-        crc=zlib.crc32(middle),
-        shift=_crc_shift(len(middle)),
-    )
-
-
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_RAW, _RLE = 0, 1
-# Raw blocks hold at most 128 KiB each.
-_MAX_BLOCK = 128 * 1024
-
-
-def _zstd_blocks(middle: bytes, level: int) -> Encoded:
-    """The middle compressed as one zstd frame, split into its header (with a window, not a
-    content size: the spliced frame is longer) and its blocks, the last one's mark cleared."""
-    frame = zstandard.ZstdCompressor(
-        level=level, write_content_size=False, write_checksum=False
-    ).compress(middle)
-    descriptor = frame[4]
-    # No content size, no checksum, no dictionary, not single-segment: a window byte follows.
-    assert frame.startswith(_ZSTD_MAGIC)
-    assert descriptor == 0, descriptor
-    header, position = frame[:6], 6
-    blocks = bytearray()
-    while position < len(frame):
-        (word,) = struct.unpack("<I", frame[position : position + 3] + b"\0")
-        kind, size = (word >> 1) & 3, word >> 3
-        length = 1 if kind == _RLE else size
-        blocks += struct.pack("<I", word & ~1)[:3] + frame[position + 3 : position + 3 + length]
-        position += 3 + length
-    return Encoded(header, blocks=bytes(blocks))
-
-
-def _raw_blocks(data: bytes, *, last: bool) -> bytes:
-    parts = []
-    chunks = [data[i : i + _MAX_BLOCK] for i in range(0, len(data), _MAX_BLOCK)] or [b""]
-    for number, chunk in enumerate(chunks):
-        final = last and number == len(chunks) - 1
-        word = (len(chunk) << 3) | (_RAW << 1) | int(final)
-        parts.append(struct.pack("<I", word)[:3] + chunk)
-    return b"".join(parts)
-
-
-# CRC-32 over A then B, from crc(A) and crc(B) alone: crc(A+B) = L(crc(A)) ^ crc(B), where L
-# is linear over GF(2) and depends only on len(B). L is kept as its 32 columns, built by
-# squaring the one-zero-byte map, so it costs about 50 small matrix products whatever len(B).
-
-
-def _crc_across(crc: int, columns: tuple[int, ...]) -> int:
-    result = 0
-    bit = 0
-    while crc:
-        if crc & 1:
-            result ^= columns[bit]
-        crc >>= 1
-        bit += 1
-    return result
-
-
-def _compose(outer: tuple[int, ...], inner: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(_crc_across(column, outer) for column in inner)
-
-
-_ONE_ZERO_BYTE = tuple(zlib.crc32(b"\0", 1 << bit) ^ zlib.crc32(b"\0", 0) for bit in range(32))
-_IDENTITY = tuple(1 << bit for bit in range(32))
-
-
-def _crc_shift(length: int) -> tuple[int, ...]:
-    result, power = _IDENTITY, _ONE_ZERO_BYTE
-    while length:
-        if length & 1:
-            result = _compose(power, result)
-        length >>= 1
-        if length:
-            power = _compose(power, power)
-    return result
+    return await asyncio.to_thread(compress, answer.body, encoding)

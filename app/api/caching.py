@@ -1,18 +1,18 @@
-"""HTTP caching of aggregated answers: ETag, If-None-Match → 304, Cache-Control max-age."""
+"""HTTP caching of aggregated answers: ETag, If-None-Match → 304, Cache-Control max-age, and
+which kept bytes (`app.api.answers`) a request is sent."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
-from app.api.answers import AnswerCache, Question, etag_of, splice, splice_encoded
-from app.api.middleware import MIN_COMPRESSED_BYTES, accepted_encoding
-from app.services.treasury import Gathered
+from app.api.answers import AnswerCache, KeptAnswer, Question, Recall, etag_of, key_of
+from app.api.edge.compression import MIN_COMPRESSED_BYTES, accepted_encoding
+from app.services.treasury import Connection, Gathered, Treasury, still_true
 
 
 def _etag(body: bytes) -> str:
@@ -37,15 +37,10 @@ def _matches(request: Request, etag: str) -> bool:
     return "*" in candidates or etag.removeprefix("W/") in candidates
 
 
-# What changes every second without the data changing stays out of the validator.
-_VOLATILE: dict[str, Any] = {"generated_at": True, "sources": {"__all__": {"age_seconds"}}}
-
-
 _VALIDATOR_HEADERS: dict[str, Any] = {
     "ETag": {
-        "description": "Validator of the data and the question (not of `generated_at` or "
-        "`age_seconds`, so it is weak on the aggregated lists); send it back in "
-        "`If-None-Match`.",
+        "description": "Validator of the data state and the question (weak: a compressed "
+        "form of the same answer carries it too); send it back in `If-None-Match`.",
         "schema": {"type": "string"},
     },
     "Cache-Control": {
@@ -76,38 +71,148 @@ CONDITIONAL_REQUEST: dict[str, Any] = {
 }
 
 
+# Set in the ASGI scope by the fast path at the edge when it gathered a request's data state
+# but could not answer it: what the route's gather is then (`gathered_for`), so the request
+# gathers once (its cache reads and refreshes counted once) whoever answers it.
+GATHERED_AT_THE_EDGE = "tesoro.gathered"
+
+
+async def gathered_for(
+    request: Request, treasury: Treasury, connections: Sequence[Connection], *, refresh: bool
+) -> Gathered:
+    """What a route's connections give for this request: what the edge gathered for it
+    already (it gathers only what `gathering_again` does: these connections, no refetch), or
+    a new gather. A gather that failed at the edge fails here the same way."""
+    held: Gathered | Exception | None = request.scope.pop(GATHERED_AT_THE_EDGE, None)
+    if held is None or refresh:
+        return await treasury.gather(refresh=refresh, connections=connections)
+    if isinstance(held, Exception):
+        raise held
+    return held
+
+
+def gathering_again(
+    treasury: Treasury, connections: Sequence[Connection]
+) -> Callable[[], Awaitable[Gathered] | None]:
+    """How to gather these connections again as a route does (no refetch), for the fast path
+    at the edge: None when a connection would wait on a load (FastAPI then waits)."""
+
+    def again() -> Awaitable[Gathered] | None:
+        if not all(connection.answers_at_once(refresh=False) for connection in connections):
+            return None
+        return treasury.gather(connections=connections)
+
+    return again
+
+
+def kept_response(
+    request: Request, answers: AnswerCache, question: Question, gathered: Gathered
+) -> Response | None:
+    """The answer for the current data state when it can be sent at once: a 304 for a
+    matching If-None-Match, or the kept bytes in the encoding the caller accepts when they
+    are compressed already; None otherwise. FastAPI's answers and the fast path at the edge
+    both answer through here."""
+    kept = answers.kept(key_of(question, gathered.state))
+    # A kept answer's ETag is its key's, worked out once when it was built.
+    etag = etag_of(question, gathered.state) if kept is None else kept.etag
+    headers = _validators(etag, gathered.max_age_seconds)
+    if _matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    if kept is None:
+        return None
+    encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
+    body = kept.body
+    if encoding is not None and len(kept.body) >= MIN_COMPRESSED_BYTES:
+        encoded = kept.encoded.get(encoding)
+        if encoded is None:
+            return None
+        body = encoded
+        headers["Content-Encoding"] = encoding
+    return Response(body, media_type=kept.media_type, headers=headers)
+
+
 async def answer_json(
     request: Request,
     answers: AnswerCache,
     question: Question,
     build: Callable[[], BaseModel],
     gathered: Gathered,
+    *,
+    refresh: bool = False,
+    again: Callable[[], Awaitable[Gathered] | None] | None = None,
 ) -> Response:
-    """An aggregated answer, kept per data state and question, with this request's volatile
-    members; compressed (zstd or gzip, as the caller accepts) around a middle compressed once
-    per data version; a matching If-None-Match gets a bodiless 304 without building or
-    writing."""
-    headers = _validators(etag_of(question, gathered.state), gathered.max_age_seconds)
-    if _matches(request, headers["ETag"]):
+    """An aggregated answer: the bytes kept for its data state and question (built now when
+    they are not), compressed whole as the caller accepts (zstd or gzip); a matching
+    If-None-Match gets a bodiless 304 without building anything.
+
+    While the answer for a new data state builds, the question's previous answer is sent in
+    its place when its bytes are still true (`still_true`: what changed since is a connection
+    it already shows `stale` or `unavailable`), with its own ETag and `max-age=0`; never to a
+    caller that asked for a refetch (`Cache-Control: no-cache`).
+
+    With `again` (`gathering_again`), the answer for the current data state is remembered
+    for this request's raw query: the fast path at the edge may then send the same request
+    its kept bytes. This is the one place that decides what the edge may answer."""
+    state = gathered.state
+    answered = kept_response(request, answers, question, gathered)
+    if answered is not None:
+        _remember(request, answers, question, again, refresh)
+        return answered
+    headers = _validators(etag_of(question, state), gathered.max_age_seconds)
+    kept = answers.kept(key_of(question, state))
+    if kept is None and not refresh:
+        previous = answers.previous(question)
+        if previous is not None and still_true(previous.state, state):
+            answers.build_behind(question, state, build)
+            return await previous_json(request, answers, previous)
+    if kept is None:
+        kept = await answers.get(question, state, build)
+    body = await _representation(request, answers, kept, headers)
+    _remember(request, answers, question, again, refresh)
+    return Response(body, media_type=kept.media_type, headers=headers)
+
+
+def _remember(
+    request: Request,
+    answers: AnswerCache,
+    question: Question,
+    again: Callable[[], Awaitable[Gathered] | None] | None,
+    refresh: bool,
+) -> None:
+    # A refetch asked for is FastAPI's to answer every time; so is a question without `again`.
+    if again is not None and not refresh:
+        recall = Recall(question, request.scope.get("route"), again)
+        answers.remember(request.scope["path"], request.scope["query_string"], recall)
+
+
+async def previous_json(request: Request, answers: AnswerCache, previous: KeptAnswer) -> Response:
+    """A previous answer served while the next one builds: its own ETag (its data state),
+    `max-age=0` so the caller asks again; a matching If-None-Match gets a 304."""
+    headers = _validators(previous.etag, 0)
+    if _matches(request, previous.etag):
         return Response(status_code=304, headers=headers)
-    prebuilt = await answers.get(question, gathered.state, build)
-    generated_at = datetime.now(UTC)
+    body = await _representation(request, answers, previous, headers)
+    return Response(body, media_type=previous.media_type, headers=headers)
+
+
+async def _representation(
+    request: Request, answers: AnswerCache, kept: KeptAnswer, headers: dict[str, str]
+) -> bytes:
+    """The kept body, or its compressed form for the encoding the caller accepts (then named
+    in `headers`)."""
     encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
-    if encoding is not None and len(prebuilt.middle) >= MIN_COMPRESSED_BYTES:
-        encoded = await answers.encoded(prebuilt, encoding)
-        body = splice_encoded(prebuilt, encoded, encoding, gathered.sources, generated_at)
-        # The Compression middleware leaves an encoded body as it is (and adds the Vary).
-        headers["Content-Encoding"] = encoding
-    else:
-        body = splice(prebuilt, gathered.sources, generated_at)
-    return Response(body, media_type="application/json", headers=headers)
+    if encoding is None or len(kept.body) < MIN_COMPRESSED_BYTES:
+        return kept.body
+    # The Compression middleware leaves an encoded body as it is (and adds the Vary).
+    headers["Content-Encoding"] = encoding
+    return kept.encoded.get(encoding) or await answers.encoded(kept, encoding)
 
 
 def cached_json(request: Request, model: BaseModel, *, max_age_seconds: int) -> Response:
-    """The model as JSON with validators; a matching If-None-Match gets a bodiless 304."""
-    headers = _validators(_etag(model.model_dump_json(exclude=_VOLATILE).encode()), max_age_seconds)
+    """The model as JSON with validators (the body's digest); a matching If-None-Match gets
+    a bodiless 304."""
+    body = model.model_dump_json().encode()
+    headers = _validators(_etag(body), max_age_seconds)
     if _matches(request, headers["ETag"]):
         return Response(status_code=304, headers=headers)
-    return Response(
-        model.model_dump_json().encode(), media_type="application/json", headers=headers
-    )
+    return Response(body, media_type="application/json", headers=headers)

@@ -299,9 +299,9 @@ class SourceInfo(_Model):
     )
     status: SourceStatus = Field(description="Whether the data served is fresh.")
     fetched_at: AwareDatetime | None = Field(
-        description="tesoro's clock: when tesoro received the data served from this connection."
+        description="tesoro's clock: when tesoro received the data served from this connection. "
+        "Its age is the response's `Date` minus this (no body counts time)."
     )
-    age_seconds: int | None = Field(description="Age of the data served, in whole seconds.")
     error: SourceError | None = Field(default=None, description="Why the connection is not `ok`.")
 
 
@@ -535,7 +535,10 @@ class PositionsResponse(Meta):
         "with the rate of each currency and its legs.",
     )
     generated_at: AwareDatetime = Field(
-        description="tesoro's clock: when this answer was put together."
+        description="tesoro's clock: when the data state behind this answer came to be (the "
+        "latest `fetched_at` or status change among its `sources`). The same data gives the "
+        "same answer, byte for byte: a source's age is the response's `Date` minus its "
+        "`fetched_at`."
     )
 
 
@@ -554,7 +557,10 @@ class RatesResponse(Meta):
         description="The currencies asked that have no rate."
     )
     generated_at: AwareDatetime = Field(
-        description="tesoro's clock: when this answer was put together."
+        description="tesoro's clock: when the data state behind this answer came to be (the "
+        "latest `fetched_at` or status change among its `sources`). The same data gives the "
+        "same answer, byte for byte: a source's age is the response's `Date` minus its "
+        "`fetched_at`."
     )
 
 

@@ -401,7 +401,6 @@ class HistoryReader:
                             source=key,
                             status=SourceStatus.unavailable,
                             fetched_at=None,
-                            age_seconds=None,
                             error=SourceError(
                                 code=SourceErrorCode.not_found,
                                 message="not observed by then: its history starts "
@@ -425,9 +424,6 @@ class HistoryReader:
             source=key,
             status=SourceStatus(last.status),
             fetched_at=fetched_at,
-            age_seconds=None
-            if fetched_at is None
-            else max(0, int((instant - fetched_at).total_seconds())),
             error=_error(last),
         )
         warnings = (

@@ -26,6 +26,7 @@ from cachetools import LRUCache
 from app.cache import Cached, SnapshotCache
 from app.domain.fx import NoRate, Policy, Quote, Rate, needed_quotes, resolve
 from app.domain.models import SourceError, SourceErrorCode, SourceInfo, SourceStatus
+from app.services.moments import Moments
 from app.services.treasury import NO_BREAKERS, Breakers
 from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 from app.upstreams.fixings import Fixing, RateSource
@@ -58,6 +59,8 @@ class FxGathered:
     # versions: a refresh that finds the same fixing keeps the answer's ETag), its status.
     state: tuple[Hashable, ...]
     max_age_seconds: int | None  # None: nothing fetched (every rate is the policy's own)
+    # When that state came to be: the latest of the sources' moments (None: no source).
+    generated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -86,14 +89,13 @@ class _Planned:
 class _Worked:
     """What one question's fixings gave. Kept while every fixing it read is fresh and no load
     of any fixing has ended since: asked again, its rates, sources and state are a look-up,
-    and only the sources' ages and the answer's lifetime move with the clock."""
+    and only the answer's lifetime moves with the clock."""
 
     planned: _Planned
     rates: dict[str, Rate | NoRate]
     state: tuple[Hashable, ...]
     sources: list[SourceInfo]
-    # Each source's oldest fixing's age when read, in the order of `sources`.
-    ages: tuple[float, ...] = ()
+    generated_at: datetime | None = None
     generation: int = -1
     read_at: float = 0.0  # monotonic seconds, the caches' clock
     fresh_for: float = 0.0  # seconds from `read_at` the freshest-expiring fixing stays fresh
@@ -130,6 +132,9 @@ class Rates:
         # One more every time a load of a fixing ends (stored or failed): a kept lookup is
         # kept only while no load has ended since it read the caches.
         self._generation = 0
+        self._moments = Moments(clock)
+        # When an answer that needs no rate source says its (empty) data state began.
+        self.started = self._moments.started
         # The currencies recent questions converted: their fixings are asked at once with the
         # upstream connections on the next question, before its positions say which it needs.
         self._recent: dict[str, None] = {}
@@ -298,7 +303,7 @@ class Rates:
         ):
             elapsed = self._monotonic() - worked.read_at
             if 0 <= elapsed < worked.fresh_for:
-                return self._answer(worked, _aged(worked, elapsed), worked.fresh_for - elapsed)
+                return self._answer(worked, worked.fresh_for - elapsed)
         generation = self._generation
         outcomes = await self._within_deadline(planned.asks, refresh)
         read_at = self._monotonic()
@@ -310,18 +315,16 @@ class Rates:
             self._worked[key] = worked
         else:
             self._worked.pop(key, None)
-        return self._answer(
-            worked,
-            worked.sources,
-            fresh_for if len(fresh) == len(outcomes) else 0.0,
-        )
+        return self._answer(worked, fresh_for if len(fresh) == len(outcomes) else 0.0)
 
-    def _answer(self, worked: _Worked, sources: list[SourceInfo], fresh_for: float) -> FxGathered:
+    def _answer(self, worked: _Worked, fresh_for: float) -> FxGathered:
+        sources = worked.sources
         return FxGathered(
             rates=worked.rates,
             sources=sources,
             state=worked.state,
             max_age_seconds=None if fresh_for == math.inf else int(fresh_for),
+            generated_at=worked.generated_at,
         )
 
     def _work_out(
@@ -376,10 +379,21 @@ class Rates:
             }
         sources: list[SourceInfo] = []
         state: list[Hashable] = []
+        moments: list[datetime] = []
         for source, indices in by_source.items():
             outcomes_of = [outcomes[i] for i in indices]
             info = _info(f"fx:{source}", outcomes_of)
             sources.append(info)
+            condition = (
+                info.status,
+                None if info.error is None else (info.error.code, info.error.message),
+            )
+            # Per set of fixings: two questions asking one source different fixings see
+            # it in different conditions.
+            fixings = " ".join(asks[i].key for i in indices)
+            moment = self._moments.of(fixings, condition, info.fetched_at)
+            if moment is not None:
+                moments.append(moment)
             state.append(
                 (
                     info.source,
@@ -389,20 +403,17 @@ class Rates:
                         else _figure(o.value)
                         for o in outcomes_of
                     ),
-                    info.status,
-                    None if info.error is None else (info.error.code, info.error.message),
+                    # The answer shows when its fixings were fetched: a refresh that finds
+                    # the same figures is a new state all the same.
+                    info.fetched_at,
+                    *condition,
+                    moment,
                 )
             )
 
-        def held_of(indices: list[int]) -> list[Cached[Found]]:
-            return [o for o in (outcomes[i] for i in indices) if isinstance(o, Cached)]
-
         return _Worked(
             planned=planned,
-            ages=tuple(
-                max((o.age_seconds for o in held_of(indices)), default=0.0)
-                for indices in by_source.values()
-            ),
+            generated_at=max(moments, default=None),
             rates=rates,
             # One digest of it: the answer's ETag and kept-answer key read this on every
             # request, and the figures' text costs more to write out than to look up.
@@ -413,19 +424,6 @@ class Rates:
 
 def _next_minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0) + timedelta(minutes=1)
-
-
-def _aged(worked: _Worked, elapsed: float) -> list[SourceInfo]:
-    """The kept sources, `elapsed` seconds older: the same objects while the whole seconds
-    they show agree."""
-    ages = [int(age + elapsed) for age in worked.ages]
-    if all(info.age_seconds == age for info, age in zip(worked.sources, ages, strict=True)):
-        return worked.sources
-    worked.sources = [
-        info.model_copy(update={"age_seconds": age})
-        for info, age in zip(worked.sources, ages, strict=True)
-    ]
-    return worked.sources
 
 
 def _digest(state: tuple[Hashable, ...]) -> str:
@@ -462,6 +460,5 @@ def _info(connection: str, outcomes: Sequence[Cached[Found] | UpstreamError]) ->
         source=connection,
         status=status,
         fetched_at=min((o.fetched_at for o in held), default=None),
-        age_seconds=int(max(o.age_seconds for o in held)) if held else None,
         error=error,
     )

@@ -39,6 +39,7 @@ from app.domain.models import (
     SourceInfo,
     SourceStatus,
 )
+from app.services.moments import Moments
 from app.settings import ConsentSettings
 from app.upstreams.errors import (
     PermanentUpstreamError,
@@ -292,9 +293,16 @@ class Gathered:
     sources: list[SourceInfo]
     complete: bool
     max_age_seconds: int
-    # What the answer's stable part depends on: each connection's data version and state,
-    # and the notices of the day. Anything built from the same state is the same.
+    # What the answer depends on: each connection's data version, status, error, the notices
+    # of the day and the moment that state came to be. Anything built from the same state is
+    # the same, byte for byte.
     state: tuple[Hashable, ...] = ()
+    # When that data state came to be: the latest of its connections' moments.
+    generated_at: datetime | None = None
+    # Each connection's data alone (its key and load version, None when it has none):
+    # what positions and the counterparty index are built from, so a change of status alone
+    # (a TTL lapse) reuses them.
+    data: tuple[tuple[str, int | None], ...] = ()
     # Each connection's counterparties as held, with the state to mark them with (None: as
     # they are), and its warnings: joined only when an answer is built, once per state, so
     # a request costs the same at 50,000 counterparties as at 50.
@@ -319,9 +327,67 @@ class Gathered:
         ]
 
     @cached_property
+    def held_counterparties(self) -> list[Counterparty]:
+        """Every connection's counterparties as held, not marked with its state (`marked`
+        does that for the few an answer shows): a function of `data` alone."""
+        return [counterparty for held in self._counted.parts for counterparty in held]
+
+    def marked(self, counterparties: Sequence[Counterparty]) -> list[Counterparty]:
+        """`counterparties` (from `held_counterparties`), each marked with the state of the
+        connection it comes from when that is not ok."""
+        infos = {info.source: info for _, info in self.parts if info is not None}
+        marked = []
+        for counterparty in counterparties:
+            ref = parse_counterparty_id(counterparty.id)
+            info = None if ref is None else infos.get(ref.connection)
+            marked.extend([counterparty] if info is None else _with_state([counterparty], info))
+        return marked
+
+    @cached_property
     def warnings(self) -> list[ResponseWarning]:
         joined = [warning for part in self.warning_parts for warning in part]
         return joined + self._counted.warnings
+
+
+def still_true(previous: tuple[Hashable, ...], current: tuple[Hashable, ...]) -> bool:
+    """Whether an answer built for data state `previous` still says only what is true now
+    that the state is `current`: the same connections, each unchanged, or reloaded since
+    (new data) while the answer shows it `stale` or `unavailable` (with its `fetched_at`: it
+    says how old it is, and a null error says a refresh was running, which it was).
+
+    A connection it shows `ok` that changed since (new data, or past its TTL) makes it
+    false; so does a change of status or error alone (a refresh that failed must be said at
+    once, and such an answer is cheap to build: its data is the same), and any other entry
+    that changed (a rate source's)."""
+    if len(previous) != len(current):
+        return False
+    for before, now in zip(previous, current, strict=True):
+        if before == now:
+            continue
+        if not (
+            isinstance(before, tuple)
+            and isinstance(now, tuple)
+            and len(before) == len(now) == _STATE_ENTRY_LENGTH
+            and before[0] == now[0]
+            and before[1] != now[1]
+            and before[2] in (SourceStatus.stale, SourceStatus.unavailable)
+        ):
+            return False
+    return True
+
+
+# A connection's entry in `Gathered.state`: key, version, status, error, notices, moment.
+_STATE_ENTRY_LENGTH = 6
+
+
+def data_of(state: tuple[Hashable, ...]) -> tuple[tuple[str, int | None], ...]:
+    """The connections' data in a data state (`Gathered.data` of the answer built for it);
+    entries of other kinds (a rate source's) are left out."""
+    return tuple(
+        (entry[0], entry[1])
+        for entry in state
+        if isinstance(entry, tuple) and len(entry) == _STATE_ENTRY_LENGTH
+    )
 
 
 class AllSourcesUnavailableError(Exception):
@@ -342,14 +408,12 @@ def _info(key: str, outcome: Cached[Interpreted] | UpstreamError) -> SourceInfo:
             source=key,
             status=SourceStatus.unavailable,
             fetched_at=None,
-            age_seconds=None,
             error=_source_error(outcome),
         )
     return SourceInfo(
         source=key,
         status=SourceStatus.ok if outcome.status == "fresh" else SourceStatus.stale,
         fetched_at=outcome.fetched_at,
-        age_seconds=int(outcome.age_seconds),
         error=_source_error(outcome.error) if isinstance(outcome.error, UpstreamError) else None,
     )
 
@@ -384,6 +448,7 @@ class Treasury:
         self.connections = list(connections)
         # An answer leaves by then with what is in hand; slower fetches go on behind it.
         self._deadline_seconds = deadline_seconds
+        self._moments = Moments()
 
     def connection(self, key: str) -> Connection | None:
         for connection in self.connections:
@@ -437,18 +502,22 @@ class Treasury:
         fresh_ttls: list[float] = []
         ibans: list[tuple[str, str, str]] = []
         state: list[Hashable] = []
+        moments: list[datetime] = []
+        data: list[tuple[str, int | None]] = []
         for connection, outcome, info in zip(chosen, outcomes, sources, strict=True):
             notices = connection.notices(now)
             warnings.append(notices)
-            state.append(
-                (
-                    connection.key,
-                    None if isinstance(outcome, UpstreamError) else outcome.version,
-                    info.status,
-                    None if info.error is None else (info.error.code, info.error.message),
-                    tuple(notice.message for notice in notices),
-                )
+            version = None if isinstance(outcome, UpstreamError) else outcome.version
+            condition = (
+                info.status,
+                None if info.error is None else (info.error.code, info.error.message),
+                tuple(notice.message for notice in notices),
             )
+            moment = self._moments.of(connection.key, condition, info.fetched_at)
+            if moment is not None:
+                moments.append(moment)
+            data.append((connection.key, version))
+            state.append((connection.key, version, *condition, moment))
             if isinstance(outcome, UpstreamError):
                 placeholder = connection.placeholder()
                 if placeholder is not None:
@@ -464,6 +533,8 @@ class Treasury:
             complete=all(s.status != SourceStatus.unavailable for s in sources),
             max_age_seconds=int(min(fresh_ttls)) if fresh_ttls else 0,
             state=tuple(state),
+            generated_at=max(moments, default=self._moments.started),
+            data=tuple(data),
             parts=tuple(parts),
             warning_parts=tuple(warnings),
             ibans=tuple(ibans),

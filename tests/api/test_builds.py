@@ -6,6 +6,7 @@ and a long list is serialised in slices to the same bytes."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,12 +17,12 @@ from starlette.testclient import TestClient
 
 from app.api.answers import (
     COMPRESSED_IN_A_PLACE_BYTES,
-    EPOCH,
     AnswerCache,
     BuildLimiter,
-    Prebuilt,
+    KeptAnswer,
     Question,
-    splice,
+    compress,
+    key_of,
 )
 from app.api.errors import BuildsBusyError
 from app.domain.models import CounterpartyPage, PositionsResponse
@@ -56,7 +57,7 @@ class Gate:
 
 
 def question(n: int) -> Question:
-    return Question("counterparties", n, generated_at=False)
+    return Question("counterparties", n)
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -84,7 +85,7 @@ async def test_builds_run_a_few_at_a_time_and_the_queue_is_bounded() -> None:
     assert gate.runs == 2  # the third waits its turn
     gate.opened.set()
     built = await asyncio.gather(*asked, joined)
-    assert all(isinstance(one, Prebuilt) for one in built)
+    assert all(isinstance(one, KeptAnswer) for one in built)
     assert answers.builds == 3
     assert (limiter.running, limiter.waiting) == (0, 0)
 
@@ -122,7 +123,7 @@ async def test_a_build_others_still_wait_for_finishes_when_one_caller_leaves() -
     gate.opened.set()
     kept = await staying
     await blocker
-    assert b'"total":7' in splice(kept, [], EPOCH)
+    assert b'"total":7' in kept.body
     assert answers.builds == 2
 
 
@@ -208,18 +209,12 @@ def test_a_long_list_is_serialised_in_slices_to_the_models_exact_json(
         {**one, "account_id": f"finsync:{n}", "amount": str(Decimal(n) / 100)}
         for n in range(1, 1235)
     ]
-    # As the routes build them: no sources, the epoch for a time (both written per request).
-    model = PositionsResponse.model_validate(
-        {**body, "positions": many, "sources": [], "generated_at": EPOCH}
-    )
+    model = PositionsResponse.model_validate({**body, "positions": many})
 
-    async def kept() -> Prebuilt:
-        return await AnswerCache().get(
-            Question("positions", "long", generated_at=True), (), lambda: model
-        )
+    async def kept() -> KeptAnswer:
+        return await AnswerCache().get(Question("positions", "long"), (), lambda: model)
 
-    prebuilt = asyncio.run(kept())
-    assert splice(prebuilt, [], model.generated_at) == model.model_dump_json().encode()
+    assert asyncio.run(kept()).body == model.model_dump_json().encode()
 
 
 @pytest.mark.anyio
@@ -243,24 +238,59 @@ async def test_builds_running_and_queued_are_gauges() -> None:
     assert gauges() == (0, 0)
 
 
+def answer(body: bytes) -> KeptAnswer:
+    return KeptAnswer(("counterparties", (), len(body)), body, 'W/"x"')
+
+
 @pytest.mark.anyio
 async def test_compressing_a_large_answer_takes_a_build_place() -> None:
     limiter = BuildLimiter(concurrent=1, queued=0)
     answers = AnswerCache(limiter=limiter)
-    large = Prebuilt(b'"x":"' + b"a" * (COMPRESSED_IN_A_PLACE_BYTES + 1) + b'",', False)
-    small = Prebuilt(b'"x":"' + b"a" * 2000 + b'",', False)
+    large = answer(b'{"x":"' + b"a" * (COMPRESSED_IN_A_PLACE_BYTES + 1) + b'"}')
+    small = answer(b'{"x":"' + b"a" * 2000 + b'"}')
     gate = Gate()
     blocker = asyncio.create_task(answers.get(question(1), (), gate.build()))
     await until(gate.started.is_set)
     with pytest.raises(BuildsBusyError):
         await answers.encoded(large, "gzip")
+    assert "gzip" not in large.encoded
     # A small one costs next to nothing: it needs no place.
-    assert (await answers.encoded(small, "gzip")).body
+    assert gzip.decompress(await answers.encoded(small, "gzip")) == small.body
     gate.opened.set()
     await blocker
-    # The refusal was not kept: asked again with a place free, it is compressed.
-    assert (await answers.encoded(large, "gzip")).body
+    # The refusal was not kept: asked again with a place free, it is compressed, and kept.
+    compressed = await answers.encoded(large, "gzip")
+    assert gzip.decompress(compressed) == large.body
+    assert large.encoded["gzip"] is compressed
+    assert await answers.encoded(large, "gzip") is compressed
     assert (limiter.running, limiter.waiting) == (0, 0)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "zstd"])
+def test_the_same_body_always_compresses_to_the_same_bytes(encoding: str) -> None:
+    body = b'{"items":[' + b",".join(b'{"n":%d}' % n for n in range(3000)) + b"]}"
+    assert compress(body, encoding) == compress(body, encoding)
+
+
+@pytest.mark.anyio
+async def test_a_build_behind_an_answer_served_is_kept_though_nobody_waits_for_it() -> None:
+    answers = AnswerCache(limiter=BuildLimiter(concurrent=1, queued=0))
+    gate = Gate()
+    answers.build_behind(question(1), (), gate.build(3))
+    await until(gate.started.is_set)
+    # Every place is taken: another build behind is simply not started (no 503 for it).
+    answers.build_behind(question(2), (), gate.build(4))
+    gate.opened.set()
+    await until(lambda: answers.kept(key_of(question(1), ())) is not None)
+    built = answers.kept(key_of(question(1), ()))
+    assert built is not None
+    assert b'"total":3' in built.body
+    assert answers.kept(key_of(question(2), ())) is None
+    assert answers.builds == 1
+    # Asked again while kept: nothing more is built.
+    answers.build_behind(question(1), (), gate.build(5))
+    assert (await answers.get(question(1), (), gate.build(6))) is built
+    assert answers.builds == 1
 
 
 @pytest.mark.anyio
@@ -275,7 +305,7 @@ async def test_asking_again_while_a_left_build_still_runs_builds_it_anew() -> No
     # The same question again, while the left build still holds its thread and its place.
     again = asyncio.create_task(answers.get(question(1), (), lambda: page(6)))
     kept = await again
-    assert b'"total":6' in splice(kept, [], EPOCH)
+    assert b'"total":6' in kept.body
     gate.opened.set()
     await until(lambda: limiter.running == 0)
     assert answers.builds == 2

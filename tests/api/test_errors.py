@@ -110,7 +110,6 @@ def _unavailable(code: SourceErrorCode) -> AllSourcesUnavailableError:
                 source="finqware:bt-main",
                 status=SourceStatus.unavailable,
                 fetched_at=None,
-                age_seconds=None,
                 error=error,
             )
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.api.limits import caller_of
+from app.api.edge.limits import caller_of
 from app.settings import Settings
 from tests.support.keys import READ_KEY, WRITE_KEY, reader_and_writer
 

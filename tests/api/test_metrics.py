@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, SecretStr
 from starlette.testclient import TestClient
 
-from app.api.middleware import MAX_BODY_BYTES
+from app.api.edge.limits import MAX_BODY_BYTES
 from app.main import create_app
 from app.metrics import CACHE_OUTCOMES, Metrics
 from app.sandbox import FINSYNC_API_KEY, create_finsync_app

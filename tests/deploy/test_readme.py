@@ -17,8 +17,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from app.api.edge.limits import MAX_BODY_BYTES
 from app.api.errors import _HTTP_SLUGS, MAX_FIELD_ERRORS, PROBLEMS
-from app.api.middleware import MAX_BODY_BYTES
 from app.domain.ids import CONSENT_KEY_PATTERN
 from app.domain.interpret.finsync import finsync_signed
 from app.domain.models import (
@@ -211,9 +211,9 @@ def test_nothing_links_outside_the_repository() -> None:
 
 ELLIPSIS = "…"
 # Values that follow the clock (the sandbox moves its timestamps to the current hour, and
-# ages and fetch times are the run's): compared by kind, not by value.
+# fetch times are the run's): compared by kind, not by value.
 _CLOCK_FIELDS = frozenset(
-    {"fetched_at", "generated_at", "as_of", "native_timestamp", "native_date", "age_seconds"}
+    {"fetched_at", "generated_at", "as_of", "native_timestamp", "native_date"}
 )
 
 

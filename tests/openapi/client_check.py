@@ -73,6 +73,8 @@ def check_sources(sources: list[SourceInfo]) -> None:
     assert sources
     for info in sources:
         assert isinstance(info.status, SourceStatus)
+        # Nothing the spec does not name arrives (`age_seconds` went in 0.2.0).
+        assert not info.additional_properties, info.additional_properties
         if info.status is not SourceStatus.OK:
             assert info.error is not None
             assert isinstance(info.error.code, SourceErrorCode)
@@ -192,7 +194,13 @@ def run(base_url: str, read_key: str, write_key: str) -> dict[str, Any]:
         assert money(total.net) == money(total.assets) - money(total.liabilities)
         for name in MONEY_FIELDS:
             money(getattr(total, name))
-    aware(positions.generated_at)
+    # When the data state came to be: never before the data it shows.
+    fetched = [
+        aware(s.fetched_at)
+        for s in positions.sources
+        if isinstance(s.fetched_at, datetime.datetime)
+    ]
+    assert aware(positions.generated_at) >= max(fetched)
     summary["positions"] = len(positions.positions)
     done("list_positions_filtered")
 

@@ -167,7 +167,7 @@ async def test_a_source_switched_off_is_never_asked_nor_listed() -> None:
     assert ars.connection == "fx:bcra"
 
 
-async def test_the_state_follows_the_fixings_not_the_loads() -> None:
+async def test_the_state_follows_the_fixings_and_when_they_were_fetched() -> None:
     bcra = sources()[0]
     latest, past = caches()
     rates = Rates(
@@ -183,7 +183,11 @@ async def test_the_state_follows_the_fixings_not_the_loads() -> None:
     latest.invalidate("fx:bcra:REF:latest")
     same = await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", TODAY, refresh=True)
     assert len(bcra.asked) == 2
-    assert same.state == first.state
+    # The same figures, fetched again: the answer shows the new `fetched_at`, a new state.
+    assert same.rates == first.rates
+    assert same.sources[0].fetched_at != first.sources[0].fetched_at
+    assert same.state != first.state
+    assert same.generated_at == same.sources[0].fetched_at
     bcra.figure = Decimal("1.6")
     latest.invalidate("fx:bcra:REF:latest")
     moved = await rates.lookup(BUILT_IN["official"], ["ARS"], "USD", TODAY, refresh=True)
@@ -235,7 +239,9 @@ async def test_a_lookup_asked_again_is_kept_while_its_fixings_are_fresh_and_ages
     later = await rates.lookup(official, ["ARS"], "USD", TODAY)
     assert len(bcra.asked) == 1
     assert first.state == again.state == later.state
-    assert [s.age_seconds for s in later.sources] == [30]
+    # Nothing counts time: the sources and the moment are the first answer's.
+    assert later.sources == first.sources
+    assert later.generated_at == first.generated_at == first.sources[0].fetched_at
     assert later.max_age_seconds == 30
     # Published again with another figure: once the kept fixing is past its lifetime, the
     # next answers are stale while it loads, then show the new figure and a new state.

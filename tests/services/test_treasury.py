@@ -10,7 +10,7 @@ import pytest
 from app.cache import Cached
 from app.domain.interpret import Interpreted
 from app.domain.models import Counterparty, ResponseWarning, Source, SourceStatus
-from app.services.treasury import Treasury
+from app.services.treasury import Treasury, still_true
 from app.upstreams.errors import UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
@@ -74,3 +74,66 @@ async def test_an_answer_leaves_at_its_deadline_with_what_is_in_hand() -> None:
     for _ in range(10):
         await asyncio.sleep(0)
     assert (slow_cold.fetched, slow_warm.fetched) == (1, 1)
+
+
+async def test_generated_at_is_the_latest_fetch_or_change_of_state_and_part_of_it() -> None:
+    a, b = FakeConnection("a"), FakeConnection("b")
+    treasury = Treasury([a, b])
+    first = await treasury.gather()
+    assert first.generated_at == NOW  # both fetched then, both ok as first seen
+    again = await treasury.gather()
+    assert (again.state, again.generated_at) == (first.state, first.generated_at)
+    b.failing = True
+    failed = await treasury.gather()
+    # b's status changed when it was seen failing: after its data, a new data state.
+    assert failed.generated_at is not None
+    assert failed.generated_at > NOW
+    assert failed.state != first.state
+    later = await treasury.gather()
+    assert (later.state, later.generated_at) == (failed.state, failed.generated_at)
+    # Only the data, not its state, names what positions are built from.
+    assert [key for key, _ in failed.data] == ["a", "b"]
+    assert failed.data[0] == first.data[0]
+
+
+def entry(key: str, version: int | None, status: SourceStatus) -> tuple[object, ...]:
+    return (key, version, status, None, (), NOW)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "true"),
+    [
+        # Unchanged: still true.
+        ((entry("a", 1, SourceStatus.ok),), (entry("a", 1, SourceStatus.ok),), True),
+        # What changed was shown stale (or unavailable): it says how old it is.
+        ((entry("a", 1, SourceStatus.stale),), (entry("a", 2, SourceStatus.ok),), True),
+        ((entry("a", None, SourceStatus.unavailable),), (entry("a", 2, SourceStatus.ok),), True),
+        (
+            (entry("a", 1, SourceStatus.stale), entry("b", 5, SourceStatus.ok)),
+            (entry("a", 2, SourceStatus.ok), entry("b", 5, SourceStatus.ok)),
+            True,
+        ),
+        # Shown ok, changed since (new data, or past its TTL): no longer true.
+        ((entry("a", 1, SourceStatus.ok),), (entry("a", 2, SourceStatus.ok),), False),
+        ((entry("a", 1, SourceStatus.ok),), (entry("a", 1, SourceStatus.stale),), False),
+        (
+            (entry("a", 1, SourceStatus.stale), entry("b", 5, SourceStatus.ok)),
+            (entry("a", 2, SourceStatus.ok), entry("b", 6, SourceStatus.ok)),
+            False,
+        ),
+        # A change of status or error alone (the refresh it said was running has failed).
+        (
+            (entry("a", 1, SourceStatus.stale),),
+            (("a", 1, SourceStatus.stale, ("timeout", "slow"), (), NOW),),
+            False,
+        ),
+        # Other connections, or a rate source's entry that changed.
+        ((entry("a", 1, SourceStatus.stale),), (entry("b", 1, SourceStatus.ok),), False),
+        ((entry("a", 1, SourceStatus.stale),), (), False),
+        ((("fx", "one"),), (("fx", "two"),), False),
+    ],
+)
+def test_an_answer_for_a_previous_state_is_still_true_only_where_it_said_so(
+    before: tuple[object, ...], after: tuple[object, ...], true: bool
+) -> None:
+    assert still_true(before, after) is true

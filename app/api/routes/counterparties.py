@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.answers import NO_SOURCES, Question
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json, cached_json
+from app.api.answers import Question
+from app.api.caching import (
+    CACHED_RESPONSES,
+    CONDITIONAL_REQUEST,
+    answer_json,
+    cached_json,
+    gathered_for,
+    gathering_again,
+)
 from app.api.deps import (
     AnswersDep,
     DirectoryDep,
@@ -117,9 +124,8 @@ async def list_counterparties(
         int, Query(ge=1, le=200, description="Items per page."), ASCII_INTEGER
     ] = 50,
 ) -> Response:
-    gathered = await treasury.gather(
-        refresh=refresh, connections=treasury.scope(source=source, kind=kind)
-    )
+    scope = treasury.scope(source=source, kind=kind)
+    gathered = await gathered_for(request, treasury, scope, refresh=refresh)
     question = Question(
         "counterparties",
         (
@@ -130,27 +136,31 @@ async def list_counterparties(
             page,
             page_size,
         ),
-        generated_at=False,
     )
 
     def build() -> CounterpartyPage:
+        # The index depends on the connections' data alone: a change of status (a TTL lapse)
+        # reuses it, and only the page's counterparties are marked with their state.
         index = answers.shared(
             "counterparties",
-            gathered.state,
-            lambda: CounterpartyIndex(gathered.counterparties),
+            gathered.data,
+            lambda: CounterpartyIndex(gathered.held_counterparties),
         )
         matching = index.filter(kind=kind, source=source, q=q, currencies=currency or ())
         return CounterpartyPage(
-            items=paginate(matching, page, page_size),
+            items=gathered.marked(paginate(matching, page, page_size)),
             page=page,
             page_size=page_size,
             total=len(matching),
-            sources=list(NO_SOURCES),
+            sources=gathered.sources,
             complete=gathered.complete,
             warnings=gathered.warnings,
         )
 
-    return await answer_json(request, answers, question, build, gathered)
+    again = gathering_again(treasury, scope)
+    return await answer_json(
+        request, answers, question, build, gathered, refresh=refresh, again=again
+    )
 
 
 @router.get(

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.api.deps import EventsDep, Reader
+from app.api.edge.head import HEAD_REQUEST
 from app.api.errors import problem_responses
-from app.api.middleware import HEAD_REQUEST
 from app.services.events import EventHub, Subscriber
 
 router = APIRouter(tags=["events"])

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.answers import EPOCH, NO_SOURCES, Question
-from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
+from app.api.answers import Question
+from app.api.caching import (
+    CACHED_RESPONSES,
+    CONDITIONAL_REQUEST,
+    answer_json,
+    gathered_for,
+    gathering_again,
+    previous_json,
+)
 from app.api.deps import AnswersDep, RatesDep, Reader, Refresh, SettingsDep, TreasuryDep
 from app.api.errors import problem_responses
 from app.api.params import ASCII_INTEGER, WELL_FORMED_ID
@@ -36,6 +44,8 @@ from app.domain.models import (
     Source,
 )
 from app.domain.positions import filter_positions, positions_of, totals
+from app.services.rates import FxGathered
+from app.services.treasury import Gathered, data_of, still_true
 
 router = APIRouter(tags=["positions"])
 
@@ -152,43 +162,15 @@ async def list_positions(
             fx=fx_asked,
             rate_date_given=rate_date is not None,
         )
-    gathered = await treasury.gather(refresh=refresh, connections=scope)
+    gathered = await gathered_for(request, treasury, scope, refresh=refresh)
 
+    # Positions depend on the connections' data alone (`data`): a change of status (a TTL
+    # lapse) reuses them, and only the page is written again.
     def every_position() -> list[Position]:
         return answers.shared(
-            "positions", gathered.state, lambda: positions_of(gathered.counterparties)
+            "positions", gathered.data, lambda: positions_of(gathered.held_counterparties)
         )
 
-    fx = None
-    held = gathered
-    if fx_asked is not None:
-
-        def currencies_held() -> list[str]:
-            every = every_position()
-            return answers.shared(
-                "currencies", gathered.state, lambda: sorted({p.currency for p in every})
-            )
-
-        # The currencies held say which rates the question needs, before its answer is
-        # built: read once per data state (in a worker thread, like the answers).
-        held_currencies = rates.currencies_held(gathered.state)
-        if held_currencies is None:
-            held_currencies = await asyncio.to_thread(currencies_held)
-            rates.remember_currencies(gathered.state, held_currencies)
-        wanted = {code.strip().upper() for code in currency or ()}
-        needed = [code for code in held_currencies if not wanted or code.upper() in wanted]
-        fx = await rates.lookup(
-            fx_asked.policy, needed, fx_asked.report, fx_asked.day, refresh=refresh
-        )
-        # The rate sources asked are part of the answer's data state and its `sources`.
-        held = dataclasses.replace(
-            gathered,
-            sources=[*gathered.sources, *fx.sources],
-            state=(*gathered.state, *fx.state),
-            max_age_seconds=gathered.max_age_seconds
-            if fx.max_age_seconds is None
-            else min(gathered.max_age_seconds, fx.max_age_seconds),
-        )
     filters = (
         tuple(sorted({code.strip().upper() for code in currency or ()})),
         kind,
@@ -207,7 +189,6 @@ async def list_positions(
             # Only when asked: a plain question keeps its key (and its answers' ETags).
             *(() if fx_asked is None else (fx_asked.key,)),
         ),
-        generated_at=True,
     )
 
     def matching_and_totals() -> tuple[list[Position], list[CurrencyTotal]]:
@@ -223,42 +204,109 @@ async def list_positions(
         )
         return matching, totals(matching)
 
-    def build() -> PositionsResponse:
-        # Every page of one filter shares the filtering and the totals (the question
-        # without its page): a page past the end costs a slice, not a pass over everything.
-        matching, per_currency = answers.derived(
-            "positions", gathered.state, filters, matching_and_totals
-        )
-        if fx_asked is None or fx is None:
+    def builder(held: Gathered, fx: FxGathered | None) -> Callable[[], PositionsResponse]:
+        assert held.generated_at is not None  # a gathered answer always says when
+        generated_at = held.generated_at
+
+        def build() -> PositionsResponse:
+            # Every page of one filter shares the filtering and the totals (the question
+            # without its page): a page past the end costs a slice, not a pass over all.
+            matching, per_currency = answers.derived(
+                "positions", gathered.data, filters, matching_and_totals
+            )
+            if fx_asked is None or fx is None:
+                return PositionsResponse(
+                    positions=paginate(matching, page, page_size),
+                    totals=per_currency,
+                    total=len(matching),
+                    page=page,
+                    page_size=page_size,
+                    complete=gathered.complete,
+                    warnings=gathered.warnings,
+                    sources=held.sources,
+                    generated_at=generated_at,
+                )
+            conversion = convert_totals(
+                per_currency,
+                fx.rates,
+                report=fx_asked.report,
+                policy=fx_asked.policy,
+                requested=fx_asked.day,
+            )
             return PositionsResponse(
                 positions=paginate(matching, page, page_size),
-                totals=per_currency,
+                totals=conversion.totals,
                 total=len(matching),
                 page=page,
                 page_size=page_size,
                 complete=gathered.complete,
-                warnings=gathered.warnings,
-                sources=list(NO_SOURCES),
-                generated_at=EPOCH,
+                warnings=[*gathered.warnings, *conversion.warnings],
+                sources=held.sources,
+                consolidated=conversion.consolidated,
+                generated_at=generated_at,
             )
-        conversion = convert_totals(
-            per_currency,
-            fx.rates,
-            report=fx_asked.report,
-            policy=fx_asked.policy,
-            requested=fx_asked.day,
-        )
-        return PositionsResponse(
-            positions=paginate(matching, page, page_size),
-            totals=conversion.totals,
-            total=len(matching),
-            page=page,
-            page_size=page_size,
-            complete=gathered.complete,
-            warnings=[*gathered.warnings, *conversion.warnings],
-            sources=list(NO_SOURCES),
-            consolidated=conversion.consolidated,
-            generated_at=EPOCH,
-        )
 
-    return await answer_json(request, answers, question, build, held)
+        return build
+
+    if fx_asked is None:
+        # A plain question's data state is its connections' alone: the edge may answer it
+        # again (a consolidated one's includes the rates').
+        again = gathering_again(treasury, scope)
+        build = builder(gathered, None)
+        return await answer_json(
+            request, answers, question, build, gathered, refresh=refresh, again=again
+        )
+    asked = fx_asked
+
+    async def currencies_held() -> list[str]:
+        def read() -> list[str]:
+            every = every_position()
+            return answers.shared(
+                "currencies", gathered.data, lambda: sorted({p.currency for p in every})
+            )
+
+        currencies = await asyncio.to_thread(read)
+        rates.remember_currencies(gathered.data, currencies)
+        return currencies
+
+    async def with_rates(held_currencies: list[str]) -> tuple[Gathered, FxGathered]:
+        wanted = {code.strip().upper() for code in currency or ()}
+        needed = [code for code in held_currencies if not wanted or code.upper() in wanted]
+        fx = await rates.lookup(asked.policy, needed, asked.report, asked.day, refresh=refresh)
+        # The rate sources asked are part of the answer's data state and its `sources`.
+        held = dataclasses.replace(
+            gathered,
+            sources=[*gathered.sources, *fx.sources],
+            state=(*gathered.state, *fx.state),
+            generated_at=max(
+                moment for moment in (gathered.generated_at, fx.generated_at) if moment
+            ),
+            max_age_seconds=gathered.max_age_seconds
+            if fx.max_age_seconds is None
+            else min(gathered.max_age_seconds, fx.max_age_seconds),
+        )
+        return held, fx
+
+    # The currencies held say which rates the question needs, before its answer is built:
+    # read once per data state (in a worker thread, like the answers).
+    held_currencies = rates.currencies_held(gathered.data)
+    if held_currencies is None and not refresh:
+        # New data: reading its currencies means a pass over every position. The previous
+        # answer serves meanwhile when it is still true, its rates included (looked up again
+        # for its own currencies), and the new answer is worked out behind it.
+        previous = answers.previous(question)
+        before = None if previous is None else rates.currencies_held(data_of(previous.state))
+        if previous is not None and before is not None:
+            then, _ = await with_rates(before)
+            if still_true(previous.state, then.state):
+
+                async def behind() -> None:
+                    held, fx = await with_rates(await currencies_held())
+                    answers.build_behind(question, held.state, builder(held, fx))
+
+                answers.run_behind((question, gathered.data), behind)
+                return await previous_json(request, answers, previous)
+    if held_currencies is None:
+        held_currencies = await currencies_held()
+    held, fx = await with_rates(held_currencies)
+    return await answer_json(request, answers, question, builder(held, fx), held, refresh=refresh)

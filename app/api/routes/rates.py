@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from app.api.answers import EPOCH, NO_SOURCES, Question
+from app.api.answers import Question
 from app.api.caching import CACHED_RESPONSES, CONDITIONAL_REQUEST, answer_json
 from app.api.deps import AnswersDep, RatesDep, Reader, Refresh
 from app.api.errors import problem_responses
@@ -169,14 +169,18 @@ async def list_rates(
         complete=True,
         max_age_seconds=fx.max_age_seconds if fx.max_age_seconds is not None else 86400,
         state=fx.state,
+        generated_at=fx.generated_at or rates.started,
     )
-    question = Question("rates", (tuple(currencies), *asked.key), generated_at=True)
+    question = Question("rates", (tuple(currencies), *asked.key))
+
+    generated_at = gathered.generated_at
+    assert generated_at is not None
 
     def build() -> RatesResponse:
         found = [fx.rates[c] for c in currencies]
         missing = [rate for rate in found if not isinstance(rate, Rate)]
         return RatesResponse(
-            sources=list(NO_SOURCES),
+            sources=fx.sources,
             complete=not missing,
             warnings=[missing_warning(m, asked.report, asked.policy, asked.day) for m in missing],
             currency=asked.report,
@@ -184,7 +188,7 @@ async def list_rates(
             rate_date=asked.day,
             rates=[rate_entry(rate, asked.day) for rate in found if isinstance(rate, Rate)],
             missing_currencies=[m.currency for m in missing],
-            generated_at=EPOCH,
+            generated_at=generated_at,
         )
 
-    return await answer_json(request, answers, question, build, gathered)
+    return await answer_json(request, answers, question, build, gathered, refresh=refresh)

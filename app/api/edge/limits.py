@@ -1,4 +1,7 @@
-"""Bounded work per caller: at most `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight for one
+"""Bounded work per request and per caller.
+
+A request body is at most `MAX_BODY_BYTES` (413 past it, by Content-Length or while it
+streams). At most `TESORO_CALLER_MAX_IN_FLIGHT` requests in flight for one
 caller (429 past it), and a read whose caller went away is stopped and its place freed.
 
 A caller is one API key (by its configured name). Without authentication, and for a request
@@ -25,11 +28,11 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.auth import identify
-from app.api.errors import CallerBusyError
-from app.api.middleware import CLIENT_GONE, _header, _HttpMiddleware, is_stream, send_problem
-from app.metrics import Metrics
+from app.api.edge.base import CLIENT_GONE, header
+from app.api.errors import BodyTooLargeError
 from app.settings import Settings
 
+MAX_BODY_BYTES = 64 * 1024
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # A refusal is sent after this pause: a caller that ignores Retry-After and asks again at
 # once, on many connections, then gets one refusal per connection per pause, not as many as
@@ -42,10 +45,37 @@ _CANCELLABLE = frozenset({"GET", "HEAD"})
 WATCH_AFTER_SECONDS = 0.05
 
 
-def caller_of(settings: Settings, scope: Scope) -> str:
-    """Whom a request counts against: `key:<name>`, or `address:<client address>`."""
+def declared_too_large(scope: Scope, max_bytes: int = MAX_BODY_BYTES) -> bool:
+    """Whether a Content-Length says the body is over `max_bytes` (or is not a number)."""
+    return any(
+        name == b"content-length" and (not value.isdigit() or int(value) > max_bytes)
+        for name, value in scope["headers"]
+    )
+
+
+def counting(receive: Receive, max_bytes: int = MAX_BODY_BYTES) -> Receive:
+    """A `receive` that raises BodyTooLargeError once the body passes `max_bytes`."""
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise BodyTooLargeError(max_bytes)
+        return message
+
+    return counting_receive
+
+
+def caller_of(settings: Settings, scope: Scope, authorization: str | None = None) -> str:
+    """Whom a request counts against: `key:<name>`, or `address:<client address>`
+    (`authorization`: the header's value when already read)."""
     if settings.auth_required:
-        scheme, _, token = _header(scope, b"authorization").partition(" ")
+        if authorization is None:
+            authorization = header(scope, "authorization")
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             caller = identify(settings, token.strip())
             if caller is not None:
@@ -54,66 +84,46 @@ def caller_of(settings: Settings, scope: Scope) -> str:
     return f"address:{client[0] if client else 'unknown'}"
 
 
-class CallerLimit(_HttpMiddleware):
-    """Counts each caller's requests in flight and refuses one more than the limit (429)."""
+def is_limited(scope: Scope) -> bool:
+    """Whether the request counts against its caller's limit."""
+    return scope["path"] not in UNLIMITED_PATHS
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        settings: Settings,
-        metrics: Metrics | None = None,
-        refusal_pause_seconds: float = REFUSAL_PAUSE_SECONDS,
-    ) -> None:
-        super().__init__(app)
-        self.refusal_pause_seconds = refusal_pause_seconds
-        self.settings = settings
-        self.max_in_flight = settings.caller_max_in_flight
-        self.metrics = metrics
-        self.in_flight: dict[str, int] = {}
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] in UNLIMITED_PATHS:
-            await self.app(scope, receive, send)
-            return
-        caller = caller_of(self.settings, scope)
-        count = self.in_flight.get(caller, 0)
+def is_cancellable(scope: Scope) -> bool:
+    """Whether the request is a read, stopped when its client goes away."""
+    return scope["method"] in _CANCELLABLE
+
+
+class InFlight:
+    """Each caller's requests in flight, at most `max_in_flight` each."""
+
+    def __init__(self, max_in_flight: int) -> None:
+        self.max_in_flight = max_in_flight
+        self.counts: dict[str, int] = {}
+
+    def take(self, caller: str) -> Callable[[], None] | None:
+        """A place for one more request of `caller`, as the function that gives it back
+        (once, however often it is called); None when the caller has none left."""
+        count = self.counts.get(caller, 0)
         if count >= self.max_in_flight:
-            if self.metrics is not None:
-                self.metrics.observe_rejected("caller_in_flight")
-            await asyncio.sleep(self.refusal_pause_seconds)
-            await send_problem(scope, send, CallerBusyError(self.max_in_flight))
-            return
-        self.in_flight[caller] = count + 1
+            return None
+        self.counts[caller] = count + 1
         held = True
 
         def release() -> None:
             nonlocal held
             if held:
                 held = False
-                left = self.in_flight[caller] - 1
+                left = self.counts[caller] - 1
                 if left:
-                    self.in_flight[caller] = left
+                    self.counts[caller] = left
                 else:
-                    del self.in_flight[caller]
+                    del self.counts[caller]
 
-        async def streams_hold_no_place(message: Message) -> None:
-            # An event stream (GET /events) is in flight only until its headers are sent: it
-            # lasts for hours, so it would hold a place forever. Streams are bounded per
-            # process instead (TESORO_EVENTS_MAX_SUBSCRIBERS).
-            if message["type"] == "http.response.start" and is_stream(message):
-                release()
-            await send(message)
-
-        try:
-            if scope["method"] in _CANCELLABLE:
-                await _cancelled_when_gone(self.app, scope, receive, streams_hold_no_place, release)
-            else:
-                await self.app(scope, receive, send)
-        finally:
-            release()
+        return release
 
 
-async def _cancelled_when_gone(
+async def cancelled_when_gone(
     app: ASGIApp, scope: Scope, receive: Receive, send: Send, on_gone: Callable[[], None]
 ) -> None:
     """Runs a read; if the client goes away before its answer is complete, `on_gone()` is
