@@ -45,6 +45,7 @@ remembered by `app.api.caching.answer_json` alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -53,13 +54,14 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import zstandard
 from cachetools import LRUCache
 from pydantic import BaseModel, TypeAdapter
 
 from app.api.errors import BuildsBusyError
+from app.flight import Flights
 
 if TYPE_CHECKING:
     from app.services.treasury import Gathered
@@ -114,7 +116,6 @@ class KeptAnswer:
     etag: str
     media_type: str = MEDIA_TYPE
     encoded: dict[str, bytes] = field(default_factory=dict)
-    _compressing: dict[str, asyncio.Future[bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def state(self) -> tuple[Hashable, ...]:
@@ -227,16 +228,13 @@ class BuildLimiter:
 
 @dataclass(eq=False)
 class _Building:
-    """A build under way: its place among the builds, its task, and who waits for it."""
+    """A build under way: its place among the builds, and whether it has left (every
+    caller gone) or started."""
 
     key: AnswerKey
     ticket: asyncio.Future[None]
     abandoned: threading.Event = field(default_factory=threading.Event)
-    waiters: int = 0
     started: bool = False
-    # Started behind a previous answer served in its place: nobody waits for it, and it is
-    # never abandoned (the next caller wants it).
-    behind: bool = False
     task: asyncio.Task[KeptAnswer] = field(init=False)
 
 
@@ -286,7 +284,10 @@ class AnswerCache:
         self._latest: weakref.WeakValueDictionary[tuple[str, Hashable], KeptAnswer] = (
             weakref.WeakValueDictionary()
         )
-        self._building: dict[AnswerKey, _Building] = {}
+        # One build per key for every caller (a build every caller left gives its place up),
+        # and one compression per (key, encoding).
+        self._building: Flights[AnswerKey, KeptAnswer] = Flights()
+        self._compressing: Flights[tuple[AnswerKey, str], bytes] = Flights()
         self._recalls: LRUCache[tuple[str, bytes], Recall] = LRUCache(maxsize=_RECALLED)
         self._behind: dict[Hashable, asyncio.Future[None]] = {}
         self.limiter = limiter if limiter is not None else BuildLimiter()
@@ -365,18 +366,13 @@ class AnswerCache:
     ) -> KeptAnswer:
         """The answer to `question` about `state`: kept, or built now (in a worker thread, a
         build place taken, or `BuildsBusyError`) from the model `build` returns."""
-        kept = self._kept.get(key_of(question, state))
+        key = key_of(question, state)
+        kept = self._kept.get(key)
         if kept is not None:
             return kept
-        building = self._join(question, state, build)
-        building.waiters += 1
-        try:
-            # Shielded: a caller that goes away does not cancel the build the others wait for.
-            return await asyncio.shield(building.task)
-        finally:
-            building.waiters -= 1
-            if building.waiters == 0 and not building.task.done() and not building.behind:
-                self._abandon(question.route, building)
+        if key not in self._building:
+            self._start(question, state, build, abandoned_when_left=True)
+        return await self._building.run(key, _never_started)
 
     def build_behind(
         self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
@@ -385,13 +381,11 @@ class AnswerCache:
         way, without waiting for it: it is kept for the next caller. With every build place
         and queue place taken, nothing is started (the next caller tries again)."""
         key = key_of(question, state)
-        if key in self._kept:
+        if key in self._kept or key in self._building:
             return
-        try:
-            building = self._join(question, state, build)
-        except BuildsBusyError:
-            return
-        building.behind = True
+        with contextlib.suppress(BuildsBusyError):
+            # Nobody waits for it and it is never abandoned: the next caller wants it.
+            self._start(question, state, build, abandoned_when_left=False)
 
     def run_behind(
         self, key: Hashable, work: Callable[[], Coroutine[object, object, None]]
@@ -412,19 +406,27 @@ class AnswerCache:
         if not done.cancelled() and (failure := done.exception()) is not None:
             logger.error("working out an answer behind the one served failed", exc_info=failure)
 
-    def _join(
-        self, question: Question, state: tuple[Hashable, ...], build: Callable[[], BaseModel]
-    ) -> _Building:
+    def _start(
+        self,
+        question: Question,
+        state: tuple[Hashable, ...],
+        build: Callable[[], BaseModel],
+        *,
+        abandoned_when_left: bool,
+    ) -> None:
+        # A place now, or BuildsBusyError (a 503) before anything is started. A build every
+        # caller left is never joined (`Flights` frees its key): the next one starts anew.
         key = key_of(question, state)
-        building = self._building.get(key)
-        if building is None or building.abandoned.is_set():
-            # A place now, or BuildsBusyError (a 503) before anything is started. A build
-            # every caller left is never joined: it will not be kept; this one replaces it.
-            building = _Building(key, self.limiter.enter())
-            building.task = asyncio.ensure_future(self._build(question, build, building))
-            self._building[key] = building
-            building.task.add_done_callback(lambda done: self._done_building(key, building))
-        return building
+        building = _Building(key, self.limiter.enter())
+        building.task = self._building.start(
+            key,
+            lambda: self._build(question, build, building),
+            on_abandoned=(lambda: self._abandon(question.route, building))
+            if abandoned_when_left
+            else None,
+        )
+        # Here, not in the build: a build cancelled before it ever ran gives its place back too.
+        building.task.add_done_callback(lambda _: self.limiter.leave(building.ticket))
 
     def _abandon(self, route: str, building: _Building) -> None:
         """Every caller left: a queued build gives its place up; a running one finishes the
@@ -434,14 +436,6 @@ class AnswerCache:
         building.abandoned.set()
         if not building.started:
             building.task.cancel()
-
-    def _done_building(self, key: AnswerKey, building: _Building) -> None:
-        if self._building.get(key) is building:
-            del self._building[key]
-        # Here, not in the build: a build cancelled before it ever ran gives its place back too.
-        self.limiter.leave(building.ticket)
-        if not building.task.cancelled():
-            building.task.exception()  # read, so a build every caller left is never logged
 
     async def _build(
         self, question: Question, build: Callable[[], BaseModel], building: _Building
@@ -472,32 +466,15 @@ class AnswerCache:
         done = answer.encoded.get(encoding)
         if done is not None:
             return done
-        pending = answer._compressing.get(encoding)
-        if pending is None:
+        key = (answer.key, encoding)
+        if key not in self._compressing:
             ticket = None
             if len(answer.body) > COMPRESSED_IN_A_PLACE_BYTES:
                 ticket = self.limiter.enter()  # BuildsBusyError: nothing kept, asked anew
-            pending = asyncio.ensure_future(_compressed(answer, encoding, ticket))
-            answer._compressing[encoding] = pending
-            pending.add_done_callback(
-                lambda done: self._done_compressing(answer, encoding, ticket, done)
-            )
-        return await asyncio.shield(pending)
-
-    def _done_compressing(
-        self,
-        answer: KeptAnswer,
-        encoding: str,
-        ticket: asyncio.Future[None] | None,
-        done: asyncio.Future[bytes],
-    ) -> None:
-        if ticket is not None:
-            self.limiter.leave(ticket)
-        if answer._compressing.get(encoding) is done:
-            del answer._compressing[encoding]
-        if not done.cancelled() and done.exception() is None:
-            answer.encoded[encoding] = done.result()
-        # A failure is not kept: the next asker tries again.
+            task = self._compressing.start(key, lambda: _compressed(answer, encoding, ticket))
+            if ticket is not None:
+                task.add_done_callback(lambda _: self.limiter.leave(ticket))
+        return await self._compressing.run(key, _never_started)
 
 
 async def _compressed(
@@ -505,4 +482,12 @@ async def _compressed(
 ) -> bytes:
     if ticket is not None:
         await ticket
-    return await asyncio.to_thread(compress, answer.body, encoding)
+    compressed = await asyncio.to_thread(compress, answer.body, encoding)
+    # Kept once made; a failure is not kept (the next asker tries again).
+    answer.encoded[encoding] = compressed
+    return compressed
+
+
+async def _never_started() -> NoReturn:
+    # `run` joins the call just started for its key; this stands for the call it never starts.
+    raise AssertionError("joined a call that was not started")

@@ -44,7 +44,7 @@ def test_sigterm_closes_open_streams_and_the_process_exits(tmp_path: Path) -> No
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_for(port, process)
+        wait_for(port, process, log=tmp_path / "tesoro.log")
         with (
             httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
             client.stream("GET", "/events") as response,

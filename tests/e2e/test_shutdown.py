@@ -62,7 +62,7 @@ def test_a_request_in_flight_at_sigterm_gets_its_answer_and_the_process_exits(
                 stderr=subprocess.STDOUT,
             )
         try:
-            wait_for(port, process)
+            wait_for(port, process, log=tmp_path / "tesoro.log")
             with ThreadPoolExecutor(max_workers=1) as pool:
                 answer = pool.submit(httpx2.get, f"http://127.0.0.1:{port}/positions", timeout=60)
                 # In flight: tesoro has asked FinSync, which holds the request for a while.

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -30,14 +31,18 @@ def free_port() -> int:
 
 
 def wait_for(
-    port: int, process: subprocess.Popen[bytes] | None = None, seconds: float = 30
+    port: int,
+    process: subprocess.Popen[bytes] | None = None,
+    seconds: float = 30,
+    log: Path | None = None,
 ) -> None:
     """Until something (`process`, when given) listens on `port`; an error if the process
-    exits first or it takes too long."""
+    exits first (with the end of its `log`, when given) or it takes too long."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
+            said = log.read_text(errors="replace")[-4000:] if log is not None else ""
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}\n{said}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
