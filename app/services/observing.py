@@ -9,56 +9,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from app.services.shared import RedisTier, SharedDataError, SharedTierUnavailableError
+
+if TYPE_CHECKING:
+    from redis.asyncio.lock import Lock
 from app.services.treasury import Connection
 from app.upstreams.errors import UpstreamError
 
 logger = logging.getLogger(__name__)
 
-# Renewed only by its holder (compare and extend, in one step).
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
 
 class Lease:
-    """The fleet's one observer: a Redis key set if absent, with a lifetime its holder renews."""
+    """The fleet's one observer: redis-py's lock on one key, with a lifetime its holder
+    renews (`reacquire`: only while it still holds it)."""
 
     def __init__(self, tier: RedisTier, *, seconds: float) -> None:
         self._tier = tier
-        self._name = tier.key("history", "observer")
-        self._token = secrets.token_hex(16)
-        self._ms = max(1, int(seconds * 1000))
+        self._lock = tier.new_lock(tier.key("history", "observer"), seconds)
         self.held = False
 
     async def hold(self) -> bool:
         """Whether this replica observes now: the lease renewed or taken. Redis unreachable,
         the holder goes on holding (until Redis says otherwise) and nobody else takes it."""
-        token, ms = self._token, self._ms
+        lock = self._lock
         try:
             if self.held:
-                renewed = await self._tier.run(
-                    lambda redis: redis.eval(_RENEW, 1, self._name, token, ms)
-                )
-                self.held = bool(int(renewed))
+                self.held = await self._tier.run(lambda _redis: _renewed(lock))
             if not self.held:
-                taken = await self._tier.run(
-                    lambda redis: redis.set(self._name, token, nx=True, px=ms)
-                )
-                self.held = bool(taken)
+                self.held = bool(await self._tier.run(lambda _redis: lock.acquire(blocking=False)))
                 if self.held:
                     logger.info("history: this replica observes the connections for the fleet")
         except SharedTierUnavailableError:
@@ -71,9 +53,27 @@ class Lease:
         if not self.held:
             return
         self.held = False
-        token = self._token
+        lock = self._lock
         with contextlib.suppress(SharedTierUnavailableError, SharedDataError):
-            await self._tier.run(lambda redis: redis.eval(_RELEASE, 1, self._name, token))
+            await self._tier.run(lambda _redis: _released(lock))
+
+
+async def _renewed(lock: Lock) -> bool:
+    """The lease's full lifetime again, if this replica still holds it (else it expired, and
+    maybe another replica took it)."""
+    from redis.exceptions import LockError  # the redis extra: a Lease exists only with it
+
+    try:
+        return bool(await lock.reacquire())
+    except LockError:  # not owned any more (LockNotOwnedError), or never taken
+        return False
+
+
+async def _released(lock: Lock) -> None:
+    from redis.exceptions import LockError
+
+    with contextlib.suppress(LockError):  # expired meanwhile: maybe another's now, left alone
+        await lock.release()
 
 
 class Observer:

@@ -185,12 +185,17 @@ class RedisTier:
         with suppress(SharedTierUnavailableError, SharedDataError):
             await self.run(lambda redis: redis.transaction(discard_if_still_bad, name))
 
+    def new_lock(self, name: str, seconds: float) -> Lock:
+        """redis-py's lock on `name` with a lifetime of `seconds`, not yet taken: every call
+        on it goes through `run`."""
+        return self._redis.lock(name, timeout=max(0.001, seconds), thread_local=False)
+
     async def _acquire(self, name: str, seconds: float) -> tuple[Lock | None, float]:
         """The lock if taken (None when another holds it), and the seconds the other holder
         keeps it at most."""
         # One call to Redis per attempt, each through `run` (bounded, and Redis down is
         # noticed): the waiting between attempts is `lock`'s, not redis-py's blocking acquire.
-        lock = self._redis.lock(name, timeout=max(0.001, seconds), thread_local=False)
+        lock = self.new_lock(name, seconds)
         for _ in range(3):
             if await self.run(lambda _redis: lock.acquire(blocking=False)):
                 return lock, 0.0
