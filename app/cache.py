@@ -34,6 +34,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
+from app.flight import Flights
 from app.heap import KEEP_HEAP, HeapPolicy
 
 V = TypeVar("V")
@@ -179,7 +180,7 @@ class SnapshotCache(Generic[V]):
         self._store: TTLCache[str, _Entry[V]] = TTLCache(
             maxsize=maxsize, ttl=ttl_seconds + stale_if_error_seconds, timer=clock
         )
-        self._inflight: dict[str, asyncio.Task[_Entry[V]]] = {}
+        self._inflight = Flights[str, _Entry[V]]()
         # A failed load is remembered briefly so a down upstream is not called on every request.
         # How long a failure is not tried again: a number, or one per kind of failure (an
         # expired consent can wait an hour; a time-out, seconds).
@@ -307,7 +308,7 @@ class SnapshotCache(Generic[V]):
                 raise recent_failure.with_traceback(None)
             if observe is not None:
                 observe(key, "coalesced_wait" if key in self._inflight else "miss")
-            entry = await asyncio.shield(self._load(key, load, refresh=refresh))
+            entry = await self._inflight.run(key, lambda: self._run(key, load, refresh))
         except self._stale_on as exc:
             entry = self._store.get(key)
             if entry is None:
@@ -317,32 +318,20 @@ class SnapshotCache(Generic[V]):
             return self._cached(key, entry, exc)
         return self._cached(key, entry)
 
-    def _load(
-        self, key: str, load: Callable[[], Awaitable[V]], *, refresh: bool = False
-    ) -> asyncio.Task[_Entry[V]]:
-        task = self._inflight.get(key)
-        return self._start(key, load, refresh) if task is None else task
+    def _load(self, key: str, load: Callable[[], Awaitable[V]]) -> None:
+        """The load of `key` under way, else a new one, left to run behind a stale answer."""
+        self._inflight.join(key, lambda: self._run(key, load))
 
-    def _start(
-        self, key: str, load: Callable[[], Awaitable[V]], refresh: bool
-    ) -> asyncio.Task[_Entry[V]]:
+    def _start(self, key: str, load: Callable[[], Awaitable[V]], refresh: bool) -> None:
         """A new load of `key`, the one every read of it now waits for."""
-        task = asyncio.get_running_loop().create_task(self._run(key, load, refresh))
-        # Every caller may have gone away: read the outcome so asyncio never logs it as lost.
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self._inflight[key] = task
-        return task
+        self._inflight.start(key, lambda: self._run(key, load, refresh))
 
     async def _run(
         self, key: str, load: Callable[[], Awaitable[V]], refresh: bool = False
     ) -> _Entry[V]:
-        try:
-            if self._shared is not None:
-                return await self._through_shared(self._shared, key, load, refresh)
-            return await self._load_upstream(key, load)
-        finally:
-            if self._inflight.get(key) is asyncio.current_task():
-                del self._inflight[key]
+        if self._shared is not None:
+            return await self._through_shared(self._shared, key, load, refresh)
+        return await self._load_upstream(key, load)
 
     async def _load_upstream(self, key: str, load: Callable[[], Awaitable[V]]) -> _Entry[V]:
         try:

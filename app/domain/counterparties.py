@@ -44,7 +44,7 @@ def counterparty_order(item: Counterparty) -> tuple[str, str]:
     return (normalize_text(item.name), item.id)
 
 
-class _Entry(NamedTuple):
+class _Indexed(NamedTuple):
     item: Counterparty
     text: str  # normalised name, then normalised description, NUL-separated
     currencies: frozenset[str]
@@ -58,7 +58,7 @@ class CounterpartyIndex:
         # Each name normalised once, for the order and for the search.
         named = sorted((normalize_text(item.name), item.id, item) for item in items)
         self._entries = [
-            _Entry(
+            _Indexed(
                 item,
                 name + "\x00" + normalize_text(item.description or ""),
                 frozenset(account.currency.upper() for account in item.accounts),

@@ -60,10 +60,8 @@ from starlette.types import Receive, Scope, Send
 from app.sandbox.faults import (
     ConnectionDroppedError,
     Faults,
-    bad_gateway,
+    VendorFaults,
     fault_control_route,
-    simulate_latency,
-    truncated,
 )
 
 PREFIX = "/estadisticascambiarias/v1.0"
@@ -298,6 +296,9 @@ def buenos_aires_today() -> date:
 # --- the app --------------------------------------------------------------------------------
 
 Handler = Callable[[Request], Awaitable[Response]]
+_FAULTS = VendorFaults(
+    error=lambda: _error(500, "Error interno del servidor."), rate_limited=lambda: _ResetResponse()
+)
 
 
 def create_bcra_app(
@@ -337,20 +338,7 @@ class _BcraSimulator:
 
     async def _serve(self, request: Request, key: str, handler: Handler) -> Response:
         self.calls[key] += 1
-        mode = self.faults.pending()
-        if mode not in ("error", "timeout", "html", "truncated", "rate_limited"):
-            mode = "none"
-        if mode != "none":
-            self.faults.consume()
-        await simulate_latency(request, self.faults, mode)
-        if mode == "error":
-            return _error(500, "Error interno del servidor.")
-        if mode == "html":
-            return bad_gateway()
-        if mode == "rate_limited":
-            return _ResetResponse()
-        response = await handler(request)
-        return truncated(response) if mode == "truncated" else response
+        return await _FAULTS.serve(request, self.faults, lambda: handler(request))
 
     def _has_data(self, day: date, today: date) -> bool:
         """Whether `day` has a fixing in the simulated data (today included)."""

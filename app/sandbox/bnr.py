@@ -49,12 +49,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from app.sandbox.faults import (
-    FaultMode,
     Faults,
-    bad_gateway,
+    VendorFaults,
     fault_control_route,
-    simulate_latency,
-    truncated,
 )
 from app.sandbox.fxmarket import (
     first_fixing_day,
@@ -105,8 +102,10 @@ HOMEPAGE_HTML = (
 HOMEPAGE_URL = "https://www.bnr.ro/Home.aspx"
 
 _FOUR_PLACES = Decimal("0.0001")
-_MODES: frozenset[FaultMode] = frozenset(
-    {"error", "timeout", "html", "truncated", "rate_limited", "unauthorized", "old_host_html"}
+_FAULTS = VendorFaults(
+    error=lambda: _page(500, "500 - Internal Server Error"),
+    rate_limited=lambda: _page(429, "429 - Too Many Requests"),
+    unauthorized=lambda: _page(403, "The requested URL was rejected"),
 )
 
 
@@ -205,26 +204,16 @@ class _BnrSimulator:
         self, request: Request, key: str, answer: Callable[[], Response], *, yearly: bool
     ) -> Response:
         self.calls[key] += 1
-        mode = self.faults.pending()
-        if mode not in _MODES:
-            mode = "none"  # about what only FinSync has
-        if mode != "none":
-            self.faults.consume()
-        await simulate_latency(request, self.faults, mode)
-        if mode == "error":
-            return _page(500, "500 - Internal Server Error")
-        if mode == "html":
-            return bad_gateway()
-        if mode == "rate_limited":
-            return _page(429, "429 - Too Many Requests")
-        if mode == "unauthorized":
-            return _page(403, "The requested URL was rejected")
-        if mode == "old_host_html":
+
+        def old_host() -> Response:
             if yearly:
                 return RedirectResponse(HOMEPAGE_URL, status_code=302)
             return Response(HOMEPAGE_HTML, 200, media_type="text/html")
-        response = answer()
-        return truncated(response) if mode == "truncated" else response
+
+        async def answered() -> Response:
+            return answer()
+
+        return await _FAULTS.serve(request, self.faults, answered, own={"old_host_html": old_host})
 
     def _xml(self, request: Request, days: list[date], published: date) -> Response:
         legacy = bool(getattr(request.app.state, "legacy_namespace", False))

@@ -49,10 +49,8 @@ from starlette.routing import Route
 from app.sandbox.bcra import ArgentineMarket
 from app.sandbox.faults import (
     Faults,
-    bad_gateway,
+    VendorFaults,
     fault_control_route,
-    simulate_latency,
-    truncated,
 )
 
 ALL = "GET /v1/dolares"
@@ -185,6 +183,10 @@ _SAMPLE_FIGURES = {
 # --- the app --------------------------------------------------------------------------------
 
 Handler = Callable[[Request], Awaitable[Response]]
+_FAULTS = VendorFaults(
+    error=lambda: Response("Internal Server Error", 500, media_type="text/plain"),
+    rate_limited=lambda: Response("Too Many Requests", 429, media_type="text/plain"),
+)
 
 
 def _utc_now() -> datetime:
@@ -231,20 +233,7 @@ class _DolarapiSimulator:
 
     async def _serve(self, request: Request, key: str, handler: Handler) -> Response:
         self.calls[key] += 1
-        mode = self.faults.pending()
-        if mode not in ("error", "timeout", "html", "truncated", "rate_limited"):
-            mode = "none"
-        if mode != "none":
-            self.faults.consume()
-        await simulate_latency(request, self.faults, mode)
-        if mode == "error":
-            return Response("Internal Server Error", 500, media_type="text/plain")
-        if mode == "html":
-            return bad_gateway()
-        if mode == "rate_limited":
-            return Response("Too Many Requests", 429, media_type="text/plain")
-        response = await handler(request)
-        return truncated(response) if mode == "truncated" else response
+        return await _FAULTS.serve(request, self.faults, lambda: handler(request))
 
     async def all_casas(self, request: Request) -> Response:
         return _json("[" + ",".join(_quote_json(q) for q in self.market.quotes(self.now())) + "]")

@@ -51,12 +51,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.sandbox.faults import (
-    FaultMode,
     Faults,
-    bad_gateway,
+    VendorFaults,
     fault_control_route,
-    simulate_latency,
-    truncated,
 )
 from app.sandbox.fxmarket import first_fixing_day, per_euro, publishing_days, target_day
 
@@ -85,8 +82,12 @@ CSV_COLUMNS = (
 CSV_MEDIA_TYPE = "text/csv"
 EXR = "GET /service/data/EXR"
 
-_MODES: frozenset[FaultMode] = frozenset(
-    {"error", "timeout", "html", "truncated", "rate_limited", "unauthorized"}
+_FAULTS = VendorFaults(
+    error=lambda: _problem(500, "Internal Server Error", "An unexpected error occurred"),
+    rate_limited=lambda: _problem(429, "Too Many Requests", "Rate limit exceeded"),
+    unauthorized=lambda: Response(
+        "<html><body>Access denied</body></html>", 403, media_type="text/html"
+    ),
 )
 _DIMENSION = re.compile(r"[A-Z0-9]+")
 _PERIOD = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
@@ -224,22 +225,11 @@ class _EcbSimulator:
 
     async def data(self, request: Request) -> Response:
         self.calls[EXR] += 1
-        mode = self.faults.pending()
-        if mode not in _MODES:
-            mode = "none"  # about what only FinSync and the BNR have
-        if mode != "none":
-            self.faults.consume()
-        await simulate_latency(request, self.faults, mode)
-        if mode == "error":
-            return _problem(500, "Internal Server Error", "An unexpected error occurred")
-        if mode == "html":
-            return bad_gateway()
-        if mode == "rate_limited":
-            return _problem(429, "Too Many Requests", "Rate limit exceeded")
-        if mode == "unauthorized":
-            return Response("<html><body>Access denied</body></html>", 403, media_type="text/html")
-        response = self._answer(request)
-        return truncated(response) if mode == "truncated" else response
+
+        async def answered() -> Response:
+            return self._answer(request)
+
+        return await _FAULTS.serve(request, self.faults, answered)
 
     def _answer(self, request: Request) -> Response:
         flow = request.path_params["flow"]

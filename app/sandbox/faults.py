@@ -1,4 +1,4 @@
-"""Switchable faults shared by the FinSync and Finqware simulators, and their control route.
+"""Switchable faults for every simulator (FinSync, Finqware, the rate sources), and their route.
 
 A `Faults` object is the live switch: tests flip it directly (``app.state.faults``), people
 and scripts flip it over HTTP on each simulator::
@@ -55,6 +55,7 @@ onboarded again before the old consent ended does. See `app.sandbox.finqware`.
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -239,6 +240,56 @@ async def _hold_until_disconnect(request: Request, seconds: float) -> None:
                 pass
     except TimeoutError:
         return
+
+
+@dataclass(frozen=True)
+class VendorFaults:
+    """How one simulated source answers the faults that concern it: its own 5xx, 429 and
+    (when it has one) refusal page; every other mode is answered the common way (``html``
+    a proxy's 502, ``truncated`` the answer cut, ``timeout`` held) or, when `answer` does
+    not concern this source, as if there were no fault."""
+
+    error: Callable[[], Response]
+    rate_limited: Callable[[], Response]
+    unauthorized: Callable[[], Response] | None = None
+
+    async def serve(
+        self,
+        request: Request,
+        faults: Faults,
+        answer: Callable[[], Awaitable[Response]],
+        *,
+        own: Mapping[FaultMode, Callable[[], Response]] | None = None,
+    ) -> Response:
+        """`answer`, or the switched-on fault instead; `own` adds modes only this source
+        answers (the BNR's old host), each with its answer."""
+        own = own or {}
+        modes = _COMMON_MODES | own.keys()
+        if self.unauthorized is not None:
+            modes |= {"unauthorized"}
+        mode = faults.pending()
+        if mode not in modes:
+            mode = "none"
+        if mode != "none":
+            faults.consume()
+        await simulate_latency(request, faults, mode)
+        if mode == "error":
+            return self.error()
+        if mode == "html":
+            return bad_gateway()
+        if mode == "rate_limited":
+            return self.rate_limited()
+        if mode == "unauthorized" and self.unauthorized is not None:
+            return self.unauthorized()
+        if mode in own:
+            return own[mode]()
+        response = await answer()
+        return truncated(response) if mode == "truncated" else response
+
+
+_COMMON_MODES: frozenset[FaultMode] = frozenset(
+    {"error", "timeout", "html", "truncated", "rate_limited"}
+)
 
 
 def bad_gateway() -> Response:

@@ -16,6 +16,7 @@ from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
 from app.domain.models import Counterparty, SourceStatus
 from app.domain.names import name_key, same_name
+from app.flight import Flights
 from app.services.locks import KeyedLocks
 from app.services.shared import LOCK_WAIT_SECONDS, RedisTier
 from app.services.treasury import (
@@ -77,13 +78,14 @@ DETAIL_CALLS = 4
 # replica holding it dies). Another create of that name waits LOCK_WAIT_SECONDS for it, then
 # answers 503 with Retry-After (LockBusyError).
 CREATE_LOCK_SECONDS = 60.0
-# A create's read of FinSync's list waits this long for other creates to share it.
+# A create's read of FinSync's list waits this long for other creates to join it.
 LIST_READ_GATHER_SECONDS = 0.02
 
 
-@dataclass
+@dataclass(eq=False)
 class _ListRead:
-    task: asyncio.Task[Parsed[FinsyncClientRecord]] | None = None
+    """One read of FinSync's list for creates (its own key among the reads under way)."""
+
     started: float | None = None  # monotonic, once the list is asked for
 
 
@@ -100,19 +102,20 @@ class Directory:
         self._treasury = treasury
         self._finsync = finsync
         # FinSync's create is not idempotent: creates of one name (names that would be taken
-        # for one another share a lock) run one at a time, in this process and, with Redis,
+        # for one another take one lock) run one at a time, in this process and, with Redis,
         # in the fleet, so two concurrent requests cannot both pass the duplicate check.
         # Creates of different names run side by side.
         self._name_locks = KeyedLocks()
         self._shared = shared
         self._lock_seconds = lock_seconds
         self._lock_wait_seconds = lock_wait_seconds
-        # The last read of FinSync's list for a create.
+        # The last read of FinSync's list for a create, and the reads under way.
         self._list_read: _ListRead | None = None
+        self._list_reads = Flights[_ListRead, Parsed[FinsyncClientRecord]]()
         self._misses: TTLCache[int, bool] = TTLCache(
             maxsize=MISS_MEMORY_SIZE, ttl=MISS_MEMORY_SECONDS
         )
-        self._lookups: dict[int, asyncio.Task[FinsyncClientRecord | None]] = {}
+        self._lookups = Flights[int, FinsyncClientRecord | None]()
 
     async def get(self, counterparty_id: str, *, refresh: bool = False) -> Found:
         """One counterparty from its own connection only; unknown or malformed → error.
@@ -153,19 +156,14 @@ class Directory:
         raise UnknownCounterpartyError(counterparty_id)
 
     async def _look_up(self, client_id: int) -> FinsyncClientRecord | None:
-        task = self._lookups.get(client_id)
-        if task is None:
-            if self._finsync is None:
-                return None
-            if len(self._lookups) >= DETAIL_CALLS:
-                raise UpstreamUnavailableError(
-                    "finsync", "too many look-ups by id in flight; try again shortly"
-                )
-            task = asyncio.get_running_loop().create_task(self._ask(self._finsync, client_id))
-            # Every asker may go away: read the outcome so asyncio never logs it as lost.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            self._lookups[client_id] = task
-        return await asyncio.shield(task)
+        finsync = self._finsync
+        if finsync is None:
+            return None
+        if client_id not in self._lookups and len(self._lookups) >= DETAIL_CALLS:
+            raise UpstreamUnavailableError(
+                "finsync", "too many look-ups by id in flight; try again shortly"
+            )
+        return await self._lookups.run(client_id, lambda: self._ask(finsync, client_id))
 
     async def _ask(self, finsync: FinsyncClient, client_id: int) -> FinsyncClientRecord | None:
         try:
@@ -173,8 +171,6 @@ class Directory:
         except UpstreamNotFoundError:
             self._misses[client_id] = True
             return None
-        finally:
-            self._lookups.pop(client_id, None)
 
     async def create(self, name: str, description: str | None) -> Counterparty:
         """Create an external counterparty unless one with the same name exists.
@@ -207,21 +203,21 @@ class Directory:
             yield
 
     async def _clients(self, finsync: FinsyncClient, since: float) -> list[FinsyncClientRecord]:
-        """FinSync's list as it stands after `since`: a read started since then is shared
+        """FinSync's list as it stands after `since`: a read started since then is joined
         (concurrent creates of different names ask once), an older one is not joined."""
-        current = self._list_read
-        if current is None or (current.started is not None and current.started < since):
-            current = self._list_read = _ListRead()
-            task = asyncio.get_running_loop().create_task(self._read_list(finsync, current))
-            # Every asker may go away: read the outcome so asyncio never logs it as lost.
-            task.add_done_callback(lambda done: done.cancelled() or done.exception())
-            current.task = task
-        assert current.task is not None
-        return (await asyncio.shield(current.task)).records
+        read = self._list_read
+        if (
+            read is None
+            # Over (it started before this ask, `since` being now), or asked too early.
+            or read not in self._list_reads
+            or (read.started is not None and read.started < since)
+        ):
+            read = self._list_read = _ListRead()
+        return (await self._list_reads.run(read, lambda: self._read_list(finsync, read))).records
 
     @staticmethod
     async def _read_list(finsync: FinsyncClient, read: _ListRead) -> Parsed[FinsyncClientRecord]:
-        # Creates arriving together (their locks taken within this pause) share the read.
+        # Creates arriving together (their locks taken within this pause) join the read.
         await asyncio.sleep(LIST_READ_GATHER_SECONDS)
         read.started = time.monotonic()
         return await finsync.list_clients()

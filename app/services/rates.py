@@ -117,7 +117,6 @@ class Rates:
         deadline_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
-        on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
     ) -> None:
         self.sources = dict(sources)
         self.policies = dict(policies)
@@ -133,8 +132,6 @@ class Rates:
         # One more every time a load of a fixing ends (stored or failed): a kept lookup is
         # kept only while no load has ended since it read the caches.
         self._generation = 0
-        self._on_sources = on_sources
-        self._last_status: dict[str, SourceStatus] = {}
         self._moments = Moments(clock)
         # When an answer that needs no rate source says its (empty) data state began.
         self.started = self._moments.started
@@ -322,11 +319,6 @@ class Rates:
 
     def _answer(self, worked: _Worked, fresh_for: float) -> FxGathered:
         sources = worked.sources
-        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
-        if changed:
-            self._last_status.update((s.source, s.status) for s in changed)
-            if self._on_sources is not None:
-                self._on_sources(changed)
         return FxGathered(
             rates=worked.rates,
             sources=sources,

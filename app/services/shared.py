@@ -5,7 +5,7 @@ installs): every caller here must know when Redis failed, to fall back to this p
 behaviour, report it (`/readyz`, `tesoro_redis_up`) and log the change once, whereas cashews
 either raises its own wrappers or, with `suppress`, turns a failure into a miss nobody sees;
 its values go through its pickle-based serializer, while the snapshots here are our own
-compressed JSON bytes; and its lock would still need the compare-and-delete release below.
+compressed JSON bytes. Locks are redis-py's own `Lock`.
 
 Redis trouble is never an outage. Each call gets `timeout_seconds` (connect and socket, no
 retries); a failure marks Redis down for `retry_seconds`, during which it is not asked at all
@@ -26,7 +26,6 @@ import asyncio
 import json
 import logging
 import math
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -39,7 +38,8 @@ from app.upstreams.errors import UpstreamError, UpstreamUnavailableError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
+    from redis.asyncio.client import Pipeline, PubSub
+    from redis.asyncio.lock import Lock
 
 logger = logging.getLogger(__name__)
 
@@ -47,34 +47,6 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 PREFIX = f"tesoro:v{SCHEMA_VERSION}"
-# Compare-and-delete: a lock is released only by its holder, never after it expired and
-# another replica took it.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
-# Take a lock: {1, 0} taken; {1, -1} taken in place of a value with no lifetime (never a lock
-# of ours, each being taken with one: a stray value would hold it forever); {0, ms} held by
-# another for ms more.
-_ACQUIRE = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, 0} end
-local left = redis.call('pttl', KEYS[1])
-if left == -1 then
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1, -1}
-end
-return {0, left}
-"""
-# Delete a key found bad, if it still is: a value of another type than ARGV[1], or the very
-# string (the hash's meta) ARGV[2] read from it; never a good value written since.
-_DISCARD = """
-local kind = redis.call('type', KEYS[1])['ok']
-if kind == 'none' then return 0 end
-if kind ~= ARGV[1] then return redis.call('del', KEYS[1]) end
-if #ARGV < 2 then return 0 end
-local held
-if kind == 'hash' then held = redis.call('hget', KEYS[1], 'meta')
-else held = redis.call('get', KEYS[1]) end
-if held == ARGV[2] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 # How long a request waits for a lock another request (on any replica) holds, before a 503
 # with Retry-After: a holder that died keeps it for the lock's whole lifetime.
 LOCK_WAIT_SECONDS = 5.0
@@ -193,35 +165,79 @@ class RedisTier:
         logger.warning("Redis key %s holds %s; treated as a miss and deleted", name, why)
         if self._on_bad_value is not None:
             self._on_bad_value(kind)
-        args = (expected,) if seen is None else (expected, seen)
+        held_bytes = seen.encode() if isinstance(seen, str) else seen
+
+        async def discard_if_still_bad(pipe: Pipeline) -> None:
+            # Under WATCH: a good value written since the check makes the delete a no-op.
+            answer = await pipe.type(name)
+            held_type = answer.decode() if isinstance(answer, bytes) else str(answer)
+            if held_type == "none":
+                return
+            if held_type == expected:
+                if held_bytes is None:
+                    return
+                held = await (pipe.hget(name, "meta") if held_type == "hash" else pipe.get(name))
+                if held != held_bytes:
+                    return
+            pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it bare
+            pipe.delete(name)
+
         with suppress(SharedTierUnavailableError, SharedDataError):
-            await self.run(lambda redis: redis.eval(_DISCARD, 1, name, *args))
+            await self.run(lambda redis: redis.transaction(discard_if_still_bad, name))
 
-    async def _acquire(self, name: str, seconds: float) -> tuple[str | None, float]:
-        """The lock's token if taken (None when another holds it), and the seconds the other
-        holder keeps it at most."""
-        token = secrets.token_hex(16)
-        ms = max(1, int(seconds * 1000))
-        taken, left_ms = await self.run(lambda redis: redis.eval(_ACQUIRE, 1, name, token, ms))
-        if int(left_ms) == -1:
-            kind = name.split(":")[2] if name.count(":") >= 2 else "other"
-            logger.warning("Redis key %s held a value with no lifetime; replaced by a lock", name)
-            if self._on_bad_value is not None:
-                self._on_bad_value(kind)
-        return (token if int(taken) else None), max(0.0, int(left_ms) / 1000)
+    async def _acquire(self, name: str, seconds: float) -> tuple[Lock | None, float]:
+        """The lock if taken (None when another holds it), and the seconds the other holder
+        keeps it at most."""
+        # One call to Redis per attempt, each through `run` (bounded, and Redis down is
+        # noticed): the waiting between attempts is `lock`'s, not redis-py's blocking acquire.
+        lock = self._redis.lock(name, timeout=max(0.001, seconds), thread_local=False)
+        for _ in range(3):
+            if await self.run(lambda _redis: lock.acquire(blocking=False)):
+                return lock, 0.0
+            # redis-py's Lock cannot say how long the holder keeps it (the Retry-After of a
+            # LockBusyError) nor tell a stray value from a lock: its PTTL does.
+            left_ms = int(await self.run(lambda redis: redis.pttl(name)))
+            if left_ms >= 0:
+                return None, left_ms / 1000
+            if left_ms == -1:
+                # No lifetime: never a lock of ours (each is taken with one), whatever its
+                # type; a stray value would hold the lock forever. Deleted if it still has
+                # none (under WATCH: never a lock another replica took meanwhile).
+                async def discard_stray(pipe: Pipeline) -> None:
+                    if await pipe.pttl(name) == -1:
+                        pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it bare
+                        pipe.delete(name)
 
-    async def try_lock(self, name: str, seconds: float) -> str | None:
-        """The lock's token if taken, None when another holder has it."""
+                deleted = await self.run(lambda redis: redis.transaction(discard_stray, name))
+                if deleted:  # by this replica (EXEC's replies), counted once for the fleet
+                    kind = name.split(":")[2] if name.count(":") >= 2 else "other"
+                    logger.warning(
+                        "Redis key %s held a value with no lifetime; replaced by a lock", name
+                    )
+                    if self._on_bad_value is not None:
+                        self._on_bad_value(kind)
+            # Else (-2) freed between the two calls: tried again at once.
+        return None, 0.0
+
+    async def try_lock(self, name: str, seconds: float) -> Lock | None:
+        """The lock if taken, None when another holder has it."""
         try:
-            token, _ = await self._acquire(name, seconds)
+            lock, _ = await self._acquire(name, seconds)
         except SharedDataError:
             return None  # Redis refused (it is up): as if held, never a lock for two
-        return token
+        return lock
 
-    async def unlock(self, name: str, token: str) -> None:
-        # Else it expires by itself.
+    async def unlock(self, lock: Lock) -> None:
+        """Released if still held by its taker (else it expired, maybe taken by another since,
+        whose lock stays); Redis unreachable, it expires by itself."""
+        from redis.exceptions import LockNotOwnedError
+
+        async def release(_redis: Redis) -> None:
+            with suppress(LockNotOwnedError):
+                await lock.release()
+
         with suppress(SharedTierUnavailableError, SharedDataError):
-            await self.run(lambda redis: redis.eval(_RELEASE, 1, name, token))
+            await self.run(release)
 
     @asynccontextmanager
     async def lock(
@@ -236,25 +252,25 @@ class RedisTier:
         """Held fleet-wide (True), or Redis could not be reached (False: the caller's own
         process guard is all there is). Waits at most `wait_seconds` for another holder,
         alive or dead (LockBusyError after, saying `busy`)."""
-        token: str | None = None
+        lock: Lock | None = None
         waited_until = time.monotonic() + wait_seconds
         try:
-            while token is None:
+            while lock is None:
                 try:
-                    token, left_seconds = await self._acquire(name, seconds)
+                    lock, left_seconds = await self._acquire(name, seconds)
                 except SharedTierUnavailableError:
                     break
                 except SharedDataError:
-                    token, left_seconds = None, seconds  # refused while up: never shared
-                if token is None:
+                    lock, left_seconds = None, seconds  # refused while up: never shared
+                if lock is None:
                     now = time.monotonic()
                     if now >= waited_until:
                         raise LockBusyError(busy, left_seconds)
                     await asyncio.sleep(min(poll_seconds, waited_until - now))
-            yield token is not None
+            yield lock is not None
         finally:
-            if token is not None:
-                await self.unlock(name, token)
+            if lock is not None:
+                await self.unlock(lock)
 
     def pubsub(self) -> PubSub:
         """A publish/subscribe session on its own connection (the events' channel): its reads
@@ -384,15 +400,15 @@ class RedisSnapshots(Generic[V]):
     async def claim(self, key: str) -> AsyncIterator[bool]:
         name = self._tier.key("lock", key)
         try:
-            token = await self._tier.try_lock(name, self._lock_seconds)
+            lock = await self._tier.try_lock(name, self._lock_seconds)
         except SharedTierUnavailableError:
             yield True  # nobody to share with: this replica loads
             return
         try:
-            yield token is not None
+            yield lock is not None
         finally:
-            if token is not None:
-                await self._tier.unlock(name, token)
+            if lock is not None:
+                await self._tier.unlock(lock)
 
     async def write(self, key: str, snapshot: SharedSnapshot[V], *, keep_seconds: float) -> None:
         data = await _maybe_in_thread(self._encode, snapshot.value)

@@ -443,15 +443,11 @@ class Treasury:
         self,
         connections: Sequence[Connection],
         *,
-        on_sources: Callable[[Sequence[SourceInfo]], None] | None = None,
         deadline_seconds: float | None = None,
     ) -> None:
         self.connections = list(connections)
         # An answer leaves by then with what is in hand; slower fetches go on behind it.
         self._deadline_seconds = deadline_seconds
-        # Told when a connection's state changes (metrics listen here): not on every answer.
-        self._on_sources = on_sources
-        self._last_status: dict[str, SourceStatus] = {}
         self._moments = Moments()
 
     def connection(self, key: str) -> Connection | None:
@@ -498,11 +494,6 @@ class Treasury:
         chosen = self.connections if connections is None else list(connections)
         outcomes = await self._within_deadline(chosen, refresh)
         sources = [_info(c.key, outcome) for c, outcome in zip(chosen, outcomes, strict=True)]
-        changed = [s for s in sources if self._last_status.get(s.source) is not s.status]
-        if changed:
-            self._last_status.update((s.source, s.status) for s in changed)
-            if self._on_sources is not None:
-                self._on_sources(changed)
         if require_one and chosen and all(isinstance(o, UpstreamError) for o in outcomes):
             raise AllSourcesUnavailableError(sources)
         now = utcnow()

@@ -32,9 +32,8 @@ is clamped to `today`, read from the clock the client is given (UTC by default).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -47,8 +46,8 @@ from app.upstreams.errors import (
     UpstreamNotFoundError,
     UpstreamRejectedError,
 )
-from app.upstreams.fixings import Fixing
-from app.upstreams.http import NO_RETRIES, RetryPolicy, generic_status_error, parse, send
+from app.upstreams.fixings import Fixing, FixingClient, day_in
+from app.upstreams.http import generic_status_error, parse, send
 from app.upstreams.reading import (
     LenientDate,
     Parsed,
@@ -112,12 +111,7 @@ _PER_UNITS = re.compile(r"C/\s*([0-9]{1,3}(?:\.[0-9]{3})+|[0-9]+)\s*UNIDADES", r
 
 def buenos_aires_today(now: datetime) -> date:
     """The date in Buenos Aires at `now` (a naive `now` is UTC)."""
-    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    return aware.astimezone(BUENOS_AIRES).date()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return day_in(BUENOS_AIRES, now)
 
 
 # --- wire models ----------------------------------------------------------------------------
@@ -240,28 +234,13 @@ def _one_per_code(day: date, quotes: Parsed[BcraQuote]) -> dict[str, BcraQuote]:
     return found
 
 
-class BcraClient:
+class BcraClient(FixingClient):
     """Reads fixings from the BCRA over an injected ``httpx2.AsyncClient`` whose base URL is
     the BCRA's (`BASE_URL`). Implements `app.upstreams.fixings.RateSource`."""
 
     source = SOURCE
-
-    def __init__(
-        self,
-        http: httpx2.AsyncClient,
-        *,
-        retries: RetryPolicy = NO_RETRIES,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        self._http = http
-        self._retries = retries
-        self._clock = clock
-
-    def series(self) -> frozenset[str]:
-        return frozenset(SERIES)
-
-    def today(self, now: datetime) -> date:
-        return buenos_aires_today(now)
+    codes = frozenset(SERIES)
+    time_zone = BUENOS_AIRES
 
     async def _get(self, path: str, params: dict[str, str | int]) -> Any:
         return await send(

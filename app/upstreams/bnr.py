@@ -28,9 +28,9 @@ never the fiscal "communicated before D" rule; the `Fixing.rate_date` says which
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -46,8 +46,8 @@ from app.upstreams.errors import (
     UpstreamNotFoundError,
     UpstreamUnauthorizedError,
 )
-from app.upstreams.fixings import Fixing
-from app.upstreams.http import NO_RETRIES, RetryPolicy, generic_status_error, send_raw
+from app.upstreams.fixings import Fixing, FixingClient
+from app.upstreams.http import generic_status_error, send_raw
 from app.upstreams.reading import decimal_text, integer_text, quote
 
 UPSTREAM = "bnr"
@@ -186,34 +186,13 @@ def _read_file(response: httpx2.Response, code: str, *, today: date) -> _File:
     return _File(rates, oldest)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class BnrClient:
+class BnrClient(FixingClient):
     """The BNR's reference rates over an injected ``httpx2.AsyncClient`` whose base URL is
     the BNR's (`BASE_URL`). Series codes are the currencies (`CURRENCIES`)."""
 
     source = UPSTREAM
-
-    def __init__(
-        self,
-        http: httpx2.AsyncClient,
-        *,
-        retries: RetryPolicy = NO_RETRIES,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        self._http = http
-        self._retries = retries
-        self._clock = clock
-
-    def series(self) -> frozenset[str]:
-        return CURRENCIES
-
-    def today(self, now: datetime) -> date:
-        """Today in Bucharest (a naive `now` is taken as UTC)."""
-        aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        return aware.astimezone(TIME_ZONE).date()
+    codes = CURRENCIES
+    time_zone = TIME_ZONE
 
     async def fixing(self, code: str, *, on_or_before: date, not_before: date) -> Fixing | None:
         """The BNR's fixing of `code` in force on `on_or_before` (clamped to today in

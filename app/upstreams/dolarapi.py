@@ -21,7 +21,6 @@ absurd figure, `compra` above `venta` (the pair inverted), a scrape time in the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,10 +28,10 @@ from typing import Any
 import httpx2
 from pydantic import TypeAdapter
 
-from app.upstreams.bcra import buenos_aires_today
+from app.upstreams.bcra import BUENOS_AIRES, buenos_aires_today
 from app.upstreams.errors import UpstreamBadResponseError, UpstreamError, UpstreamNotFoundError
-from app.upstreams.fixings import Fixing
-from app.upstreams.http import NO_RETRIES, RetryPolicy, generic_status_error, parse, send
+from app.upstreams.fixings import Fixing, FixingClient
+from app.upstreams.http import generic_status_error, parse, send
 from app.upstreams.reading import Text, Timestamp, TolerantModel, WireDecimal
 
 UPSTREAM = "dolarapi"
@@ -46,10 +45,6 @@ SERIES: dict[str, str] = {"MEP": "bolsa"}
 # Clocks disagree by a little; a scrape time further ahead than this is a broken clock.
 CLOCK_SKEW = timedelta(minutes=5)
 ABSURD_RATE = Decimal("1E+12")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class DolarapiQuote(TolerantModel):
@@ -76,28 +71,13 @@ def _bad(message: str) -> UpstreamBadResponseError:
     return UpstreamBadResponseError(UPSTREAM, message)
 
 
-class DolarapiClient:
+class DolarapiClient(FixingClient):
     """Reads dolarapi's current values over an injected ``httpx2.AsyncClient`` whose base URL
     is dolarapi's (`BASE_URL`). Implements `app.upstreams.fixings.RateSource`."""
 
     source = SOURCE
-
-    def __init__(
-        self,
-        http: httpx2.AsyncClient,
-        *,
-        retries: RetryPolicy = NO_RETRIES,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        self._http = http
-        self._retries = retries
-        self._clock = clock
-
-    def series(self) -> frozenset[str]:
-        return frozenset(SERIES)
-
-    def today(self, now: datetime) -> date:
-        return buenos_aires_today(now)
+    codes = frozenset(SERIES)
+    time_zone = BUENOS_AIRES
 
     async def fixing(self, code: str, *, on_or_before: date, not_before: date) -> Fixing | None:
         casa = SERIES.get(code)

@@ -34,8 +34,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,8 +48,8 @@ from app.upstreams.errors import (
     UpstreamNotFoundError,
     UpstreamRejectedError,
 )
-from app.upstreams.fixings import Fixing
-from app.upstreams.http import NO_RETRIES, RetryPolicy, generic_status_error, send_raw
+from app.upstreams.fixings import Fixing, FixingClient
+from app.upstreams.http import generic_status_error, send_raw
 from app.upstreams.reading import decimal_text, quote
 
 UPSTREAM = "ecb"
@@ -168,34 +168,13 @@ def _observation(row: Mapping[str, Any], code: str, day: date) -> tuple[date, De
     return when, value
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class EcbClient:
+class EcbClient(FixingClient):
     """The ECB's euro reference rates over an injected ``httpx2.AsyncClient`` whose base URL
     is the ECB Data Portal's (`BASE_URL`). Series codes are the quoted currencies."""
 
     source = UPSTREAM
-
-    def __init__(
-        self,
-        http: httpx2.AsyncClient,
-        *,
-        retries: RetryPolicy = NO_RETRIES,
-        clock: Callable[[], datetime] = _utc_now,
-    ) -> None:
-        self._http = http
-        self._retries = retries
-        self._clock = clock
-
-    def series(self) -> frozenset[str]:
-        return CURRENCIES
-
-    def today(self, now: datetime) -> date:
-        """Today in Frankfurt, CET/CEST (a naive `now` is taken as UTC)."""
-        aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-        return aware.astimezone(TIME_ZONE).date()
+    codes = CURRENCIES
+    time_zone = TIME_ZONE
 
     async def fixing(self, code: str, *, on_or_before: date, not_before: date) -> Fixing | None:
         """The ECB's newest fixing of EUR in `code` on or before `on_or_before` (clamped to

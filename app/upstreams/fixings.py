@@ -23,10 +23,15 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
-from typing import Protocol
+from typing import ClassVar, Protocol
+
+import httpx2
+
+from app.upstreams.http import NO_RETRIES, RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +72,40 @@ class RateSource(Protocol):
         day asked for, the same series twice on one date with different values): such a fixing
         is never returned."""
         ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def day_in(zone: tzinfo, now: datetime) -> date:
+    """The date in `zone` at `now` (a naive `now` is taken as UTC)."""
+    aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date()
+
+
+class FixingClient:
+    """What every rate source adapter holds alike: an injected ``httpx2.AsyncClient`` whose
+    base URL is the source's, its retry policy, a clock, its series codes and the time zone
+    its days are counted in. Each adapter adds its own `fixing`."""
+
+    source: str
+    codes: ClassVar[frozenset[str]]
+    time_zone: ClassVar[tzinfo]
+
+    def __init__(
+        self,
+        http: httpx2.AsyncClient,
+        *,
+        retries: RetryPolicy = NO_RETRIES,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._http = http
+        self._retries = retries
+        self._clock = clock
+
+    def series(self) -> frozenset[str]:
+        return self.codes
+
+    def today(self, now: datetime) -> date:
+        return day_in(self.time_zone, now)

@@ -262,6 +262,34 @@ async def test_concurrent_creates_of_one_name_create_it_once(simulators: Simulat
     assert simulators.finsync_calls("POST /api/clients") == 1
 
 
+@pytest.mark.anyio
+async def test_a_create_never_joins_a_read_of_the_list_that_started_before_it(
+    simulators: Simulators,
+) -> None:
+    app = sandbox_app(simulators)
+    async with (
+        started(app) as running,
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=running), base_url="http://tesoro"
+        ) as http,
+    ):
+        before = simulators.finsync_calls()
+        assert (await http.post("/counterparties", json={"name": "Primero SA"})).status_code == 201
+        pages_of_one_read = simulators.finsync_calls() - before
+        simulators.finsync_faults.delay_seconds = 0.3
+        before = simulators.finsync_calls()
+        first = asyncio.ensure_future(http.post("/counterparties", json={"name": "Segundo SA"}))
+        for _ in range(500):  # until its read of the list has started
+            if simulators.finsync_calls() > before:
+                break
+            await asyncio.sleep(0.01)
+        # A client created elsewhere from now on may be missing from that read: this create
+        # reads the list itself.
+        late = await http.post("/counterparties", json={"name": "Tercero SA"})
+        assert (await first).status_code == late.status_code == 201
+    assert simulators.finsync_calls() - before == 2 * pages_of_one_read
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from app.cache import Cached
 from app.domain.interpret import Interpreted
-from app.domain.models import Counterparty, ResponseWarning, Source, SourceInfo, SourceStatus
+from app.domain.models import Counterparty, ResponseWarning, Source, SourceStatus
 from app.services.treasury import Treasury, still_true
 from app.upstreams.errors import UpstreamTimeoutError
 
@@ -53,25 +52,6 @@ class FakeConnection:
 
     def notices(self, now: datetime) -> list[ResponseWarning]:
         return []
-
-
-async def test_the_listener_hears_each_change_of_state_once() -> None:
-    heard: list[list[tuple[str, SourceStatus]]] = []
-
-    def listen(sources: Sequence[SourceInfo]) -> None:
-        heard.append([(s.source, s.status) for s in sources])
-
-    a, b = FakeConnection("a"), FakeConnection("b")
-    treasury = Treasury([a, b], on_sources=listen)
-    for _ in range(5):
-        await treasury.gather()
-    b.failing = True
-    for _ in range(5):
-        await treasury.gather()
-    assert heard == [
-        [("a", SourceStatus.ok), ("b", SourceStatus.ok)],
-        [("b", SourceStatus.unavailable)],
-    ]
 
 
 async def test_an_answer_leaves_at_its_deadline_with_what_is_in_hand() -> None:

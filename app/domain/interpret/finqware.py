@@ -148,7 +148,7 @@ def finqware_signed(amount: Decimal, indicator: str, currency: str) -> tuple[Dec
 
 
 @dataclass(frozen=True)
-class _Entry:
+class _CheckedBalance:
     """A balance entry that passed every check: what interpretation reads of it."""
 
     source: FinqwareBalance
@@ -174,7 +174,7 @@ def balance_as_of(balance: FinqwareBalance, fetched_at: datetime) -> datetime:
     return balance.timestamp or fetched_at
 
 
-def _moment(entry: _Entry) -> tuple[datetime, date, datetime]:
+def _moment(entry: _CheckedBalance) -> tuple[datetime, date, datetime]:
     """When an entry says its figure was true: the bank's own time first, then its date,
     then when Finqware asked the bank."""
     return (
@@ -184,22 +184,22 @@ def _moment(entry: _Entry) -> tuple[datetime, date, datetime]:
     )
 
 
-def _recency(entry: _Entry) -> tuple[tuple[datetime, date, datetime], str, Decimal, str]:
+def _recency(entry: _CheckedBalance) -> tuple[tuple[datetime, date, datetime], str, Decimal, str]:
     # Latest wins. Two entries of one moment that disagree are warned about; the greater id,
     # then the greater amount, decides, so the choice never depends on Finqware's order.
     return (_moment(entry), entry.source.id or "", entry.amount, entry.indicator)
 
 
 def _latest_of_type(
-    entries: Iterable[_Entry], balance_type: str, *, included: bool
-) -> _Entry | None:
+    entries: Iterable[_CheckedBalance], balance_type: str, *, included: bool
+) -> _CheckedBalance | None:
     candidates = [e for e in entries if e.type == balance_type and e.included is included]
     return max(candidates, key=_recency) if candidates else None
 
 
 def _first_in_order(
-    entries: Sequence[_Entry], order: Iterable[str], *, included: bool = False
-) -> _Entry | None:
+    entries: Sequence[_CheckedBalance], order: Iterable[str], *, included: bool = False
+) -> _CheckedBalance | None:
     for balance_type in order:
         found = _latest_of_type(entries, balance_type, included=included)
         if found is not None:
@@ -226,7 +226,7 @@ def _line_in(entry: FinqwareBalance, currency: str) -> tuple[Decimal | None, tup
     return without_negative_zero(total, currency), ()
 
 
-def _credit_line(picked: _Entry, entries: Sequence[_Entry]) -> Decimal | None:
+def _credit_line(picked: _CheckedBalance, entries: Sequence[_CheckedBalance]) -> Decimal | None:
     with_line = [e for e in entries if e.line is not None]
     if not with_line:
         return None
@@ -239,7 +239,10 @@ def _credit_line(picked: _Entry, entries: Sequence[_Entry]) -> Decimal | None:
 
 
 @dataclass(frozen=True)
-class _Connection:
+class _ConsentContext:
+    """What every account of one consent is interpreted with: the counterparty it belongs
+    to, when it was fetched, the balance orders and where warnings go."""
+
     counterparty_id: str
     counterparty_name: str
     fetched_at: datetime
@@ -281,7 +284,7 @@ def interpret_finqware(
     counterparty_id = finqware_id(key)
     # Warnings point at the connection the way `sources` names it: the counterparty's id.
     warnings = Warnings(counterparty_id).about(counterparty_id)
-    connection = _Connection(
+    connection = _ConsentContext(
         counterparty_id=counterparty_id,
         counterparty_name=own_label or bank_name or key,
         fetched_at=as_utc(fetched_at),
@@ -417,7 +420,7 @@ def _finqware_account_name(account: FinqwareAccount | None, account_ref: str) ->
 
 
 def _field_problems(
-    connection: _Connection, account_id: str, records: Sequence[FinqwareBalance]
+    connection: _ConsentContext, account_id: str, records: Sequence[FinqwareBalance]
 ) -> None:
     """One warning per optional field that could not be read on some of the account's
     entries (with how many and the first value sent)."""
@@ -443,18 +446,18 @@ def _field_problems(
 
 
 def _checked_entries(
-    connection: _Connection,
+    connection: _ConsentContext,
     account_id: str,
     records: Sequence[FinqwareBalance],
     lines: dict[int, tuple[Decimal | None, tuple[str, ...]]],
-) -> list[_Entry] | None:
+) -> list[_CheckedBalance] | None:
     """The entries with what the interpretation table needs; None, with the warnings that
     say why, when the account's position is left out (every entry must be usable: one that
     is not could be the current one)."""
     unknown: list[str] = []
     invalid: list[str] = []
     untyped: list[str] = []
-    entries: list[_Entry] = []
+    entries: list[_CheckedBalance] = []
     for record in records:
         data = record.data
         indicator = data.credit_debit_indicator
@@ -477,7 +480,7 @@ def _checked_entries(
         if indicator is None or amount is None or balance_type is None:
             continue
         entries.append(
-            _Entry(
+            _CheckedBalance(
                 source=record,
                 amount=amount,
                 indicator=indicator,
@@ -515,12 +518,12 @@ def _shown_code(code: str) -> str:
 
 
 def _same_moment_conflicts(
-    connection: _Connection, account_id: str, entries: Sequence[_Entry]
+    connection: _ConsentContext, account_id: str, entries: Sequence[_CheckedBalance]
 ) -> None:
     """One `conflicting_record` warning per balance type that has entries for the same
     moment (with or without the credit line alike) that disagree on the figure."""
     # The same moment is the bank's own time (or date); only without either, Finqware's.
-    groups: dict[tuple[str, bool, tuple[datetime, date]], list[_Entry]] = {}
+    groups: dict[tuple[str, bool, tuple[datetime, date]], list[_CheckedBalance]] = {}
     for entry in entries:
         moment = _moment(entry)
         groups.setdefault((entry.type, entry.included, moment[:2]), []).append(entry)
@@ -542,14 +545,14 @@ def _same_moment_conflicts(
         )
 
 
-def _figure(entry: _Entry) -> tuple[Decimal, str | None]:
+def _figure(entry: _CheckedBalance) -> tuple[Decimal, str | None]:
     # A zero is the same figure whatever its indicator says (and 5.0 is 5.00).
     if entry.amount.is_zero():
         return Decimal(0), None
     return entry.amount, credit_debit(entry.indicator)
 
 
-def _signed_text(entry: _Entry) -> str:
+def _signed_text(entry: _CheckedBalance) -> str:
     direction = credit_debit(entry.indicator)
     sign = "-" if direction == _DEBIT and not entry.amount.is_zero() else ""
     return f"{sign}{entry.amount}"
@@ -559,7 +562,7 @@ def _iso(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
-def _balance_entry(entry: _Entry, currency: str) -> BalanceEntry:
+def _balance_entry(entry: _CheckedBalance, currency: str) -> BalanceEntry:
     data = entry.data
     amount, _ = finqware_signed(entry.amount, entry.indicator, currency)
     return BalanceEntry(
@@ -577,14 +580,14 @@ def _balance_entry(entry: _Entry, currency: str) -> BalanceEntry:
     )
 
 
-def _signed(entry: _Entry | None, currency: str) -> Decimal | None:
+def _signed(entry: _CheckedBalance | None, currency: str) -> Decimal | None:
     if entry is None:
         return None
     return finqware_signed(entry.amount, entry.indicator, currency)[0]
 
 
 def _position(
-    connection: _Connection,
+    connection: _ConsentContext,
     account_id: str,
     account_name: str,
     currency: str,
