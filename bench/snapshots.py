@@ -1,36 +1,45 @@
 """Snapshots as pydantic models under the server's heap policy, against msgspec Structs the
 garbage collector never tracks, at FinSync scale, in one process (ratios in the same run).
 
-    python -m bench.snapshots [--clients 50000] [--repeat 3]
+    python -m bench.snapshots [--clients 50000] [--repeat 3] [--structs-gc startup|none]
 
 Both forms hold the same FinSync snapshot (`bench.fakes`' generated company, read through
 tesoro's own adapter and interpretation):
 
 - **models**: today's form (`Interpreted` of the public pydantic models), measured under the
   policy `tesoro serve` runs (`app.heap.tune_gc` at start, `settle_heap` after a load);
-- **structs**: the candidate form below (`Struct`s with `gc=False`, frozen, the same field
-  names, order and defaults as the public models, money as `Decimal`), measured under
-  CPython's default collector and no policy at all.
+- **structs**: the candidate form below (`Struct`s with `gc=False`, frozen, keyword-only so
+  they keep the public models' field names, order and defaults; money as `Decimal`), under
+  CPython's collector as it ships, with what is alive at start-up frozen once
+  (`--structs-gc none`: not even that), and no policy around loads.
 
-What is measured, for each form:
+What is measured, for each form (wall and CPU time):
 
 - **cold load**: every page of the company read from a FinSync fake (`httpx2.MockTransport`)
   through `FinsyncClient.each_page` and interpreted into the form. The structs' run is the
-  same interpretation code with the snapshot types it constructs rebound to the Structs (the
-  logic, warnings and order are the very same; only the objects built differ);
+  same interpretation code with the snapshot classes it instantiates swapped for the Structs
+  (the logic, warnings and order are the very same; only the objects built differ), and the
+  run stops unless the result, written as JSON, is the models' stored JSON byte for byte;
 - **build**: the default `/positions` answer from the snapshot, as the route does it
   (`positions_of`, `filter_positions`, `totals`, the first page of 1,000); the models' body
   is `PositionsResponse.model_dump_json()`, the structs' the same response with its
   positions written by msgspec's encoder; the two bodies are checked equal, byte for byte;
+- **drop**: the last reference to a snapshot let go on the loop's thread, without a reaper;
 - **event loop**: while each step runs (loads on the loop as in the server, builds and
   decodes in a worker thread as in the server), a 2 ms ticker on the loop measures how late
   it wakes: the p99 and worst lateness stand for `/healthz` p99 during that step; every
-  garbage collection is timed with `gc.callbacks` (count, total, longest);
+  garbage collection is timed with `gc.callbacks` (total, longest);
 - **Redis decode**: the snapshot's stored bytes read back (zstd + JSON; the models through
   `app.services.codec.decode_interpreted`, the structs through one msgspec decoder of the
-  same bytes: today's stored format already has the Structs' shape);
-- **memory**: each form decoded from those same bytes in a fresh process: resident memory
-  added (`/proc/self/statm`), peak added (`VmHWM`), and objects the collector tracks.
+  same bytes: today's stored format already has the Structs' shape); and, to show that the
+  models cannot take the shortcut, msgspec's decode followed by `model_construct`;
+- **memory**: each form cold-loaded, and decoded from those same bytes, each figure in a
+  fresh process: resident memory added (`/proc/self/statm`), its peak (`VmHWM`), Python
+  allocations held (`tracemalloc`) and objects the collector tracks.
+
+msgspec writes a `Decimal` as `str()` does: an amount in exponent form (`1E-11`) would read
+differently from the models' fixed-point text. The generated data has none (the run checks
+the bytes); a snapshot of Structs in the server would need a money type written fixed-point.
 
 Times are the median of `--repeat` runs. Nothing here is a test; the figures of a run are in
 `bench/README.md`.
@@ -89,7 +98,6 @@ FETCHED_AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)  # one stamp: the forms' by
 PAGE_SIZE_ASKED = 1000  # /positions' default page
 TICK_SECONDS = 0.002
 CPYTHON_THRESHOLDS = (700, 10, 10)
-FORMS = ("models", "structs")
 
 
 # The candidate snapshot types: what `app/domain/models.py`'s snapshot models hold, as
