@@ -15,6 +15,7 @@ import zstandard
 from pydantic import TypeAdapter
 
 from app.domain.interpret import Interpreted
+from app.domain.models import Counterparty
 from app.services.codec import decode_interpreted, encode_interpreted
 from bench.fakes import FinsyncData
 from bench.snapshots import (
@@ -53,6 +54,9 @@ async def test_the_structs_interpreted_from_finsync_are_the_models_snapshot(
     # Read back, every value is kept: the same JSON again.
     decoded = decode_structs(zstandard.ZstdCompressor().compress(stored))
     assert msgspec.json.encode(decoded) == stored
+    # The swap ends with the block: the interpretation makes the public models again.
+    again = await cold_load(fake_finsync(company))
+    assert isinstance(again.counterparties[0], Counterparty)
 
 
 async def test_both_forms_serve_the_same_positions_body(company: FinsyncData) -> None:
@@ -70,13 +74,14 @@ async def test_models_built_from_the_structs_unvalidated_equal_the_decoded_model
     assert decode_into_models(stored) == decode_interpreted(stored)
 
 
+@pytest.mark.timeout(150)  # eight fresh processes for the memory figures, on shared cores
 def test_the_measurement_runs_and_finds_the_forms_bodies_equal() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.snapshots", "--clients", "300", "--repeat", "1"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=50,
+        timeout=140,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
