@@ -8,7 +8,7 @@ tesoro's own adapter and interpretation):
 
 - **models**: today's form (`Interpreted` of the public pydantic models), measured under the
   policy `tesoro serve` runs (`app.heap.tune_gc` at start, `settle_heap` after a load);
-- **structs**: the candidate form below (`Struct`s with `gc=False`, frozen, keyword-only so
+- **structs**: `app.domain.snapshot`'s form (`Struct`s with `gc=False`, frozen, keyword-only so
   they keep the public models' field names, order and defaults; money as `Decimal`), under
   CPython's collector as it ships, with what is alive at start-up frozen once
   (`--structs-gc none`: not even that), and no policy around loads.
@@ -37,9 +37,9 @@ What is measured, for each form (wall and CPU time):
   fresh process: resident memory added (`/proc/self/statm`), its peak (`VmHWM`), Python
   allocations held (`tracemalloc`) and objects the collector tracks.
 
-msgspec writes a `Decimal` as `str()` does: an amount in exponent form (`1E-11`) would read
-differently from the models' fixed-point text. The generated data has none (the run checks
-the bytes); a snapshot of Structs in the server would need a money type written fixed-point.
+msgspec writes a `Decimal` as `str()` does: `app.domain.snapshot` keeps an amount in
+exponent form (`1E-11`) as a `Decimal` it writes fixed-point, as the models do (checked in
+`__post_init__`, which reading back runs too: its cost is in the decode figure).
 
 Times are the median of `--repeat` runs. Nothing here is a test; the figures of a run are in
 `bench/README.md`.
@@ -61,15 +61,13 @@ import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import httpx2
-import msgspec
 import zstandard
 from pydantic import BaseModel, SecretStr
 
@@ -78,15 +76,21 @@ from app.domain import models
 from app.domain.counterparties import paginate
 from app.domain.interpret import FinsyncPages, Interpreted
 from app.domain.models import (
-    Kind,
-    Meaning,
     PositionsResponse,
-    Side,
-    Source,
-    SourceErrorCode,
-    SourceStatus,
 )
 from app.domain.positions import filter_positions, positions_of, totals
+from app.domain.snapshot import (
+    Account,
+    BalanceEntry,
+    Counterparty,
+    Position,
+    ReportedFigure,
+    Snapshot,
+    SnapshotWarning,
+    SourceError,
+    decode_snapshot,
+    encode_json,
+)
 from app.heap import settle_heap, tune_gc
 from app.services.codec import decode_interpreted, encode_interpreted
 from app.upstreams.finsync import FinsyncClient
@@ -100,92 +104,8 @@ TICK_SECONDS = 0.002
 CPYTHON_THRESHOLDS = (700, 10, 10)
 
 
-# The candidate snapshot types: what `app/domain/models.py`'s snapshot models hold, as
-# Structs the collector never tracks (`gc=False`: they hold no cycles) and nobody changes.
-
-
-class ReportedFigure(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    amount: Decimal
-    client_type: int | None = None
-    credit_debit_indicator: str | None = None
-
-
-class BalanceEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    id: str
-    type: str
-    amount: Decimal
-    currency: str
-    credit_debit_indicator: str
-    credit_limit_included: bool
-    credit_line: Decimal | None = None
-    reported: Decimal
-    native_date: date | None = None
-    native_timestamp: datetime | None = None
-    fetched_at: datetime
-
-
-class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    counterparty_id: str
-    counterparty_name: str
-    kind: Kind
-    source: Source
-    account_id: str
-    account_name: str
-    currency: str
-    amount: Decimal
-    side: Side
-    meaning: Meaning
-    available: Decimal | None = None
-    available_with_credit_line: Decimal | None = None
-    balance_type: str | None = None
-    balance_type_fallback: bool = False
-    balances: tuple[BalanceEntry, ...] = ()
-    credit_line: Decimal | None = None
-    reported: ReportedFigure
-    as_of: datetime | None = None
-    fetched_at: datetime
-
-
-class Account(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    id: str
-    name: str
-    currency: str
-    position: Position | None
-
-
-class SourceError(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    code: SourceErrorCode
-    message: str
-
-
-class Counterparty(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    id: str
-    source: Source
-    kind: Kind
-    name: str
-    description: str | None = None
-    accounts: tuple[Account, ...]
-    status: SourceStatus = SourceStatus.ok
-    error: SourceError | None = None
-
-
-class SnapshotWarning(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    code: str
-    message: str
-    source: str
-    counterparty_id: str | None = None
-    account_id: str | None = None
-
-
-class Snapshot(msgspec.Struct, frozen=True, gc=False, kw_only=True):
-    counterparties: tuple[Counterparty, ...]
-    warnings: tuple[SnapshotWarning, ...]
-    ibans: tuple[tuple[str, str], ...] = ()
-
-
-# Keyword-only fields keep the public models' order (required after defaulted ones), which
-# is the order msgspec writes them in: the same JSON as the models' own.
-SNAPSHOT_DECODER = msgspec.json.Decoder(Snapshot)
+# The candidate snapshot types are tesoro's own (`app.domain.snapshot`): what the public
+# snapshot models hold, as Structs the collector never tracks and nobody changes.
 
 
 # Today's models from the Structs, built without validation: what a faster Redis decode
@@ -376,14 +296,14 @@ def build_structs(counterparties: Sequence[Any]) -> bytes:
         .model_dump_json()
         .encode()
     )
-    page = msgspec.json.encode(paginate(matching, 1, PAGE_SIZE_ASKED))
+    page = encode_json(paginate(matching, 1, PAGE_SIZE_ASKED))
     before, _, after = head.partition(b'"positions":[]')
     return before + b'"positions":' + page + after
 
 
 def decode_structs(blob: bytes) -> Snapshot:
     raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=1 << 30)
-    return SNAPSHOT_DECODER.decode(raw)
+    return decode_snapshot(raw)
 
 
 @dataclass
@@ -452,7 +372,7 @@ async def measure_structs(
         with interpreting_into_structs():
             held: list[Any] = [await timed(form.cold, partial(cold_load, transport))]
         # The interpretation into Structs made the very snapshot the models hold.
-        same = msgspec.json.encode(as_snapshot(held[0]))
+        same = encode_json(as_snapshot(held[0]))
         if same != zstandard.ZstdDecompressor().decompress(blob):
             raise SystemExit("the Structs' cold load differs from the models'")
         build = partial(asyncio.to_thread, build_structs, held[0].counterparties)
