@@ -25,9 +25,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from app.domain.models import Kind, Meaning, Position, ReportedFigure, Side, Source
+from app.domain.models import Kind, Meaning, Side, Source
 from app.domain.observations import AccountFigures
 from app.domain.positions import totals
+from app.domain.snapshot import Position, ReportedFigure
 from app.services.history import figures_of, position_record
 from app.services.history_reads import HistoryReader
 from app.store.history import AccountRow, HistoryStore, NewObservation

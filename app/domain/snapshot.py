@@ -19,11 +19,24 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from app.domain.models import Kind, Meaning, Side, Source, SourceErrorCode, SourceStatus
+from app.domain.models import (
+    CURRENCY_PATTERN,
+    Kind,
+    Meaning,
+    Side,
+    Source,
+    SourceErrorCode,
+    SourceStatus,
+)
+
+# What the public models check besides types, checked when a snapshot is read back (the
+# shared tier's bytes are data: a value the models would refuse is refused).
+Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+Currency = Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN)]
 
 
 class FixedPoint(Decimal):
@@ -59,14 +72,14 @@ class BalanceEntry(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     type: str
     amount: Decimal
-    currency: str
+    currency: Currency
     credit_debit_indicator: str
     credit_limit_included: bool
     credit_line: Decimal | None = None
     reported: Decimal
     native_date: date | None = None
-    native_timestamp: datetime | None = None
-    fetched_at: datetime
+    native_timestamp: Instant | None = None
+    fetched_at: Instant
 
     def __post_init__(self) -> None:
         _fix_money(self, ("amount", "credit_line", "reported"))
@@ -79,7 +92,7 @@ class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     source: Source
     account_id: str
     account_name: str
-    currency: str
+    currency: Currency
     amount: Decimal
     side: Side
     meaning: Meaning
@@ -90,8 +103,8 @@ class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     balances: tuple[BalanceEntry, ...] = ()
     credit_line: Decimal | None = None
     reported: ReportedFigure
-    as_of: datetime | None = None
-    fetched_at: datetime
+    as_of: Instant | None = None
+    fetched_at: Instant
 
     def __post_init__(self) -> None:
         _fix_money(self, ("amount", "available", "available_with_credit_line", "credit_line"))
@@ -100,7 +113,7 @@ class Position(msgspec.Struct, frozen=True, gc=False, kw_only=True):
 class Account(msgspec.Struct, frozen=True, gc=False, kw_only=True):
     id: str
     name: str
-    currency: str
+    currency: Currency
     position: Position | None
 
 
