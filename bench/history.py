@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.domain import models
 from app.domain.models import Kind, Meaning, Side, Source
 from app.domain.observations import AccountFigures
 from app.domain.positions import totals
@@ -129,7 +130,7 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int = 1) -> tuple[fl
     return statistics.median(seconds), result
 
 
-def _filtered(positions: Sequence[Position]) -> list[Position]:
+def _filtered(positions: Sequence[models.Position]) -> list[models.Position]:
     return [position for position in positions if position.kind == Kind.internal]
 
 
