@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -35,7 +36,6 @@ from typing import Generic, Literal, Protocol, TypeVar
 from cachetools import TLRUCache, TTLCache
 
 from app.flight import Flights
-from app.heap import KEEP_HEAP, HeapPolicy
 
 V = TypeVar("V")
 
@@ -116,6 +116,24 @@ class SharedSnapshots(Protocol[V]):
     async def fail(self, key: str, failure: Exception, *, seconds: float) -> None: ...
 
 
+# How long the thread holds a released value before letting go: the caller (synchronous code
+# on the loop) has dropped its own references long before.
+_LET_GO_AFTER_SECONDS = 0.1
+
+
+def let_go_elsewhere(value: object) -> None:
+    """`value`'s reference let go in a short-lived thread, not here: when it is the last one,
+    freeing a large snapshot is one C call that holds the interpreter (about 65 ms for 50,000
+    clients of Structs) and would stall the event loop. The caller drops its own reference
+    right after; whoever else holds the value keeps it alive as usual."""
+    threading.Thread(target=_drop, args=(value,), name="tesoro-let-go", daemon=True).start()
+
+
+def _drop(value: object) -> None:
+    time.sleep(_LET_GO_AFTER_SECONDS)
+    # The thread's last reference goes as it ends (its arguments with it).
+
+
 class SnapshotCache(Generic[V]):
     """One value per key (per upstream connection), loaded by the given coroutine."""
 
@@ -136,16 +154,11 @@ class SnapshotCache(Generic[V]):
         on_value: Callable[[str, Cached[V] | None, Exception | None], None] | None = None,
         stamp: Callable[[V], datetime | None] | None = None,
         shared: SharedSnapshots[V] | None = None,
-        heap: HeapPolicy = KEEP_HEAP,
         log_failures: bool = True,
     ) -> None:
         self._shared = shared
         # False for a cache whose loads are part of another's (that one's line says it).
         self._log_failures = log_failures
-        # Told of every value stored (settle) and of the one it replaced (release): the
-        # server freezes the new one out of later full collections and takes the old one apart
-        # off the event loop.
-        self._heap = heap
         # Back-offs learnt from the shared tier keep the time they have left there.
         self._failure_seconds: dict[str, float] = {}
         # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
@@ -380,13 +393,11 @@ class SnapshotCache(Generic[V]):
         """Store a newly loaded (or fetched) value for `key`."""
         replaced = self._store.get(key)
         self._store[key] = entry
-        self._heap.settle()
         if self._on_value is not None and (replaced is None or replaced.version != entry.version):
             self._on_value(key, self._cached(key, entry), None)
         if replaced is not None and replaced.value is not entry.value:
-            old = replaced.value
+            let_go_elsewhere(replaced.value)
             del replaced
-            self._heap.release(old)
 
     # The shared tier: asked on a local miss or expiry only.
 

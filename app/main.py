@@ -28,7 +28,6 @@ from app.cache import LoadState, SnapshotCache
 from app.console import install_console, install_docs
 from app.domain.fx import report_currency_problem
 from app.domain.interpret import BalanceOrders
-from app.heap import KEEP_HEAP, HeapPolicy
 from app.logs import add_secrets
 from app.metrics import Metrics
 from app.services.codec import decode_interpreted, encode_interpreted
@@ -151,7 +150,6 @@ def _cache(
     refresh_floor: bool = True,
     slots: int = 64,
     shared: RedisTier | None = None,
-    heap: HeapPolicy = KEEP_HEAP,
     log_failures: bool = True,
 ) -> SnapshotCache[Any]:
     """A connection cache with the service's stale, refresh and back-off settings; with a
@@ -174,7 +172,6 @@ def _cache(
         on_state=on_state,
         on_value=on_value,
         stamp=stamp,
-        heap=heap,
         log_failures=log_failures,
         shared=None
         if shared is None
@@ -290,7 +287,6 @@ def _build_services(
     metrics: Metrics,
     tracing: Tracing,
     shared: RedisTier | None = None,
-    heap: HeapPolicy = KEEP_HEAP,
     history: HistoryRecorder | None = None,
     observations: ObservationLog | None = None,
 ) -> Services:
@@ -325,7 +321,6 @@ def _build_services(
                     on_value=on_value,
                     stamp=snapshot_moment,
                     shared=shared,
-                    heap=heap,
                 ),
                 breakers=breakers,
             )
@@ -360,7 +355,6 @@ def _build_services(
             stamp=snapshot_moment,
             slots=slots,
             shared=shared,
-            heap=heap,
         )
         # Names and IBANs: no refresh floor of their own (they follow the balances' loads),
         # and no log line of their own: a failure is part of the connection's load, whose
@@ -371,7 +365,6 @@ def _build_services(
             observe=metrics.cache_observer("finqware_accounts"),
             refresh_floor=False,
             slots=slots,
-            heap=heap,
             log_failures=False,
         )
         connections.extend(
@@ -395,7 +388,6 @@ def _build_services(
         idempotency=IdempotencyStore(shared=shared),
         answers=AnswerCache(
             on_build=metrics.observe_answer_build,
-            release=heap.release,
             limiter=BuildLimiter(
                 settings.max_concurrent_builds,
                 settings.max_queued_builds,
@@ -597,13 +589,11 @@ def create_app(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     tracing: Tracing | None = None,
-    heap: HeapPolicy = KEEP_HEAP,
     observations: ObservationLog | None = None,
     fast_path: bool = True,
 ) -> FastAPI:
     """Build the service. `transport` replaces the network for every upstream (tests, sandbox);
-    `tracing` replaces the one the settings and OTEL_* variables make (tests); `heap` is
-    told of every snapshot stored and replaced (the server's heap policy); `observations`
+    `tracing` replaces the one the settings and OTEL_* variables make (tests); `observations`
     is the history the events are told of and replay from (tests); with `fast_path` false,
     every request goes to FastAPI, kept answers included (tests compare both ways)."""
     settings = settings if settings is not None else Settings()
@@ -640,7 +630,7 @@ def create_app(
             history = await _history(settings, stack, metrics, shared=shared is not None)
             app.state.history = history
             services = _build_services(
-                settings, stack, transport, metrics, tracing, shared, heap, history, observations
+                settings, stack, transport, metrics, tracing, shared, history, observations
             )
             # Listening before history writes anything; closed after history's last write.
             await services.events.start()

@@ -29,9 +29,11 @@ from typing import Any
 
 from sqlalchemy import text
 
-from app.domain.models import Kind, Meaning, Position, ReportedFigure, Side, Source
+from app.domain import models
+from app.domain.models import Kind, Meaning, Side, Source
 from app.domain.observations import AccountFigures
 from app.domain.positions import filter_positions, totals
+from app.domain.snapshot import Position, ReportedFigure
 from app.services.history import figures_of, position_record
 from app.services.history_reads import HistoryReader
 from app.store import history as history_store
@@ -134,7 +136,7 @@ async def timed(call: Callable[[], Awaitable[Any]], repeat: int = 1) -> tuple[fl
     return statistics.median(seconds), result
 
 
-def _filtered(positions: Sequence[Position]) -> list[Position]:
+def _filtered(positions: Sequence[models.Position]) -> list[models.Position]:
     return [position for position in positions if position.kind == Kind.internal]
 
 

@@ -10,6 +10,7 @@ profiling aid for the hot path; `make bench` is the measurement of record.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import random
 import resource
@@ -24,7 +25,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.heap import server_heap, tune_gc
 from app.main import create_app
 from app.sandbox import FINSYNC_API_KEY, create_finqware_app
 from app.sandbox.wiring import sandbox_transport
@@ -134,16 +134,13 @@ async def main(clients: int, latency_ms: float) -> None:
         finsync_stand_in(records, latency_ms / 1000), create_finqware_app()
     )
     del records
-    # As `tesoro serve` runs it: its garbage-collection policy, the heap settled after loads.
-    tune_gc()
+    # As `tesoro serve` runs it: what is alive at start-up frozen out of later collections.
+    gc.collect()
+    gc.freeze()
     settings = Settings(
         _env_file=None, sandbox=True, finsync_ttl_seconds=3600, finqware_ttl_seconds=3600
     )
-    app = create_app(
-        settings,
-        transport=transport,
-        heap=server_heap(),
-    )
+    app = create_app(settings, transport=transport)
     async with started(app) as running:
         asgi = httpx2.ASGITransport(app=running)
         async with httpx2.AsyncClient(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from datetime import UTC, datetime
 
 import pytest
 
 from app.cache import SnapshotCache
-from app.heap import HeapPolicy
 from app.upstreams.errors import ConsentExpiredError, UpstreamError, UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
@@ -302,24 +303,37 @@ async def test_answers_at_once_past_the_ttl_with_stale_while_revalidate() -> Non
     assert cache.answers_at_once("finsync")  # the failure is re-raised at once, backed off
 
 
-async def test_each_stored_value_settles_the_heap_and_the_one_it_replaced_is_released() -> None:
-    clock, load = Clock(), Loader()
-    settled: list[int] = []
-    released: list[object] = []
-    cache = SnapshotCache[str](
-        ttl_seconds=30,
-        stale_if_error_seconds=300,
-        stale_on=UpstreamError,
-        clock=clock,
-        heap=HeapPolicy(settle=lambda: settled.append(1), release=released.append),
+class Held:
+    """A stored value whose freeing can be watched."""
+
+
+async def test_a_replaced_value_is_freed_off_the_event_loop_and_a_kept_one_is_not() -> None:
+    clock = Clock()
+    freed_on: list[str] = []
+    freed = threading.Event()
+    loads: list[weakref.finalize[[], Held]] = []
+
+    async def load() -> Held:
+        value = Held()
+
+        def seen() -> None:
+            freed_on.append(threading.current_thread().name)
+            freed.set()
+
+        loads.append(weakref.finalize(value, seen))
+        return value
+
+    cache = SnapshotCache[Held](
+        ttl_seconds=30, stale_if_error_seconds=300, stale_on=UpstreamError, clock=clock
     )
     await cache.get("finsync", load)
-    await cache.get("finsync", load)  # a hit: nothing stored
-    assert (len(settled), released) == (1, [])
-    cache.invalidate("finsync")  # the same value, kept for stale-if-error: nothing released
-    assert released == []
+    cache.invalidate("finsync")  # the same value, kept for stale-if-error: nothing freed
+    assert freed_on == []
     await cache.get("finsync", load)
-    assert (len(settled), released) == (2, ["value-1"])
+    # The first value's last reference went in a worker thread, never on the loop's.
+    assert await asyncio.to_thread(freed.wait, 5)
+    assert freed_on == ["tesoro-let-go"]
+    assert loads[1].alive
 
 
 # --- stale says why, and what is told of the loads -------------------------------------------

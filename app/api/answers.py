@@ -56,11 +56,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+import msgspec
 import zstandard
 from cachetools import LRUCache
 from pydantic import BaseModel, TypeAdapter
 
 from app.api.errors import BuildsBusyError
+from app.domain.snapshot import encode_json
 from app.flight import Flights
 
 if TYPE_CHECKING:
@@ -130,21 +132,34 @@ _LIST_ADAPTERS: dict[type, TypeAdapter[list[object]]] = {}
 
 def _dump(model: BaseModel) -> bytes:
     """The model's JSON, its longest list serialised in slices: the same bytes as
-    `model.model_dump_json()`."""
+    `model.model_dump_json()`.
+
+    A list of snapshot Structs (the response built with `model_construct` around a page of
+    the snapshot) is written by msgspec where the model writes its list: the bytes the model
+    would write holding the public models of the same data (`app.domain.snapshot`)."""
     name, items = "", list[object]()
     for field_name, value in model:
+        if isinstance(value, list) and value and isinstance(value[0], msgspec.Struct):
+            name, items = field_name, value
+            break
         if isinstance(value, list) and len(value) > len(items):
             name, items = field_name, value
-    if len(items) <= _SLICE:
+    structs = bool(items) and isinstance(items[0], msgspec.Struct)
+    if len(items) <= _SLICE and not structs:
         return model.model_dump_json().encode()
     head = model.model_copy(update={name: []}).model_dump_json().encode()
     empty = b'"' + name.encode() + b'":[]'
     assert head.count(empty) == 1, name
-    item_type = type(items[0])
-    adapter = _LIST_ADAPTERS.get(item_type)
-    if adapter is None:
-        adapter = _LIST_ADAPTERS[item_type] = TypeAdapter(list[item_type])  # type: ignore[valid-type]
-    parts = [adapter.dump_json(items[i : i + _SLICE])[1:-1] for i in range(0, len(items), _SLICE)]
+    if structs:
+        parts = [encode_json(items[i : i + _SLICE])[1:-1] for i in range(0, len(items), _SLICE)]
+    else:
+        item_type = type(items[0])
+        adapter = _LIST_ADAPTERS.get(item_type)
+        if adapter is None:
+            adapter = _LIST_ADAPTERS[item_type] = TypeAdapter(list[item_type])  # type: ignore[valid-type]
+        parts = [
+            adapter.dump_json(items[i : i + _SLICE])[1:-1] for i in range(0, len(items), _SLICE)
+        ]
     before, _, after = head.partition(empty)
     return b"".join((before, empty[:-1], b",".join(parts), b"]", after))
 

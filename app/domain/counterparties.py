@@ -8,7 +8,8 @@ from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
-from app.domain.models import Counterparty, Kind, Source
+from app.domain.models import Kind, Source
+from app.domain.snapshot import Counterparty
 
 T = TypeVar("T")
 

@@ -23,8 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from msgspec.structs import replace
+
 from app.domain.interpret.common import DUPLICATE_ACCOUNT
-from app.domain.models import Account, Counterparty, ResponseWarning, Source
+from app.domain.models import ResponseWarning, Source
+from app.domain.snapshot import Account, Counterparty
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -73,10 +76,8 @@ def count_once(
                 continue  # one consent is never compared with itself
             counterparty = out[copy.part][copy.counterparty]
             accounts = list(counterparty.accounts)
-            accounts[copy.account] = copy.held.model_copy(update={"position": None})
-            out[copy.part][copy.counterparty] = counterparty.model_copy(
-                update={"accounts": accounts}
-            )
+            accounts[copy.account] = replace(copy.held, position=None)
+            out[copy.part][copy.counterparty] = replace(counterparty, accounts=tuple(accounts))
             warnings.append(_warning(copy, kept, ibans.get((copy.connection, copy.held.id))))
     warnings.sort(key=lambda warning: (warning.source, warning.account_id or ""))
     return Counted(list(out), warnings)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -641,32 +640,3 @@ class HistoryResponse(Meta):
     tz: str = Field(description="The IANA time zone in which intervals end.")
     starts_at: AwareDatetime = Field(description="`from`, as asked.")
     ends_at: AwareDatetime = Field(description="`to`, as asked (or now).")
-
-
-# One set of field names per model class and set of fields given, shared by every instance
-# that was given the same: pydantic keeps a set per instance (200 to 700 bytes each), which
-# was a third of a snapshot's memory. The models are frozen, so no instance ever changes it.
-_SHARED_FIELDS_SETS: dict[type[BaseModel], list[set[str]]] = {}
-
-
-def _share_fields_set(model: BaseModel) -> None:
-    given = model.__pydantic_fields_set__
-    kept = _SHARED_FIELDS_SETS.setdefault(type(model), [])
-    for shared in kept:
-        if shared == given:
-            object.__setattr__(model, "__pydantic_fields_set__", shared)
-            return
-    kept.append(given)
-
-
-def compact(counterparties: Iterable[Counterparty]) -> None:
-    """Make interpreted counterparties smaller in memory, without changing any value: their
-    models (and their accounts' and positions') share their sets of given field names."""
-    for counterparty in counterparties:
-        _share_fields_set(counterparty)
-        for account in counterparty.accounts:
-            _share_fields_set(account)
-            position = account.position
-            if position is not None:
-                _share_fields_set(position)
-                _share_fields_set(position.reported)

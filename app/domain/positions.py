@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from decimal import Decimal
+from typing import TypeVar
 
+from app.domain import models
 from app.domain.counterparties import counterparty_order, normalize_text
-from app.domain.models import (
-    Counterparty,
-    CurrencyTotal,
-    Kind,
-    Meaning,
-    Position,
-    Side,
-    Source,
-)
+from app.domain.models import CurrencyTotal, Kind, Meaning, Side, Source
 from app.domain.money import negate, sum_exact
+from app.domain.snapshot import Counterparty, Position
+
+# A snapshot's positions, or the history's (read back from its records as the public model).
+AnyPosition = TypeVar("AnyPosition", Position, models.Position)
 
 
 def _account_order(position: Position) -> tuple[str, str, str]:
@@ -40,7 +38,7 @@ def positions_of(counterparties: Iterable[Counterparty]) -> list[Position]:
 
 
 def filter_positions(
-    positions: Iterable[Position],
+    positions: Iterable[AnyPosition],
     *,
     currencies: Collection[str] = (),
     kind: Kind | None = None,
@@ -49,7 +47,7 @@ def filter_positions(
     meanings: Collection[Meaning] = (),
     counterparty_id: str | None = None,
     include_zero: bool = False,
-) -> list[Position]:
+) -> list[AnyPosition]:
     """The positions matching every given filter, in the order given.
 
     `currencies` and `meanings` are any-of (empty: all), currencies case-insensitive. Zero
@@ -72,7 +70,7 @@ def filter_positions(
     ]
 
 
-def totals(positions: Iterable[Position]) -> list[CurrencyTotal]:
+def totals(positions: Iterable[Position | models.Position]) -> list[CurrencyTotal]:
     """One exact total per currency, sorted by code.
 
     `assets` sums the positive amounts, `liabilities` is minus the sum of the negative ones

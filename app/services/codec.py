@@ -1,39 +1,58 @@
 """A connection's interpreted snapshot as bytes for the shared tier, and back.
 
-JSON (pydantic's own serialiser: amounts as exact decimal strings, date-times with their
-offset), compressed with zstandard. Never pickle: what is read back from Redis is data,
-validated into the public models again, so a tampered or foreign value is refused, not run.
+JSON, written as the public models write it (amounts as exact fixed-point decimal strings,
+date-times with their offset: `app.domain.snapshot`), compressed with zstandard. Never
+pickle: what is read back from Redis is data, decoded into the snapshot's types with their
+field types checked, so a tampered or foreign value is refused, not run.
 """
 
 from __future__ import annotations
 
+import msgspec
 import zstandard
-from pydantic import TypeAdapter
 
 from app.domain.interpret import Interpreted
-from app.domain.models import compact
+from app.domain.models import ResponseWarning
+from app.domain.snapshot import Snapshot, SnapshotWarning, decode_snapshot, encode_json
 
 # Bumped whenever the encoded shape changes: keys carry it, so an old replica and a new one
-# never read each other's values during a rolling update.
+# never read each other's values during a rolling update. (The Structs write the very JSON
+# the models wrote: the shape is unchanged.)
 SCHEMA_VERSION = 1
 # zstd's fastest levels are already within a few percent of level 3's size on this JSON.
 _LEVEL = 3
-_ADAPTER = TypeAdapter(Interpreted)
 # A snapshot is refused above this size when decompressed (a corrupt frame never eats memory).
 MAX_DECODED_BYTES = 1 << 30
 
 
 def encode_interpreted(value: Interpreted) -> bytes:
-    return zstandard.ZstdCompressor(level=_LEVEL).compress(_ADAPTER.dump_json(value))
+    stored = Snapshot(
+        counterparties=value.counterparties,
+        warnings=tuple(SnapshotWarning(**dict(warning)) for warning in value.warnings),
+        ibans=value.ibans,
+    )
+    return zstandard.ZstdCompressor(level=_LEVEL).compress(encode_json(stored))
 
 
 def decode_interpreted(data: bytes) -> Interpreted:
-    """The snapshot back; ValueError when the bytes are not one (pydantic's is one too)."""
+    """The snapshot back; ValueError when the bytes are not one."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED_BYTES)
     except zstandard.ZstdError as exc:
         raise ValueError(f"not a zstd frame: {exc}") from exc
-    value = _ADAPTER.validate_json(raw)
-    # As compact in memory as a snapshot interpreted here (shared field-name sets).
-    compact(value.counterparties)
-    return value
+    try:
+        stored = decode_snapshot(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a snapshot: {exc}") from exc
+    # The warnings are few, and public models elsewhere: validated back into them.
+    warnings = tuple(
+        ResponseWarning(
+            code=w.code,
+            message=w.message,
+            source=w.source,
+            counterparty_id=w.counterparty_id,
+            account_id=w.account_id,
+        )
+        for w in stored.warnings
+    )
+    return Interpreted(stored.counterparties, warnings, stored.ibans)

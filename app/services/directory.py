@@ -14,8 +14,9 @@ from cachetools import TTLCache
 
 from app.domain.ids import finsync_id, parse_counterparty_id
 from app.domain.interpret import interpret_finsync_client
-from app.domain.models import Counterparty, SourceStatus
+from app.domain.models import SourceStatus
 from app.domain.names import name_key, same_name
+from app.domain.snapshot import Counterparty
 from app.flight import Flights
 from app.services.locks import KeyedLocks
 from app.services.shared import LOCK_WAIT_SECONDS, RedisTier

@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, TypeAdapter
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.cache import Cached
+from app.domain import snapshot
 from app.domain.interpret import Interpreted
 from app.domain.models import CurrencyTotal, Position
 from app.domain.observations import AccountChange, AccountFigures, Observation
@@ -67,11 +68,12 @@ def moment_json(moment: datetime) -> str:
     return written
 
 
-def position_record(position: Position) -> str:
-    """The position as stored: its JSON with its load time (every stamp equal to it, the
-    position's own `fetched_at` included) written as a placeholder."""
+def position_record(position: snapshot.Position) -> str:
+    """The position as stored: its JSON (the public model's, byte for byte) with its load
+    time (every stamp equal to it, the position's own `fetched_at` included) written as a
+    placeholder."""
     loaded = json.dumps(moment_json(position.fetched_at))
-    return position.model_dump_json().replace(loaded, _LOADED_AT_JSON)
+    return snapshot.encode_json(position).decode().replace(loaded, _LOADED_AT_JSON)
 
 
 def position_from_record(record: str, fetched_at: datetime) -> Position:
@@ -81,7 +83,7 @@ def position_from_record(record: str, fetched_at: datetime) -> Position:
     )
 
 
-def figures_of(position: Position) -> AccountFigures:
+def figures_of(position: snapshot.Position | Position) -> AccountFigures:
     return AccountFigures(
         counterparty_id=position.counterparty_id,
         account_id=position.account_id,

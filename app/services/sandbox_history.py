@@ -17,9 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import msgspec
 
 from app.domain.interpret import Interpreted
-from app.domain.models import Account, Counterparty, CurrencyTotal, Position
+from app.domain.models import CurrencyTotal
+from app.domain.snapshot import Account, Counterparty, Position
 from app.services.history import diff, utcnow
 from app.services.treasury import Connection
 from app.store.history import AccountKey, AccountRow, HeldAccount, HistoryStore, NewObservation
@@ -52,14 +56,14 @@ def _walk(rng: random.Random, days: int) -> list[Decimal]:
 def _moved(position: Position, drift: Decimal, days_back: int) -> Position:
     """The position `days_back` days ago, its amount off today's by `drift` of it."""
     delta = (position.amount * drift).quantize(position.amount)
-    update: dict[str, object] = {"amount": position.amount + delta}
+    update: dict[str, Any] = {"amount": position.amount + delta}
     if position.available is not None:
         update["available"] = position.available + delta
     if position.available_with_credit_line is not None:
         update["available_with_credit_line"] = position.available_with_credit_line + delta
     if position.as_of is not None:
         update["as_of"] = position.as_of - timedelta(days=days_back)
-    return position.model_copy(update=update)
+    return msgspec.structs.replace(position, **update)
 
 
 def _past(today: Interpreted, walks: dict[str, list[Decimal]], days_back: int) -> Interpreted:
@@ -72,10 +76,12 @@ def _past(today: Interpreted, walks: dict[str, list[Decimal]], days_back: int) -
         drift = walks.get(f"{position.account_id}/{position.currency}")
         if drift is None:
             return found
-        return found.model_copy(update={"position": _moved(position, drift[days_back], days_back)})
+        return msgspec.structs.replace(
+            found, position=_moved(position, drift[days_back], days_back)
+        )
 
     def counterparty(found: Counterparty) -> Counterparty:
-        return found.model_copy(update={"accounts": [account(a) for a in found.accounts]})
+        return msgspec.structs.replace(found, accounts=tuple(account(a) for a in found.accounts))
 
     return replace(today, counterparties=tuple(counterparty(c) for c in today.counterparties))
 

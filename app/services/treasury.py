@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Protocol
 
+import msgspec
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import OpenedState
 
 from app.cache import Cached, SnapshotCache
+from app.domain import snapshot
 from app.domain.duplicates import Counted, count_once
 from app.domain.ids import finqware_id, parse_counterparty_id
 from app.domain.interpret import (
@@ -30,7 +32,6 @@ from app.domain.interpret import (
     interpret_finqware,
 )
 from app.domain.models import (
-    Counterparty,
     Kind,
     ResponseWarning,
     Source,
@@ -39,6 +40,7 @@ from app.domain.models import (
     SourceInfo,
     SourceStatus,
 )
+from app.domain.snapshot import Counterparty
 from app.services.moments import Moments
 from app.settings import ConsentSettings
 from app.upstreams.errors import (
@@ -432,8 +434,12 @@ def _with_state(counterparties: Sequence[Counterparty], info: SourceInfo) -> lis
     """The counterparties of one connection, marked with its state when it is not ok."""
     if info.status is SourceStatus.ok:
         return list(counterparties)
-    update = {"status": info.status, "error": info.error}
-    return [counterparty.model_copy(update=update) for counterparty in counterparties]
+    error = info.error
+    why = None if error is None else snapshot.SourceError(code=error.code, message=error.message)
+    return [
+        msgspec.structs.replace(counterparty, status=info.status, error=why)
+        for counterparty in counterparties
+    ]
 
 
 class Treasury:

@@ -13,7 +13,8 @@ from app.domain.counterparties import (
     normalize_text,
     paginate,
 )
-from app.domain.models import Account, Counterparty, Kind, Source
+from app.domain.models import Kind, Source
+from app.domain.snapshot import Account, Counterparty
 
 
 def counterparty(
@@ -25,10 +26,10 @@ def counterparty(
     source: Source = Source.finsync,
     currencies: tuple[str, ...] = (),
 ) -> Counterparty:
-    accounts = [
+    accounts = tuple(
         Account(id=f"{counterparty_id}-{code}", name=code, currency=code, position=None)
         for code in currencies
-    ]
+    )
     return Counterparty(
         id=counterparty_id,
         source=source,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from app.domain.duplicates import Counted, count_once
 from app.domain.interpret import BalanceOrders, Interpreted, interpret_finqware, interpret_finsync
-from app.domain.models import Counterparty
 from app.domain.positions import positions_of, totals
+from app.domain.snapshot import Counterparty
 from app.upstreams.finqware import FinqwareAccount, FinqwareBalance
 from app.upstreams.finsync import FinsyncClientRecord
 from tests.support.interpreted import FETCHED_AT

@@ -8,18 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain.models import (
-    Account,
-    Counterparty,
-    CurrencyTotal,
-    Kind,
-    Meaning,
-    Position,
-    ReportedFigure,
-    Side,
-    Source,
-)
+from app.domain.models import CurrencyTotal, Kind, Meaning, Side, Source
 from app.domain.positions import filter_positions, positions_of, totals
+from app.domain.snapshot import Account, Counterparty, Position, ReportedFigure
 from tests.support.interpreted import FETCHED_AT
 
 _MEANING_OF_SIGN = {
@@ -70,7 +61,11 @@ def counterparty_with(counterparty_id: str, name: str, *positions: Position | No
         for p in positions
     ]
     return Counterparty(
-        id=counterparty_id, source=Source.finsync, kind=Kind.internal, name=name, accounts=accounts
+        id=counterparty_id,
+        source=Source.finsync,
+        kind=Kind.internal,
+        name=name,
+        accounts=tuple(accounts),
     )
 
 

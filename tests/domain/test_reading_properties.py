@@ -26,6 +26,7 @@ from app.domain.interpret import (
     interpret_finsync,
 )
 from app.domain.models import MONEY_PATTERN, Meaning, Side
+from app.domain.snapshot import encode_json
 from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import ConsentCredentials, FinqwareClient
 from app.upstreams.finsync import FinsyncClient, FinsyncClientRecord
@@ -203,7 +204,7 @@ def assert_serialises_with_money_as_text(result: Interpreted) -> None:
     for warning in result.warnings:
         warning.model_dump_json()
     for counterparty in result.counterparties:
-        document = json.loads(counterparty.model_dump_json(), parse_float=_no_float)
+        document = json.loads(encode_json(counterparty), parse_float=_no_float)
         for key, value in _members(document):
             if value is None or (key in MONEY_KEYS_OR_OBJECTS and isinstance(value, dict)):
                 continue

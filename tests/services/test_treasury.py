@@ -9,7 +9,8 @@ import pytest
 
 from app.cache import Cached
 from app.domain.interpret import Interpreted
-from app.domain.models import Counterparty, ResponseWarning, Source, SourceStatus
+from app.domain.models import ResponseWarning, Source, SourceStatus
+from app.domain.snapshot import Counterparty
 from app.services.treasury import Treasury, still_true
 from app.upstreams.errors import UpstreamTimeoutError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -9,18 +10,8 @@ import pytest
 import zstandard
 
 from app.domain.interpret import Interpreted
-from app.domain.models import (
-    Account,
-    Counterparty,
-    Kind,
-    Meaning,
-    Position,
-    ReportedFigure,
-    ResponseWarning,
-    Side,
-    Source,
-    SourceStatus,
-)
+from app.domain.models import Kind, Meaning, ResponseWarning, Side, Source, SourceStatus
+from app.domain.snapshot import Account, Counterparty, Position, ReportedFigure
 from app.services.codec import decode_interpreted, encode_interpreted
 
 FETCHED = datetime(2026, 5, 4, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=-3)))
@@ -42,7 +33,7 @@ def _snapshot(amount: Decimal) -> Interpreted:
         available_with_credit_line=None,
         balance_type=None,
         balance_type_fallback=False,
-        balances=[],
+        balances=(),
         credit_line=None,
         reported=ReportedFigure(amount=amount, client_type=1, credit_debit_indicator=None),
         as_of=None,
@@ -54,7 +45,7 @@ def _snapshot(amount: Decimal) -> Interpreted:
         kind=Kind.external,
         name="Ñandú Textil S.A.",
         description="“quoted” \u200b text",
-        accounts=[Account(id="finsync:7:70", name="ARS", currency="ARS", position=position)],
+        accounts=(Account(id="finsync:7:70", name="ARS", currency="ARS", position=position),),
         status=SourceStatus.ok,
         error=None,
     )
@@ -115,19 +106,37 @@ def test_the_bytes_are_compressed_json_not_pickle() -> None:
     ],
 )
 def test_bytes_that_are_not_a_snapshot_are_refused(data: bytes) -> None:
-    with pytest.raises(ValueError, match=r"zstd|validation error"):
+    with pytest.raises(ValueError, match=r"zstd|not a snapshot"):
         decode_interpreted(data)
 
 
-def test_a_decoded_snapshot_is_as_compact_as_an_interpreted_one() -> None:
-    one, other = (
-        decode_interpreted(encode_interpreted(_snapshot(amount)))
-        for amount in (Decimal("1.5"), Decimal("-2"))
+@pytest.mark.parametrize(
+    ("written", "tampered"),
+    [
+        (b'"2026-05-04T12:00:00.123456-03:00"', b'"2026-05-04T12:00:00.123456"'),
+        (b'"currency":"ARS"', b'"currency":"ars!"'),
+    ],
+)
+def test_a_stored_value_the_public_models_would_refuse_is_refused(
+    written: bytes, tampered: bytes
+) -> None:
+    raw = zstandard.ZstdDecompressor().decompress(encode_interpreted(_snapshot(Decimal("1.5"))))
+    assert written in raw
+    with pytest.raises(ValueError, match="not a snapshot"):
+        decode_interpreted(zstandard.ZstdCompressor().compress(raw.replace(written, tampered)))
+
+
+def test_a_decoded_snapshot_is_nothing_the_collector_walks() -> None:
+    decoded = decode_interpreted(encode_interpreted(_snapshot(Decimal("1.5"))))
+    gc.collect()
+    [counterparty] = decoded.counterparties
+    assert not gc.is_tracked(counterparty)
+    assert not gc.is_tracked(counterparty.accounts)
+    assert not gc.is_tracked(counterparty.accounts[0].position)
+
+
+def test_an_amount_in_exponent_form_comes_back_written_as_the_models_write_it() -> None:
+    raw = zstandard.ZstdDecompressor().decompress(
+        encode_interpreted(decode_interpreted(encode_interpreted(_snapshot(Decimal("1.98E-11")))))
     )
-    first, second = (snapshot.counterparties[0].accounts[0].position for snapshot in (one, other))
-    assert first is not None
-    assert second is not None
-    assert first.__pydantic_fields_set__ is second.__pydantic_fields_set__
-    assert one.counterparties[0].__pydantic_fields_set__ is (
-        other.counterparties[0].__pydantic_fields_set__
-    )
+    assert b'"amount":"0.0000000000198"' in raw

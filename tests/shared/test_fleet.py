@@ -9,13 +9,8 @@ import socket
 
 import httpx2
 import pytest
-from fastapi import FastAPI
 
-from app.heap import HeapPolicy
-from app.main import create_app
 from app.sandbox import SANDBOX_CONSENTS
-from app.settings import Settings
-from tests.support.asgi import started
 from tests.support.redis import RedisServer, replicas
 from tests.support.simulators import Simulators
 
@@ -311,27 +306,3 @@ async def test_what_redis_holds_that_is_not_a_snapshot_is_ignored(
         s["status"] for s in answer.json()["sources"] if s["source"] != "finqware:brd-legacy"
     } == {"ok"}
     assert simulators.finsync_calls() >= 1
-
-
-async def test_a_snapshot_read_from_redis_settles_the_heap_like_a_load(
-    simulators: Simulators, redis_server: RedisServer
-) -> None:
-    settled = {"loader": 0, "reader": 0}
-
-    def replica(name: str) -> FastAPI:
-        def settle() -> None:
-            settled[name] += 1
-
-        settings = Settings(_env_file=None, sandbox=True, redis_url=redis_server.url)
-        return create_app(
-            settings, transport=simulators.transport(), heap=HeapPolicy(settle=settle)
-        )
-
-    async with started(replica("loader")) as loader, started(replica("reader")) as reader:
-        for app in (loader, reader):
-            transport = httpx2.ASGITransport(app=app)
-            async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
-                assert (await http.get("/positions?source=finsync")).status_code == 200
-    assert simulators.finsync_calls() == 1  # the reader had FinSync's clients from Redis
-    assert settled["loader"] >= 1
-    assert settled["reader"] >= 1

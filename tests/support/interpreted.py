@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.domain.interpret import Interpreted
-from app.domain.models import Counterparty
+from app.domain.snapshot import Counterparty
 
 FETCHED_AT = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 """When the upstream answers under test were fetched."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
+import msgspec
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -38,6 +39,7 @@ from app.domain.models import (
     Source,
 )
 from app.domain.names import NAME_PATTERN, clean_name
+from app.domain.snapshot import encode_json
 from app.services.idempotency import StoredAnswer, fingerprint
 
 router = APIRouter(tags=["counterparties"])
@@ -147,8 +149,9 @@ async def list_counterparties(
             lambda: CounterpartyIndex(gathered.held_counterparties),
         )
         matching = index.filter(kind=kind, source=source, q=q, currencies=currency or ())
-        return CounterpartyPage(
-            items=gathered.marked(paginate(matching, page, page_size)),
+        # A page of the snapshot's Structs: `answers` writes them (see `_dump`).
+        return CounterpartyPage.model_construct(
+            items=gathered.marked(paginate(matching, page, page_size)),  # type: ignore[arg-type]
             page=page,
             page_size=page_size,
             total=len(matching),
@@ -209,8 +212,9 @@ async def get_counterparty(
 ) -> Response:
     found = await directory.get(counterparty_id, refresh=refresh)
     gathered = found.gathered
+    # One counterparty: validated into the public model from the Struct's own JSON.
     body = CounterpartyDetail(
-        **found.counterparty.model_dump(),
+        **msgspec.json.decode(encode_json(found.counterparty)),
         sources=gathered.sources,
         complete=gathered.complete,
         warnings=[w for w in gathered.warnings if w.counterparty_id in (None, counterparty_id)],
@@ -287,9 +291,7 @@ async def create_counterparty(
     async def produce() -> StoredAnswer:
         created = await directory.create(new.name, new.description)
         location = str(request.url_for("get_counterparty", counterparty_id=created.id).path)
-        return StoredAnswer(
-            status=201, body=created.model_dump_json().encode(), headers={"Location": location}
-        )
+        return StoredAnswer(status=201, body=encode_json(created), headers={"Location": location})
 
     if idempotency_key is None:
         answer = await produce()

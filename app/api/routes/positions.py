@@ -38,12 +38,12 @@ from app.domain.models import (
     CurrencyTotal,
     Kind,
     Meaning,
-    Position,
     PositionsResponse,
     Side,
     Source,
 )
 from app.domain.positions import filter_positions, positions_of, totals
+from app.domain.snapshot import Position
 from app.services.rates import FxGathered
 from app.services.treasury import Gathered, data_of, still_true
 
@@ -215,8 +215,9 @@ async def list_positions(
                 "positions", gathered.data, filters, matching_and_totals
             )
             if fx_asked is None or fx is None:
-                return PositionsResponse(
-                    positions=paginate(matching, page, page_size),
+                # A page of the snapshot's Structs: `answers` writes them (see `_dump`).
+                return PositionsResponse.model_construct(
+                    positions=paginate(matching, page, page_size),  # type: ignore[arg-type]
                     totals=per_currency,
                     total=len(matching),
                     page=page,
@@ -233,8 +234,8 @@ async def list_positions(
                 policy=fx_asked.policy,
                 requested=fx_asked.day,
             )
-            return PositionsResponse(
-                positions=paginate(matching, page, page_size),
+            return PositionsResponse.model_construct(
+                positions=paginate(matching, page, page_size),  # type: ignore[arg-type]
                 totals=conversion.totals,
                 total=len(matching),
                 page=page,

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from app.domain.counterparties import normalize_text
-from app.domain.models import CURRENCY_PATTERN, Account, Counterparty, ResponseWarning, Side
+from app.domain.models import CURRENCY_PATTERN, ResponseWarning, Side
+from app.domain.snapshot import Account, Counterparty
 from app.upstreams.reading import Unreadable
 
 # Stable warning codes (ResponseWarning.code): callers may switch on them.

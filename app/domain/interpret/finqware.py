@@ -46,17 +46,9 @@ from app.domain.interpret.common import (
     sent,
     side_of,
 )
-from app.domain.models import (
-    Account,
-    BalanceEntry,
-    Counterparty,
-    Kind,
-    Meaning,
-    Position,
-    ReportedFigure,
-    Source,
-)
+from app.domain.models import Kind, Meaning, Source
 from app.domain.money import check_amount, negate, sum_exact, without_negative_zero, zero_for
+from app.domain.snapshot import Account, BalanceEntry, Counterparty, Position, ReportedFigure
 from app.upstreams.finqware import FinqwareAccount, FinqwareBalance, FinqwareBalanceData
 from app.upstreams.reading import Rejected
 
@@ -261,7 +253,7 @@ def finqware_placeholder(key: str, label: str | None) -> Counterparty:
         kind=Kind.internal,
         name=first_text(label) or key,
         description=None,
-        accounts=[],
+        accounts=(),
     )
 
 
@@ -355,7 +347,7 @@ def interpret_finqware(
         name=connection.counterparty_name,
         # The bank's name describes a labelled connection, unless the label already says it.
         description=bank_name if own_label is not None and bank_name != own_label else None,
-        accounts=sorted(out, key=account_order),
+        accounts=tuple(sorted(out, key=account_order)),
     )
     ibans = (
         (finqware_id(ref), iban)
@@ -645,7 +637,7 @@ def _position(
         available_with_credit_line=with_line,
         balance_type=picked.type,
         balance_type_fallback=fallback,
-        balances=[_balance_entry(entry, currency) for entry in ordered],
+        balances=tuple(_balance_entry(entry, currency) for entry in ordered),
         credit_line=credit_line,
         reported=ReportedFigure(
             amount=reported(picked.amount),

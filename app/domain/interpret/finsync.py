@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from msgspec.structs import replace
+
 from app.domain.ids import FINSYNC, finsync_id
 from app.domain.interpret.common import (
     CONFLICTING_RECORD,
@@ -46,18 +48,9 @@ from app.domain.interpret.common import (
     side_of,
     unreadable_named,
 )
-from app.domain.models import (
-    Account,
-    Counterparty,
-    Kind,
-    Meaning,
-    Position,
-    ReportedFigure,
-    ResponseWarning,
-    Source,
-    compact,
-)
+from app.domain.models import Kind, Meaning, ResponseWarning, Source
 from app.domain.money import negate, round_upstream_number, zero_for
+from app.domain.snapshot import Account, Counterparty, Position, ReportedFigure, encode_json
 from app.upstreams.finsync import FinsyncAccount, FinsyncClientRecord
 from app.upstreams.reading import Parsed, Rejected
 
@@ -90,10 +83,10 @@ class _Copy:
             and self.warnings == other.warnings
         )
 
-    def rank(self) -> tuple[datetime, bool, str, tuple[str, ...]]:
+    def rank(self) -> tuple[datetime, bool, bytes, tuple[str, ...]]:
         # Updated last wins; then a copy that could be interpreted; then its content, so the
         # choice never depends on the order or the pages the copies came in.
-        content = "" if self.counterparty is None else self.counterparty.model_dump_json()
+        content = b"" if self.counterparty is None else encode_json(self.counterparty)
         said = tuple(warning.model_dump_json() for warning in self.warnings)
         return (self.updated_at, self.counterparty is not None, content, said)
 
@@ -128,7 +121,6 @@ class FinsyncPages:
             counterparty = _client(client, self._fetched_at, warnings)
             own = tuple(warnings.items[first:]) if len(warnings.items) > first else ()
             copies.append(_Copy(client.id, counterparty, own, _updated_at(client)))
-        compact(copy.counterparty for copy in copies if copy.counterparty is not None)
         self._pages[number] = (copies, on_page)
 
     def done(self) -> Interpreted:
@@ -252,11 +244,11 @@ def _why(kept: Account, other: Account) -> str:
 
 
 def _without_position(counterparty: Counterparty, account_id: str) -> Counterparty:
-    accounts = [
-        account.model_copy(update={"position": None}) if account.id == account_id else account
+    accounts = tuple(
+        replace(account, position=None) if account.id == account_id else account
         for account in counterparty.accounts
-    ]
-    return counterparty.model_copy(update={"accounts": accounts})
+    )
+    return replace(counterparty, accounts=accounts)
 
 
 def interpret_finsync(
@@ -336,7 +328,7 @@ def _client(
         kind=kind,
         name=name,
         description=first_text(client.description),
-        accounts=sorted(accounts, key=account_order),
+        accounts=tuple(sorted(accounts, key=account_order)),
     )
 
 
@@ -366,10 +358,10 @@ def _each_once(accounts: Iterable[Account], warnings: Warnings) -> list[Account]
     return kept
 
 
-def _account_rank(account: Account) -> tuple[datetime, str]:
+def _account_rank(account: Account) -> tuple[datetime, bytes]:
     position = account.position
     as_of = _EPOCH if position is None or position.as_of is None else as_utc(position.as_of)
-    return (as_of, account.model_dump_json())
+    return (as_of, encode_json(account))
 
 
 def _account(
