@@ -285,7 +285,6 @@ class AnswerCache:
         max_bytes: int = 64 * 1024 * 1024,
         *,
         on_build: Callable[[str], None] | None = None,
-        release: Callable[[object], None] | None = None,
         limiter: BuildLimiter | None = None,
         on_abandoned: Callable[[str], None] | None = None,
     ) -> None:
@@ -310,29 +309,24 @@ class AnswerCache:
         self._derived: dict[
             tuple[str, tuple[Hashable, ...]], tuple[Hashable, LRUCache[Hashable, object]]
         ] = {}
-        # What several questions share (every position, sorted) is kept for the latest data
-        # state of each set of connections only: it holds the snapshot it was built from,
-        # which must not outlive its replacement. Builds run in worker threads, so this one
-        # is shared under a lock.
-        self._shared: dict[tuple[str, tuple[Hashable, ...]], tuple[Hashable, object]] = {}
-        self._shared_lock = threading.Lock()
+        # What several questions have in common (every position, sorted) is kept for the
+        # latest data state of each set of connections only: it holds the snapshot it was
+        # built from, which must not outlive its replacement. Builds run in worker threads,
+        # so these are read and written under a lock.
+        self._per_state: dict[tuple[str, tuple[Hashable, ...]], tuple[Hashable, object]] = {}
+        self._lock = threading.Lock()
         self._on_build = on_build
-        # Takes a replaced shared value (the server's reaper), else it is dropped here.
-        self._release = release
         self.builds = 0
 
-    def shared(self, name: str, state: tuple[Hashable, ...], build: Callable[[], T]) -> T:
+    def per_state(self, name: str, state: tuple[Hashable, ...], build: Callable[[], T]) -> T:
         """A value derived from one data state, built once for every question about it
         (`state`: one entry per connection, its key first)."""
         connections = tuple(entry[0] if isinstance(entry, tuple) else entry for entry in state)
-        with self._shared_lock:
-            held = self._shared.get((name, connections))
+        with self._lock:
+            held = self._per_state.get((name, connections))
             if held is None or held[0] != state:
-                replaced, held = held, (state, build())
-                self._shared[name, connections] = held
-                if replaced is not None and self._release is not None:
-                    self._release(replaced[1])
-                del replaced
+                held = (state, build())
+                self._per_state[name, connections] = held
             found: T = held[1]  # type: ignore[assignment]
             return found
 
@@ -343,13 +337,13 @@ class AnswerCache:
         the page), kept for the latest state of each set of connections only, a few per
         state: every page of one filtered set then costs a slice, not a filter and totals."""
         connections = tuple(entry[0] if isinstance(entry, tuple) else entry for entry in state)
-        with self._shared_lock:
+        with self._lock:
             held = self._derived.get((name, connections))
             if held is not None and held[0] == state and key in held[1]:
                 found: T = held[1][key]  # type: ignore[assignment]
                 return found
         value = build()
-        with self._shared_lock:
+        with self._lock:
             held = self._derived.get((name, connections))
             if held is None or held[0] != state:
                 # A new state: what the old one derived goes with it.

@@ -242,13 +242,13 @@ def test_a_shared_value_is_kept_for_the_latest_state_of_its_connections_only() -
 
     old, new = (("finsync", 1, "ok"),), (("finsync", 2, "ok"),)
     bank = (("finqware:bt-main", 7, "ok"),)
-    assert answers.shared("positions", old, lambda: build("old")) == "old"
-    assert answers.shared("positions", old, lambda: build("again")) == "old"
-    assert answers.shared("positions", bank, lambda: build("bank")) == "bank"
-    assert answers.shared("positions", new, lambda: build("new")) == "new"
+    assert answers.per_state("positions", old, lambda: build("old")) == "old"
+    assert answers.per_state("positions", old, lambda: build("again")) == "old"
+    assert answers.per_state("positions", bank, lambda: build("bank")) == "bank"
+    assert answers.per_state("positions", new, lambda: build("new")) == "new"
     # The old state's value was let go (it holds a replaced snapshot); the bank's was not.
-    assert answers.shared("positions", old, lambda: build("old again")) == "old again"
-    assert answers.shared("positions", bank, lambda: build("bank again")) == "bank"
+    assert answers.per_state("positions", old, lambda: build("old again")) == "old again"
+    assert answers.per_state("positions", bank, lambda: build("bank again")) == "bank"
     assert built == ["old", "bank", "new", "old again"]
 
 

@@ -143,7 +143,7 @@ async def list_counterparties(
     def build() -> CounterpartyPage:
         # The index depends on the connections' data alone: a change of status (a TTL lapse)
         # reuses it, and only the page's counterparties are marked with their state.
-        index = answers.shared(
+        index = answers.per_state(
             "counterparties",
             gathered.data,
             lambda: CounterpartyIndex(gathered.held_counterparties),

@@ -167,7 +167,7 @@ async def list_positions(
     # Positions depend on the connections' data alone (`data`): a change of status (a TTL
     # lapse) reuses them, and only the page is written again.
     def every_position() -> list[Position]:
-        return answers.shared(
+        return answers.per_state(
             "positions", gathered.data, lambda: positions_of(gathered.held_counterparties)
         )
 
@@ -262,7 +262,7 @@ async def list_positions(
     async def currencies_held() -> list[str]:
         def read() -> list[str]:
             every = every_position()
-            return answers.shared(
+            return answers.per_state(
                 "currencies", gathered.data, lambda: sorted({p.currency for p in every})
             )
 
