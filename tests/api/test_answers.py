@@ -205,9 +205,9 @@ def test_after_a_reload_the_stale_answer_serves_while_the_next_one_builds(
     make_client: MakeClient, simulators: Simulators, path: str
 ) -> None:
     # Long enough that the reloaded data is still fresh when the new answer is asked for.
-    client = make_client(finsync_ttl_seconds=2)
+    client = make_client(finsync_ttl_seconds=3)
     client.get(path)
-    time.sleep(2.1)
+    time.sleep(3.1)
     simulators.finsync_faults.delay_seconds = 0.2
     stale = client.get(path)
     source = stale.json()["sources"][0]
@@ -232,7 +232,7 @@ def test_after_a_reload_the_stale_answer_serves_while_the_next_one_builds(
     assert kept(client).builds == builds + 1  # built once, behind the answer served
 
 
-def test_a_shared_value_is_kept_for_the_latest_state_of_its_connections_only() -> None:
+def test_a_value_per_state_is_kept_for_the_latest_state_of_its_connections_only() -> None:
     answers = AnswerCache()
     built: list[str] = []
 
