@@ -281,28 +281,17 @@ def _kind(record: str) -> str:
 
 def _listed_position(source: Source, row: Listed) -> Position:
     """The light position (see `_bare`) of an account as listed by the store."""
-    return _bare(
-        {
-            "counterparty_id": row.counterparty_id,
-            "counterparty_name": row.counterparty_name,
-            "kind": _KINDS[row.kind],
-            "source": source,
-            "account_id": row.account_id,
-            "account_name": row.account_name,
-            "currency": row.currency,
-            "amount": Decimal(row.amount),
-            "side": _SIDES[row.side],
-            "meaning": _MEANINGS[row.meaning],
-            "available": None,
-            "available_with_credit_line": None,
-            "balance_type": None,
-            "balance_type_fallback": False,
-            "balances": [],
-            "credit_line": None,
-            "reported": _UNREAD,
-            "as_of": None,
-            "fetched_at": _EPOCH,
-        }
+    return _light(
+        counterparty_id=row.counterparty_id,
+        counterparty_name=row.counterparty_name,
+        kind=row.kind,
+        source=source.value,
+        account_id=row.account_id,
+        account_name=row.account_name,
+        currency=row.currency,
+        amount=Decimal(row.amount),
+        side=row.side,
+        meaning=row.meaning,
     )
 
 

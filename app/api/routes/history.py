@@ -403,9 +403,9 @@ async def _converted(
     rates: Rates, asked: FxQuestion, points: Sequence[Point]
 ) -> tuple[list[HistoryPoint], list[SourceInfo], list[ResponseWarning]]:
     """Each point with its totals converted at the rates of the day asked (`rate_date`,
-    default today in UTC: each source's latest fixing, as API.md says for every question but
-    `as_of`), so a chart shows the movements of the positions, not of the rates; the rate
-    sources asked and the conversions' warnings, once each."""
+    default today in UTC: each source's latest fixing, as for every question but `as_of`,
+    which converts at its instant's day), so a chart shows the movements of the positions,
+    not of the rates; the rate sources asked and the conversions' warnings, once each."""
     currencies = sorted({total.currency for point in points for total in point.totals})
     fx = await rates.lookup(asked.policy, currencies, asked.report, asked.day)
     warnings: dict[str, ResponseWarning] = {}
