@@ -1,9 +1,11 @@
 """A connection's interpreted snapshot as bytes for the shared tier, and back.
 
-JSON, written as the public models write it (amounts as exact fixed-point decimal strings,
-date-times with their offset: `app.domain.snapshot`), compressed with zstandard. Never
-pickle: what is read back from Redis is data, decoded into the snapshot's types with their
-field types checked, so a tampered or foreign value is refused, not run.
+JSON: `app.domain.snapshot.Snapshot`, a positional envelope marked with its stored form, whose
+counterparties are written as the public models write them (amounts as exact fixed-point
+decimal strings, date-times with their offset), compressed with zstandard with the frame's
+content checksum. Never pickle: what is read back from Redis is data, decoded into the
+snapshot's types with their field types checked, so a tampered, corrupt, truncated or
+foreign value is refused (a miss for the shared tier), not run and never served.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from app.domain.models import ResponseWarning
 from app.domain.snapshot import Snapshot, SnapshotWarning, decode_snapshot, encode_json
 
 # Bumped whenever the encoded shape changes: keys carry it, so an old replica and a new one
-# never read each other's values during a rolling update. (The Structs write the very JSON
-# the models wrote: the shape is unchanged.)
-SCHEMA_VERSION = 1
+# never read each other's values during a rolling update (2: the positional envelope, the
+# checksummed frame).
+SCHEMA_VERSION = 2
 # zstd's fastest levels are already within a few percent of level 3's size on this JSON.
 _LEVEL = 3
 # A snapshot is refused above this size when decompressed (a corrupt frame never eats memory).
@@ -31,7 +33,9 @@ def encode_interpreted(value: Interpreted) -> bytes:
         warnings=tuple(SnapshotWarning(**dict(warning)) for warning in value.warnings),
         ibans=value.ibans,
     )
-    return zstandard.ZstdCompressor(level=_LEVEL).compress(encode_json(stored))
+    # The checksum: a frame corrupted in Redis or on the way is refused, never decoded.
+    compressor = zstandard.ZstdCompressor(level=_LEVEL, write_checksum=True)
+    return compressor.compress(encode_json(stored))
 
 
 def decode_interpreted(data: bytes) -> Interpreted:
@@ -44,7 +48,7 @@ def decode_interpreted(data: bytes) -> Interpreted:
         stored = decode_snapshot(raw)
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a snapshot: {exc}") from exc
-    # The warnings are few, and public models elsewhere: validated back into them.
+    # The warnings are few (tens), and public models elsewhere: validated back into them.
     warnings = tuple(
         ResponseWarning(
             code=w.code,

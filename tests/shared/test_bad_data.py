@@ -12,12 +12,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.domain.names import name_key
+from app.services import shared
 from tests.support.redis import RedisServer, replicas
 from tests.support.simulators import Simulators
 
 pytestmark = pytest.mark.anyio
 
-PREFIX = "tesoro:v1"
+PREFIX = shared.PREFIX
 CREATES = "POST /api/clients"
 
 

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 
 from app.cache import SnapshotCache
-from app.services.shared import RedisSnapshots, RedisTier
+from app.services.shared import PREFIX, RedisSnapshots, RedisTier
 from app.upstreams.errors import UpstreamError, UpstreamTimeoutError
 from tests.support.redis import RedisServer, replicas
 from tests.support.simulators import Simulators
@@ -113,7 +113,7 @@ def _no_future_stamps(answer: httpx2.Response) -> None:
 async def test_replicas_never_take_a_snapshot_stamped_in_their_future(
     simulators: Simulators, redis_server: RedisServer
 ) -> None:
-    name = "tesoro:v1:snapshot:finsync"
+    name = f"{PREFIX}:snapshot:finsync"
     async with replicas(
         simulators, redis_url=redis_server.url, min_refresh_interval_seconds=0.3
     ) as [first, second]:

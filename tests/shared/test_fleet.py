@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from app.sandbox import SANDBOX_CONSENTS
+from app.services.shared import PREFIX
 from tests.support.redis import RedisServer, replicas
 from tests.support.simulators import Simulators
 
@@ -297,8 +298,8 @@ async def test_a_redis_that_never_answers_costs_its_time_out_then_is_skipped(
 async def test_what_redis_holds_that_is_not_a_snapshot_is_ignored(
     simulators: Simulators, redis_server: RedisServer
 ) -> None:
-    redis_server.command("HSET", "tesoro:v1:snapshot:finsync", "meta", "{not json", "value", "x")
-    redis_server.command("SET", "tesoro:v1:failure:finqware:bt-main", "[1, 2]")
+    redis_server.command("HSET", f"{PREFIX}:snapshot:finsync", "meta", "{not json", "value", "x")
+    redis_server.command("SET", f"{PREFIX}:failure:finqware:bt-main", "[1, 2]")
     async with replicas(simulators, count=1, redis_url=redis_server.url) as [http]:
         answer = await http.get("/counterparties")
     assert answer.status_code == 200

@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from app.services.shared import LockBusyError, RedisTier
+from app.services.shared import PREFIX, LockBusyError, RedisTier
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.anyio
 
-LOCK = "tesoro:v1:lock:finsync"
+LOCK = f"{PREFIX}:lock:finsync"
 
 
 @asynccontextmanager
@@ -134,8 +134,8 @@ async def test_with_redis_down_a_lock_is_this_process_alone_and_asked_no_more(
 async def test_a_bad_value_is_deleted_only_while_it_is_still_bad(
     redis_server: RedisServer,
 ) -> None:
-    snapshot = "tesoro:v1:snapshot:finsync"
-    failure = "tesoro:v1:failure:finsync"
+    snapshot = f"{PREFIX}:snapshot:finsync"
+    failure = f"{PREFIX}:failure:finsync"
     bad: list[str] = []
     async with tier_on(redis_server, bad) as tier:
         # Rewritten with a good value since it was read: kept.
