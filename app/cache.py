@@ -443,8 +443,7 @@ class SnapshotCache(Generic[V]):
         return now if stamped is None or stamped > now else stamped
 
     def _keep(self, key: str, entry: _Entry[V]) -> _Entry[V]:
-        self.changes += 1
-        self._put(key, entry)
+        self._put(key, entry)  # (a change counted)
         self._failures.pop(key, None)
         self._must_load.pop(key, None)
         self._last_failure.pop(key, None)
