@@ -273,3 +273,30 @@ def test_the_fast_path_leaves_a_refetch_and_a_caller_without_read_to_fastapi(
     nobody = client.get("/counterparties?page_size=3")
     assert (refetch.status_code, no_read.status_code, nobody.status_code) == (200, 403, 401)
     assert fast_path.answered == before
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Accept-Encoding": "gzip"}, {"Authorization": "Bearer not-a-key"}, {"X-Request-ID": "r"}],
+)
+def test_the_health_probe_is_answered_at_the_edge_as_fastapi_answers_it(
+    both: tuple[TestClient, FastPath], method: str, headers: dict[str, str]
+) -> None:
+    client, fast_path = both
+    _exchange(client, "GET", "/healthz", {}, slow=False)  # its route, learnt once
+    before = fast_path.answered
+    fast = _exchange(client, method, "/healthz?x=1", headers, slow=False)
+    assert fast_path.answered == before + 1
+    assert fast == _exchange(client, method, "/healthz?x=1", headers, slow=True)
+    assert fast[0] == 200
+
+
+def test_the_health_probe_with_a_body_too_large_is_fastapis(
+    both: tuple[TestClient, FastPath],
+) -> None:
+    client, fast_path = both
+    before = fast_path.answered
+    refused = client.get("/healthz", headers={"Content-Length": "100000"})
+    assert refused.status_code == 413
+    assert fast_path.answered == before
