@@ -572,6 +572,13 @@ class Treasury:
         still what its `Lease` says (else forget what was held for these connections)."""
         keys = tuple(connection.key for connection in chosen)
         self._held.pop(keys, None)
+        # What no longer stands goes now: it would hold a replaced snapshot in memory until
+        # its own connections are gathered again.
+        for other, was in list(self._held.items()):
+            if was.moments != self._moments.changes or any(
+                cache.changes != changes for cache, changes, _, _ in was.watched
+            ):
+                del self._held[other]
         watched: dict[int, tuple[SnapshotCache[Any], int, float | None, float | None]] = {}
         hits: list[tuple[SnapshotCache[Any], str]] = []
         notices_until: datetime | None = None

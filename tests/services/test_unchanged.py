@@ -5,6 +5,9 @@ the shared tier ends it. The caches are real (`SnapshotCache`), on clocks the te
 
 from __future__ import annotations
 
+import gc
+import threading
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import httpx2
@@ -92,7 +95,9 @@ class Scripted:
         self.loads += 1
         if self.failing:
             raise UpstreamUnavailableError(self.key, "down")
-        return Interpreted((), ())
+        # A warning of each load's own: what an answer holds of the snapshot it came from.
+        said = ResponseWarning(code="loaded", message=f"load {self.loads}", source=self.key)
+        return Interpreted((), (said,))
 
     async def snapshot(self, *, refresh: bool) -> Cached[Interpreted]:
         return await self.cache.get(self.key, self.load, refresh=refresh)
@@ -142,6 +147,10 @@ def said(gathered: Gathered) -> tuple[object, ...]:
         gathered.warnings,
         gathered.data,
     )
+
+
+def notices(gathered: Gathered) -> list[ResponseWarning]:
+    return [warning for warning in gathered.warnings if warning.code == "consent_expiring"]
 
 
 async def reused(treasury: Treasury, connections: list[Scripted]) -> Gathered | None:
@@ -246,20 +255,20 @@ async def test_a_notice_boundary_ends_it() -> None:
     bank = Scripted("finqware:bank", cache(clock), notices_of=consent("bank"))
     treasury = Treasury([bank], clock=wall)
     quiet = await treasury.gather()
-    assert quiet.warnings == []
+    assert notices(quiet) == []
     wall.now += timedelta(milliseconds=999)
     assert await reused(treasury, [bank]) is not None
     wall.now = EXPIRES_AT - CONSENT_EXPIRY_NOTICE  # the notice begins
     assert treasury.unchanged(("finqware:bank",)) is None
     expiring = await treasury.gather()
-    assert [w.code for w in expiring.warnings] == ["consent_expiring"]
-    assert "expires at" in expiring.warnings[0].message
+    assert [n.code for n in notices(expiring)] == ["consent_expiring"]
+    assert "expires at" in notices(expiring)[0].message
     wall.now = EXPIRES_AT - timedelta(microseconds=1)
     assert await reused(treasury, [bank]) is not None
     wall.now = EXPIRES_AT  # "expires" becomes "expired"
     assert treasury.unchanged(("finqware:bank",)) is None
     expired = await treasury.gather()
-    assert "expired at" in expired.warnings[0].message
+    assert "expired at" in notices(expired)[0].message
     wall.now += timedelta(days=400)
     assert await reused(treasury, [bank]) is not None  # nothing changes any more
 
@@ -318,3 +327,22 @@ async def test_a_change_of_another_connections_condition_ends_it() -> None:
     assert treasury.unchanged(("a",)) is None
     await treasury.gather(connections=[a])
     assert await reused(treasury, [a]) is not None
+
+
+async def test_what_no_longer_stands_does_not_hold_a_replaced_snapshot() -> None:
+    clock = Clock()
+    shared_cache = cache(clock)
+    a, b = Scripted("a", shared_cache), Scripted("b", shared_cache)
+    treasury = Treasury([a, b])
+    await treasury.gather(connections=[a])  # remembered for ("a",) alone
+    held = a.last()
+    assert held is not None
+    first = weakref.ref(held.value.warnings[0])
+    del held
+    a.invalidate()
+    await treasury.gather(connections=[a, b])  # a reloads; ("a",) is not gathered again
+    for thread in threading.enumerate():
+        if thread.name == "tesoro-let-go":
+            thread.join()  # the cache lets the replaced snapshot go in a thread of its own
+    gc.collect()
+    assert first() is None
