@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from cachetools import TLRUCache, TTLCache
 
@@ -72,6 +72,24 @@ class Cached(Generic[V]):
     expires_in_seconds: float
     version: int
     error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a read of one key of `cache` answers now, and for how long reading it again
+    answers the same (its age aside), while the cache's `changes` is still `changes`:
+
+    - a fresh entry (`version`, `loaded_at`): until `cache.expires_in(loaded_at)` is None;
+    - nothing held and a recent failure in its back-off (`failure`, raised again by every
+      read): until `failed_until`, on the cache's clock."""
+
+    cache: SnapshotCache[Any]
+    key: str
+    changes: int
+    version: int | None = None
+    loaded_at: float | None = None
+    failure: Exception | None = None
+    failed_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,8 @@ class SnapshotCache(Generic[V]):
         self._log_failures = log_failures
         # Back-offs learnt from the shared tier keep the time they have left there.
         self._failure_seconds: dict[str, float] = {}
+        # When each key's last failure remembered for its back-off ends (clock seconds).
+        self._failed_until: dict[str, float] = {}
         # Told (key, outcome) of every read: hit, miss, coalesced_wait, stale_served, and
         # background_refresh for a load started behind a stale answer (metrics listen).
         self._observe = observe
@@ -211,10 +231,19 @@ class SnapshotCache(Generic[V]):
         self._last_failure: dict[str, Exception] = {}
         # The shared snapshot version last warned about as stamped in the future, per key.
         self._future_warned: dict[str, int] = {}
+        # Counts every change of what a read may answer other than by time passing: a value
+        # stored (a load here, another replica's snapshot), a failure learnt, an
+        # invalidation. A fresh read is answered from this replica alone (the shared tier is
+        # asked only past the TTL), so while `changes` stands and the TTL lasts, reading a
+        # fresh key again gives the same value, version and stamp (`Lease`).
+        self.changes = 0
 
     def _failure_expires_at(self, key: str, failure: Exception, now: float) -> float:
         seconds = self._failure_seconds.pop(key, None)
-        return now + (self._backoff(failure) if seconds is None else seconds)
+        expires = now + (self._backoff(failure) if seconds is None else seconds)
+        # Held while `now < expires` (the TLRU cache's rule): a `Lease` of it says until when.
+        self._failed_until[key] = expires
+        return expires
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._wall(), UTC)
@@ -241,6 +270,7 @@ class SnapshotCache(Generic[V]):
 
     def _failed(self, key: str, failure: Exception) -> None:
         """A load of `key` failed (here, or on another replica, told by the shared tier)."""
+        self.changes += 1
         self._last_failure[key] = failure
         held = self._store.get(key)
         self._tell(key, "failed" if held is None else "failed_serving_stale")
@@ -259,6 +289,7 @@ class SnapshotCache(Generic[V]):
 
     def invalidate(self, key: str) -> None:
         """Make the next read load again, but keep the value for stale-if-error."""
+        self.changes += 1
         self._must_load[key] = self._wall()
         entry = self._store.get(key)
         if entry is not None:
@@ -284,6 +315,35 @@ class SnapshotCache(Generic[V]):
     def _may_serve_stale(self, key: str, refresh: bool) -> bool:
         # Stale-while-revalidate, unless the caller forces a refresh or the value is known old.
         return self._stale_while_revalidate and not refresh and key not in self._must_load
+
+    def lease(self, key: str) -> Lease | None:
+        """What a read of `key` answers now as a `Lease`, when it is a fresh entry or a
+        recent failure with nothing held; else None (a stale answer may start a load)."""
+        entry = self._store.get(key)
+        if entry is not None:
+            if self._clock() - entry.loaded_at >= self.ttl_seconds:
+                return None
+            return Lease(self, key, self.changes, entry.version, entry.loaded_at)
+        failure = self._failures.get(key)
+        until = self._failed_until.get(key)
+        if failure is None or until is None:
+            return None
+        return Lease(self, key, self.changes, failure=failure, failed_until=until)
+
+    def clock(self) -> float:
+        """The cache's own (monotonic) clock, which its ages and back-offs are counted on."""
+        return self._clock()
+
+    def expires_in(self, loaded_at: float) -> float | None:
+        """What a read of an entry loaded at `loaded_at` says of it now: the seconds it stays
+        fresh (`Cached.expires_in_seconds`, the same arithmetic), None when it is not fresh."""
+        age = max(0.0, self._clock() - loaded_at)
+        return max(0.0, self.ttl_seconds - age) if age < self.ttl_seconds else None
+
+    def hit(self, key: str) -> None:
+        """Count a fresh read of `key` answered from a `Lease` (as `get` counts one)."""
+        if self._observe is not None:
+            self._observe(key, "hit")
 
     def answers_at_once(self, key: str, *, refresh: bool = False) -> bool:
         """Whether `get` would answer without waiting for a load (held data it may serve, or
@@ -361,6 +421,7 @@ class SnapshotCache(Generic[V]):
             self._failed(key, exc)
             backoff = self._backoff(exc)
             if backoff > 0:
+                self.changes += 1
                 self._failures[key] = exc
                 if self._shared is not None:
                     await self._shared.fail(key, exc, seconds=backoff)
@@ -382,7 +443,7 @@ class SnapshotCache(Generic[V]):
         return now if stamped is None or stamped > now else stamped
 
     def _keep(self, key: str, entry: _Entry[V]) -> _Entry[V]:
-        self._put(key, entry)
+        self._put(key, entry)  # (a change counted)
         self._failures.pop(key, None)
         self._must_load.pop(key, None)
         self._last_failure.pop(key, None)
@@ -391,6 +452,7 @@ class SnapshotCache(Generic[V]):
 
     def _put(self, key: str, entry: _Entry[V]) -> None:
         """Store a newly loaded (or fetched) value for `key`."""
+        self.changes += 1
         replaced = self._store.get(key)
         self._store[key] = entry
         if self._on_value is not None and (replaced is None or replaced.version != entry.version):
@@ -472,6 +534,7 @@ class SnapshotCache(Generic[V]):
             if entry is not None:
                 return entry
         if state.failure is not None:
+            self.changes += 1
             self._failure_seconds[key] = state.failure_seconds
             self._failures[key] = state.failure
             self._failed(key, state.failure)

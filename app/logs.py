@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -213,6 +214,52 @@ access_logger = logging.getLogger("app.access")
 _access_handler: logging.StreamHandler[TextIO] | None = None
 
 
+# The access line's head for each (method, route, status), as JSON, written once: the
+# labels are bounded (route templates, known methods), so this stays small.
+_ACCESS_HEADS: dict[tuple[str, str, int], str] = {}
+_ACCESS_HEADS_MAX = 4096
+
+
+def access_line(
+    method: str,
+    route: str,
+    status: int,
+    duration_ms: float,
+    timestamp: str,
+    request_id: str | None,
+) -> str:
+    """The access line as JSON, byte for byte what `json.dumps` writes of `{"event":
+    "request", "level": "info", "logger": "app.access", "method", "route", "status",
+    "duration_ms", "timestamp", "request_id" (when there is one)}`, with a newline."""
+    head = _ACCESS_HEADS.get((method, route, status))
+    if head is None:
+        fixed = {
+            "event": "request",
+            "level": "info",
+            "logger": "app.access",
+            "method": method,
+            "route": route,
+            "status": status,
+        }
+        head = json.dumps(fixed)[:-1] + ', "duration_ms": '
+        if len(_ACCESS_HEADS) < _ACCESS_HEADS_MAX:
+            _ACCESS_HEADS[method, route, status] = head
+    # `json.dumps` writes a finite float as `float.__repr__` does.
+    number = repr(duration_ms) if math.isfinite(duration_ms) else json.dumps(duration_ms)
+    line = f'{head}{number}, "timestamp": {_json_string(timestamp)}'
+    if request_id is not None:
+        line = f'{line}, "request_id": {_json_string(request_id)}'
+    return line + "}\n"
+
+
+def _json_string(value: str) -> str:
+    """`json.dumps(value)`, without its encoder for the usual case: printable ASCII with
+    nothing to escape is written as it is, between quotes."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return json.dumps(value)
+
+
 def log_access(method: str, route: str, status: int, seconds: float) -> None:
     """`{"event": "request", "method", "route", "status", "duration_ms", "request_id"}`."""
     if not access_logger.isEnabledFor(logging.INFO):
@@ -229,20 +276,14 @@ def log_access(method: str, route: str, status: int, seconds: float) -> None:
             },
         )
         return
-    line: dict[str, object] = {
-        "event": "request",
-        "level": "info",
-        "logger": "app.access",
-        "method": method,
-        "route": route,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 3),
-        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
-    request_id = CURRENT_REQUEST_ID.get()
-    if request_id is not None:
-        line["request_id"] = request_id
-    text = json.dumps(line) + "\n"
+    text = access_line(
+        method,
+        route,
+        status,
+        round(seconds * 1000, 3),
+        datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        CURRENT_REQUEST_ID.get(),
+    )
     with handler.lock or contextlib.nullcontext():
         handler.stream.write(text)
         handler.stream.flush()

@@ -57,6 +57,7 @@ class Metrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_latency = Histogram(
             "tesoro_http_request_duration_seconds",
             "Time to answer a request, by route template and method.",
@@ -211,8 +212,17 @@ class Metrics:
         self.upstream_latency.labels(upstream).observe(seconds)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_latency.labels(route, method).observe(seconds)
+        # Each (route, method, status) child is bound once (labels are bounded): a request
+        # then costs a dict look-up, an increment and an observation.
+        children = self._request_children.get((route, method, status))
+        if children is None:
+            children = self._request_children[route, method, status] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_latency.labels(route, method),
+            )
+        requests, latency = children
+        requests.inc()
+        latency.observe(seconds)
 
     def observe_connection(self, connection: str, state: str) -> None:
         """What a connection's cache learnt of its loads (app.cache.LoadState)."""

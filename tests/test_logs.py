@@ -16,7 +16,14 @@ import structlog
 from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from app.logs import add_secrets, configure_logging, log_access, redact_query, redact_text
+from app.logs import (
+    access_line,
+    add_secrets,
+    configure_logging,
+    log_access,
+    redact_query,
+    redact_text,
+)
 from app.main import create_app
 from app.settings import ConsentSettings, Settings
 from tests.support.apps import sandbox_app
@@ -331,3 +338,35 @@ def test_uvicorns_lines_follow_the_configured_level_whatever_set_theirs_before(
     configure_logging("json", "info", stream=captured)
     logging.getLogger("uvicorn.error").info("Application startup complete.")
     assert [line["event"] for line in lines(captured)] == ["Application startup complete."]
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [None, "4f1c2a0b9d8e7f6a0000000000000001", "req.1:a-b_c", 'a"b', "a\\b", "é", "\x7f", ""],
+)
+@pytest.mark.parametrize("duration_ms", [0.0, 0.123, 1e-05, 12345.678, 1e20])
+def test_the_access_line_is_the_json_of_its_fields(
+    request_id: str | None, duration_ms: float
+) -> None:
+    # Written without the JSON encoder in the usual case: byte for byte what it would write.
+    fields: dict[str, object] = {
+        "event": "request",
+        "level": "info",
+        "logger": "app.access",
+        "method": "GET",
+        "route": "/counterparties/{counterparty_id}",
+        "status": 404,
+        "duration_ms": duration_ms,
+        "timestamp": "2026-12-02T13:04:05.123456Z",
+    }
+    if request_id is not None:
+        fields["request_id"] = request_id
+    written = access_line(
+        "GET",
+        "/counterparties/{counterparty_id}",
+        404,
+        duration_ms,
+        "2026-12-02T13:04:05.123456Z",
+        request_id,
+    )
+    assert written == json.dumps(fields) + "\n"

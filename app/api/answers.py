@@ -264,12 +264,13 @@ COMPRESSED_IN_A_PLACE_BYTES = 256 * 1024
 @dataclass(frozen=True)
 class Recall:
     """How a request names its kept answer again: its question, the route that answered it
-    (named in the metrics), and `again`, which gathers its data state anew without waiting
-    (None when a connection would wait on a load)."""
+    (named in the metrics), and `again`, which gives its data state anew without waiting:
+    the last one gathered while it is unchanged, else a gather (None when a connection
+    would wait on a load)."""
 
     question: Question
     route: object
-    again: Callable[[], Awaitable[Gathered] | None]
+    again: Callable[[], Gathered | Awaitable[Gathered] | None]
 
 
 # Raw queries remembered: the questions callers repeat, each a few hundred bytes.

@@ -56,6 +56,15 @@ def admit(settings: Settings, authorization: str | None) -> Caller:
     return caller
 
 
+def admitted(settings: Settings, authorization: str | None) -> Caller | None:
+    """The caller `admit` admits, or None when it refuses: the key is hashed once, and the
+    answer serves both the per-caller limit and the fast path at the edge."""
+    try:
+        return admit(settings, authorization)
+    except UnauthenticatedError:
+        return None
+
+
 async def authenticate(
     security_scopes: SecurityScopes,
     settings: Annotated[Settings, Depends(get_settings)],

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+from starlette.datastructures import Headers
 
 from app.api.answers import AnswerCache, KeptAnswer, Question, Recall, etag_of, key_of
 from app.api.edge.compression import MIN_COMPRESSED_BYTES, accepted_encoding
@@ -30,7 +32,10 @@ def _validators(etag: str, max_age_seconds: int) -> dict[str, str]:
 
 def _matches(request: Request, etag: str) -> bool:
     """Whether the request's If-None-Match names `etag` (compared weakly) or is `*`."""
-    if_none_match = request.headers.get("if-none-match")
+    return _matches_value(request.headers.get("if-none-match"), etag)
+
+
+def _matches_value(if_none_match: str | None, etag: str) -> bool:
     if not if_none_match:
         return False
     candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -93,16 +98,58 @@ async def gathered_for(
 
 def gathering_again(
     treasury: Treasury, connections: Sequence[Connection]
-) -> Callable[[], Awaitable[Gathered] | None]:
+) -> Callable[[], Gathered | Awaitable[Gathered] | None]:
     """How to gather these connections again as a route does (no refetch), for the fast path
-    at the edge: None when a connection would wait on a load (FastAPI then waits)."""
+    at the edge: what the last gather gave while nothing it depends on changed
+    (`Treasury.unchanged`, no connection asked), else a gather; None when a connection
+    would wait on a load (FastAPI then waits)."""
+    keys = tuple(connection.key for connection in connections)
 
-    def again() -> Awaitable[Gathered] | None:
+    def again() -> Gathered | Awaitable[Gathered] | None:
+        unchanged = treasury.unchanged(keys)
+        if unchanged is not None:
+            return unchanged
         if not all(connection.answers_at_once(refresh=False) for connection in connections):
             return None
         return treasury.gather(connections=connections)
 
     return again
+
+
+@dataclass(frozen=True, slots=True)
+class _Sendable:
+    """What `kept_response` sends: a 304 (`kept` None) or the kept bytes `body` (compressed
+    as `encoding` says, when it says one)."""
+
+    etag: str
+    max_age_seconds: int
+    kept: KeptAnswer | None = None
+    body: bytes = b""
+    encoding: str | None = None
+
+
+def _sendable(
+    if_none_match: str | None,
+    accept_encoding: str,
+    answers: AnswerCache,
+    question: Question,
+    gathered: Gathered,
+) -> _Sendable | None:
+    """The decision of `kept_response`, for both of its forms."""
+    kept = answers.kept(key_of(question, gathered.state))
+    # A kept answer's ETag is its key's, worked out once when it was built.
+    etag = etag_of(question, gathered.state) if kept is None else kept.etag
+    if _matches_value(if_none_match, etag):
+        return _Sendable(etag, gathered.max_age_seconds)
+    if kept is None:
+        return None
+    encoding = accepted_encoding(accept_encoding)
+    if encoding is None or len(kept.body) < MIN_COMPRESSED_BYTES:
+        return _Sendable(etag, gathered.max_age_seconds, kept, kept.body)
+    encoded = kept.encoded.get(encoding)
+    if encoded is None:
+        return None
+    return _Sendable(etag, gathered.max_age_seconds, kept, encoded, encoding)
 
 
 def kept_response(
@@ -111,24 +158,64 @@ def kept_response(
     """The answer for the current data state when it can be sent at once: a 304 for a
     matching If-None-Match, or the kept bytes in the encoding the caller accepts when they
     are compressed already; None otherwise. FastAPI's answers and the fast path at the edge
-    both answer through here."""
-    kept = answers.kept(key_of(question, gathered.state))
-    # A kept answer's ETag is its key's, worked out once when it was built.
-    etag = etag_of(question, gathered.state) if kept is None else kept.etag
-    headers = _validators(etag, gathered.max_age_seconds)
-    if _matches(request, etag):
-        return Response(status_code=304, headers=headers)
-    if kept is None:
+    (`kept_raw`, the same answer as the edge sends it) both answer through here."""
+    headers = request.headers
+    sendable = _sendable(
+        headers.get("if-none-match"),
+        headers.get("accept-encoding", ""),
+        answers,
+        question,
+        gathered,
+    )
+    if sendable is None:
         return None
-    encoding = accepted_encoding(request.headers.get("accept-encoding", ""))
-    body = kept.body
-    if encoding is not None and len(kept.body) >= MIN_COMPRESSED_BYTES:
-        encoded = kept.encoded.get(encoding)
-        if encoded is None:
-            return None
-        body = encoded
-        headers["Content-Encoding"] = encoding
-    return Response(body, media_type=kept.media_type, headers=headers)
+    validators = _validators(sendable.etag, sendable.max_age_seconds)
+    if sendable.kept is None:
+        return Response(status_code=304, headers=validators)
+    if sendable.encoding is not None:
+        validators["Content-Encoding"] = sendable.encoding
+    return Response(sendable.body, media_type=sendable.kept.media_type, headers=validators)
+
+
+# What the edge's encoding step makes of `_validators`' Vary (`edge.compression.encoded`).
+_VARY = (b"vary", b"Authorization, Accept-Encoding")
+
+
+def kept_raw(
+    headers: Headers, answers: AnswerCache, question: Question, gathered: Gathered
+) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+    """`kept_response` as the edge sends it (status, raw headers, body), built directly: the
+    headers Starlette's `Response` writes for it, in its order, after the edge's encoding
+    step (which finds a kept answer encoded already, or too small to encode, and only moves
+    `Vary` last with `Accept-Encoding` added). The request id and CORS are the edge's."""
+    sendable = _sendable(
+        headers.get("if-none-match"),
+        headers.get("accept-encoding", ""),
+        answers,
+        question,
+        gathered,
+    )
+    if sendable is None:
+        return None
+    raw = [
+        (b"etag", sendable.etag.encode("latin-1")),
+        (b"cache-control", f"private, max-age={max(0, sendable.max_age_seconds)}".encode()),
+    ]
+    kept = sendable.kept
+    if kept is None:
+        raw.append(_VARY)
+        return 304, raw, b""
+    if sendable.encoding is not None:
+        raw.append((b"content-encoding", sendable.encoding.encode("latin-1")))
+    media_type = kept.media_type
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        media_type += "; charset=utf-8"
+    raw += [
+        (b"content-length", str(len(sendable.body)).encode()),
+        (b"content-type", media_type.encode("latin-1")),
+        _VARY,
+    ]
+    return 200, raw, sendable.body
 
 
 async def answer_json(
@@ -139,7 +226,7 @@ async def answer_json(
     gathered: Gathered,
     *,
     refresh: bool = False,
-    again: Callable[[], Awaitable[Gathered] | None] | None = None,
+    again: Callable[[], Gathered | Awaitable[Gathered] | None] | None = None,
 ) -> Response:
     """An aggregated answer: the bytes kept for its data state and question (built now when
     they are not), compressed whole as the caller accepts (zstd or gzip); a matching
@@ -176,7 +263,7 @@ def _remember(
     request: Request,
     answers: AnswerCache,
     question: Question,
-    again: Callable[[], Awaitable[Gathered] | None] | None,
+    again: Callable[[], Gathered | Awaitable[Gathered] | None] | None,
     refresh: bool,
 ) -> None:
     # A refetch asked for is FastAPI's to answer every time; so is a question without `again`.

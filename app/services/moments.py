@@ -29,6 +29,9 @@ class Moments:
         # What an answer that depends on no connection says: its (empty) state began with
         # the process.
         self.started = clock()
+        # Counts every change of what `of` remembers: an answer gathered before it stands
+        # only while it does (`Treasury.unchanged`).
+        self.changes = 0
 
     def of(self, key: str, condition: Hashable, fetched_at: datetime | None) -> datetime | None:
         """The moment connection `key`'s data state came to be, seen now in `condition`
@@ -41,5 +44,6 @@ class Moments:
             # seen happen began when it was seen.
             since = None if held is None else self._clock()
             self._held[key] = (condition, since)
+            self.changes += 1
         moments = [moment for moment in (since, fetched_at) if moment is not None]
         return max(moments) if moments else None

@@ -11,14 +11,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from purgatory import AsyncCircuitBreakerFactory
 from purgatory.domain.messages.events import ContextChanged
 from purgatory.domain.model import OpenedState
 
-from app.cache import Cached, SnapshotCache
+from app.cache import Cached, Lease, SnapshotCache
 from app.domain import snapshot
 from app.domain.duplicates import Counted, count_once
 from app.domain.ids import finqware_id, parse_counterparty_id
@@ -89,6 +89,15 @@ class Connection(Protocol):
 
     def notices(self, now: datetime) -> list[ResponseWarning]:
         """Warnings about the connection itself (a consent about to expire), as of `now`."""
+
+    def notices_until(self, now: datetime) -> datetime | None:
+        """The first instant after `now` at which `notices` may say something else (None:
+        never): until then, `notices` says what it says at `now`."""
+
+    def lease(self) -> Lease | None:
+        """The fresh data `snapshot` (no refetch) would answer with now, as a `Lease` that
+        says for how long it still would; None when it would not answer fresh data (or the
+        connection cannot say)."""
 
 
 class Breakers:
@@ -173,6 +182,9 @@ class _CachedConnection:
     def answers_at_once(self, *, refresh: bool) -> bool:
         return self.cache.answers_at_once(self.key, refresh=refresh)
 
+    def lease(self) -> Lease | None:
+        return self.cache.lease(self.key)
+
 
 @dataclass
 class FinsyncConnection(_CachedConnection):
@@ -187,6 +199,9 @@ class FinsyncConnection(_CachedConnection):
 
     def notices(self, now: datetime) -> list[ResponseWarning]:
         return []
+
+    def notices_until(self, now: datetime) -> datetime | None:
+        return None
 
     async def load(self) -> Interpreted:
         # Each page is interpreted as it lands, while the next ones are on the wire. The reader
@@ -238,6 +253,16 @@ class FinqwareConnection(_CachedConnection):
                 counterparty_id=self.key,
             )
         ]
+
+    def notices_until(self, now: datetime) -> datetime | None:
+        # `notices` changes where the notice begins, and where "expires" becomes "expired".
+        expires_at = self.consent.expires_at
+        if expires_at is None:
+            return None
+        return next(
+            (edge for edge in (expires_at - CONSENT_EXPIRY_NOTICE, expires_at) if now < edge),
+            None,
+        )
 
     async def _accounts(self) -> Parsed[FinqwareAccount]:
         return await self.client.get_accounts(self.credentials)
@@ -351,6 +376,27 @@ class Gathered:
         return joined + self._counted.warnings
 
 
+_T = TypeVar("_T", float, datetime)
+
+
+def _earliest(held: _T | None, seen: _T | None) -> _T | None:
+    if held is None:
+        return seen
+    return held if seen is None or held <= seen else seen
+
+
+def _with_max_age(gathered: Gathered, max_age_seconds: int) -> Gathered:
+    """`gathered` with another `max_age_seconds`, keeping what it worked out already (none
+    of it depends on the max-age)."""
+    counted = dataclasses.replace(gathered, max_age_seconds=max_age_seconds)
+    counted.__dict__.update(
+        (name, value)
+        for name, value in gathered.__dict__.items()
+        if name not in {field.name for field in dataclasses.fields(Gathered)}
+    )
+    return counted
+
+
 def still_true(previous: tuple[Hashable, ...], current: tuple[Hashable, ...]) -> bool:
     """Whether an answer built for data state `previous` still says only what is true now
     that the state is `current`: the same connections, each unchanged, or reloaded since
@@ -442,6 +488,24 @@ def _with_state(counterparties: Sequence[Counterparty], info: SourceInfo) -> lis
     ]
 
 
+@dataclass(slots=True)
+class _Held:
+    """The last gather of a set of connections whose every read can say how long it stays
+    the same (`Lease`), and what it stays true for (`Treasury.unchanged`)."""
+
+    gathered: Gathered
+    # Per cache read: the cache, its `changes` then, the earliest load time of a fresh entry
+    # read from it (the first past its TTL, and the shortest `expires_in`) and the earliest
+    # end of a failure's back-off read from it (None: none of that kind).
+    watched: tuple[tuple[SnapshotCache[Any], int, float | None, float | None], ...]
+    # Each fresh read (its cache and key), counted as a hit again.
+    hits: tuple[tuple[SnapshotCache[Any], str], ...]
+    moments: int  # `Moments.changes` after the gather
+    notices_until: datetime | None
+    # A connection read no data (then every gather says max-age 0).
+    failed: bool
+
+
 class Treasury:
     """Asks the connections an answer needs at once and merges what comes back."""
 
@@ -450,11 +514,106 @@ class Treasury:
         connections: Sequence[Connection],
         *,
         deadline_seconds: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.connections = list(connections)
         # An answer leaves by then with what is in hand; slower fetches go on behind it.
         self._deadline_seconds = deadline_seconds
-        self._moments = Moments()
+        # The wall clock the notices are read against (and the moments kept by).
+        self._clock = clock
+        self._moments = Moments(clock)
+        # The last gather of each set of connections (by their keys) that read fresh data
+        # from every one of them.
+        self._held: dict[tuple[str, ...], _Held] = {}
+
+    def unchanged(self, keys: tuple[str, ...]) -> Gathered | None:
+        """What a gather of the connections named `keys` (in that order, no refetch) would
+        give now, without asking them, when that is known in O(1): the last such gather
+        read from each either fresh data or a failure still in its back-off with nothing
+        held, and nothing it depends on has changed since (no cache stored, failed or
+        invalidated a value; no entry passed its TTL, no back-off ended; no connection's
+        condition moved; the notices still say the same), with `max_age_seconds` counted
+        down as a gather now would. None otherwise (then gather).
+
+        Each fresh read is counted as a hit, as the gather would count it."""
+        held = self._held.get(keys)
+        if held is None or held.moments != self._moments.changes:
+            return None
+        if held.notices_until is not None and not self._clock() < held.notices_until:
+            return None
+        soonest: float | None = None
+        for cache, changes, loaded_at, failed_until in held.watched:
+            if cache.changes != changes:
+                return None
+            if failed_until is not None and not cache.clock() < failed_until:
+                return None
+            if loaded_at is not None:
+                left = cache.expires_in(loaded_at)
+                if left is None:
+                    return None
+                if soonest is None or left < soonest:
+                    soonest = left
+        for cache, key in held.hits:
+            cache.hit(key)
+        max_age_seconds = 0 if held.failed or soonest is None else int(soonest)
+        gathered = held.gathered
+        if gathered.max_age_seconds != max_age_seconds:
+            gathered = held.gathered = _with_max_age(gathered, max_age_seconds)
+        return gathered
+
+    def _hold(
+        self,
+        chosen: Sequence[Connection],
+        outcomes: Sequence[Cached[Interpreted] | UpstreamError],
+        gathered: Gathered,
+        now: datetime,
+    ) -> None:
+        """Remember `gathered` for `Treasury.unchanged` when every connection's read is
+        still what its `Lease` says (else forget what was held for these connections)."""
+        keys = tuple(connection.key for connection in chosen)
+        self._held.pop(keys, None)
+        # What no longer stands goes now: it would hold a replaced snapshot in memory until
+        # its own connections are gathered again.
+        for other, was in list(self._held.items()):
+            if was.moments != self._moments.changes or any(
+                cache.changes != changes for cache, changes, _, _ in was.watched
+            ):
+                del self._held[other]
+        watched: dict[int, tuple[SnapshotCache[Any], int, float | None, float | None]] = {}
+        hits: list[tuple[SnapshotCache[Any], str]] = []
+        notices_until: datetime | None = None
+        for connection, outcome in zip(chosen, outcomes, strict=True):
+            lease = connection.lease()
+            if lease is None:
+                return
+            if isinstance(outcome, UpstreamError):
+                if lease.failure is not outcome:
+                    return
+            elif (
+                outcome.status != "fresh"
+                or outcome.error is not None
+                or lease.version != outcome.version
+            ):
+                return
+            else:
+                hits.append((lease.cache, lease.key))
+            seen = watched.get(id(lease.cache), (lease.cache, lease.changes, None, None))
+            watched[id(lease.cache)] = (
+                lease.cache,
+                lease.changes,
+                _earliest(seen[2], lease.loaded_at),
+                _earliest(seen[3], lease.failed_until),
+            )
+            until = connection.notices_until(now)
+            notices_until = _earliest(notices_until, until)
+        self._held[keys] = _Held(
+            gathered,
+            tuple(watched.values()),
+            tuple(hits),
+            self._moments.changes,
+            notices_until,
+            failed=any(isinstance(outcome, UpstreamError) for outcome in outcomes),
+        )
 
     def connection(self, key: str) -> Connection | None:
         for connection in self.connections:
@@ -502,7 +661,7 @@ class Treasury:
         sources = [_info(c.key, outcome) for c, outcome in zip(chosen, outcomes, strict=True)]
         if require_one and chosen and all(isinstance(o, UpstreamError) for o in outcomes):
             raise AllSourcesUnavailableError(sources)
-        now = utcnow()
+        now = self._clock()
         parts: list[tuple[Sequence[Counterparty], SourceInfo | None]] = []
         warnings: list[Sequence[ResponseWarning]] = []
         fresh_ttls: list[float] = []
@@ -534,7 +693,7 @@ class Treasury:
             warnings.append(outcome.value.warnings)
             ibans.extend((connection.key, account, iban) for account, iban in outcome.value.ibans)
             fresh_ttls.append(outcome.expires_in_seconds if outcome.status == "fresh" else 0)
-        return Gathered(
+        gathered = Gathered(
             sources=sources,
             complete=all(s.status != SourceStatus.unavailable for s in sources),
             max_age_seconds=int(min(fresh_ttls)) if fresh_ttls else 0,
@@ -545,6 +704,9 @@ class Treasury:
             warning_parts=tuple(warnings),
             ibans=tuple(ibans),
         )
+        if not refresh and chosen:
+            self._hold(chosen, outcomes, gathered, now)
+        return gathered
 
     async def _within_deadline(
         self, chosen: Sequence[Connection], refresh: bool

@@ -94,6 +94,29 @@ def test_positions_are_counted_by_route_and_upstream(client: TestClient) -> None
     assert label_values(samples, upstream, "upstream") == {"finsync", "finqware"}
 
 
+def test_kept_answers_and_probes_answered_at_the_edge_are_counted_and_read_the_cache(
+    client: TestClient,
+) -> None:
+    # The first of each is FastAPI's; the rest are answered at the edge (the fast path),
+    # the kept answers from a data state reused without reading the caches again: each
+    # request is still counted under its route, and each read it stands for as a hit.
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+        assert client.head("/healthz").status_code == 200
+        assert client.get("/counterparties?source=finsync").status_code == 200
+    assert client.app.state.fast_path.answered == 2 + 3 + 2  # type: ignore[attr-defined]
+
+    _, samples = scrape(client)
+
+    requests = "tesoro_http_requests_total"
+    assert total(samples, requests, route="/healthz", method="GET", status="200") == 3
+    assert total(samples, requests, route="/healthz", method="HEAD", status="200") == 3
+    assert total(samples, requests, route="/counterparties", method="GET", status="200") == 3
+    events = "tesoro_cache_events_total"
+    assert total(samples, events, cache="finsync", outcome="miss") == 1
+    assert total(samples, events, cache="finsync", outcome="hit") == 2
+
+
 def test_routes_are_labelled_by_template_not_by_path(client: TestClient) -> None:
     assert client.get("/counterparties/finsync:101").status_code == 200
     assert client.get("/counterparties/finsync:999999").status_code == 404

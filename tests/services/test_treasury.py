@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.cache import Cached
+from app.cache import Cached, Lease
 from app.domain.interpret import Interpreted
 from app.domain.models import ResponseWarning, Source, SourceStatus
 from app.domain.snapshot import Counterparty
@@ -53,6 +53,12 @@ class FakeConnection:
 
     def notices(self, now: datetime) -> list[ResponseWarning]:
         return []
+
+    def notices_until(self, now: datetime) -> datetime | None:
+        return None
+
+    def lease(self) -> Lease | None:
+        return None  # it cannot say: every read is gathered
 
 
 async def test_an_answer_leaves_at_its_deadline_with_what_is_in_hand() -> None:

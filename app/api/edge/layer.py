@@ -19,19 +19,20 @@ from functools import partial
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.auth import Caller, admitted
 from app.api.caching import GATHERED_AT_THE_EDGE
 from app.api.edge.auth import unauthenticated_write
 from app.api.edge.base import is_stream, send_problem
-from app.api.edge.compression import accepted_encoding, encoded, negotiated
+from app.api.edge.compression import accepted_encoding, negotiated
 from app.api.edge.cors import Cors
-from app.api.edge.fast import FastPath
+from app.api.edge.fast import HEALTH_PATH, FastPath
 from app.api.edge.head import as_get, headers_only
 from app.api.edge.limits import (
     MAX_BODY_BYTES,
     REFUSAL_PAUSE_SECONDS,
     InFlight,
-    caller_of,
     cancelled_when_gone,
+    counted_as,
     counting,
     declared_too_large,
     is_cancellable,
@@ -98,16 +99,22 @@ class Edge:
 
         try:
             if not is_limited(scope):
+                if scope["path"] == HEALTH_PATH and await self._fast(scope, answer, headers, None):
+                    return
                 await self._serve(scope, receive, answer, headers, authorization)
+                if self.fast is not None and scope["path"] == HEALTH_PATH:
+                    self.fast.learn_health(scope, status)
                 return
-            release = self.in_flight.take(caller_of(self.settings, scope, authorization))
+            # The key is hashed once: the caller counted is the one the fast path admits.
+            caller = admitted(self.settings, authorization)
+            release = self.in_flight.take(counted_as(self.settings, scope, caller))
             if release is None:
                 self.metrics.observe_rejected("caller_in_flight")
                 await asyncio.sleep(self.refusal_pause_seconds)
                 await send_problem(scope, answer, CallerBusyError(self.in_flight.max_in_flight))
                 return
             try:
-                if await self._fast(scope, answer, headers, authorization):
+                if await self._fast(scope, answer, headers, caller):
                     return
                 if is_cancellable(scope):
                     serve = partial(self._serve, headers=headers, authorization=authorization)
@@ -120,35 +127,35 @@ class Edge:
             observe_request(self.metrics, scope, status, time.perf_counter() - started_seconds)
             CURRENT_REQUEST_ID.reset(token)
 
-    async def _fast(self, scope: Scope, send: Send, headers: Headers, authorization: str) -> bool:
-        """Whether the request was answered from a kept answer (`fast.FastPath`), through
-        the same CORS, HEAD and encoding steps as FastAPI's answers."""
+    async def _fast(
+        self, scope: Scope, send: Send, headers: Headers, caller: Caller | None
+    ) -> bool:
+        """Whether the request was answered from a kept answer (`fast.FastPath`), or is
+        `GET /healthz`, through the same CORS and HEAD steps as FastAPI's answers (the
+        answer comes as the encoding step leaves it)."""
         method = scope["method"]
         if self.fast is None or method not in ("GET", "HEAD"):
             return False
         if declared_too_large(scope, self.max_body_bytes):
             return False
-        inner = scope if method == "GET" else as_get(scope)
-        response = await self.fast.answer(inner, headers, authorization)
-        if inner is not scope:
-            # What the fast path left for the route (the data state it gathered) and the
-            # route it answered for (the metrics') belong to the request, HEAD or not.
-            for key in (GATHERED_AT_THE_EDGE, "route"):
-                if key in inner:
-                    scope[key] = inner[key]
-        if response is None:
+        if scope["path"] == HEALTH_PATH:
+            answered = self.fast.health(scope)
+        else:
+            inner = scope if method == "GET" else as_get(scope)
+            answered = await self.fast.answer(inner, headers, caller)
+            if inner is not scope:
+                # What the fast path left for the route (the data state it gathered) and
+                # the route it answered for (the metrics') belong to the request, HEAD or
+                # not.
+                for key in (GATHERED_AT_THE_EDGE, "route"):
+                    if key in inner:
+                        scope[key] = inner[key]
+        if answered is None:
             return False
-        start: Message = {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response.raw_headers,
-        }
-        encoding = accepted_encoding(headers.get("accept-encoding", ""))
-        sent = response.body
-        start, body = encoded(start, sent if isinstance(sent, bytes) else bytes(sent), encoding)
+        status, raw_headers, body = answered
         if self.cors is not None:
             send = self.cors.sending(send, headers)
-        await send(start)
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         return True
 

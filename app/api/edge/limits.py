@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.auth import identify
+from app.api.auth import Caller, admitted
 from app.api.edge.base import CLIENT_GONE, header
 from app.api.errors import BodyTooLargeError
 from app.settings import Settings
@@ -72,14 +72,18 @@ def counting(receive: Receive, max_bytes: int = MAX_BODY_BYTES) -> Receive:
 def caller_of(settings: Settings, scope: Scope, authorization: str | None = None) -> str:
     """Whom a request counts against: `key:<name>`, or `address:<client address>`
     (`authorization`: the header's value when already read)."""
-    if settings.auth_required:
-        if authorization is None:
-            authorization = header(scope, "authorization")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            caller = identify(settings, token.strip())
-            if caller is not None:
-                return f"key:{caller.name}"
+    if not settings.auth_required:
+        return counted_as(settings, scope, None)
+    if authorization is None:
+        authorization = header(scope, "authorization")
+    return counted_as(settings, scope, admitted(settings, authorization))
+
+
+def counted_as(settings: Settings, scope: Scope, caller: Caller | None) -> str:
+    """`caller_of` for a request whose caller is known already (`auth.admitted`: None when
+    its key is missing or not valid), so the key is not hashed again."""
+    if settings.auth_required and caller is not None:
+        return f"key:{caller.name}"
     client = scope.get("client")
     return f"address:{client[0] if client else 'unknown'}"
 

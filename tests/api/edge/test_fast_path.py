@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api.edge.fast import FastPath
 from app.main import create_app
+from app.services.treasury import Connection, Treasury
 from app.settings import Settings
 from tests.support.keys import READ_KEY, WRITE_KEY, reader_and_writer, sha256
 from tests.support.simulators import Simulators
@@ -150,10 +151,27 @@ _AUTHORIZATION = st.sampled_from(
 # "current": the ETag the same request gets without If-None-Match.
 _IF_NONE_MATCH = st.sampled_from([*[None] * 4, "current", "*", '"nope"', 'W/"nope", current'])
 _CACHE_CONTROL = st.sampled_from([*[None] * 8, "no-cache", "max-age=0", "max-age=60"])
+# A connection told to load again (as a write's event or a refetch does) once FastAPI has
+# kept the answer, before the two requests compared: the data state the fast path reused
+# is no longer current.
+_RELOADED = st.sampled_from([*[None] * 6, "finsync", "finqware:bt-main", "finqware:ing-ops"])
 
 
 def _headers(**values: str | None) -> dict[str, str]:
     return {name.replace("_", "-"): value for name, value in values.items() if value is not None}
+
+
+def _reload(client: TestClient, key: str) -> None:
+    """Connection `key` loads again at its next read (on the app's event loop)."""
+    treasury: Treasury = client.app_state["services"].treasury
+    connection = treasury.connection(key)
+    assert connection is not None
+    assert client.portal is not None
+    client.portal.call(_invalidated, connection)
+
+
+async def _invalidated(connection: Connection) -> None:
+    connection.invalidate()
 
 
 def _exchange(
@@ -183,6 +201,7 @@ def _exchange(
     authorization=_AUTHORIZATION,
     if_none_match=_IF_NONE_MATCH,
     cache_control=_CACHE_CONTROL,
+    reloaded=_RELOADED,
 )
 def test_the_fast_path_answers_every_request_as_fastapi_does(
     both: tuple[TestClient, FastPath],
@@ -193,6 +212,7 @@ def test_the_fast_path_answers_every_request_as_fastapi_does(
     authorization: str | None,
     if_none_match: str | None,
     cache_control: str | None,
+    reloaded: str | None,
 ) -> None:
     client, fast_path = both
     url = f"{route}?{query}" if query else route
@@ -208,6 +228,9 @@ def test_the_fast_path_answers_every_request_as_fastapi_does(
     }
     # FastAPI's first sight keeps the answer; the fast path may then answer the same request.
     _exchange(client, method, url, headers, slow=True)
+    if reloaded is not None:
+        event("a connection reloaded before the requests compared")
+        _reload(client, reloaded)
     for _ in range(2):
         before = fast_path.answered
         fast = _exchange(client, method, url, headers, slow=False)
@@ -249,4 +272,31 @@ def test_the_fast_path_leaves_a_refetch_and_a_caller_without_read_to_fastapi(
     )
     nobody = client.get("/counterparties?page_size=3")
     assert (refetch.status_code, no_read.status_code, nobody.status_code) == (200, 403, 401)
+    assert fast_path.answered == before
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Accept-Encoding": "gzip"}, {"Authorization": "Bearer not-a-key"}, {"X-Request-ID": "r"}],
+)
+def test_the_health_probe_is_answered_at_the_edge_as_fastapi_answers_it(
+    both: tuple[TestClient, FastPath], method: str, headers: dict[str, str]
+) -> None:
+    client, fast_path = both
+    _exchange(client, "GET", "/healthz", {}, slow=False)  # its route, learnt once
+    before = fast_path.answered
+    fast = _exchange(client, method, "/healthz?x=1", headers, slow=False)
+    assert fast_path.answered == before + 1
+    assert fast == _exchange(client, method, "/healthz?x=1", headers, slow=True)
+    assert fast[0] == 200
+
+
+def test_the_health_probe_with_a_body_too_large_is_fastapis(
+    both: tuple[TestClient, FastPath],
+) -> None:
+    client, fast_path = both
+    before = fast_path.answered
+    refused = client.get("/healthz", headers={"Content-Length": "100000"})
+    assert refused.status_code == 413
     assert fast_path.answered == before
