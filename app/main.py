@@ -681,6 +681,11 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        # FastAPI's native OpenTelemetry is off: tesoro traces its upstream calls with its own
+        # provider (app.tracing) and counts requests in its own metrics, so a provider
+        # installed globally (auto-instrumentation) doubles nothing and no request pays
+        # FastAPI's per-request provider checks.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -3,6 +3,8 @@ otherwise."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -169,3 +171,48 @@ def test_tracing_asked_for_without_the_otel_extra_says_so_and_stays_off(
         "is not installed (pip install 'tesoro[otel]'): no span is exported",
     ]
     assert all(record.levelname == "WARNING" for record in caplog.records)
+
+
+# Run in a process of its own: the global providers can be set once per process.
+_GLOBAL_PROVIDERS = """
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+with TestClient(create_app(Settings(_env_file=None, sandbox=True))) as client:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+data = reader.get_metrics_data()
+points = 0 if data is None else sum(
+    len(scope.metrics) for resource in data.resource_metrics for scope in resource.scope_metrics
+)
+print(len(exporter.get_finished_spans()), points)
+"""
+
+
+def test_a_global_provider_set_by_someone_else_adds_no_request_span_or_metric() -> None:
+    # tesoro traces its upstream calls with its own provider and counts requests in its own
+    # Prometheus metrics; FastAPI's native telemetry is off, so a provider installed globally
+    # (auto-instrumentation) neither doubles them nor costs every request its checks.
+    ran = subprocess.run(
+        [sys.executable, "-c", _GLOBAL_PROVIDERS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split() == ["0", "0"]
