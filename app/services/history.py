@@ -32,6 +32,7 @@ from app.domain.interpret import Interpreted
 from app.domain.models import CurrencyTotal, Position
 from app.domain.observations import AccountChange, AccountFigures, Observation
 from app.domain.positions import filter_positions, positions_of, totals
+from app.memory import release_free_memory
 from app.store.history import (
     AccountKey,
     AccountRow,
@@ -53,6 +54,9 @@ _LOADED_AT_JSON = json.dumps(LOADED_AT)
 _MOMENT = TypeAdapter(AwareDatetime)
 
 Listener = Callable[[Observation], None]
+
+# An observation of at least this many accounts is followed by `release_free_memory`.
+_RELEASE_AFTER_ROWS = 1000
 
 # Errors of the store the writer waits out (a database down, a disk full, a lost connection).
 STORE_ERRORS: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, ConnectionError)
@@ -440,6 +444,11 @@ class HistoryRecorder:
                 for key, account in held.items()
             }
         self._announce(new, seq)
+        if len(new.accounts) >= _RELEASE_AFTER_ROWS:
+            # The rows just written, each with its position JSON, go with `new`: their memory
+            # is given back to the system rather than kept as the process's high-water mark.
+            del new
+            await asyncio.to_thread(release_free_memory)
 
     async def _observation(
         self, pending: _Pending, known: _Known
