@@ -36,6 +36,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from cachetools import TLRUCache, TTLCache
 
 from app.flight import Flights
+from app.memory import release_free_memory
 
 V = TypeVar("V")
 
@@ -143,13 +144,15 @@ def let_go_elsewhere(value: object) -> None:
     """`value`'s reference let go in a short-lived thread, not here: when it is the last one,
     freeing a large snapshot is one C call that holds the interpreter (about 65 ms for 50,000
     clients of Structs) and would stall the event loop. The caller drops its own reference
-    right after; whoever else holds the value keeps it alive as usual."""
-    threading.Thread(target=_drop, args=(value,), name="tesoro-let-go", daemon=True).start()
+    right after; whoever else holds the value keeps it alive as usual. The memory freed is
+    then given back to the system (`release_free_memory`)."""
+    threading.Thread(target=_drop, args=([value],), name="tesoro-let-go", daemon=True).start()
 
 
-def _drop(value: object) -> None:
+def _drop(held: list[object]) -> None:
     time.sleep(_LET_GO_AFTER_SECONDS)
-    # The thread's last reference goes as it ends (its arguments with it).
+    held.clear()  # the thread's reference, the last one unless someone else still holds it
+    release_free_memory()
 
 
 class SnapshotCache(Generic[V]):

@@ -24,9 +24,9 @@ import msgspec
 from app.domain.interpret import Interpreted
 from app.domain.models import CurrencyTotal
 from app.domain.snapshot import Account, Counterparty, Position
-from app.services.history import diff, utcnow
+from app.services.history import KnownAccount, diff, utcnow
 from app.services.treasury import Connection
-from app.store.history import AccountKey, AccountRow, HeldAccount, HistoryStore, NewObservation
+from app.store.history import AccountKey, AccountRow, HistoryStore, NewObservation
 from app.upstreams.errors import UpstreamError
 
 SEED = 19
@@ -106,7 +106,7 @@ class _Seeded:
     today: Interpreted
     walks: dict[str, list[Decimal]]
     every: timedelta
-    held: dict[AccountKey, HeldAccount] = field(default_factory=dict)
+    held: dict[AccountKey, KnownAccount] = field(default_factory=dict)
     days_back: int | None = None
     warnings: str = "[]"
     written: int = 0
@@ -191,6 +191,6 @@ async def _observe(store: HistoryStore, one: _Seeded, moment: datetime, days_bac
         return
     one.written += 1
     one.held = {
-        key: HeldAccount(seq, account.figures, account.position) if account.seq == 0 else account
+        key: KnownAccount(seq, account.figures, account.digest) if account.seq == 0 else account
         for key, account in held.items()
     }
