@@ -65,7 +65,7 @@ from app.upstreams.errors import UpstreamError
 from app.upstreams.finqware import FinqwareClient
 from app.upstreams.finsync import FinsyncClient
 from app.upstreams.fixings import RateSource
-from app.upstreams.http import ObservedClient, RetryPolicy
+from app.upstreams.http import ObservedClient, RetryPolicy, load_transport_backend
 
 if TYPE_CHECKING:
     from app.sandbox.moves import BalanceMoves
@@ -619,6 +619,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
         async with AsyncExitStack() as stack:
+            load_transport_backend()
             if transport is not None:
                 stack.push_async_callback(transport.aclose)
             stack.callback(tracing.shutdown)

@@ -540,10 +540,13 @@ class RssSampler:
 
 def critical_path_ms(clients: int, latency_ms: float, page_concurrency: int) -> dict[str, Any]:
     """The least time a cold /positions can take: FinSync's page 1, then the other pages
-    `page_concurrency` at a time; beside it Finqware's accounts and balances of every
-    consent at once (one latency). The longer of the two."""
+    `page_concurrency` at a time, then (more than one page) page 1 again, once every page is
+    in: the consistency check of issue #15, which must start after the last page landed to
+    see a move during the read; beside it Finqware's accounts and balances of every consent
+    at once (one latency). The longer of the two."""
     pages = max(1, -(-clients // PAGE_SIZE))
-    finsync = latency_ms * (1 + math.ceil((pages - 1) / page_concurrency))
+    again = 1 if pages > 1 else 0
+    finsync = latency_ms * (1 + math.ceil((pages - 1) / page_concurrency) + again)
     finqware = latency_ms
     return {
         "pages": pages,

@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class AccountFigures:
-    """One account's interpreted figures as observed (a position's money and meaning)."""
+
+class AccountFigures(msgspec.Struct, frozen=True, gc=False):
+    """One account's interpreted figures as observed (a position's money and meaning).
+
+    Held for every account of every connection (70,000 at 50,000 clients) as long as the
+    process runs: a Struct the garbage collector never tracks (it holds no container), so
+    full collections do not walk them."""
 
     counterparty_id: str
     account_id: str

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import msgspec
 from sqlalchemy import (
     JSON,
     Row,
@@ -115,9 +116,10 @@ class StoredObservation:
     warnings: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class HeldAccount:
-    """An account as last observed: its figures and position JSON, and the observation."""
+class HeldAccount(msgspec.Struct, frozen=True, gc=False):
+    """An account as last observed: its figures and position JSON, and the observation.
+    Untracked by the garbage collector, as its figures are (one per account, held for as
+    long as the process runs)."""
 
     seq: int
     figures: AccountFigures

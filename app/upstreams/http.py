@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 
+import anyio
 import httpx2
 import stamina
 from pydantic import TypeAdapter, ValidationError
@@ -44,6 +45,16 @@ logger = logging.getLogger(__name__)
 # it in its own registry: stamina's default hooks would log the same retry a second time
 # (structlog's `stamina.retry_scheduled`) and count it in a global registry nobody serves.
 stamina.instrumentation.set_on_retry_hooks(())
+
+
+def load_transport_backend() -> None:
+    """Import now what httpx2's transport imports on its first call: anyio's backend for the
+    running event loop (httpcore2 asks anyio for an `Event` the first time a request waits
+    for a connection). Left to the first upstream call, that import ran on the event loop
+    inside the first cold load and held it 50 to 170 ms: every request waited, `/healthz`
+    included, and the first upstream calls went out that much later. Call it on the loop
+    that will make the calls, before the first one (the app's start does)."""
+    anyio.Event()
 
 
 def _reject_constant(name: str) -> NoReturn:

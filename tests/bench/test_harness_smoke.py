@@ -69,7 +69,8 @@ def test_warm_phases_measure_tesoro_beside_the_baseline(results: dict[str, Any])
 def test_cold_answer_is_set_against_the_critical_path(results: dict[str, Any]) -> None:
     cold = results["sizes"]["250"]["cold"]
     assert cold["pages"] == 3
-    assert cold["critical_path_ms"] == cold["latency_ms"] * 2  # page 1, then pages 2 and 3
+    # Page 1, then pages 2 and 3, then page 1 again (the consistency check).
+    assert cold["critical_path_ms"] == cold["latency_ms"] * 3
     assert cold["status"] == 200
     assert cold["complete_ms"] >= cold["critical_path_ms"]
     assert cold["ratio"] > 0

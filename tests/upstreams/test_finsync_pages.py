@@ -5,6 +5,7 @@ the transport whose list tests change between pages)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 import httpx2
@@ -291,3 +292,17 @@ async def test_a_list_that_stands_still_is_read_once_and_page_1_confirmed() -> N
     assert sorted(fake.asked) == [1, 1, 2, 3]
     assert fake.asked[0] == 1
     assert fake.asked[-1] == 1
+
+
+# ------------------------------------------------------------------- off the event loop
+
+
+async def test_pages_are_read_in_a_thread_of_their_own_not_on_the_event_loop() -> None:
+    # Validating a page (every client and account) is the longest synchronous step of a
+    # load; it runs in the reader's one thread, so the loop sends the next calls meanwhile.
+    ids = list(range(1, 251))
+    fake = MovingFinsync(ids)
+    assert await ids_read(fake) == ids
+    readers = [t for t in threading.enumerate() if t.name.startswith("finsync-pages")]
+    assert len(readers) == 1
+    assert readers[0] is not threading.current_thread()
