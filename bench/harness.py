@@ -621,6 +621,10 @@ def warm_phases(
         client.get(path, headers)  # builds the kept answer
         answers.append(capture(client, path, headers, name))
     client.close()
+    # What the load set going goes on behind it (at 50,000 clients the history recorder writes
+    # its first observation for tens of seconds): measured after it, not beside it.
+    settled = busy_after(tesoro.pid)
+    plan.log(f"  warm: tesoro quiet {settled} s after the answers were built")
     spec = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tesoro-bl-"))) / "a.json"
     spec.write_text(json.dumps(answers), encoding="utf-8")
     baseline = stack.enter_context(
@@ -657,7 +661,7 @@ def warm_phases(
             f"{both['tesoro']['cpu_us_per_request']} µs/req | baseline "
             f"{both['baseline']['rps']:9.1f} req/s -> ratio {warm[name]['rps_ratio']}"
         )
-    return warm, {"baseline_pid": baseline.pid}
+    return warm, {"baseline_pid": baseline.pid, "settled_after_seconds": settled}
 
 
 def search_phase(plan: Plan, tesoro: Running) -> dict[str, Any]:
@@ -1243,8 +1247,13 @@ def run_warm(plan: Plan, clients: int) -> dict[str, Any]:
         client = Client(tesoro.port)
         complete = wait_complete(client, time.monotonic() + 120)[0]
         client.close()
-        warm, _ = warm_phases(plan, stack, fakes, tesoro)
-    return {"clients": clients, "positions_total": complete.get("total"), "warm": warm}
+        warm, settling = warm_phases(plan, stack, fakes, tesoro)
+    return {
+        "clients": clients,
+        "positions_total": complete.get("total"),
+        "warm": warm,
+        "warm_settled_after_seconds": settling["settled_after_seconds"],
+    }
 
 
 def run_attack(plan: Plan, clients: int) -> dict[str, Any]:
@@ -1303,7 +1312,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
             f"complete after {cold['complete_ms']} ms) vs critical path "
             f"{critical['critical_path_ms']:.0f} ms -> {cold['ratio']}"
         )
-        warm, _ = warm_phases(plan, stack, fakes, tesoro)
+        warm, settling = warm_phases(plan, stack, fakes, tesoro)
         search = search_phase(plan, tesoro)
         plan.log(f"  search {search}")
         warm_memory = memory(tesoro.pid)
@@ -1328,6 +1337,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
         "accounts": accounts,
         "consents": CONSENTS,
         "warm": warm,
+        "warm_settled_after_seconds": settling["settled_after_seconds"],
         "cold": cold,
         "swr": {
             "ttl_seconds": live["ttl_seconds"],
