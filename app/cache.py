@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from cachetools import TLRUCache, TTLCache
@@ -138,6 +139,10 @@ class SharedSnapshots(Protocol[V]):
 # How long the thread holds a released value before letting go: the caller (synchronous code
 # on the loop) has dropped its own references long before.
 _LET_GO_AFTER_SECONDS = 0.1
+
+
+def _no_count() -> None:
+    """A hit counted by nobody (a cache without an observer)."""
 
 
 def let_go_elsewhere(value: object) -> None:
@@ -347,6 +352,19 @@ class SnapshotCache(Generic[V]):
         """Count a fresh read of `key` answered from a `Lease` (as `get` counts one)."""
         if self._observe is not None:
             self._observe(key, "hit")
+
+    def hit_counter(self, key: str) -> Callable[[], None]:
+        """`hit(key)` as one call, to count the same key's fresh reads again and again: the
+        observer's own counter of them when it offers one (`Observer.counter`, e.g. the
+        metrics' bound child), so a count is an increment, not a look-up."""
+        observe = self._observe
+        if observe is None:
+            return _no_count
+        counter = getattr(observe, "counter", None)
+        if counter is not None:
+            bound: Callable[[], None] = counter(key, "hit")
+            return bound
+        return partial(observe, key, "hit")
 
     def answers_at_once(self, key: str, *, refresh: bool = False) -> bool:
         """Whether `get` would answer without waiting for a load (held data it may serve, or

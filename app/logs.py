@@ -21,6 +21,7 @@ import logging
 import math
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -260,6 +261,24 @@ def _json_string(value: str) -> str:
     return json.dumps(value)
 
 
+# The access line's time to the second, written once a second: (whole seconds, its text).
+_SECOND: tuple[int, str] = (-1, "")
+
+
+def utc_now_text(now_ns: int | None = None) -> str:
+    """`datetime.now(UTC).isoformat()` with `Z` for `+00:00`, as the log lines write it
+    (microseconds, left out when they are 0), from `time.time_ns()` or `now_ns`; the date and
+    time to the second are formatted once a second, not for every access line."""
+    global _SECOND
+    seconds, nanoseconds = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+    whole, text = _SECOND
+    if whole != seconds:
+        text = datetime.fromtimestamp(seconds, UTC).isoformat().removesuffix("+00:00")
+        _SECOND = (seconds, text)
+    micro = nanoseconds // 1000
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
+
+
 def log_access(method: str, route: str, status: int, seconds: float) -> None:
     """`{"event": "request", "method", "route", "status", "duration_ms", "request_id"}`."""
     if not access_logger.isEnabledFor(logging.INFO):
@@ -281,7 +300,7 @@ def log_access(method: str, route: str, status: int, seconds: float) -> None:
         route,
         status,
         round(seconds * 1000, 3),
-        datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        utc_now_text(),
         CURRENT_REQUEST_ID.get(),
     )
     with handler.lock or contextlib.nullcontext():

@@ -36,6 +36,33 @@ _CONNECTION_GAUGES: dict[str, tuple[int | None, int, int]] = {
 BREAKER_STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
 
+class CacheObserver:
+    """A cache's `observe(key, outcome)` hook, counting into `tesoro_cache_events`. Each
+    (connection, outcome) child is bound once: a read then costs a dict look-up and an
+    increment; `counter` gives the increment itself, for a read counted again and again
+    (`SnapshotCache.hit_counter`)."""
+
+    def __init__(self, family: Counter, cache: str) -> None:
+        self._family = family
+        self._cache = cache
+        self._children: dict[tuple[str, str], Counter] = {}
+
+    def __call__(self, key: str, outcome: str) -> None:
+        child = self._children.get((key, outcome))
+        if child is None:
+            child = self._child(key, outcome)
+        child.inc()
+
+    def counter(self, key: str, outcome: str) -> Callable[[], None]:
+        """One more `outcome` of `key`, as a call that takes nothing."""
+        child = self._children.get((key, outcome)) or self._child(key, outcome)
+        return child.inc
+
+    def _child(self, key: str, outcome: str) -> Counter:
+        child = self._children[key, outcome] = self._family.labels(self._cache, key, outcome)
+        return child
+
+
 class Metrics:
     """Every metric tesoro exports; one instance per app, so tests never share counts."""
 
@@ -177,19 +204,9 @@ class Metrics:
     def observe_abandoned_build(self, route: str) -> None:
         self.builds_abandoned.labels(route).inc()
 
-    def cache_observer(self, cache: str) -> Callable[[str, str], None]:
-        """The `observe(key, outcome)` hook of one cache. Each (connection, outcome) child is
-        bound once: a read then costs a dict look-up and an increment."""
-        children: dict[tuple[str, str], Counter] = {}
-        family = self.cache_events
-
-        def observe(key: str, outcome: str) -> None:
-            child = children.get((key, outcome))
-            if child is None:
-                child = children[key, outcome] = family.labels(cache, key, outcome)
-            child.inc()
-
-        return observe
+    def cache_observer(self, cache: str) -> CacheObserver:
+        """The `observe(key, outcome)` hook of one cache."""
+        return CacheObserver(self.cache_events, cache)
 
     def observe_breaker(self, connection: str, state: str) -> None:
         """A connection's breaker changed state (purgatory's state names)."""

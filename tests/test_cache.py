@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from app.cache import SnapshotCache
+from app.metrics import Metrics
 from app.upstreams.errors import ConsentExpiredError, UpstreamError, UpstreamTimeoutError
 
 pytestmark = pytest.mark.anyio
@@ -441,3 +442,37 @@ async def test_a_stamp_in_the_future_is_shown_as_now() -> None:
 
     answer = await stamped_cache(Clock(), wall).get("k", load)
     assert answer.fetched_at == datetime.fromtimestamp(wall, UTC)
+
+
+def test_a_hit_counter_counts_what_hit_counts_with_any_observer() -> None:
+    # A plain observer is told (key, "hit") per call; the metrics' observer hands out its
+    # child's own increment, into the same series `hit` counts into.
+    told: list[tuple[str, str]] = []
+    plain: SnapshotCache[int] = SnapshotCache[int](
+        ttl_seconds=60,
+        stale_if_error_seconds=0,
+        observe=lambda key, outcome: told.append((key, outcome)),
+    )
+    count = plain.hit_counter("finsync")
+    count()
+    count()
+    plain.hit("finsync")
+    assert told == [("finsync", "hit")] * 3
+
+    metrics = Metrics()
+    counted: SnapshotCache[int] = SnapshotCache[int](
+        ttl_seconds=60, stale_if_error_seconds=0, observe=metrics.cache_observer("finsync")
+    )
+    counted.hit("finsync")
+    count = counted.hit_counter("finsync")
+    count()
+    count()
+    counted.hit_counter("other")()
+    value = metrics.registry.get_sample_value
+    labels = {"cache": "finsync", "outcome": "hit"}
+    assert value("tesoro_cache_events_total", {**labels, "connection": "finsync"}) == 3
+    assert value("tesoro_cache_events_total", {**labels, "connection": "other"}) == 1
+
+    SnapshotCache[int](ttl_seconds=60, stale_if_error_seconds=0).hit_counter(
+        "finsync"
+    )()  # no observer: counted by nobody

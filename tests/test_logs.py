@@ -7,6 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -23,6 +24,7 @@ from app.logs import (
     log_access,
     redact_query,
     redact_text,
+    utc_now_text,
 )
 from app.main import create_app
 from app.settings import ConsentSettings, Settings
@@ -370,3 +372,22 @@ def test_the_access_line_is_the_json_of_its_fields(
         request_id,
     )
     assert written == json.dumps(fields) + "\n"
+
+
+def test_the_access_line_s_time_is_what_datetime_writes_whatever_second_came_before() -> None:
+    # The text to the second is kept for the next line of the same second: each moment,
+    # taken after one of another second or of the same, reads as datetime writes it.
+    moments = [
+        1_764_680_645_123_456_789,
+        1_764_680_645_999_999_999,  # the same second
+        1_764_680_645_000_000_999,  # the same second, 0 microseconds: none written
+        1_764_680_646_000_001_000,  # the next second
+        1_764_680_645_500_000_000,  # back a second (the clock stepped)
+        1_798_761_599_999_999_000,  # the last second of 2026
+        1_798_761_600_000_000_000,  # the first of 2027, 0 microseconds
+        0,
+    ]
+    for now_ns in moments:
+        seconds, rest = divmod(now_ns, 1_000_000_000)
+        expected = datetime.fromtimestamp(seconds, UTC).replace(microsecond=rest // 1000)
+        assert utc_now_text(now_ns) == expected.isoformat().replace("+00:00", "Z")

@@ -498,8 +498,8 @@ class _Held:
     # read from it (the first past its TTL, and the shortest `expires_in`) and the earliest
     # end of a failure's back-off read from it (None: none of that kind).
     watched: tuple[tuple[SnapshotCache[Any], int, float | None, float | None], ...]
-    # Each fresh read (its cache and key), counted as a hit again.
-    hits: tuple[tuple[SnapshotCache[Any], str], ...]
+    # Each fresh read, counted as a hit again: its cache's counter of hits on its key.
+    hits: tuple[Callable[[], None], ...]
     moments: int  # `Moments.changes` after the gather
     notices_until: datetime | None
     # A connection read no data (then every gather says max-age 0).
@@ -553,8 +553,8 @@ class Treasury:
                     return None
                 if soonest is None or left < soonest:
                     soonest = left
-        for cache, key in held.hits:
-            cache.hit(key)
+        for hit in held.hits:
+            hit()
         max_age_seconds = 0 if held.failed or soonest is None else int(soonest)
         gathered = held.gathered
         if gathered.max_age_seconds != max_age_seconds:
@@ -580,7 +580,7 @@ class Treasury:
             ):
                 del self._held[other]
         watched: dict[int, tuple[SnapshotCache[Any], int, float | None, float | None]] = {}
-        hits: list[tuple[SnapshotCache[Any], str]] = []
+        hits: list[Callable[[], None]] = []
         notices_until: datetime | None = None
         for connection, outcome in zip(chosen, outcomes, strict=True):
             lease = connection.lease()
@@ -596,7 +596,7 @@ class Treasury:
             ):
                 return
             else:
-                hits.append((lease.cache, lease.key))
+                hits.append(lease.cache.hit_counter(lease.key))
             seen = watched.get(id(lease.cache), (lease.cache, lease.changes, None, None))
             watched[id(lease.cache)] = (
                 lease.cache,

@@ -171,6 +171,36 @@ class _ClientPage(TolerantModel):
 _PAGE = TypeAdapter(_ClientPage)
 
 
+class _ClientId(TolerantModel):
+    """A client as page 1's re-read needs it: its id alone. A record is rejected exactly when
+    it is as a `FinsyncClientRecord` (not an object, or no readable `id`: every other field
+    of that model is lenient), so the ids read and the entries counted are the same."""
+
+    id: WireInt
+
+
+_CLIENT_ID = TypeAdapter(_ClientId)
+
+
+class _ClientIdsPage(TolerantModel):
+    """A page of the client list read for its clients' ids, its entries and its pagination
+    only (`_Read.confirm`): its accounts and other fields are not validated."""
+
+    data: Annotated[Parsed[_ClientId], each_of(_CLIENT_ID)] = Field(validation_alias=DATA_KEY)
+    pagination: _Pagination | None = Field(default=None, validation_alias=PAGINATION_KEY)
+
+    @property
+    def entries(self) -> int:
+        return len(self.data.records) + len(self.data.rejected)
+
+    def ids(self) -> set[int]:
+        return {client.id for client in self.data.records}
+
+
+_IDS_PAGE = TypeAdapter(_ClientIdsPage)
+_AnyPage = _ClientPage | _ClientIdsPage
+
+
 def _total_pages(first: _ClientPage) -> int | None:
     """How many pages the listing has, from page 1; None when it does not say."""
     pagination = first.pagination
@@ -233,15 +263,24 @@ def _read_page(body: Any) -> _ClientPage:
     return parse(UPSTREAM, _PAGE, body, "client list")
 
 
+def _read_ids_page(body: Any) -> _ClientIdsPage:
+    """`_read_page` for page 1's re-read: the same checks of the envelope and of each
+    record's id, nothing more (about a tenth of the time at 100 clients a page)."""
+    if isinstance(body, list):
+        parsed = parse_each(UPSTREAM, _CLIENT_ID, body, "client list")
+        return _IDS_PAGE.validate_python({DATA_KEY: parsed})
+    return parse(UPSTREAM, _IDS_PAGE, body, "client list")
+
+
 def _moved(reason: str) -> UpstreamInconsistentReadError:
     return UpstreamInconsistentReadError(UPSTREAM, f"the client list {reason}")
 
 
-def _announcement(page: _ClientPage) -> tuple[int | None, int | None, int | None] | None:
+def _announcement(page: _AnyPage) -> tuple[int | None, int | None, int | None] | None:
     return None if page.pagination is None else page.pagination.announced()
 
 
-def _announced_text(page: _ClientPage) -> str:
+def _announced_text(page: _AnyPage) -> str:
     announced = _announcement(page)
     if announced is None:
         return "no pagination"
@@ -311,7 +350,7 @@ class _Read:
         if total is not None and self.entries != total:
             raise _moved(f"gave {self.entries} clients of the {total} it announced")
 
-    def confirm(self, again: _ClientPage) -> None:
+    def confirm(self, again: _ClientIdsPage) -> None:
         """Page 1 read again at the end holds the same clients under the same announcement:
         a delete and a create that keep the total are caught where they show first."""
         _answers_page(1, again)
@@ -329,7 +368,7 @@ class _Read:
         self.pages_read += 1
 
 
-def _answers_page(number: int, page: _ClientPage) -> None:
+def _answers_page(number: int, page: _AnyPage) -> None:
     echoed = page.pagination.page if page.pagination else None
     if echoed is not None and echoed != number:
         raise _moved(f"answered page {echoed} when asked for page {number} (is `page` ignored?)")
@@ -450,7 +489,8 @@ class FinsyncClient:
             # One call more per read of several pages (0.2% at 500 pages), and the only check
             # that sees a delete on page 1 paired with a create elsewhere, or a create at the
             # front paired with a delete: the total stays, every page agrees, a client is lost.
-            read.confirm(await self._list_page(1))
+            # Read for what is compared (ids, entries, pagination), not validated whole.
+            read.confirm(_read_ids_page(await self._page_body(1)))
 
     async def _pages_concurrently(self, read: _Read, numbers: range, on_page: PageHandler) -> None:
         if not numbers:

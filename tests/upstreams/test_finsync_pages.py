@@ -12,8 +12,14 @@ import httpx2
 import pytest
 from pydantic import SecretStr
 
-from app.upstreams.errors import UpstreamInconsistentReadError
-from app.upstreams.finsync import READ_ATTEMPTS, FinsyncClient, FinsyncClientRecord
+from app.upstreams.errors import UpstreamBadResponseError, UpstreamInconsistentReadError
+from app.upstreams.finsync import (
+    READ_ATTEMPTS,
+    FinsyncClient,
+    FinsyncClientRecord,
+    _read_ids_page,
+    _read_page,
+)
 from app.upstreams.reading import Parsed
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +45,8 @@ class MovingFinsync:
         self.ignore_page = ignore_page
         self.echo_page = echo_page
         self.asked: list[int] = []
+        # Set by a test: the first client of page 1 is served with an unreadable id.
+        self.unreadable_first = False
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         assert request.headers["x-api-key"] == API_KEY
@@ -54,8 +62,11 @@ class MovingFinsync:
         }
         if self.echo_page:
             pagination["page"] = served
+        data = [_client(client_id) for client_id in chunk]
+        if served == 1 and self.unreadable_first and data:
+            data[0]["id"] = "unreadable"
         body = {
-            "data": [_client(client_id) for client_id in chunk],
+            "data": data,
             "pagination": pagination,
         }
         response = httpx2.Response(200, content=json.dumps(body))
@@ -306,3 +317,87 @@ async def test_pages_are_read_in_a_thread_of_their_own_not_on_the_event_loop() -
     readers = [t for t in threading.enumerate() if t.name.startswith("finsync-pages")]
     assert len(readers) == 1
     assert readers[0] is not threading.current_thread()
+
+
+# ------------------------------------------------------------------- page 1 read again
+
+
+def _unreadable_id_at_the_end(fake: MovingFinsync, page: int) -> None:
+    # Right after page 2 (the last page of every read here): page 1's re-read sees its
+    # first client with an id nobody can read; total and paging stay.
+    if page == 2:
+        fake.unreadable_first = True
+
+
+async def test_a_client_of_page_1_that_turns_unreadable_by_the_end_is_a_moved_list() -> None:
+    fake = MovingFinsync(list(range(1000, 1150)), after_page=_unreadable_id_at_the_end)
+
+    with pytest.raises(UpstreamInconsistentReadError) as caught:
+        await make(fake, read_attempts=1).list_clients()
+
+    assert "page 1 was not the same at the end" in caught.value.message
+
+
+_RECORDS: list[object] = [
+    _client(1),
+    {"id": "2", "name": None, "accounts": "not a list"},  # lenient fields unreadable: kept
+    {"id": 3, "type": "x", "created_at": "yesterday", "accounts": [{"no": "id"}, 5]},
+    {"id": 4, "unreadable": "ours, not the upstream's"},
+    {"id": "four"},  # no readable id: rejected
+    {"name": "no id at all"},
+    {"id": True},
+    {"id": 5.5},
+    {"id": "6.0"},
+    7,
+    None,
+    ["a list"],
+]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": _RECORDS, "pagination": {"page": 1, "pageSize": 12, "total": 30}},
+        {"data": _RECORDS, "pagination": {"page": "one", "total_pages": 3, "page_size": 0}},
+        {"data": _RECORDS, "pagination": "unreadable"},
+        {"data": _RECORDS},
+        _RECORDS,
+        [],
+        {"data": None},
+    ],
+    ids=[
+        "envelope",
+        "lenient-pagination",
+        "unreadable-pagination",
+        "no-pagination",
+        "bare",
+        "empty",
+        "null-data",
+    ],
+)
+def test_page_1_read_for_its_ids_sees_what_the_whole_validation_sees(body: object) -> None:
+    # The re-read compares ids, entries and paging (`_Read.confirm`); read without
+    # validating each client whole, it must still find exactly what a whole read finds.
+    whole = _read_page(body)
+    ids_only = _read_ids_page(body)
+
+    assert ids_only.ids() == whole.ids()
+    assert ids_only.entries == whole.entries
+    assert (ids_only.pagination is None) == (whole.pagination is None)
+    if whole.pagination is not None:
+        assert ids_only.pagination is not None
+        assert ids_only.pagination.announced() == whole.pagination.announced()
+        assert ids_only.pagination.page == whole.pagination.page
+
+
+@pytest.mark.parametrize("body", [{"pagination": {}}, {"data": "x"}, "text", 5])
+def test_a_page_1_that_cannot_be_read_fails_its_re_read_as_it_fails_a_whole_read(
+    body: object,
+) -> None:
+    with pytest.raises(UpstreamBadResponseError) as whole:
+        _read_page(body)
+    with pytest.raises(UpstreamBadResponseError) as ids_only:
+        _read_ids_page(body)
+    # The same message, but for the name of the model read (pydantic's words for a body
+    # that is not an object).
+    assert ids_only.value.message.replace("_ClientIdsPage", "_ClientPage") == (whole.value.message)

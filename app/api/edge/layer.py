@@ -39,6 +39,7 @@ from app.api.edge.limits import (
     is_limited,
 )
 from app.api.edge.metrics import observe_request
+from app.api.edge.request_ids import HEADER as REQUEST_ID_HEADER
 from app.api.edge.request_ids import request_id_of, with_request_id
 from app.api.errors import BodyTooLargeError, CallerBusyError
 from app.metrics import Metrics
@@ -99,8 +100,10 @@ class Edge:
 
         try:
             if not is_limited(scope):
-                if scope["path"] == HEALTH_PATH and await self._fast(scope, answer, headers, None):
-                    return
+                if scope["path"] == HEALTH_PATH:
+                    status = await self._fast(scope, answer, headers, None, (send, sent_id))
+                    if status is not None:
+                        return
                 await self._serve(scope, receive, answer, headers, authorization)
                 if self.fast is not None and scope["path"] == HEALTH_PATH:
                     self.fast.learn_health(scope, status)
@@ -114,7 +117,8 @@ class Edge:
                 await send_problem(scope, answer, CallerBusyError(self.in_flight.max_in_flight))
                 return
             try:
-                if await self._fast(scope, answer, headers, caller):
+                status = await self._fast(scope, answer, headers, caller, (send, sent_id))
+                if status is not None:
                     return
                 if is_cancellable(scope):
                     serve = partial(self._serve, headers=headers, authorization=authorization)
@@ -128,16 +132,24 @@ class Edge:
             CURRENT_REQUEST_ID.reset(token)
 
     async def _fast(
-        self, scope: Scope, send: Send, headers: Headers, caller: Caller | None
-    ) -> bool:
-        """Whether the request was answered from a kept answer (`fast.FastPath`), or is
-        `GET /healthz`, through the same CORS and HEAD steps as FastAPI's answers (the
-        answer comes as the encoding step leaves it)."""
+        self,
+        scope: Scope,
+        send: Send,
+        headers: Headers,
+        caller: Caller | None,
+        server: tuple[Send, bytes],
+    ) -> int | None:
+        """The status sent when the request was answered from a kept answer
+        (`fast.FastPath`), or is `GET /healthz`, through the same CORS and HEAD steps as
+        FastAPI's answers (the answer comes as the encoding step leaves it); None when it
+        goes on to FastAPI. `send` adds the request id (`with_request_id`); without CORS,
+        the answer goes to the server's own `send` (`server`: it and the request id) with
+        the id added here, in the same place, to a header list made for this answer."""
         method = scope["method"]
         if self.fast is None or method not in ("GET", "HEAD"):
-            return False
+            return None
         if declared_too_large(scope, self.max_body_bytes):
-            return False
+            return None
         if scope["path"] == HEALTH_PATH:
             answered = self.fast.health(scope)
         else:
@@ -151,13 +163,16 @@ class Edge:
                     if key in inner:
                         scope[key] = inner[key]
         if answered is None:
-            return False
+            return None
         status, raw_headers, body = answered
         if self.cors is not None:
             send = self.cors.sending(send, headers)
+        else:
+            send, sent_id = server
+            raw_headers.append((REQUEST_ID_HEADER, sent_id))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        return True
+        return status
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, authorization: str

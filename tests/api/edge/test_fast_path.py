@@ -300,3 +300,28 @@ def test_the_health_probe_with_a_body_too_large_is_fastapis(
     refused = client.get("/healthz", headers={"Content-Length": "100000"})
     assert refused.status_code == 413
     assert fast_path.answered == before
+
+
+@pytest.mark.parametrize("url", ["/positions?page_size=2", "/healthz"])
+@pytest.mark.parametrize("sent_id", [None, "req-1"])
+def test_the_fast_path_sends_the_request_id_where_fastapi_s_answer_has_it(
+    both: tuple[TestClient, FastPath], url: str, sent_id: str | None
+) -> None:
+    # The id is added by the edge to both, once and last; the fast path adds it itself.
+    client, fast_path = both
+    headers = {"Authorization": f"Bearer {READ_KEY}", "Accept-Encoding": "gzip"}
+    if sent_id is not None:
+        headers["X-Request-ID"] = sent_id
+    client.get(url, headers=headers)  # kept (and /healthz's route learnt) by FastAPI
+    answers = []
+    for slow in (False, True):
+        sent = {**headers, _SLOW.decode(): "1"} if slow else headers
+        before = fast_path.answered
+        response = client.get(url, headers=sent)
+        assert fast_path.answered == before + (0 if slow else 1)
+        names = [name for name, _ in response.headers.multi_items() if name != "date"]
+        ids = response.headers.get_list("x-request-id")
+        answers.append((names, len(ids), sent_id in ids if sent_id else True))
+    assert answers[0] == answers[1]
+    assert answers[0][0][-1] == "x-request-id"
+    assert answers[0][1:] == (1, True)
