@@ -67,6 +67,27 @@ def _warn_unknown_names(env_file: Path) -> None:
 # entry is left relative (to wherever the spec was fetched from) instead.
 _WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 (compared, never bound)
 SWITCH_INTERVAL_SECONDS = 0.001
+# A full collection at most once every this many collections of the middle generation
+# (Python's default is 10). See `settle_collector`.
+FULL_COLLECTION_EVERY = 100
+
+
+def settle_collector() -> None:
+    """What is alive at start-up (modules, settings, the app) is frozen out of every later
+    collection: without it, the collections a cold load of 50,000 clients causes walked it
+    again and again (2.1 s of them, bench/README.md). The snapshots need nothing more: their
+    Structs are never tracked by the collector.
+
+    Then a full (generation 2) collection comes once every `FULL_COLLECTION_EVERY` middle
+    ones, not every 10: with the snapshots untracked, what the collector holds as long-lived
+    is small, so Python's other condition (a quarter more long-lived objects) never held
+    the full ones back, and a 50,000-client reload ran 9 of them, 20 to 370 ms each, every
+    one a stall of the event loop whichever thread ran it; now it runs one (bench/README.md,
+    "Full collections during a reload"). Young and middle collections are unchanged."""
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 def _served_base_url(host: str, port: int) -> str | None:
@@ -96,12 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except ConfigurationError as exc:
         raise _RefusedError(f"cannot start: {exc}") from None
-    # What is alive at start-up (modules, settings, the app) is frozen out of every later
-    # collection: without it, the collections a cold load of 50,000 clients causes walked it
-    # again and again (2.1 s of them, bench/README.md). The snapshots need nothing more: their
-    # Structs are never tracked by the collector.
-    gc.collect()
-    gc.freeze()
+    settle_collector()
     base = _served_base_url(args.host, args.port) or f"http://127.0.0.1:{args.port}"
     logger.info(
         "tesoro %s on %s: the API browsable at %s/docs, its spec at %s/openapi.json, "

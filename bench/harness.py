@@ -2,7 +2,7 @@
 
     python -m bench.harness [--sizes 250,5000,50000] [--duration 10] [--latency-ms 50]
                             [--output bench/results.json] [--smoke]
-                            [--only attack|fx] [--attack-seconds 20]
+                            [--only attack|fx|warm|live] [--attack-seconds 20]
 
 For each size, as separate processes on loopback: the FinSync fake with that many clients
 and the Finqware fake (`bench/fakes.py`, a fixed per-page latency), and `tesoro serve`
@@ -113,6 +113,7 @@ FX_TARGETS: tuple[tuple[str, str], ...] = (
 )
 DEFAULT_FX_OUTPUT = ROOT / "bench" / "results-fx.json"
 DEFAULT_WARM_OUTPUT = ROOT / "bench" / "results-warm.json"
+DEFAULT_LIVE_OUTPUT = ROOT / "bench" / "results-live.json"
 FX_ROUNDS = 6
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
@@ -1256,6 +1257,25 @@ def run_warm(plan: Plan, clients: int) -> dict[str, Any]:
     }
 
 
+def run_live(plan: Plan, clients: int) -> dict[str, Any]:
+    """The live phase alone (`--only live`): the fakes, then the phase on a fresh tesoro."""
+    plan.log(f"live at {clients:,} clients")
+    critical = critical_path_ms(clients, plan.latency_ms, page_concurrency())
+    with fakes_running(plan, clients) as fakes:
+        live = live_phase(plan, fakes, critical["critical_path_ms"])
+    plan.log(f"  live: {live_summary(live)}")
+    return {"clients": clients, "live": live}
+
+
+def live_summary(live: dict[str, Any]) -> str:
+    healthz = live["healthz"]
+    return (
+        f"healthz p99 cold {healthz['cold_load']['p99_ms']} reload "
+        f"{healthz['reload']['p99_ms']} build {healthz['build']['p99_ms']}; "
+        f"stale p99 {live['stale_during_reload']['p99_ms']}"
+    )
+
+
 def run_attack(plan: Plan, clients: int) -> dict[str, Any]:
     """The attack phase alone (`--only attack`): the fakes, then the attack."""
     plan.log(f"attack at {clients:,} clients")
@@ -1319,11 +1339,7 @@ def run_size(plan: Plan, clients: int) -> tuple[dict[str, Any], dict[str, Any] |
         access = access_log_phase(plan, stack, fakes, tesoro)
         plan.log(f"  access log on/off: {access['switch']} cost {access['cost_us_per_request']}")
         live = live_phase(plan, fakes, critical["critical_path_ms"])
-        plan.log(
-            f"  live: healthz p99 cold {live['healthz']['cold_load']['p99_ms']} reload "
-            f"{live['healthz']['reload']['p99_ms']} build {live['healthz']['build']['p99_ms']}; "
-            f"stale p99 {live['stale_during_reload']['p99_ms']}"
-        )
+        plan.log(f"  live: {live_summary(live)}")
         coalescing = coalescing_phase(plan, fakes)
         fx = fx_phase(plan, stack, fakes)
         accounts = fakes.accounts() + 2 * CONSENTS
@@ -1468,6 +1484,9 @@ def table(results: dict[str, Any]) -> str:
     for size, r in results.get("warm_only", {}).items():
         lines.append(f"\n== {int(size):,} clients, warm only ==")
         lines.extend(warm_lines(r["warm"]))
+    for size, r in results.get("live_only", {}).items():
+        lines.append(f"\n== {int(size):,} clients, live only ==")
+        lines.append(f"live: {live_summary(r['live'])}")
     if "load_average" in results:
         before, after = results["load_average"]["before"], results["load_average"]["after"]
         lines.append(f"\nload average before {before[0]:.2f}, after {after[0]:.2f} (1 min)")
@@ -1681,10 +1700,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["attack", "fx", "warm"],
+        choices=["attack", "fx", "warm", "live"],
         help="run only this phase: attack at the largest of --sizes (default output "
         "bench/results-attack.json), fx at each (default output bench/results-fx.json), "
-        "warm at each (default output bench/results-warm.json)",
+        "warm at each (default output bench/results-warm.json), live at each (default "
+        "output bench/results-live.json)",
     )
     parser.add_argument(
         "--attack-seconds",
@@ -1714,6 +1734,7 @@ def main(argv: list[str] | None = None) -> int:
             "attack": DEFAULT_ATTACK_OUTPUT,
             "fx": DEFAULT_FX_OUTPUT,
             "warm": DEFAULT_WARM_OUTPUT,
+            "live": DEFAULT_LIVE_OUTPUT,
         }[args.only]
     )
     ensure_wrk()
@@ -1765,6 +1786,8 @@ def main(argv: list[str] | None = None) -> int:
             results["fx"] = {str(size): run_fx(plan, size) for size in sizes}
         elif args.only == "warm":
             results["warm_only"] = {str(size): run_warm(plan, size) for size in sizes}
+        elif args.only == "live":
+            results["live_only"] = {str(size): run_live(plan, size) for size in sizes}
         else:
             for size in sizes:
                 results["sizes"][str(size)], attack = run_size(plan, size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from app.cli import CONFIGURATION_ERROR, main
+from app.cli import CONFIGURATION_ERROR, FULL_COLLECTION_EVERY, main, settle_collector
 from app.sandbox.data import (
     FINQWARE_CLIENT_SECRET,
     FINSYNC_API_KEY,
@@ -392,3 +393,18 @@ def test_sandbox_logs_one_line_per_event_in_tesoros_format(tmp_path: Path) -> No
     assert '"GET /_sandbox/faults HTTP/1.1" 200' in logged[0]
     assert "[info" in logged[0]
     assert not [line for line in output.splitlines() if line.startswith("INFO:")]
+
+
+def test_serve_freezes_what_lives_at_start_and_spaces_out_the_full_collections() -> None:
+    # What `tesoro serve` does to the collector before it serves, done here and undone.
+    threshold = gc.get_threshold()
+    try:
+        settle_collector()
+        assert gc.get_freeze_count() > 0
+        young, middle, full = gc.get_threshold()
+        # Young and middle collections as Python makes them; a full one rarer (default 10).
+        assert (young, middle) == threshold[:2]
+        assert full == FULL_COLLECTION_EVERY == 100
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

@@ -20,10 +20,10 @@ used. An account id listed under two clients is counted under one of them
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 from msgspec.structs import replace
 
 from app.domain.ids import FINSYNC, finsync_id
@@ -66,9 +66,13 @@ _ACCOUNT_FIELDS_SHOWN = frozenset({"name", "updated_at"})
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class _Copy:
-    """One copy of a client as a page listed it, interpreted, with its own warnings."""
+class _Copy(msgspec.Struct, frozen=True, gc=False):
+    """One copy of a client as a page listed it, interpreted, with its own warnings.
+
+    Untracked by the garbage collector, as the counterparty it holds is: one per client
+    (50,000) is held from its page to the end of the read, and tracked they made each full
+    collection of a reload scan them all (its warnings are tracked on their own, and hold
+    nothing that could lead back to it)."""
 
     client_id: int
     counterparty: Counterparty | None
